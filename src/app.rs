@@ -1,0 +1,299 @@
+//! The application state every tool and command works from: the policy in force, the inventory
+//! source, and the latest scan with its evaluation, cached in-process.
+//!
+//! A scan is single-flight (concurrent callers wait for the same scan) and kept for `ttl`; an
+//! evaluation is kept per (scan, policy hash), so a policy reload re-evaluates without rescanning.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+use crate::compliance::evaluate_inventory;
+use crate::inventory::{Inventory, InventoryError, InventoryProvider};
+use crate::policy::{Evaluation, Policy, PolicyError, default_policy, load_policy_file};
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicySource {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl PolicySource {
+    /// Shown to users: a file name, never the server's directory layout.
+    pub fn display(&self) -> String {
+        match self {
+            PolicySource::File(p) => crate::inventory::file::display_name(p),
+            PolicySource::BuiltIn => "built-in default policy".to_string(),
+        }
+    }
+}
+
+/// The policy in force, replaceable at run time (SIGHUP, file change) without ever leaving the
+/// server without a valid policy.
+pub struct PolicyStore {
+    source: PolicySource,
+    current: RwLock<Arc<Policy>>,
+    loaded_at: RwLock<DateTime<Utc>>,
+    last_error: RwLock<Option<String>>,
+    mtime: RwLock<Option<std::time::SystemTime>>,
+}
+
+impl PolicyStore {
+    /// Loads the policy: the given file, else `policies/tagging_policy.json` if present, else
+    /// the built-in default.
+    pub fn open(path: Option<&Path>) -> Result<PolicyStore, PolicyError> {
+        let source = match path {
+            Some(p) => PolicySource::File(p.to_path_buf()),
+            None => {
+                let default = Path::new("policies/tagging_policy.json");
+                if default.is_file() {
+                    PolicySource::File(default.to_path_buf())
+                } else {
+                    PolicySource::BuiltIn
+                }
+            }
+        };
+        let policy = match &source {
+            PolicySource::File(p) => load_policy_file(p)?,
+            PolicySource::BuiltIn => default_policy(),
+        };
+        Ok(PolicyStore {
+            mtime: RwLock::new(modified(&source)),
+            source,
+            current: RwLock::new(Arc::new(policy)),
+            loaded_at: RwLock::new(Utc::now()),
+            last_error: RwLock::new(None),
+        })
+    }
+
+    pub fn from_policy(policy: Policy) -> PolicyStore {
+        PolicyStore {
+            source: PolicySource::BuiltIn,
+            current: RwLock::new(Arc::new(policy)),
+            loaded_at: RwLock::new(Utc::now()),
+            last_error: RwLock::new(None),
+            mtime: RwLock::new(None),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        read(&self.current).clone()
+    }
+
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    pub fn loaded_at(&self) -> DateTime<Utc> {
+        *read(&self.loaded_at)
+    }
+
+    /// Why the last reload was refused, if it was (the previous policy stayed in force).
+    pub fn last_error(&self) -> Option<String> {
+        read(&self.last_error).clone()
+    }
+
+    /// Re-reads the policy file. On error the previous policy stays in force and the error is
+    /// kept for `get_tagging_policy` to report. Returns whether the policy changed.
+    pub fn reload(&self) -> Result<bool, PolicyError> {
+        let PolicySource::File(path) = &self.source else {
+            return Ok(false);
+        };
+        *write(&self.mtime) = modified(&self.source);
+        match load_policy_file(path) {
+            Ok(policy) => {
+                *write(&self.last_error) = None;
+                let changed = policy.hash() != self.current().hash();
+                if changed {
+                    tracing::info!(hash = policy.hash(), "policy reloaded");
+                    *write(&self.current) = Arc::new(policy);
+                    *write(&self.loaded_at) = Utc::now();
+                }
+                Ok(changed)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
+                *write(&self.last_error) = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads when the file's modification time changed since the last load.
+    pub fn reload_if_changed(&self) {
+        let now = modified(&self.source);
+        if now.is_some() && now != *read(&self.mtime) {
+            let _ = self.reload();
+        }
+    }
+}
+
+fn modified(source: &PolicySource) -> Option<std::time::SystemTime> {
+    match source {
+        PolicySource::File(p) => std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+        PolicySource::BuiltIn => None,
+    }
+}
+
+// A poisoned lock only means another thread panicked while holding it; the data (an Arc swap
+// or a timestamp) is still consistent, so keep serving.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An inventory evaluated against one policy.
+pub struct Evaluated {
+    pub policy: Arc<Policy>,
+    pub evaluations: Vec<Evaluation>,
+}
+
+/// One scan and the evaluations made of it.
+struct Loaded {
+    inventory: Arc<Inventory>,
+    version: u64,
+    scanned: Instant,
+    evaluated: std::sync::Mutex<Option<Arc<Evaluated>>>,
+}
+
+/// What a tool reads: an inventory, its evaluation under the current policy, and how fresh.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub inventory: Arc<Inventory>,
+    pub evaluated: Arc<Evaluated>,
+    /// Increments with every scan; part of cursor fingerprints.
+    pub inventory_version: u64,
+    pub cache_hit: bool,
+    pub age: Duration,
+}
+
+impl Snapshot {
+    pub fn policy(&self) -> &Policy {
+        &self.evaluated.policy
+    }
+}
+
+pub struct App {
+    pub policy: PolicyStore,
+    provider: Arc<dyn InventoryProvider>,
+    ttl: Duration,
+    loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
+    scan_lock: Mutex<()>,
+    scans: AtomicU64,
+}
+
+impl App {
+    pub fn new(policy: PolicyStore, provider: Arc<dyn InventoryProvider>, ttl: Duration) -> App {
+        App {
+            policy,
+            provider,
+            ttl,
+            loaded: tokio::sync::RwLock::new(None),
+            scan_lock: Mutex::new(()),
+            scans: AtomicU64::new(0),
+        }
+    }
+
+    pub fn source_description(&self) -> String {
+        self.provider.describe()
+    }
+
+    /// Resources currently cached (0 before the first scan).
+    pub async fn cached_resources(&self) -> usize {
+        self.loaded
+            .read()
+            .await
+            .as_ref()
+            .map(|l| l.inventory.resources.len())
+            .unwrap_or(0)
+    }
+
+    /// The current inventory evaluated under the current policy, scanning when there is no
+    /// scan yet, it is older than the TTL, or `force_refresh` is set.
+    pub async fn snapshot(&self, force_refresh: bool) -> Result<Snapshot, InventoryError> {
+        let (loaded, hit) = self.loaded_inventory(force_refresh).await?;
+        let policy = self.policy.current();
+        let evaluated = evaluated_for(&loaded, policy).await;
+        Ok(Snapshot {
+            inventory: loaded.inventory.clone(),
+            evaluated,
+            inventory_version: loaded.version,
+            cache_hit: hit,
+            age: loaded.scanned.elapsed(),
+        })
+    }
+
+    async fn loaded_inventory(
+        &self,
+        force_refresh: bool,
+    ) -> Result<(Arc<Loaded>, bool), InventoryError> {
+        if !force_refresh && let Some(l) = self.fresh().await {
+            return Ok((l, true));
+        }
+        let started_waiting = Instant::now();
+        let _guard = self.scan_lock.lock().await;
+        // Another caller may have scanned while we waited: use that scan, even when forced,
+        // if it started after we asked.
+        if let Some(l) = self.fresh().await
+            && (!force_refresh || l.scanned >= started_waiting)
+        {
+            return Ok((l, true));
+        }
+        let mut inventory = self.provider.scan().await?;
+        inventory.resources.sort_by(|a, b| a.id.cmp(&b.id));
+        let loaded = Arc::new(Loaded {
+            inventory: Arc::new(inventory),
+            version: self.scans.fetch_add(1, Ordering::Relaxed) + 1,
+            scanned: Instant::now(),
+            evaluated: std::sync::Mutex::new(None),
+        });
+        *self.loaded.write().await = Some(loaded.clone());
+        Ok((loaded, false))
+    }
+
+    async fn fresh(&self) -> Option<Arc<Loaded>> {
+        self.loaded
+            .read()
+            .await
+            .as_ref()
+            .filter(|l| l.scanned.elapsed() < self.ttl)
+            .cloned()
+    }
+}
+
+/// The evaluation of a scan under `policy`, computed once per policy hash.
+async fn evaluated_for(loaded: &Arc<Loaded>, policy: Arc<Policy>) -> Arc<Evaluated> {
+    {
+        let cached = loaded.evaluated.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = cached.as_ref()
+            && e.policy.hash() == policy.hash()
+        {
+            return e.clone();
+        }
+    }
+    let inventory = loaded.inventory.clone();
+    let for_task = policy.clone();
+    // Evaluation is CPU work (tens of ms per 100k resources): keep it off the async threads.
+    let evaluations = tokio::task::spawn_blocking(move || {
+        evaluate_inventory(&for_task, &inventory.resources)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "evaluation task failed; evaluating inline");
+        evaluate_inventory(&policy, &loaded.inventory.resources)
+    });
+    let evaluated = Arc::new(Evaluated {
+        policy,
+        evaluations,
+    });
+    *loaded.evaluated.lock().unwrap_or_else(|e| e.into_inner()) = Some(evaluated.clone());
+    evaluated
+}

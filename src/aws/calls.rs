@@ -1,0 +1,43 @@
+//! Counting AWS requests: an SDK interceptor that sees every HTTP attempt, so reported call
+//! counts include retries and cannot drift from what was actually sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_resourcegroupstagging::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+
+/// Counts attempts (HTTP requests) and executions (logical calls) made through clients that
+/// carry it. Cheap to clone: clones share the counts.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    attempts: Arc<AtomicU64>,
+}
+
+impl CallCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// HTTP requests sent, retries included.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "tagwarden-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! Turning SDK errors into one line that says what failed and what to do. Raw upstream bodies
+//! (HTML error pages, stack traces, request ids) are never passed through.
+
+use aws_sdk_resourcegroupstagging::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// One line: `<operation> in <where> failed: <why>; <what to do>`.
+pub fn summarise_sdk_error<E, R>(operation: &str, place: &str, err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let why = match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("an unnamed error");
+            let advice = advice_for_code(code);
+            format!("AWS answered {code}; {advice}")
+        }
+        SdkError::TimeoutError(_) => {
+            "AWS did not answer in time; retry later or check network access".to_string()
+        }
+        SdkError::DispatchFailure(d) => {
+            let text = format!("{}", DisplayErrorContext(err)).to_lowercase();
+            if text.contains("credential") {
+                no_credentials()
+            } else if d.is_timeout() {
+                "the AWS endpoint did not answer in time; check network access".to_string()
+            } else {
+                "cannot reach the AWS endpoint; check network access, proxy settings and \
+                 AWS_ENDPOINT_URL"
+                    .to_string()
+            }
+        }
+        SdkError::ResponseError(_) => {
+            "AWS returned a response that could not be read (often an HTTP error page from a \
+             proxy or an endpoint that does not implement this operation)"
+                .to_string()
+        }
+        SdkError::ConstructionFailure(_) => {
+            let text = format!("{}", DisplayErrorContext(err)).to_lowercase();
+            if text.contains("credential") {
+                no_credentials()
+            } else if text.contains("region") {
+                "no AWS region is configured; set AWS_REGION or pass --regions".to_string()
+            } else {
+                "the request could not be built; check the AWS configuration".to_string()
+            }
+        }
+        _ => "unexpected AWS SDK error; run with TAGWARDEN_LOG=debug for details".to_string(),
+    };
+    tracing::debug!(operation, place, error = %DisplayErrorContext(err), "AWS call failed");
+    format!("{operation} in {place} failed: {why}")
+}
+
+fn no_credentials() -> String {
+    "no AWS credentials were found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY"
+        .to_string()
+}
+
+fn advice_for_code(code: &str) -> &'static str {
+    match code {
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+            "grant this identity the permission for the operation (tag:GetResources for scans, \
+             ce:GetCostAndUsage for costs)"
+        }
+        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
+        | "RequestLimitExceeded" => "AWS is throttling this account; retries were exhausted, try again later",
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException"
+        | "ExpiredToken" | "InvalidSignatureException" | "SignatureDoesNotMatch" => {
+            "the credentials were rejected or have expired; refresh them (e.g. aws sso login)"
+        }
+        "InvalidParameterException" | "ValidationException" => {
+            "a parameter was refused; check --regions and --aws-resource-types"
+        }
+        "PaginationTokenExpiredException" => "the scan took too long between pages; run it again",
+        _ => "see the AWS documentation for this code",
+    }
+}

@@ -1,0 +1,274 @@
+//! Rendering a compliance result for people: plain text for terminals, Markdown for reports and
+//! pull requests. Both read the same `Output` the MCP tool returns.
+
+use std::fmt::Write;
+
+use crate::compliance::GroupCount;
+use crate::tools::check_tag_compliance::Output;
+use crate::tools::common::DataStatus;
+
+fn pct(p: Option<f64>) -> String {
+    p.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "n/a".into())
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn status(o: &Output) -> String {
+    match o.data_quality.status {
+        DataStatus::Complete => "complete".into(),
+        DataStatus::Partial => format!(
+            "PARTIAL — {} of {} parts failed",
+            o.data_quality.failures.len(),
+            o.data_quality.parts_total
+        ),
+    }
+}
+
+fn fixed_by_normalisation(o: &Output) -> isize {
+    o.effective.compliant as isize - o.native.compliant as isize
+}
+
+pub fn render_text(o: &Output, policy_name: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Tagwarden compliance check");
+    let _ = writeln!(s, "  source  {} ({})", o.data_quality.source, status(o));
+    let _ = writeln!(
+        s,
+        "  policy  {policy_name} (hash {}), a resource fails at {} or above",
+        &o.policy_hash[..12.min(o.policy_hash.len())],
+        o.fail_threshold
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Score   {} compliant on effective tags ({} of {} in-scope resources; {} resources scanned)",
+        pct(o.score_pct),
+        thousands(o.effective.compliant),
+        thousands(o.in_scope),
+        thousands(o.resources)
+    );
+    let _ = writeln!(
+        s,
+        "        {} on native tags; key and value aliases make {} more resources compliant",
+        pct(o.native_score_pct),
+        fixed_by_normalisation(o)
+    );
+    let _ = writeln!(s);
+    let sev = &o.by_severity;
+    let _ = writeln!(
+        s,
+        "Violations  {} in all: critical {}, high {}, medium {}, low {}",
+        thousands(o.violations_total),
+        sev.critical,
+        sev.high,
+        sev.medium,
+        sev.low
+    );
+    let kinds: Vec<String> = sort_desc(o.by_kind.iter().map(|(k, n)| (k.as_str().to_string(), *n)))
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(s, "  by kind   {}", kinds.join(", "));
+    let keys: Vec<String> = sort_desc(o.by_key.iter().map(|(k, n)| (k.clone(), *n)))
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(s, "  by key    {}", keys.join(", "));
+    let native: Vec<String> = sort_desc(
+        o.native_by_kind
+            .iter()
+            .map(|(k, n)| (k.as_str().to_string(), *n)),
+    )
+    .into_iter()
+    .map(|(k, n)| format!("{k} {n}"))
+    .collect();
+    let _ = writeln!(
+        s,
+        "  native    {} in all: {}",
+        thousands(o.native.violations),
+        native.join(", ")
+    );
+    for (title, groups) in [
+        ("resource type", &o.by_type),
+        ("region", &o.by_region),
+        ("account", &o.by_account),
+    ] {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "  {:<36} {:>9} {:>10} {:>8}",
+            format!("By {title}"),
+            "in scope",
+            "compliant",
+            "score"
+        );
+        for g in groups.iter().take(15) {
+            let _ = writeln!(
+                s,
+                "  {:<36} {:>9} {:>10} {:>8}",
+                g.name,
+                thousands(g.in_scope),
+                thousands(g.compliant),
+                pct(g.score_pct)
+            );
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Worst violations ({} of {})",
+        o.violations.len(),
+        thousands(o.violations_total)
+    );
+    for v in &o.violations {
+        let d = &v.detail;
+        let _ = writeln!(
+            s,
+            "  {:<8} {} ({}, {})",
+            d.severity.as_str().to_uppercase(),
+            d.resource_id,
+            v.resource_name,
+            v.resource_type
+        );
+        let _ = writeln!(
+            s,
+            "           {} {}: {}",
+            d.tag_key.as_deref().unwrap_or("tags"),
+            d.kind.as_str(),
+            d.fix
+        );
+    }
+    for failure in &o.data_quality.failures {
+        let _ = writeln!(
+            s,
+            "\nwarning: {} failed: {}",
+            failure.scope,
+            failure.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    s
+}
+
+pub fn render_markdown(o: &Output, policy_name: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Tag compliance\n");
+    let _ = writeln!(
+        s,
+        "Source: {} ({}). Policy: `{policy_name}` (hash `{}`); a resource fails at **{}** or above.\n",
+        o.data_quality.source,
+        status(o),
+        &o.policy_hash[..12.min(o.policy_hash.len())],
+        o.fail_threshold
+    );
+    let _ = writeln!(s, "| view | score | compliant | non-compliant | violations |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    for (name, score) in [("effective", &o.effective), ("native", &o.native)] {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} |",
+            pct(score.score_pct),
+            score.compliant,
+            score.non_compliant,
+            score.violations
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} resources scanned, {} in scope.\n",
+        o.resources, o.in_scope
+    );
+    let _ = writeln!(s, "## Violations by severity and kind\n");
+    let sev = &o.by_severity;
+    let _ = writeln!(
+        s,
+        "critical **{}**, high **{}**, medium **{}**, low **{}**\n",
+        sev.critical, sev.high, sev.medium, sev.low
+    );
+    let _ = writeln!(s, "| kind | effective | native |");
+    let _ = writeln!(s, "|---|---:|---:|");
+    let mut kinds: Vec<_> = o.by_kind.keys().chain(o.native_by_kind.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for k in kinds {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            k.as_str(),
+            o.by_kind.get(k).copied().unwrap_or(0),
+            o.native_by_kind.get(k).copied().unwrap_or(0)
+        );
+    }
+    for (title, groups) in [
+        ("resource type", &o.by_type),
+        ("region", &o.by_region),
+        ("account", &o.by_account),
+    ] {
+        let _ = writeln!(s, "\n## By {title}\n");
+        markdown_groups(&mut s, groups);
+    }
+    let _ = writeln!(
+        s,
+        "\n## Worst violations ({} of {})\n",
+        o.violations.len(),
+        o.violations_total
+    );
+    let _ = writeln!(s, "| severity | resource | key | kind | fix |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for v in &o.violations {
+        let d = &v.detail;
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} | {} |",
+            d.severity,
+            v.resource_name,
+            d.tag_key.as_deref().unwrap_or("-"),
+            d.kind.as_str(),
+            d.fix.replace('|', "\\|")
+        );
+    }
+    s
+}
+
+fn markdown_groups(s: &mut String, groups: &[GroupCount]) {
+    let _ = writeln!(s, "| name | in scope | compliant | score |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for g in groups {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.name,
+            g.in_scope,
+            g.compliant,
+            pct(g.score_pct)
+        );
+    }
+}
+
+fn sort_desc(items: impl Iterator<Item = (String, usize)>) -> Vec<(String, usize)> {
+    let mut v: Vec<_> = items.collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

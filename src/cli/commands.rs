@@ -1,0 +1,212 @@
+//! What each command does.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::{CheckArgs, Cli, Command, DemoCommand, Format, PolicyCommand, ServeArgs, ToolsCommand};
+use crate::server::http::{HttpOptions, default_origins, serve_http};
+use crate::server::stdio::serve_stdio;
+use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
+use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
+use crate::tools::{Registry, Tool};
+
+/// Runs a command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Check(args) => check(args).await,
+        Command::Serve(args) => serve(args).await.map(|()| 0),
+        Command::Tools(cmd) => tools(cmd),
+        Command::Demo(DemoCommand::Export { seed, size, out }) => {
+            demo_export(seed, size, out.as_deref()).map(|()| 0)
+        }
+        Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
+    }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let app = args.source.app()?;
+    let tool_args = check_tag_compliance::Args {
+        resource_types: args.resource_types.clone(),
+        regions: args.only_regions.clone(),
+        accounts: args.accounts.clone(),
+        tag_keys: args.tag_keys.clone(),
+        min_severity: args.min_severity.map(Into::into),
+        force_refresh: false,
+        limit: args.limit,
+        cursor: None,
+    };
+    let output = CheckTagCompliance::run(&app, tool_args)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&output)? + "\n",
+        Format::Text => super::check::render_text(&output, &app.policy.source().display()),
+        Format::Markdown => super::check::render_markdown(&output, &app.policy.source().display()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    if let (Some(threshold), Some(score)) = (args.fail_under, output.score_pct)
+        && score < threshold
+    {
+        eprintln!("tagwarden: score {score:.2}% is below --fail-under {threshold}%");
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let app = Arc::new(args.source.app()?);
+    let server = TagwardenServer::new(app.clone(), Registry::shared());
+    spawn_policy_watch(app.clone(), std::time::Duration::from_secs(2));
+    if !args.no_prewarm {
+        spawn_prewarm(app.clone());
+    }
+    if args.stdio {
+        serve_stdio(server).await?;
+        return Ok(());
+    }
+    let Some(addr) = args.http else {
+        bail!("give --stdio or --http ADDR");
+    };
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    let options = HttpOptions {
+        api_tokens: args.api_tokens.into_iter().filter(|t| !t.is_empty()).collect(),
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: if args.allowed_origins.is_empty() {
+            default_origins()
+        } else {
+            args.allowed_origins
+        },
+        ..HttpOptions::loopback(addr)
+    };
+    serve_http(server, options, shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The exact JSON of each tool definition, one file per tool.
+pub fn tool_files() -> Vec<(String, String)> {
+    Registry::new()
+        .definitions()
+        .into_iter()
+        .map(|d| {
+            let text = serde_json::to_string_pretty(&d).unwrap_or_default() + "\n";
+            (format!("{}.json", d.name), text)
+        })
+        .collect()
+}
+
+fn tools(cmd: ToolsCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ToolsCommand::List => {
+            for name in Registry::new().names() {
+                println!("{name}");
+            }
+            Ok(0)
+        }
+        ToolsCommand::Export { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, text) in tool_files() {
+                let path = dir.join(&name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            eprintln!("wrote {} tool definitions to {}", tool_files().len(), dir.display());
+            Ok(0)
+        }
+        ToolsCommand::Check { dir } => {
+            let mut stale = Vec::new();
+            for (name, text) in tool_files() {
+                let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+                if on_disk != text {
+                    stale.push(name);
+                }
+            }
+            if stale.is_empty() {
+                Ok(0)
+            } else {
+                eprintln!(
+                    "stale tool definitions in {}: {} — run `tagwarden tools export {}`",
+                    dir.display(),
+                    stale.join(", "),
+                    dir.display()
+                );
+                Ok(1)
+            }
+        }
+    }
+}
+
+fn demo_export(seed: u64, size: usize, out: Option<&Path>) -> anyhow::Result<()> {
+    let estate = crate::inventory::demo::generate(seed, size);
+    let page = crate::inventory::file::to_page(&estate.resources);
+    match out {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            serde_json::to_writer(&mut w, &page)?;
+            w.flush()?;
+            eprintln!("wrote {} resources to {}", estate.resources.len(), path.display());
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer(&mut w, &page)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn policy_check(file: &Path) -> anyhow::Result<u8> {
+    match crate::policy::load_policy_file(file) {
+        Ok(policy) => {
+            println!(
+                "{}: valid policy, hash {}",
+                crate::inventory::file::display_name(file),
+                policy.hash()
+            );
+            for line in policy.summary_lines() {
+                println!("- {line}");
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("tagwarden: {}: {e}", crate::inventory::file::display_name(file));
+            Ok(1)
+        }
+    }
+}

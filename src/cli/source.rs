@@ -1,0 +1,121 @@
+//! Where the inventory comes from and which policy applies: the flags shared by `check` and
+//! `serve`, and turning them into an `App`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::app::{App, PolicyStore};
+use crate::aws::AwsTuning;
+use crate::inventory::InventoryProvider;
+use crate::inventory::aws::{AwsProvider, AwsScanSettings};
+use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
+use crate::inventory::file::FileProvider;
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Use the built-in demo estate (no cloud account needed).
+    #[arg(long, env = "TAGWARDEN_DEMO", conflicts_with_all = ["inventory", "aws"])]
+    pub demo: bool,
+    /// Seed of the demo estate.
+    #[arg(long, env = "TAGWARDEN_DEMO_SEED", default_value_t = DEFAULT_SEED)]
+    pub demo_seed: u64,
+    /// Resources in the demo estate.
+    #[arg(long, env = "TAGWARDEN_DEMO_SIZE", default_value_t = DEFAULT_SIZE)]
+    pub demo_size: usize,
+    /// Inventory file(s): `aws resourcegroupstaggingapi get-resources` JSON (repeat the flag
+    /// or separate with commas).
+    #[arg(long, env = "TAGWARDEN_INVENTORY", value_delimiter = ',', value_name = "FILE", conflicts_with = "aws")]
+    pub inventory: Vec<PathBuf>,
+    /// Scan AWS live (the default when no other source is given). Credentials, region and
+    /// endpoint come from the standard AWS configuration (AWS_PROFILE, AWS_REGION,
+    /// AWS_ENDPOINT_URL, ...).
+    #[arg(long, env = "TAGWARDEN_AWS")]
+    pub aws: bool,
+    /// AWS regions to scan, comma-separated (default: the configured region).
+    #[arg(long, env = "TAGWARDEN_REGIONS", value_delimiter = ',', value_name = "REGIONS")]
+    pub regions: Vec<String>,
+    /// Scan only these resource types, one parallel partition each (e.g. `ec2:instance,s3`).
+    /// Default: every type, one partition per region.
+    #[arg(long, env = "TAGWARDEN_AWS_RESOURCE_TYPES", value_delimiter = ',', value_name = "TYPES")]
+    pub aws_resource_types: Vec<String>,
+    /// AWS scan partitions fetched at the same time.
+    #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
+    pub aws_concurrency: usize,
+    /// Attempts per AWS request (retries use exponential backoff with jitter).
+    #[arg(long, env = "TAGWARDEN_AWS_MAX_ATTEMPTS", default_value_t = 6)]
+    pub aws_max_attempts: u32,
+    /// Policy file (default: policies/tagging_policy.json if present, else the built-in policy).
+    #[arg(long, env = "TAGWARDEN_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// How long a scan is reused before the next question rescans (e.g. 30m, 1h, 0 = always).
+    #[arg(long, env = "TAGWARDEN_INVENTORY_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub inventory_ttl: Duration,
+}
+
+impl SourceArgs {
+    pub fn provider(&self) -> Arc<dyn InventoryProvider> {
+        if self.demo {
+            Arc::new(DemoProvider::new(self.demo_seed, self.demo_size))
+        } else if !self.inventory.is_empty() {
+            Arc::new(FileProvider::new(self.inventory.clone()))
+        } else {
+            let tuning = AwsTuning {
+                max_attempts: self.aws_max_attempts.max(1),
+                ..AwsTuning::default()
+            };
+            Arc::new(AwsProvider::new(AwsScanSettings {
+                regions: self.regions.clone(),
+                resource_types: self.aws_resource_types.clone(),
+                concurrency: self.aws_concurrency.max(1),
+                tuning,
+            }))
+        }
+    }
+
+    pub fn app(&self) -> anyhow::Result<App> {
+        let policy = PolicyStore::open(self.policy.as_deref()).map_err(|e| {
+            let name = self
+                .policy
+                .as_deref()
+                .map(crate::inventory::file::display_name)
+                .unwrap_or_else(|| "tagging_policy.json".to_string());
+            anyhow::anyhow!("cannot use policy {name}: {e}")
+        })?;
+        Ok(App::new(policy, self.provider(), self.inventory_ttl))
+    }
+}
+
+/// `90s`, `30m`, `1h`, `2d`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (use e.g. 90s, 30m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Compliance over a whole inventory: evaluate every resource once, then answer filtered
+//! questions (scores, counts by severity/kind/key/type/region/account, the worst violations
+//! first) from those evaluations. Pure: no I/O, no clock.
+
+mod filter;
+mod summary;
+
+pub use filter::{ResourceFilter, ViolationFilter};
+pub use summary::{GroupCount, Score, SeverityCounts, Summary, ViolationRef, key_label, pct, summarize};
+
+use crate::inventory::Resource;
+use crate::policy::{Evaluation, Policy};
+
+/// Evaluates every resource against the policy (both views), in inventory order.
+pub fn evaluate_inventory(policy: &Policy, resources: &[Resource]) -> Vec<Evaluation> {
+    let mut evaluator = policy.evaluator();
+    resources
+        .iter()
+        .map(|r| evaluator.evaluate(&r.resource_type, &r.tags))
+        .collect()
+}

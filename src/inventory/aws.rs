@@ -1,0 +1,272 @@
+//! AWS live inventory through the Resource Groups Tagging API (`GetResources`).
+//!
+//! Every configured region is scanned concurrently; within a region the scan can be partitioned
+//! by resource-type filters so their pages are fetched in parallel. Pages are 100 resources
+//! (`ResourcesPerPage=100, TagsPerPage=500`), so API calls = pages needed; nothing is fetched per
+//! resource. Throttling and transient failures are retried by the SDK (exponential backoff with
+//! jitter); a part that still fails is reported with the reason and the resources fetched before
+//! the failure are kept. Global resources (S3) listed in several regions are kept once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use aws_sdk_resourcegroupstagging::Client;
+use aws_sdk_resourcegroupstagging::config::Region;
+use compact_str::CompactString;
+use tokio::sync::Semaphore;
+
+use super::arn::resource_from_arn;
+use super::file::GLOBAL_REGION;
+use super::{Inventory, InventoryError, InventoryProvider, Resource, ScanPart, ScanReport};
+use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
+
+/// What to scan.
+#[derive(Debug, Clone, Default)]
+pub struct AwsScanSettings {
+    /// Regions to scan; empty means the SDK's configured region.
+    pub regions: Vec<String>,
+    /// Resource-type filters (`ec2:instance`, `s3`, ...). Empty means every type, one partition
+    /// per region; otherwise one partition per filter, fetched in parallel.
+    pub resource_types: Vec<String>,
+    /// Partitions scanned at the same time (bounded to stay clear of API rate limits).
+    pub concurrency: usize,
+    pub tuning: AwsTuning,
+}
+
+pub struct AwsProvider {
+    settings: AwsScanSettings,
+}
+
+impl AwsProvider {
+    pub fn new(settings: AwsScanSettings) -> Self {
+        AwsProvider { settings }
+    }
+}
+
+/// One unit of parallel work: a region, optionally narrowed to one type filter.
+#[derive(Debug, Clone)]
+struct Partition {
+    region: String,
+    type_filter: Option<String>,
+}
+
+impl Partition {
+    fn scope(&self) -> String {
+        match &self.type_filter {
+            Some(t) => format!("aws {} {t}", self.region),
+            None => format!("aws {}", self.region),
+        }
+    }
+}
+
+struct PartResult {
+    part: ScanPart,
+    mappings: Vec<(CompactString, super::Tags)>,
+}
+
+#[async_trait]
+impl InventoryProvider for AwsProvider {
+    fn describe(&self) -> String {
+        if self.settings.regions.is_empty() {
+            "AWS (configured region)".to_string()
+        } else {
+            format!("AWS {}", self.settings.regions.join(", "))
+        }
+    }
+
+    async fn scan(&self) -> Result<Inventory, InventoryError> {
+        let started = Instant::now();
+        let sdk = load_sdk_config(&self.settings.tuning).await;
+        let regions = if self.settings.regions.is_empty() {
+            match sdk.region() {
+                Some(r) => vec![r.to_string()],
+                None => {
+                    return Err(InventoryError::AwsConfig(
+                        "no AWS region is configured: set AWS_REGION (or a profile region), or \
+                         pass --regions us-east-1,eu-west-1"
+                            .into(),
+                    ));
+                }
+            }
+        } else {
+            self.settings.regions.clone()
+        };
+        let counter = CallCounter::new();
+        let limit = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut partitions = Vec::new();
+        for region in &regions {
+            if self.settings.resource_types.is_empty() {
+                partitions.push(Partition {
+                    region: region.clone(),
+                    type_filter: None,
+                });
+            } else {
+                for t in &self.settings.resource_types {
+                    partitions.push(Partition {
+                        region: region.clone(),
+                        type_filter: Some(t.clone()),
+                    });
+                }
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, partition) in partitions.into_iter().enumerate() {
+            let config = aws_sdk_resourcegroupstagging::config::Builder::from(&sdk)
+                .region(Region::new(partition.region.clone()))
+                .interceptor(counter.clone())
+                .build();
+            let client = Client::from_conf(config);
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (index, scan_partition(&client, &partition).await)
+            });
+        }
+        let mut results: Vec<(usize, PartResult)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::error!(error = %e, "AWS scan task failed"),
+            }
+        }
+        // Deterministic order whatever finished first.
+        results.sort_by_key(|(i, _)| *i);
+        let pages_total: u64 = results.iter().map(|(_, r)| r.part.pages).sum();
+        let all_failed = !results.is_empty() && results.iter().all(|(_, r)| !r.part.ok);
+        if all_failed {
+            let first = results
+                .iter()
+                .find_map(|(_, r)| r.part.error.clone())
+                .unwrap_or_default();
+            return Err(InventoryError::AwsUnavailable(first));
+        }
+        let account = results
+            .iter()
+            .flat_map(|(_, r)| r.mappings.iter())
+            .find_map(|(arn, _)| {
+                super::arn::parse(arn)
+                    .map(|a| a.account)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+        let mut seen: HashSet<CompactString> = HashSet::new();
+        let mut resources: Vec<Resource> = Vec::new();
+        let mut report = ScanReport {
+            complete: true,
+            ..ScanReport::default()
+        };
+        for (_, result) in results {
+            let mut part = result.part;
+            let mut kept = 0;
+            for (arn, tags) in result.mappings {
+                if !seen.insert(arn.clone()) {
+                    report.duplicates_dropped += 1;
+                    continue;
+                }
+                match resource_from_arn(&arn, tags, GLOBAL_REGION, &account) {
+                    Some(r) => {
+                        resources.push(r);
+                        kept += 1;
+                    }
+                    None => tracing::warn!(%arn, "GetResources returned a value that is not an ARN"),
+                }
+            }
+            part.resources = kept;
+            report.complete &= part.ok;
+            report.parts.push(part);
+        }
+        report.api_calls = counter.attempts();
+        report.retries = report.api_calls.saturating_sub(pages_total);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            resources = resources.len(),
+            api_calls = report.api_calls,
+            ms = report.duration_ms,
+            "AWS scan finished"
+        );
+        Ok(Inventory {
+            resources,
+            report,
+            source: format!("AWS {}", regions.join(", ")),
+            fetched_at: chrono::Utc::now(),
+        })
+    }
+}
+
+/// Fetches every page of one partition. On failure, keeps what was fetched and says why.
+async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
+    let mut mappings = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0u64;
+    loop {
+        let response = client
+            .get_resources()
+            .resources_per_page(100)
+            .tags_per_page(500)
+            .set_resource_type_filters(partition.type_filter.clone().map(|t| vec![t]))
+            .set_pagination_token(token.clone())
+            .send()
+            .await;
+        let output = match response {
+            Ok(o) => o,
+            Err(e) => {
+                let error = summarise_sdk_error("GetResources", &partition.scope(), &e);
+                tracing::warn!(%error, "AWS scan part failed");
+                return PartResult {
+                    part: ScanPart {
+                        scope: partition.scope(),
+                        ok: false,
+                        resources: mappings.len(),
+                        pages,
+                        error: Some(error),
+                    },
+                    mappings,
+                };
+            }
+        };
+        pages += 1;
+        for m in output.resource_tag_mapping_list() {
+            let Some(arn) = m.resource_arn() else { continue };
+            let tags = m
+                .tags()
+                .iter()
+                .map(|t| (CompactString::from(t.key()), CompactString::from(t.value())))
+                .collect();
+            mappings.push((CompactString::from(arn), tags));
+        }
+        match output.pagination_token() {
+            // A token equal to the one just sent would loop forever: stop and say so.
+            Some(t) if !t.is_empty() && token.as_deref() == Some(t) => {
+                return PartResult {
+                    part: ScanPart {
+                        scope: partition.scope(),
+                        ok: false,
+                        resources: mappings.len(),
+                        pages,
+                        error: Some(format!(
+                            "GetResources in {} returned the same pagination token twice; \
+                             the listing may be incomplete",
+                            partition.scope()
+                        )),
+                    },
+                    mappings,
+                };
+            }
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    PartResult {
+        part: ScanPart {
+            scope: partition.scope(),
+            ok: true,
+            resources: mappings.len(),
+            pages,
+            error: None,
+        },
+        mappings,
+    }
+}

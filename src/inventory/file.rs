@@ -1,0 +1,288 @@
+//! Inventory files: the JSON that `aws resourcegroupstaggingapi get-resources` prints
+//! (`{"ResourceTagMappingList": [...]}`), or an array of such pages; one or many files.
+//!
+//! A file that cannot be read or parsed is an error (the user named it); entries inside a good
+//! file that are not ARNs are skipped and reported, making the inventory partial.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use super::arn::resource_from_arn;
+use super::{Inventory, InventoryError, InventoryProvider, Resource, ScanPart, ScanReport};
+
+/// Region given to resources whose ARN has none (S3 buckets and other global resources).
+pub const GLOBAL_REGION: &str = "global";
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Page {
+    #[serde(default)]
+    pub resource_tag_mapping_list: Vec<Mapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Mapping {
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: CompactString,
+    #[serde(rename = "Tags", default)]
+    pub tags: Vec<TagPair>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct TagPair {
+    #[serde(rename = "Key")]
+    pub key: CompactString,
+    /// The API omits `Value` for an empty value; read it as "".
+    #[serde(rename = "Value", default)]
+    pub value: CompactString,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FileShape {
+    One(Page),
+    Many(Vec<Page>),
+}
+
+pub struct FileProvider {
+    paths: Vec<PathBuf>,
+}
+
+impl FileProvider {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        FileProvider { paths }
+    }
+}
+
+/// The file name only: outputs never reveal the server's directory layout.
+pub fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "inventory".to_string())
+}
+
+#[async_trait]
+impl InventoryProvider for FileProvider {
+    fn describe(&self) -> String {
+        let names: Vec<String> = self.paths.iter().map(|p| display_name(p)).collect();
+        format!("inventory file(s) {}", names.join(", "))
+    }
+
+    async fn scan(&self) -> Result<Inventory, InventoryError> {
+        let paths = self.paths.clone();
+        let source = self.describe();
+        tokio::task::spawn_blocking(move || read_files(&paths, source))
+            .await
+            .map_err(|e| InventoryError::FileRead {
+                file: "inventory".into(),
+                reason: format!("reader task failed: {e}"),
+            })?
+    }
+}
+
+fn read_files(paths: &[PathBuf], source: String) -> Result<Inventory, InventoryError> {
+    let started = Instant::now();
+    let mut report = ScanReport {
+        complete: true,
+        ..ScanReport::default()
+    };
+    let mut resources: Vec<Resource> = Vec::new();
+    let mut seen: std::collections::HashSet<CompactString> = std::collections::HashSet::new();
+    for path in paths {
+        let name = display_name(path);
+        let pages = read_pages(path, &name)?;
+        let (mut parsed, skipped) = to_resources(pages);
+        let count = parsed.len();
+        parsed.retain(|r| seen.insert(r.id.clone()));
+        report.duplicates_dropped += count - parsed.len();
+        let error = skipped.map(|(n, first)| {
+            format!("{n} entries skipped: `ResourceARN` is not an ARN (first: `{first}`)")
+        });
+        report.complete &= error.is_none();
+        report.parts.push(ScanPart {
+            scope: format!("file {name}"),
+            ok: error.is_none(),
+            resources: parsed.len(),
+            pages: 0,
+            error,
+        });
+        resources.extend(parsed);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(Inventory {
+        resources,
+        report,
+        source,
+        fetched_at: chrono::Utc::now(),
+    })
+}
+
+fn read_pages(path: &Path, name: &str) -> Result<Vec<Page>, InventoryError> {
+    let file = File::open(path).map_err(|e| InventoryError::FileRead {
+        file: name.to_string(),
+        reason: match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file (check --inventory)".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        },
+    })?;
+    let shape: FileShape = serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| InventoryError::FileFormat {
+            file: name.to_string(),
+            reason: if e.is_syntax() || e.is_eof() {
+                format!("invalid JSON at line {}, column {}", e.line(), e.column())
+            } else {
+                "expected the output of `aws resourcegroupstaggingapi get-resources` \
+                 ({\"ResourceTagMappingList\": [{\"ResourceARN\": ..., \"Tags\": [...]}]}) \
+                 or an array of such pages"
+                    .to_string()
+            },
+        })?;
+    Ok(match shape {
+        FileShape::One(p) => vec![p],
+        FileShape::Many(ps) => ps,
+    })
+}
+
+/// Converts pages to resources; returns the count and first example of skipped entries.
+pub fn to_resources(pages: Vec<Page>) -> (Vec<Resource>, Option<(usize, String)>) {
+    let account = most_common_account(&pages);
+    let mut out = Vec::new();
+    let mut skipped: Option<(usize, String)> = None;
+    for mapping in pages.into_iter().flat_map(|p| p.resource_tag_mapping_list) {
+        let tags = mapping.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        match resource_from_arn(&mapping.resource_arn, tags, GLOBAL_REGION, &account) {
+            Some(r) => out.push(r),
+            None => match &mut skipped {
+                Some((n, _)) => *n += 1,
+                None => skipped = Some((1, mapping.resource_arn.to_string())),
+            },
+        }
+    }
+    (out, skipped)
+}
+
+/// ARNs of global resources (S3) carry no account: use the account most other ARNs name.
+fn most_common_account(pages: &[Page]) -> String {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in pages.iter().flat_map(|p| &p.resource_tag_mapping_list) {
+        if let Some(arn) = super::arn::parse(&m.resource_arn)
+            && !arn.account.is_empty()
+        {
+            *counts.entry(arn.account).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Writes resources as a get-resources page (used by `tagwarden demo export`).
+pub fn to_page(resources: &[Resource]) -> Page {
+    Page {
+        resource_tag_mapping_list: resources
+            .iter()
+            .map(|r| Mapping {
+                resource_arn: r.id.clone(),
+                tags: r
+                    .tags
+                    .iter()
+                    .map(|(k, v)| TagPair {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        pagination_token: Some(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        let mut f = File::create(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        path
+    }
+
+    const PAGE: &str = r#"{"ResourceTagMappingList": [
+        {"ResourceARN": "arn:aws:ec2:us-east-1:111122223333:instance/i-1",
+         "Tags": [{"Key": "Name", "Value": "web-1"}, {"Key": "Env"}],
+         "ComplianceDetails": {"ComplianceStatus": true}},
+        {"ResourceARN": "arn:aws:s3:::bucket-a", "Tags": []}
+    ], "PaginationToken": ""}"#;
+
+    #[tokio::test]
+    async fn reads_get_resources_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "a.json", PAGE);
+        let inv = FileProvider::new(vec![p]).scan().await.unwrap();
+        assert_eq!(inv.resources.len(), 2);
+        let web = &inv.resources[0];
+        assert_eq!(web.name, "web-1");
+        assert_eq!(web.tag("Env"), Some(""), "missing Value reads as empty");
+        let bucket = &inv.resources[1];
+        assert_eq!(bucket.account, "111122223333");
+        assert_eq!(bucket.region, GLOBAL_REGION);
+        assert!(inv.report.complete);
+        assert_eq!(inv.report.parts[0].scope, "file a.json");
+    }
+
+    #[tokio::test]
+    async fn many_files_and_page_arrays_deduplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(&dir, "a.json", PAGE);
+        let b = write(&dir, "b.json", &format!("[{PAGE}, {PAGE}]"));
+        let inv = FileProvider::new(vec![a, b]).scan().await.unwrap();
+        assert_eq!(inv.resources.len(), 2);
+        assert_eq!(inv.report.duplicates_dropped, 4);
+    }
+
+    #[tokio::test]
+    async fn bad_entries_are_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.json",
+            r#"{"ResourceTagMappingList": [{"ResourceARN": "i-123"}, {"ResourceARN": "arn:aws:sqs:us-east-1:1:q"}]}"#,
+        );
+        let inv = FileProvider::new(vec![p]).scan().await.unwrap();
+        assert_eq!(inv.resources.len(), 1);
+        assert!(!inv.report.complete);
+        let err = inv.report.parts[0].error.as_deref().unwrap();
+        assert!(err.contains("1 entries skipped") && err.contains("i-123"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_and_malformed_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.json");
+        let err = FileProvider::new(vec![missing]).scan().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read inventory file nope.json: no such file (check --inventory)"
+        );
+        let bad = write(&dir, "bad.json", "{\"ResourceTagMappingList\": [");
+        let err = FileProvider::new(vec![bad]).scan().await.unwrap_err();
+        assert!(err.to_string().contains("invalid JSON at line 1"), "{err}");
+        let wrong = write(&dir, "wrong.json", "{\"ResourceTagMappingList\": 5}");
+        let err = FileProvider::new(vec![wrong]).scan().await.unwrap_err();
+        assert!(err.to_string().contains("get-resources"), "{err}");
+    }
+}

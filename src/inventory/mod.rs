@@ -1,0 +1,161 @@
+//! Inventories: the resources of an estate and their native tags, from one provider behind one
+//! trait (AWS live, inventory files, the built-in demo estate).
+//!
+//! A scan never silently drops a region, type or file that failed: it is listed in the
+//! `ScanReport` with the reason, and the inventory is marked partial.
+
+pub mod arn;
+pub mod aws;
+pub mod demo;
+pub mod file;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use compact_str::CompactString;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
+pub type Tags = Vec<(CompactString, CompactString)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Aws,
+    Azure,
+    Gcp,
+    File,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::Azure => "azure",
+            Provider::Gcp => "gcp",
+            Provider::File => "file",
+        }
+    }
+}
+
+/// Facts about a resource used for suggestions and grouping (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<CompactString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<CompactString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<CompactString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<CompactString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<CompactString>,
+}
+
+/// One cloud resource and its native tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// ARN for AWS; the provider's id otherwise.
+    pub id: CompactString,
+    pub provider: Provider,
+    pub account: CompactString,
+    pub region: CompactString,
+    /// Canonical `service:kind`, e.g. `ec2:instance`.
+    pub resource_type: CompactString,
+    pub name: CompactString,
+    pub tags: Tags,
+    pub attributes: Attributes,
+}
+
+impl Resource {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.tags[i].1.as_str())
+    }
+}
+
+/// Sorts tags by key and drops repeated keys (the first value wins), so lookups can binary-search
+/// and evaluation is deterministic whatever order a source returned.
+pub fn normalise_tags(mut tags: Tags) -> Tags {
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    tags.dedup_by(|later, earlier| later.0 == earlier.0);
+    tags
+}
+
+/// How one part of a scan went (a region, a region × type filter, a file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScanPart {
+    /// What was scanned, e.g. `aws us-east-1`, `aws eu-west-1 ec2:instance`, `file estate.json`.
+    pub scope: String,
+    pub ok: bool,
+    pub resources: usize,
+    /// API pages fetched (0 for files and the demo).
+    pub pages: u64,
+    /// Why this part failed and what to do, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a whole scan went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScanReport {
+    /// True when every part succeeded.
+    pub complete: bool,
+    pub parts: Vec<ScanPart>,
+    /// HTTP requests made to the cloud API, retries included.
+    pub api_calls: u64,
+    /// Of those, retries after throttling or transient errors.
+    pub retries: u64,
+    /// Resources seen more than once (global resources listed in every region, or repeated
+    /// across files) and kept once.
+    pub duplicates_dropped: usize,
+    pub duration_ms: u64,
+}
+
+/// The result of a scan.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub resources: Vec<Resource>,
+    pub report: ScanReport,
+    /// Human description of the source (`demo estate (seed 42)`, `aws us-east-1`, ...).
+    pub source: String,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum InventoryError {
+    #[error("cannot read inventory file {file}: {reason}")]
+    FileRead { file: String, reason: String },
+    #[error("inventory file {file} is not in the expected format: {reason}")]
+    FileFormat { file: String, reason: String },
+    #[error("{0}")]
+    AwsConfig(String),
+    #[error("AWS scan failed in every region: {0}")]
+    AwsUnavailable(String),
+}
+
+/// A source of resources. Implementations do I/O; everything downstream is pure.
+#[async_trait]
+pub trait InventoryProvider: Send + Sync {
+    /// What this provider scans, for logs and `data_quality`.
+    fn describe(&self) -> String;
+    async fn scan(&self) -> Result<Inventory, InventoryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_sorted_and_deduplicated() {
+        let t = normalise_tags(vec![
+            ("b".into(), "2".into()),
+            ("a".into(), "1".into()),
+            ("b".into(), "3".into()),
+        ]);
+        assert_eq!(t, vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+    }
+}

@@ -1,0 +1,181 @@
+//! MCP over Streamable HTTP at `/mcp` (rmcp's service mounted in axum), plus `/healthz`.
+//!
+//! Safe by default: binds loopback; any other address needs bearer tokens; the `Host` header is
+//! checked against an allow-list (DNS rebinding) and browser `Origin`s against another; request
+//! bodies are bounded and slow requests time out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use super::TagwardenServer;
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub addr: SocketAddr,
+    /// Accepted bearer tokens; required when binding a non-loopback address.
+    pub api_tokens: Vec<String>,
+    /// Accepted `Host` values (hostname or host:port). Empty: loopback names and the bound IP.
+    pub allowed_hosts: Vec<String>,
+    /// Accepted browser `Origin`s (`scheme://host:port`, `:*` for any port). Requests without
+    /// an `Origin` (non-browser clients) are always accepted.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl HttpOptions {
+    pub fn loopback(addr: SocketAddr) -> HttpOptions {
+        HttpOptions {
+            addr,
+            api_tokens: Vec::new(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: default_origins(),
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+pub fn default_origins() -> Vec<String> {
+    ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(
+        "refusing to serve on {0} without authentication: binding an address other than \
+         loopback exposes the server to the network; set TAGWARDEN_API_TOKENS (comma-separated \
+         bearer tokens) or bind 127.0.0.1"
+    )]
+    TokensRequired(SocketAddr),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("HTTP server failed: {0}")]
+    Serve(String),
+}
+
+/// Serves until `shutdown` is cancelled. Logs `listening on http://ADDR/mcp` once bound.
+pub async fn serve_http(
+    server: TagwardenServer,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    if !options.addr.ip().is_loopback() && options.api_tokens.is_empty() {
+        return Err(HttpError::TokensRequired(options.addr));
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| HttpError::Bind {
+            addr: options.addr,
+            reason: e.to_string(),
+        })?;
+    let local = listener.local_addr().map_err(|e| HttpError::Bind {
+        addr: options.addr,
+        reason: e.to_string(),
+    })?;
+    let router = router(server, &options, local, shutdown.clone());
+    tracing::info!("listening on http://{local}/mcp");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+        .await
+        .map_err(|e| HttpError::Serve(e.to_string()))
+}
+
+fn router(
+    server: TagwardenServer,
+    options: &HttpOptions,
+    local: SocketAddr,
+    shutdown: CancellationToken,
+) -> Router {
+    let mut hosts = options.allowed_hosts.clone();
+    if hosts.is_empty() {
+        hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        if !local.ip().is_unspecified() {
+            hosts.push(local.ip().to_string());
+        }
+    }
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(options.allowed_origins.clone())
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_cancellation_token(shutdown.child_token());
+    let health_server = server.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let tokens = Arc::new(options.api_tokens.clone());
+    let protected = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(tokens, require_bearer));
+    Router::new()
+        .route("/healthz", get(healthz).with_state(health_server))
+        .merge(protected)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+}
+
+/// Liveness and a few facts for operators (no secrets, no paths).
+async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
+    let app = server.app();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "policy_hash": app.policy.current().hash(),
+        "resources_cached": app.cached_resources().await,
+    }))
+}
+
+/// Bearer-token check in constant time; no tokens configured means loopback-only and open.
+async fn require_bearer(
+    State(tokens): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let accepted = presented.is_some_and(|p| {
+        tokens
+            .iter()
+            .fold(false, |ok, t| ok | bool::from(t.as_bytes().ct_eq(p.as_bytes())))
+    });
+    if accepted {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid bearer token: send `Authorization: Bearer <token>` with one of the \
+         server's TAGWARDEN_API_TOKENS",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tagwarden\""),
+    );
+    response
+}

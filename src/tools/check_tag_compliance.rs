@@ -1,0 +1,209 @@
+//! `check_tag_compliance`: the compliance score of the estate (or a filtered part), counts by
+//! severity/kind/key/type/region/account, and the worst violations first.
+
+use std::collections::BTreeMap;
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{DataQuality, Paging, cap};
+use super::{Tool, ToolError};
+use crate::app::App;
+use crate::compliance::{GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize};
+use crate::policy::{Severity, View, ViolationDetail, ViolationKind};
+
+pub struct CheckTagCompliance;
+
+pub const DEFAULT_LIMIT: u32 = 20;
+const MAX_GROUPS: usize = 50;
+
+fn default_limit() -> u32 {
+    DEFAULT_LIMIT
+}
+
+/// Which resources and violations to include. Every filter narrows both the counts and the score.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Only resources whose canonical type matches one of these patterns, e.g. `ec2:instance`,
+    /// `ec2:*`, `s3:bucket`, `rds` (= `rds:*`). Default: every type.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub resource_types: Vec<String>,
+    /// Only resources in these regions, e.g. `us-east-1` (`global` for S3 buckets read from
+    /// ARNs). Default: every region.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub regions: Vec<String>,
+    /// Only resources in these account ids. Default: every account.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub accounts: Vec<String>,
+    /// Only violations of these tag keys (policy names; aliases accepted, case-insensitive).
+    /// The score then means "compliant on these keys". Default: every key.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub tag_keys: Vec<String>,
+    /// Only violations at or above this severity are counted, listed and allowed to fail a
+    /// resource. Default: `low` (everything the policy's `fail_at` counts).
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    /// Rescan the source instead of using the cached inventory (slower; costs API calls).
+    #[serde(default)]
+    pub force_refresh: bool,
+    /// How many violations to list, worst first (0 for counts only).
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 0, max = 200))]
+    pub limit: u32,
+    /// `next_cursor` from a previous answer to the same question, for the next page.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub cursor: Option<String>,
+}
+
+/// A listed violation with the resource it is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ViolationItem {
+    #[serde(flatten)]
+    pub detail: ViolationDetail,
+    pub resource_type: String,
+    pub resource_name: String,
+    pub region: String,
+    pub account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// Headline: % of in-scope resources compliant on their effective tags (native tags
+    /// normalised by the policy's aliases); null when nothing is in scope.
+    pub score_pct: Option<f64>,
+    /// The same on native tags exactly as the cloud holds them.
+    pub native_score_pct: Option<f64>,
+    /// Resources selected by the resource filters.
+    pub resources: usize,
+    /// Of those, resources at least one required rule applies to.
+    pub in_scope: usize,
+    pub effective: Score,
+    pub native: Score,
+    /// A resource fails when it has a violation at or above this severity (policy `fail_at`,
+    /// raised by `min_severity`).
+    pub fail_threshold: Severity,
+    pub policy_hash: String,
+    /// Effective-view violations per severity.
+    pub by_severity: SeverityCounts,
+    /// Effective-view violations per kind.
+    pub by_kind: BTreeMap<ViolationKind, usize>,
+    /// Native-view violations per kind (shows what normalisation fixes: `misnamed_key` etc.).
+    pub native_by_kind: BTreeMap<ViolationKind, usize>,
+    /// Effective-view violations per tag key (too_many_tags and length violations are not
+    /// keyed).
+    pub by_key: BTreeMap<String, usize>,
+    /// Per resource type, most non-compliant first (at most 50; see `groups_total`).
+    pub by_type: Vec<GroupCount>,
+    pub by_region: Vec<GroupCount>,
+    pub by_account: Vec<GroupCount>,
+    /// Number of groups before truncation: [types, regions, accounts].
+    pub groups_total: [usize; 3],
+    /// This page of effective-view violations, worst first (severity, then resource id).
+    pub violations: Vec<ViolationItem>,
+    /// All violations matching the filters (exact; the list is a page of them).
+    pub violations_total: usize,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    pub data_quality: DataQuality,
+}
+
+impl Tool for CheckTagCompliance {
+    const NAME: &'static str = "check_tag_compliance";
+    const TITLE: &'static str = "Check tag compliance";
+    const DESCRIPTION: &'static str = "Scores how well cloud resources follow the tagging policy and lists the worst \
+violations first. Returns the compliance score on effective tags (native tags with the policy's key and value \
+aliases applied) and on native tags, counts by severity, violation kind, tag key, resource type, region and \
+account, a page of violations each with the exact fix, and data_quality (was the scan complete, how old is it). \
+Use it first for questions such as 'how compliant is prod?' or 'what is wrong with our CostCenter tags?'. \
+Filters (resource_types, regions, accounts, tag_keys, min_severity) narrow both the counts and the score. \
+Uses the cached scan unless force_refresh is true. Page through violations with next_cursor; totals are always \
+exact.";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true)
+    }
+
+    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
+        let snapshot = app.snapshot(args.force_refresh).await?;
+        let policy = snapshot.policy();
+        let resource_filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
+        let min_severity = args.min_severity.unwrap_or(Severity::Low);
+        let violation_filter = ViolationFilter::new(policy, &args.tag_keys, &[], min_severity)
+            .map_err(|unknown| {
+                ToolError::invalid(format!(
+                    "argument `tag_keys`: the policy has no key {}; its keys are: {}",
+                    unknown.join(", "),
+                    policy.required_key_names().join(", ")
+                ))
+            })?;
+        let resources = &snapshot.inventory.resources;
+        let evaluations = &snapshot.evaluated.evaluations;
+        let summary = summarize(policy, resources, evaluations, &resource_filter, &violation_filter);
+
+        let question = serde_json::json!({
+            "resource_types": args.resource_types, "regions": args.regions,
+            "accounts": args.accounts, "tag_keys": args.tag_keys, "min_severity": min_severity,
+        });
+        let paging = Paging::new(Self::NAME, &question, &snapshot);
+        let offset = paging.offset(args.cursor.as_deref())?;
+        let total = summary.worst.len();
+        let page: Vec<ViolationItem> = summary
+            .worst
+            .iter()
+            .skip(offset)
+            .take(args.limit as usize)
+            .map(|at| {
+                let r = &resources[at.resource as usize];
+                let v = &evaluations[at.resource as usize].effective[at.violation as usize];
+                ViolationItem {
+                    detail: policy.render(&r.id, &r.tags, View::Effective, v),
+                    resource_type: r.resource_type.to_string(),
+                    resource_name: r.name.to_string(),
+                    region: r.region.to_string(),
+                    account: r.account.to_string(),
+                }
+            })
+            .collect();
+        let next_cursor = paging.next(offset, page.len(), total);
+        let (by_type, types_total) = cap(summary.by_type, MAX_GROUPS);
+        let (by_region, regions_total) = cap(summary.by_region, MAX_GROUPS);
+        let (by_account, accounts_total) = cap(summary.by_account, MAX_GROUPS);
+        Ok(Output {
+            score_pct: summary.effective.score_pct,
+            native_score_pct: summary.native.score_pct,
+            resources: summary.resources,
+            in_scope: summary.in_scope,
+            effective: summary.effective,
+            native: summary.native,
+            fail_threshold: policy.fail_at().max(min_severity),
+            policy_hash: policy.hash().to_string(),
+            by_severity: summary.by_severity,
+            by_kind: summary.by_kind,
+            native_by_kind: summary.native_by_kind,
+            by_key: summary.by_key,
+            by_type,
+            by_region,
+            by_account,
+            groups_total: [types_total, regions_total, accounts_total],
+            violations: page,
+            violations_total: total,
+            next_cursor,
+            data_quality: DataQuality::of(&snapshot),
+        })
+    }
+}

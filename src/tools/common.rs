@@ -1,0 +1,134 @@
+//! Pieces shared by tool outputs: the `data_quality` block, pagination cursors and the standard
+//! resource filters.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::ToolError;
+use crate::app::Snapshot;
+use crate::inventory::ScanPart;
+
+/// How complete and fresh the data behind an answer is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DataQuality {
+    /// `complete` when every part of the scan succeeded, otherwise `partial`.
+    pub status: DataStatus,
+    /// What was scanned (`demo estate ...`, `AWS us-east-1, eu-west-1`, `inventory file(s) ...`).
+    pub source: String,
+    pub resources_scanned: usize,
+    /// Parts that failed, with the reason and what to do.
+    pub failures: Vec<ScanPart>,
+    /// Parts scanned in all (regions × type filters, files).
+    pub parts_total: usize,
+    /// Cloud API requests made by the scan (retries included); 0 for files and the demo.
+    pub api_calls: u64,
+    pub retries: u64,
+    pub duplicates_dropped: usize,
+    /// When the scan finished (RFC 3339, UTC).
+    pub fetched_at: String,
+    /// Whether this answer reused a cached scan, and its age.
+    pub cache: CacheInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataStatus {
+    Complete,
+    Partial,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CacheInfo {
+    pub hit: bool,
+    pub age_seconds: u64,
+    /// `in_process` (the scan cached in this server).
+    pub layer: String,
+}
+
+impl DataQuality {
+    pub fn of(snapshot: &Snapshot) -> DataQuality {
+        let inv = &snapshot.inventory;
+        let report = &inv.report;
+        DataQuality {
+            status: if report.complete {
+                DataStatus::Complete
+            } else {
+                DataStatus::Partial
+            },
+            source: inv.source.clone(),
+            resources_scanned: inv.resources.len(),
+            failures: report.parts.iter().filter(|p| !p.ok).take(50).cloned().collect(),
+            parts_total: report.parts.len(),
+            api_calls: report.api_calls,
+            retries: report.retries,
+            duplicates_dropped: report.duplicates_dropped,
+            fetched_at: inv.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            cache: CacheInfo {
+                hit: snapshot.cache_hit,
+                age_seconds: snapshot.age.as_secs(),
+                layer: "in_process".to_string(),
+            },
+        }
+    }
+}
+
+/// A page position bound to the question and the data it was computed from, so a cursor
+/// from another query, or from before a rescan or policy change, is refused rather than
+/// silently giving a wrong page.
+pub struct Paging {
+    fingerprint: String,
+}
+
+impl Paging {
+    /// `question` is the canonical JSON of the arguments that shape the list (not the
+    /// cursor or limit).
+    pub fn new(tool: &str, question: &serde_json::Value, snapshot: &Snapshot) -> Paging {
+        let mut h = Sha256::new();
+        h.update(tool.as_bytes());
+        h.update(crate::util::canonical_json(question).as_bytes());
+        h.update(snapshot.inventory_version.to_le_bytes());
+        h.update(snapshot.policy().hash().as_bytes());
+        Paging {
+            fingerprint: hex::encode(&h.finalize()[..6]),
+        }
+    }
+
+    /// The offset a cursor points to (0 without a cursor).
+    pub fn offset(&self, cursor: Option<&str>) -> Result<usize, ToolError> {
+        let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
+            return Ok(0);
+        };
+        let stale = || {
+            ToolError::invalid(
+                "argument `cursor`: this cursor does not belong to this question or the data \
+                 has changed since (rescan or policy reload); call again without `cursor`",
+            )
+        };
+        let decoded = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| stale())?;
+        let text = String::from_utf8(decoded).map_err(|_| stale())?;
+        let mut parts = text.splitn(3, '.');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("v1"), Some(offset), Some(fp)) if fp == self.fingerprint => {
+                offset.parse().map_err(|_| stale())
+            }
+            _ => Err(stale()),
+        }
+    }
+
+    /// The cursor for the next page, if there is one.
+    pub fn next(&self, offset: usize, returned: usize, total: usize) -> Option<String> {
+        let next = offset + returned;
+        (next < total && returned > 0)
+            .then(|| URL_SAFE_NO_PAD.encode(format!("v1.{next}.{}", self.fingerprint)))
+    }
+}
+
+/// Bounded `Vec` helper for group lists in outputs.
+pub fn cap<T>(mut items: Vec<T>, max: usize) -> (Vec<T>, usize) {
+    let total = items.len();
+    items.truncate(max);
+    (items, total)
+}

@@ -1,0 +1,233 @@
+//! `find_untagged_resources`: resources missing given tag keys (or the required keys that apply
+//! to them), so they can be fixed or given virtual tags.
+
+use std::collections::BTreeMap;
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{DataQuality, Paging};
+use super::{Tool, ToolError};
+use crate::app::App;
+use crate::compliance::ResourceFilter;
+use crate::inventory::Resource;
+use crate::policy::{Evaluation, Policy, View, ViolationKind};
+
+pub struct FindUntaggedResources;
+
+fn default_limit() -> u32 {
+    50
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Keys that must be present, e.g. `["CostCenter", "Owner"]` (any key, governed by the
+    /// policy or not). Default: the policy's required keys that apply to each resource (a
+    /// conditional key only where its condition holds).
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub tag_keys: Vec<String>,
+    /// Only resources whose canonical type matches one of these patterns (`ec2:*`, `s3:bucket`).
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub resource_types: Vec<String>,
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub accounts: Vec<String>,
+    /// `effective` (default): a key present under an alias or another case counts as present.
+    /// `native`: only the exact key counts.
+    #[serde(default)]
+    pub view: View,
+    /// Count a key with an empty value as missing (default true).
+    #[serde(default = "default_true")]
+    pub include_empty: bool,
+    /// Only resources with no user tags at all (`aws:` keys aside).
+    #[serde(default)]
+    pub only_without_any_tags: bool,
+    /// Rescan the source instead of using the cached inventory.
+    #[serde(default)]
+    pub force_refresh: bool,
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 0, max = 500))]
+    pub limit: u32,
+    /// `next_cursor` from a previous answer to the same question.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UntaggedResource {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub name: String,
+    pub region: String,
+    pub account: String,
+    pub missing_keys: Vec<String>,
+    /// User tags present (`aws:` keys not counted).
+    pub user_tag_count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// Resources missing at least one key (exact; `resources` is a page).
+    pub total: usize,
+    /// Resources examined (after the type/region/account filters).
+    pub examined: usize,
+    /// Resources missing each key.
+    pub by_missing_key: BTreeMap<String, usize>,
+    pub by_type: BTreeMap<String, usize>,
+    /// Most missing keys first, then by resource id.
+    pub resources: Vec<UntaggedResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    pub view: View,
+    pub data_quality: DataQuality,
+}
+
+impl Tool for FindUntaggedResources {
+    const NAME: &'static str = "find_untagged_resources";
+    const TITLE: &'static str = "Find untagged resources";
+    const DESCRIPTION: &'static str = "Lists resources that lack tag keys: by default the policy's required keys that \
+apply to each resource, or the keys you name in tag_keys (any key). Each result gives the resource id, type, \
+name, region, account and exactly which keys are missing; totals per missing key and per type are exact. \
+Use it for 'which resources have no CostCenter?' or 'what is completely untagged in eu-west-1?' \
+(only_without_any_tags). view=effective (default) counts a key present under an alias or another case as \
+present; view=native demands the exact key. Results are ordered by number of missing keys; page with \
+next_cursor.";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true)
+    }
+
+    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
+        let snapshot = app.snapshot(args.force_refresh).await?;
+        let policy = snapshot.policy();
+        let filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
+        let resources = &snapshot.inventory.resources;
+        let evaluations = &snapshot.evaluated.evaluations;
+
+        let mut examined = 0;
+        let mut found: Vec<(usize, Vec<String>)> = Vec::new();
+        for (index, (r, e)) in resources.iter().zip(evaluations).enumerate() {
+            if !filter.matches(r) {
+                continue;
+            }
+            examined += 1;
+            let without_tags = user_tag_count(r) == 0;
+            if args.only_without_any_tags && !without_tags {
+                continue;
+            }
+            let missing = if args.tag_keys.is_empty() {
+                missing_required(policy, e, args.view, args.include_empty)
+            } else {
+                missing_named(policy, r, &args.tag_keys, args.view, args.include_empty)
+            };
+            // A resource with no tags at all is what only_without_any_tags asks for, even when
+            // the policy requires nothing of its type.
+            if missing.is_empty() && !args.only_without_any_tags {
+                continue;
+            }
+            found.push((index, missing));
+        }
+        // Most missing first; inventory order (resource id) breaks ties.
+        found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+
+        let mut by_missing_key: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, missing) in &found {
+            for k in missing {
+                *by_missing_key.entry(k.clone()).or_default() += 1;
+            }
+            *by_type
+                .entry(resources[*index].resource_type.to_string())
+                .or_default() += 1;
+        }
+        let question = serde_json::json!({
+            "tag_keys": args.tag_keys, "resource_types": args.resource_types,
+            "regions": args.regions, "accounts": args.accounts, "view": args.view,
+            "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
+        });
+        let paging = Paging::new(Self::NAME, &question, &snapshot);
+        let offset = paging.offset(args.cursor.as_deref())?;
+        let page: Vec<UntaggedResource> = found
+            .iter()
+            .skip(offset)
+            .take(args.limit as usize)
+            .map(|(index, missing)| {
+                let r = &resources[*index];
+                UntaggedResource {
+                    resource_id: r.id.to_string(),
+                    resource_type: r.resource_type.to_string(),
+                    name: r.name.to_string(),
+                    region: r.region.to_string(),
+                    account: r.account.to_string(),
+                    missing_keys: missing.clone(),
+                    user_tag_count: user_tag_count(r),
+                }
+            })
+            .collect();
+        Ok(Output {
+            total: found.len(),
+            examined,
+            by_missing_key,
+            by_type,
+            next_cursor: paging.next(offset, page.len(), found.len()),
+            resources: page,
+            view: args.view,
+            data_quality: DataQuality::of(&snapshot),
+        })
+    }
+}
+
+fn user_tag_count(r: &Resource) -> usize {
+    r.tags.iter().filter(|(k, _)| !k.starts_with("aws:")).count()
+}
+
+/// Required keys reported missing (or empty) by the evaluation in this view.
+fn missing_required(policy: &Policy, e: &Evaluation, view: View, include_empty: bool) -> Vec<String> {
+    let mut keys: Vec<String> = e
+        .violations(view)
+        .iter()
+        .filter(|v| match v.kind {
+            ViolationKind::MissingRequiredTag | ViolationKind::ConditionalRequirement => true,
+            ViolationKind::EmptyValue => include_empty,
+            _ => false,
+        })
+        .map(|v| policy.key_name(v.key).to_string())
+        .collect();
+    keys.dedup();
+    keys
+}
+
+fn missing_named(
+    policy: &Policy,
+    r: &Resource,
+    keys: &[String],
+    view: View,
+    include_empty: bool,
+) -> Vec<String> {
+    keys.iter()
+        .filter(|k| match policy.value_of(&r.tags, k, view) {
+            None => true,
+            Some(v) => include_empty && v.trim().is_empty(),
+        })
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,234 @@
+//! MCP tools: one module per tool, each the same shape — an `Args` type (its doc comments become
+//! the input schema), an `Output` type (the output schema) and one `run`. The registry below
+//! turns them into the definitions the server lists and the calls it dispatches; no tool knows
+//! about transports, budgets or audit.
+
+pub mod check_tag_compliance;
+pub mod common;
+pub mod find_untagged_resources;
+pub mod get_tagging_policy;
+pub mod validate_resource_tags;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::handler::server::common::{schema_for_input, schema_for_output};
+use rmcp::model::{Tool as ToolDefinition, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::inventory::InventoryError;
+
+/// An error a tool reports to the assistant as an `isError` result: the message says what to do.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ToolError {
+    /// The arguments are wrong; the message names the argument and the fix.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The data needed is not available (cloud unreachable, file missing, ...).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state; the message says so without internals.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ToolError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ToolError::InvalidArgument(message.into())
+    }
+
+    /// Short class for logs and audit (`invalid_argument`, `unavailable`, `internal`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ToolError::InvalidArgument(_) => "invalid_argument",
+            ToolError::Unavailable(_) => "unavailable",
+            ToolError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<InventoryError> for ToolError {
+    fn from(e: InventoryError) -> Self {
+        ToolError::Unavailable(format!(
+            "{e}. Fix the inventory source and call again (force_refresh is not needed)."
+        ))
+    }
+}
+
+/// One MCP tool.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    const TITLE: &'static str;
+    const DESCRIPTION: &'static str;
+    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+    type Output: Serialize + JsonSchema + 'static;
+
+    /// True hints only: say what the tool really does.
+    fn annotations() -> ToolAnnotations;
+
+    fn run(
+        app: &App,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type CallFn = for<'a> fn(&'a App, Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+
+/// A registered tool: its published definition, its argument validator and its handler.
+pub struct ToolEntry {
+    pub definition: ToolDefinition,
+    validator: jsonschema::Validator,
+    call: CallFn,
+}
+
+impl ToolEntry {
+    fn of<T: Tool>() -> ToolEntry {
+        let input = match schema_for_input::<T::Args>() {
+            Ok(schema) => schema,
+            // Schemas derive from our own types; a broken one is caught by the tools test.
+            Err(e) => unreachable!("input schema of {} is invalid: {e}", T::NAME),
+        };
+        let output = schema_for_output::<T::Output>();
+        let validator = match jsonschema::validator_for(&Value::Object(input.as_ref().clone())) {
+            Ok(v) => v,
+            Err(e) => unreachable!("input schema of {} does not compile: {e}", T::NAME),
+        };
+        let mut definition = ToolDefinition::new(T::NAME, T::DESCRIPTION, input)
+            .with_title(T::TITLE)
+            .with_raw_output_schema(output)
+            .with_annotations(T::annotations().with_title_opt(T::TITLE));
+        definition.name = Cow::Borrowed(T::NAME);
+        ToolEntry {
+            definition,
+            validator,
+            call: |app, args| Box::pin(call_typed::<T>(app, args)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// Validates the arguments against the published input schema, then runs the tool.
+    pub async fn call(&self, app: &App, args: Value) -> Result<Value, ToolError> {
+        let mut problems: Vec<String> = self
+            .validator
+            .iter_errors(&args)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                if path.is_empty() {
+                    format!("arguments: {e}")
+                } else {
+                    format!("argument `{}`: {e}", path.trim_start_matches('/').replace('/', "."))
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            problems.truncate(5);
+            return Err(ToolError::invalid(format!(
+                "{}. See the tool's inputSchema for the accepted arguments.",
+                problems.join("; ")
+            )));
+        }
+        (self.call)(app, args).await
+    }
+}
+
+trait AnnotationsExt {
+    fn with_title_opt(self, title: &str) -> Self;
+}
+
+impl AnnotationsExt for ToolAnnotations {
+    fn with_title_opt(mut self, title: &str) -> Self {
+        self.title = Some(title.to_string());
+        self
+    }
+}
+
+async fn call_typed<T: Tool>(app: &App, args: Value) -> Result<Value, ToolError> {
+    let args: T::Args = serde_json::from_value(args)
+        .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))?;
+    let output = T::run(app, args).await?;
+    serde_json::to_value(output)
+        .map_err(|e| ToolError::Internal(format!("could not encode the result: {e}")))
+}
+
+/// All tools, in the order they are listed.
+pub struct Registry {
+    entries: Vec<ToolEntry>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            entries: vec![
+                ToolEntry::of::<check_tag_compliance::CheckTagCompliance>(),
+                ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
+                ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
+                ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
+            ],
+        }
+    }
+
+    pub fn shared() -> Arc<Registry> {
+        Arc::new(Registry::new())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolEntry> {
+        self.entries.iter().find(|e| e.name() == name)
+    }
+
+    pub fn definitions(&self) -> Vec<ToolDefinition> {
+        self.entries.iter().map(|e| e.definition.clone()).collect()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(ToolEntry::name).collect()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_object_schemas_and_annotations() {
+        let registry = Registry::new();
+        assert_eq!(
+            registry.names(),
+            vec![
+                "check_tag_compliance",
+                "find_untagged_resources",
+                "validate_resource_tags",
+                "get_tagging_policy"
+            ]
+        );
+        for d in registry.definitions() {
+            assert_eq!(d.input_schema.get("type"), Some(&Value::from("object")), "{}", d.name);
+            let out = d.output_schema.as_ref().expect("output schema");
+            assert_eq!(out.get("type"), Some(&Value::from("object")), "{}", d.name);
+            let a = d.annotations.as_ref().expect("annotations");
+            assert!(a.read_only_hint.is_some() && a.open_world_hint.is_some(), "{}", d.name);
+            assert!(d.description.as_ref().is_some_and(|t| t.len() > 80), "{}", d.name);
+            assert_eq!(
+                d.input_schema.get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{} refuses unknown arguments",
+                d.name
+            );
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `validate_resource_tags`: the exact violations of given resources (or of a proposed tag set,
+//! before it is applied), with the fix for each.
+
+use std::collections::BTreeMap;
+
+use compact_str::CompactString;
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::DataQuality;
+use super::{Tool, ToolError};
+use crate::app::App;
+use crate::inventory::{Tags, normalise_tags};
+use crate::policy::{Policy, View, ViolationDetail};
+
+pub struct ValidateResourceTags;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Resources to validate: ARNs (or provider ids) as listed by the other tools. Up to 100.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub resource_ids: Vec<String>,
+    /// Validate a proposed tag set instead of existing resources (key → value); give
+    /// `resource_type` too. Nothing is written.
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// The canonical type the proposed `tags` are for, e.g. `ec2:instance`.
+    #[serde(default)]
+    #[schemars(length(max = 128))]
+    pub resource_type: Option<String>,
+    /// Rescan the source before validating resource_ids.
+    #[serde(default)]
+    pub force_refresh: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceResult {
+    /// The resource id, or `proposed` for a proposed tag set.
+    pub resource_id: String,
+    pub resource_type: String,
+    /// Whether any required rule applies to this type.
+    pub in_scope: bool,
+    /// No effective-view violation at or above the policy's fail_at (true when out of scope).
+    pub compliant: bool,
+    /// Compliant on native tags.
+    pub native_compliant: bool,
+    /// Effective-view violations, each with its fix.
+    pub violations: Vec<ViolationDetail>,
+    /// Native-view violations (adds misnamed keys and unaliased values).
+    pub native_violations: Vec<ViolationDetail>,
+    /// Tags as the cloud holds them.
+    pub native_tags: BTreeMap<String, String>,
+    /// Tags after the policy's key and value aliases.
+    pub effective_tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    pub results: Vec<ResourceResult>,
+    /// Requested ids that are not in the inventory.
+    pub not_found: Vec<String>,
+    pub policy_hash: String,
+    /// Absent when only a proposed tag set was validated (no scan needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_quality: Option<DataQuality>,
+}
+
+impl Tool for ValidateResourceTags {
+    const NAME: &'static str = "validate_resource_tags";
+    const TITLE: &'static str = "Validate resource tags";
+    const DESCRIPTION: &'static str = "Checks specific resources against the tagging policy and returns every \
+violation with the smallest fix ('rename tag key env to Environment', 'change CostCenter from cc-1001 to \
+CC-1001'), in the effective view (aliases applied) and the native view, plus both tag sets. Pass resource_ids \
+(ARNs from the other tools, up to 100), or pass tags with resource_type to check a proposed tag set before \
+applying it (nothing is written). Ids not in the inventory are listed in not_found.";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true)
+    }
+
+    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
+        match (&args.tags, &args.resource_type) {
+            (Some(_), None) => {
+                return Err(ToolError::invalid(
+                    "argument `resource_type` is required with `tags` (e.g. \"ec2:instance\")",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ToolError::invalid(
+                    "argument `tags` is required with `resource_type`",
+                ));
+            }
+            _ => {}
+        }
+        if args.resource_ids.is_empty() && args.tags.is_none() {
+            return Err(ToolError::invalid(
+                "give `resource_ids` (ARNs from check_tag_compliance or find_untagged_resources), \
+                 or `tags` with `resource_type` to validate a proposed tag set",
+            ));
+        }
+        let mut results = Vec::new();
+        let mut not_found = Vec::new();
+        let mut data_quality = None;
+        let mut policy = app.policy.current();
+        if !args.resource_ids.is_empty() {
+            let snapshot = app.snapshot(args.force_refresh).await?;
+            policy = snapshot.evaluated.policy.clone();
+            let resources = &snapshot.inventory.resources;
+            for id in &args.resource_ids {
+                match resources.binary_search_by(|r| r.id.as_str().cmp(id)) {
+                    Ok(i) => results.push(validate(
+                        &policy,
+                        id,
+                        &resources[i].resource_type,
+                        &resources[i].tags,
+                    )),
+                    Err(_) => not_found.push(id.clone()),
+                }
+            }
+            data_quality = Some(DataQuality::of(&snapshot));
+        }
+        if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
+            let tags: Tags = normalise_tags(
+                tags.iter()
+                    .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
+                    .collect(),
+            );
+            results.push(validate(&policy, "proposed", ty, &tags));
+        }
+        Ok(Output {
+            results,
+            not_found,
+            policy_hash: policy.hash().to_string(),
+            data_quality,
+        })
+    }
+}
+
+fn validate(policy: &Policy, id: &str, resource_type: &str, tags: &Tags) -> ResourceResult {
+    let e = policy.evaluate(resource_type, tags);
+    // A resource no rule applies to has nothing to fail: it passes, with in_scope false.
+    let passes = |view: View| !e.violations(view).iter().any(|v| v.severity >= policy.fail_at());
+    let render = |view: View| -> Vec<ViolationDetail> {
+        e.violations(view)
+            .iter()
+            .map(|v| policy.render(id, tags, view, v))
+            .collect()
+    };
+    ResourceResult {
+        resource_id: id.to_string(),
+        resource_type: resource_type.to_string(),
+        in_scope: e.in_scope,
+        compliant: passes(View::Effective),
+        native_compliant: passes(View::Native),
+        violations: render(View::Effective),
+        native_violations: render(View::Native),
+        native_tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        effective_tags: policy.effective_tags(tags),
+    }
+}

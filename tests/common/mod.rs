@@ -1,0 +1,372 @@
+//! Helpers for integration tests: run the real binary, speak MCP to it over stdio and HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const PROTOCOL: &str = "2025-11-25";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tagwarden")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("TAGWARDEN_LOG")
+        .current_dir(repo())
+        .output()
+        .expect("run tagwarden");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The JSON `tagwarden check --format json` prints.
+pub fn check_json(args: &[&str], envs: &[(&str, &str)]) -> Value {
+    let mut all = vec!["check", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = run(&all, envs);
+    assert!(code == 0 || code == 2, "check failed ({code}): {stderr}");
+    serde_json::from_str(&stdout).expect("check prints JSON")
+}
+
+/// Removes the parts of an answer that depend on when it was computed.
+pub fn without_timing(mut v: Value) -> Value {
+    if let Some(dq) = v.get_mut("data_quality").and_then(Value::as_object_mut) {
+        dq.remove("fetched_at");
+        dq.remove("cache");
+    }
+    v
+}
+
+/// Lines of a child's stream, read on a thread so the child never blocks on a full pipe.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// An MCP session with `tagwarden serve --stdio`.
+pub struct StdioClient {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+    next_id: u64,
+}
+
+impl StdioClient {
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> StdioClient {
+        let mut all = vec!["serve", "--stdio"];
+        all.extend_from_slice(args);
+        let mut child = Command::new(bin())
+            .args(&all)
+            .envs(envs.iter().copied())
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tagwarden serve --stdio");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        StdioClient {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            next_id: 1,
+        }
+    }
+
+    /// Starts and performs the initialize handshake.
+    pub fn initialized(args: &[&str], envs: &[(&str, &str)]) -> (StdioClient, Value) {
+        let mut c = StdioClient::start(args, envs);
+        let init = c.request(
+            "initialize",
+            json!({"protocolVersion": PROTOCOL, "capabilities": {},
+                   "clientInfo": {"name": "tagwarden-tests", "version": "1"}}),
+        );
+        c.notify("notifications/initialized", json!({}));
+        (c, init)
+    }
+
+    pub fn send_raw(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).expect("write");
+        self.stdin.write_all(b"\n").expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.send_raw(&msg.to_string());
+    }
+
+    /// Sends a request and returns the whole response message (result or error).
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_raw(&msg.to_string());
+        self.wait_for_id(&json!(id))
+    }
+
+    pub fn wait_for_id(&mut self, id: &Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.stdout.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!("no response to id {id} within 60 s; stderr: {}", self.drain_stderr()),
+            };
+            let msg: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
+            if msg.get("id") == Some(id) {
+                return msg;
+            }
+        }
+    }
+
+    /// Next message on stdout whatever it is (for error responses without our id).
+    pub fn next_message(&mut self) -> Value {
+        let line = self
+            .stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a message");
+        serde_json::from_str(&line).expect("JSON line")
+    }
+
+    pub fn call(&mut self, tool: &str, args: Value) -> Value {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {r}"))
+    }
+
+    pub fn drain_stderr(&self) -> String {
+        let mut s = String::new();
+        while let Ok(line) = self.stderr.try_recv() {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl Drop for StdioClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `tagwarden serve --http`.
+pub struct HttpServer {
+    child: Child,
+    pub base: String,
+    pub stderr: Receiver<String>,
+}
+
+impl HttpServer {
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> HttpServer {
+        let mut all = vec!["serve", "--http", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = Command::new(bin())
+            .args(&all)
+            .envs(envs.iter().copied())
+            .env("TAGWARDEN_LOG", "info")
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tagwarden serve --http");
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("server did not report its address"));
+            if let Some(at) = line.find("listening on http://") {
+                let url = line[at + "listening on ".len()..].trim();
+                break url.trim_end_matches("/mcp").to_string();
+            }
+        };
+        HttpServer {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Streamable HTTP MCP client (2025-11-25, with a session).
+pub struct HttpClient {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+    next_id: u64,
+}
+
+/// The JSON-RPC messages in a response body (JSON or SSE).
+pub fn messages(content_type: &str, body: &str) -> Vec<Value> {
+    if content_type.starts_with("text/event-stream") {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    } else if body.trim().is_empty() {
+        vec![]
+    } else {
+        vec![serde_json::from_str(body).expect("JSON body")]
+    }
+}
+
+impl HttpClient {
+    pub fn new(base: &str) -> HttpClient {
+        HttpClient {
+            http: reqwest::Client::new(),
+            url: format!("{base}/mcp"),
+            session: None,
+            next_id: 1,
+        }
+    }
+
+    pub async fn post(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Vec<Value>) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", PROTOCOL);
+        if let Some(s) = &self.session {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        let resp = req.body(body.to_string()).send().await.expect("POST /mcp");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = resp.text().await.unwrap_or_default();
+        (status, headers, messages(&ct, &text))
+    }
+
+    pub async fn initialize(&mut self) -> Value {
+        let (status, headers, msgs) = self
+            .post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": PROTOCOL, "capabilities": {},
+                           "clientInfo": {"name": "tagwarden-tests", "version": "1"}}}))
+            .await;
+        assert_eq!(status, 200, "initialize status");
+        self.session = headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        assert!(self.session.is_some(), "a session id is issued");
+        let (status, _, _) = self
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(status, 202, "initialized notification accepted");
+        msgs.into_iter().find(|m| m.get("id") == Some(&json!(0))).expect("initialize reply")
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (status, _, msgs) = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        assert_eq!(status, 200, "{method} status");
+        msgs.into_iter()
+            .find(|m| m.get("id") == Some(&json!(id)))
+            .unwrap_or_else(|| panic!("no reply to {method}"))
+    }
+
+    pub async fn call(&mut self, tool: &str, args: Value) -> Value {
+        let r = self
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {r}"))
+    }
+}
+
+/// Path to a tool in the test virtualenv (`.venv`, made by scripts/test.sh).
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var("TAGWARDEN_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".venv"));
+    let path = venv.join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run ./scripts/test.sh, which creates the test virtualenv",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port} after {within:?}");
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests").join("fixtures").join(name)
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
