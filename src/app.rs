@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::compliance::evaluate_inventory;
 use crate::inventory::{Inventory, InventoryError, InventoryProvider};
-use crate::policy::{Evaluation, Policy, PolicyError, default_policy, load_policy_file};
+use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_policy_file};
 
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +153,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// An inventory evaluated against one policy.
 pub struct Evaluated {
     pub policy: Arc<Policy>,
-    pub evaluations: Vec<Evaluation>,
+    pub evaluations: Evaluations,
 }
 
 /// One scan and the evaluations made of it.
@@ -282,14 +282,16 @@ async fn evaluated_for(loaded: &Arc<Loaded>, policy: Arc<Policy>) -> Arc<Evaluat
     let inventory = loaded.inventory.clone();
     let for_task = policy.clone();
     // Evaluation is CPU work (tens of ms per 100k resources): keep it off the async threads.
-    let evaluations = tokio::task::spawn_blocking(move || {
-        evaluate_inventory(&for_task, &inventory.resources)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(error = %e, "evaluation task failed; evaluating inline");
-        evaluate_inventory(&policy, &loaded.inventory.resources)
-    });
+    let evaluations =
+        tokio::task::spawn_blocking(move || evaluate_inventory(&for_task, &inventory.resources))
+            .await
+            .unwrap_or_else(|e| {
+                // Cancelled only at shutdown; a panic would be a bug worth logging loudly.
+                if e.is_panic() {
+                    tracing::error!(error = %e, "evaluation task panicked; evaluating inline");
+                }
+                evaluate_inventory(&policy, &loaded.inventory.resources)
+            });
     let evaluated = Arc::new(Evaluated {
         policy,
         evaluations,

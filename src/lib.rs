@@ -4,12 +4,12 @@
 //! `compliance`) → present (`tools`, `cli`). The policy engine and the aggregation are pure; I/O
 //! lives at the edges behind small traits.
 
-pub mod policy;
-pub mod util;
-pub mod aws;
-pub mod inventory;
-pub mod compliance;
 pub mod app;
-pub mod tools;
-pub mod server;
+pub mod aws;
 pub mod cli;
+pub mod compliance;
+pub mod inventory;
+pub mod policy;
+pub mod server;
+pub mod tools;
+pub mod util;

@@ -12,10 +12,14 @@ fn main() -> ExitCode {
     // stdout is reserved for results (and for protocol in `serve --stdio`): logs go to stderr.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        _ => "warn",
+        // Commands report problems in their output or as one error line.
+        _ => "error",
     };
-    let filter = EnvFilter::try_from_env("TAGWARDEN_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=warn,aws_smithy_runtime=warn")));
+    let filter = EnvFilter::try_from_env("TAGWARDEN_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default_level},aws_config=error,aws_smithy_runtime=error"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -23,7 +27,10 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tagwarden: cannot start the async runtime: {e}");

@@ -14,7 +14,12 @@ fn initialize_reports_server_and_instructions() {
     assert_eq!(r["serverInfo"]["name"], "tagwarden");
     assert_eq!(r["protocolVersion"], common::PROTOCOL);
     assert!(r["capabilities"]["tools"].is_object());
-    assert!(r["instructions"].as_str().unwrap().contains("check_tag_compliance"));
+    assert!(
+        r["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("check_tag_compliance")
+    );
 }
 
 #[test]
@@ -25,7 +30,12 @@ fn tools_list_has_four_tools_with_schemas_and_annotations() {
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        vec!["check_tag_compliance", "find_untagged_resources", "validate_resource_tags", "get_tagging_policy"]
+        vec![
+            "check_tag_compliance",
+            "find_untagged_resources",
+            "validate_resource_tags",
+            "get_tagging_policy"
+        ]
     );
     for t in tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
@@ -63,14 +73,35 @@ fn check_tag_compliance_matches_the_cli_exactly() {
         in_scope
     );
     let sev = &s["by_severity"];
-    let sev_sum: u64 = ["critical", "high", "medium", "low"].iter().map(|k| sev[k].as_u64().unwrap()).sum();
+    let sev_sum: u64 = ["critical", "high", "medium", "low"]
+        .iter()
+        .map(|k| sev[k].as_u64().unwrap())
+        .sum();
     assert_eq!(sev_sum, s["violations_total"].as_u64().unwrap());
-    let kind_sum: u64 = s["by_kind"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let kind_sum: u64 = s["by_kind"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(kind_sum, sev_sum);
     assert_eq!(s["violations"].as_array().unwrap().len(), 10);
     let first = &s["violations"][0];
-    for field in ["resource_id", "tag_key", "kind", "severity", "fix", "expected", "resource_type", "region", "account"] {
-        assert!(first.get(field).is_some(), "violation lacks {field}: {first}");
+    for field in [
+        "resource_id",
+        "tag_key",
+        "kind",
+        "severity",
+        "fix",
+        "expected",
+        "resource_type",
+        "region",
+        "account",
+    ] {
+        assert!(
+            first.get(field).is_some(),
+            "violation lacks {field}: {first}"
+        );
     }
     assert_eq!(first["severity"], "critical", "worst first");
     assert!(s["next_cursor"].is_string());
@@ -94,7 +125,9 @@ fn pagination_walks_all_violations_without_repeats() {
                 v["tag_key"].as_str().unwrap_or("").into(),
             ));
         }
-        let Some(cursor) = page["next_cursor"].as_str() else { break };
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
         let mut next_args = args.clone();
         next_args["cursor"] = json!(cursor);
         page = c.call("check_tag_compliance", next_args)["structuredContent"].clone();
@@ -107,10 +140,21 @@ fn pagination_walks_all_violations_without_repeats() {
 
     // A cursor from another question is refused with advice.
     let r = c.call("check_tag_compliance", json!({"limit": 7}));
-    let cursor = r["structuredContent"]["next_cursor"].as_str().unwrap().to_string();
-    let bad = c.call("check_tag_compliance", json!({"regions": ["us-east-1"], "cursor": cursor}));
+    let cursor = r["structuredContent"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bad = c.call(
+        "check_tag_compliance",
+        json!({"regions": ["us-east-1"], "cursor": cursor}),
+    );
     assert_eq!(bad["isError"], true);
-    assert!(bad["content"][0]["text"].as_str().unwrap().contains("without `cursor`"));
+    assert!(
+        bad["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("without `cursor`")
+    );
 }
 
 #[test]
@@ -128,21 +172,42 @@ fn bad_arguments_are_tool_errors_that_say_what_to_do() {
         let r = c.call("check_tag_compliance", args.clone());
         assert_eq!(r["isError"], true, "{args} should be refused: {r}");
         let text = r["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains(needle), "{args}: message `{text}` should mention {needle}");
+        assert!(
+            text.contains(needle),
+            "{args}: message `{text}` should mention {needle}"
+        );
     }
     let r = c.call("validate_resource_tags", json!({}));
     assert_eq!(r["isError"], true);
-    assert!(r["content"][0]["text"].as_str().unwrap().contains("resource_ids"));
+    assert!(
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("resource_ids")
+    );
     let r = c.call("validate_resource_tags", json!({"tags": {"A": "b"}}));
-    assert!(r["content"][0]["text"].as_str().unwrap().contains("resource_type"));
+    assert!(
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("resource_type")
+    );
 }
 
 #[test]
 fn unknown_tool_is_a_protocol_error_and_malformed_json_keeps_the_server_serving() {
     let (mut c, _) = StdioClient::initialized(DEMO, &[]);
-    let r = c.request("tools/call", json!({"name": "no_such_tool", "arguments": {}}));
+    let r = c.request(
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+    );
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("check_tag_compliance"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("check_tag_compliance")
+    );
 
     c.send_raw("{this is not json");
     let parse_error = c.next_message();
@@ -154,33 +219,46 @@ fn unknown_tool_is_a_protocol_error_and_malformed_json_keeps_the_server_serving(
     assert_eq!(invalid["error"]["code"], -32600);
 
     let list = c.request("tools/list", json!({}));
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 4, "still serving");
+    assert_eq!(
+        list["result"]["tools"].as_array().unwrap().len(),
+        4,
+        "still serving"
+    );
 }
 
 #[test]
 fn find_untagged_validate_and_policy_tools() {
     let (mut c, _) = StdioClient::initialized(DEMO, &[]);
-    let untagged = c.call("find_untagged_resources", json!({"tag_keys": ["CostCenter"], "limit": 5}))
-        ["structuredContent"]
+    let untagged = c.call(
+        "find_untagged_resources",
+        json!({"tag_keys": ["CostCenter"], "limit": 5}),
+    )["structuredContent"]
         .clone();
     let total = untagged["total"].as_u64().unwrap();
     assert!(total > 0);
     assert_eq!(untagged["by_missing_key"]["CostCenter"], total);
     assert_eq!(untagged["resources"].as_array().unwrap().len(), 5);
-    let id = untagged["resources"][0]["resource_id"].as_str().unwrap().to_string();
+    let id = untagged["resources"][0]["resource_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let v = c.call("validate_resource_tags", json!({"resource_ids": [id.clone(), "arn:aws:s3:::nope"]}))
-        ["structuredContent"]
+    let v = c.call(
+        "validate_resource_tags",
+        json!({"resource_ids": [id.clone(), "arn:aws:s3:::nope"]}),
+    )["structuredContent"]
         .clone();
     assert_eq!(v["not_found"], json!(["arn:aws:s3:::nope"]));
     let result = &v["results"][0];
     assert_eq!(result["resource_id"], id);
     assert_eq!(result["compliant"], false);
-    assert!(result["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|x| x["tag_key"] == "CostCenter"));
+    assert!(
+        result["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["tag_key"] == "CostCenter")
+    );
 
     let proposed = c.call(
         "validate_resource_tags",
@@ -190,7 +268,10 @@ fn find_untagged_validate_and_policy_tools() {
         .clone();
     let p = &proposed["results"][0];
     assert_eq!(p["resource_id"], "proposed");
-    assert_eq!(p["compliant"], true, "aliases fix it in the effective view: {p}");
+    assert_eq!(
+        p["compliant"], true,
+        "aliases fix it in the effective view: {p}"
+    );
     assert_eq!(p["native_compliant"], false);
     assert_eq!(p["effective_tags"]["Environment"], "production");
     assert!(proposed.get("data_quality").is_none(), "no scan needed");
@@ -198,8 +279,22 @@ fn find_untagged_validate_and_policy_tools() {
     let policy = c.call("get_tagging_policy", json!({}))["structuredContent"].clone();
     assert_eq!(policy["source"], "tagging_policy.json");
     assert_eq!(policy["hash"].as_str().unwrap().len(), 64);
-    let keys: Vec<&str> = policy["required"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, vec!["Environment", "CostCenter", "Owner", "Application", "DataClassification"]);
+    let keys: Vec<&str> = policy["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "Environment",
+            "CostCenter",
+            "Owner",
+            "Application",
+            "DataClassification"
+        ]
+    );
     assert!(!policy["summary"].as_array().unwrap().is_empty());
 }
 

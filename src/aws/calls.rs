@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_resourcegroupstagging::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 
-/// Counts attempts (HTTP requests) and executions (logical calls) made through clients that
-/// carry it. Cheap to clone: clones share the counts.
+/// Counts attempts (HTTP requests) and retries made through clients that carry it. Cheap to clone: clones share the counts.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
     attempts: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
 }
 
 impl CallCounter {
@@ -23,6 +24,11 @@ impl CallCounter {
     /// HTTP requests sent, retries included.
     pub fn attempts(&self) -> u64 {
         self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Of those, attempts after the first of their call (throttling, transient errors).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 }
 
@@ -35,9 +41,15 @@ impl Intercept for CallCounter {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
+        if cfg
+            .load::<RequestAttempts>()
+            .is_some_and(|a| a.attempts() > 1)
+        {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

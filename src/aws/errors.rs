@@ -64,10 +64,18 @@ fn advice_for_code(code: &str) -> &'static str {
             "grant this identity the permission for the operation (tag:GetResources for scans, \
              ce:GetCostAndUsage for costs)"
         }
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
-        | "RequestLimitExceeded" => "AWS is throttling this account; retries were exhausted, try again later",
-        "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException"
-        | "ExpiredToken" | "InvalidSignatureException" | "SignatureDoesNotMatch" => {
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => {
+            "AWS is throttling this account; retries were exhausted, try again later"
+        }
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch" => {
             "the credentials were rejected or have expired; refresh them (e.g. aws sso login)"
         }
         "InvalidParameterException" | "ValidationException" => {

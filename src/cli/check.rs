@@ -8,14 +8,15 @@ use crate::tools::check_tag_compliance::Output;
 use crate::tools::common::DataStatus;
 
 fn pct(p: Option<f64>) -> String {
-    p.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "n/a".into())
+    p.map(|v| format!("{v:.1}%"))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -170,7 +171,10 @@ pub fn render_markdown(o: &Output, policy_name: &str) -> String {
         &o.policy_hash[..12.min(o.policy_hash.len())],
         o.fail_threshold
     );
-    let _ = writeln!(s, "| view | score | compliant | non-compliant | violations |");
+    let _ = writeln!(
+        s,
+        "| view | score | compliant | non-compliant | violations |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     for (name, score) in [("effective", &o.effective), ("native", &o.native)] {
         let _ = writeln!(

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::{CheckArgs, Cli, Command, DemoCommand, Format, PolicyCommand, ServeArgs, ToolsCommand};
@@ -60,18 +60,37 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Refuse a bad HTTP setup before anything starts (no scan, no watcher).
+    let http = match args.http {
+        Some(addr) => {
+            let options = HttpOptions {
+                api_tokens: args
+                    .api_tokens
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+                allowed_hosts: args.allowed_hosts,
+                allowed_origins: if args.allowed_origins.is_empty() {
+                    default_origins()
+                } else {
+                    args.allowed_origins
+                },
+                ..HttpOptions::loopback(addr)
+            };
+            options.check()?;
+            Some(options)
+        }
+        None => None,
+    };
     let app = Arc::new(args.source.app()?);
     let server = TagwardenServer::new(app.clone(), Registry::shared());
     spawn_policy_watch(app.clone(), std::time::Duration::from_secs(2));
     if !args.no_prewarm {
         spawn_prewarm(app.clone());
     }
-    if args.stdio {
+    let Some(options) = http else {
         serve_stdio(server).await?;
         return Ok(());
-    }
-    let Some(addr) = args.http else {
-        bail!("give --stdio or --http ADDR");
     };
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -80,16 +99,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         on_signal.cancel();
     });
-    let options = HttpOptions {
-        api_tokens: args.api_tokens.into_iter().filter(|t| !t.is_empty()).collect(),
-        allowed_hosts: args.allowed_hosts,
-        allowed_origins: if args.allowed_origins.is_empty() {
-            default_origins()
-        } else {
-            args.allowed_origins
-        },
-        ..HttpOptions::loopback(addr)
-    };
     serve_http(server, options, shutdown).await?;
     Ok(())
 }
@@ -144,7 +153,11 @@ fn tools(cmd: ToolsCommand) -> anyhow::Result<u8> {
                 std::fs::write(&path, text)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            eprintln!("wrote {} tool definitions to {}", tool_files().len(), dir.display());
+            eprintln!(
+                "wrote {} tool definitions to {}",
+                tool_files().len(),
+                dir.display()
+            );
             Ok(0)
         }
         ToolsCommand::Check { dir } => {
@@ -180,7 +193,11 @@ fn demo_export(seed: u64, size: usize, out: Option<&Path>) -> anyhow::Result<()>
             let mut w = std::io::BufWriter::new(file);
             serde_json::to_writer(&mut w, &page)?;
             w.flush()?;
-            eprintln!("wrote {} resources to {}", estate.resources.len(), path.display());
+            eprintln!(
+                "wrote {} resources to {}",
+                estate.resources.len(),
+                path.display()
+            );
         }
         None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
@@ -205,7 +222,10 @@ fn policy_check(file: &Path) -> anyhow::Result<u8> {
             Ok(0)
         }
         Err(e) => {
-            eprintln!("tagwarden: {}: {e}", crate::inventory::file::display_name(file));
+            eprintln!(
+                "tagwarden: {}: {e}",
+                crate::inventory::file::display_name(file)
+            );
             Ok(1)
         }
     }

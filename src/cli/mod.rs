@@ -118,7 +118,12 @@ pub struct ServeArgs {
     pub http: Option<SocketAddr>,
     /// Bearer tokens accepted over HTTP (comma-separated). Required to bind a non-loopback
     /// address.
-    #[arg(long, env = "TAGWARDEN_API_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TAGWARDEN_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_tokens: Vec<String>,
     /// Host header values accepted over HTTP (DNS-rebinding protection). Default: localhost,
     /// 127.0.0.1, ::1 and the bound address.

@@ -27,7 +27,13 @@ pub struct SourceArgs {
     pub demo_size: usize,
     /// Inventory file(s): `aws resourcegroupstaggingapi get-resources` JSON (repeat the flag
     /// or separate with commas).
-    #[arg(long, env = "TAGWARDEN_INVENTORY", value_delimiter = ',', value_name = "FILE", conflicts_with = "aws")]
+    #[arg(
+        long,
+        env = "TAGWARDEN_INVENTORY",
+        value_delimiter = ',',
+        value_name = "FILE",
+        conflicts_with = "aws"
+    )]
     pub inventory: Vec<PathBuf>,
     /// Scan AWS live (the default when no other source is given). Credentials, region and
     /// endpoint come from the standard AWS configuration (AWS_PROFILE, AWS_REGION,
@@ -35,11 +41,21 @@ pub struct SourceArgs {
     #[arg(long, env = "TAGWARDEN_AWS")]
     pub aws: bool,
     /// AWS regions to scan, comma-separated (default: the configured region).
-    #[arg(long, env = "TAGWARDEN_REGIONS", value_delimiter = ',', value_name = "REGIONS")]
+    #[arg(
+        long,
+        env = "TAGWARDEN_REGIONS",
+        value_delimiter = ',',
+        value_name = "REGIONS"
+    )]
     pub regions: Vec<String>,
     /// Scan only these resource types, one parallel partition each (e.g. `ec2:instance,s3`).
     /// Default: every type, one partition per region.
-    #[arg(long, env = "TAGWARDEN_AWS_RESOURCE_TYPES", value_delimiter = ',', value_name = "TYPES")]
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_RESOURCE_TYPES",
+        value_delimiter = ',',
+        value_name = "TYPES"
+    )]
     pub aws_resource_types: Vec<String>,
     /// AWS scan partitions fetched at the same time.
     #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]

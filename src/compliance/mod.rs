@@ -6,16 +6,19 @@ mod filter;
 mod summary;
 
 pub use filter::{ResourceFilter, ViolationFilter};
-pub use summary::{GroupCount, Score, SeverityCounts, Summary, ViolationRef, key_label, pct, summarize};
+pub use summary::{
+    GroupCount, Score, SeverityCounts, Summary, ViolationRef, key_label, pct, summarize,
+};
 
 use crate::inventory::Resource;
-use crate::policy::{Evaluation, Policy};
+use crate::policy::{Evaluations, Policy};
 
 /// Evaluates every resource against the policy (both views), in inventory order.
-pub fn evaluate_inventory(policy: &Policy, resources: &[Resource]) -> Vec<Evaluation> {
+pub fn evaluate_inventory(policy: &Policy, resources: &[Resource]) -> Evaluations {
     let mut evaluator = policy.evaluator();
-    resources
-        .iter()
-        .map(|r| evaluator.evaluate(&r.resource_type, &r.tags))
-        .collect()
+    let mut out = Evaluations::with_capacity(resources.len());
+    for r in resources {
+        evaluator.evaluate_into(&r.resource_type, &r.tags, &mut out);
+    }
+    out
 }

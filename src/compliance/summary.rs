@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::filter::{ResourceFilter, ViolationFilter};
 use crate::inventory::Resource;
 use crate::policy::evaluate::{NO_KEY, RuleRef};
-use crate::policy::{Evaluation, Policy, Severity, Violation, ViolationKind};
+use crate::policy::{Evaluations, Policy, Severity, Violation, ViolationKind};
 
 /// Compliance of the in-scope resources in one view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -104,7 +104,7 @@ pub fn key_label<'p>(policy: &'p Policy, v: &Violation) -> Option<&'p str> {
 pub fn summarize(
     policy: &Policy,
     resources: &[Resource],
-    evaluations: &[Evaluation],
+    evaluations: &Evaluations,
     resource_filter: &ResourceFilter,
     violation_filter: &ViolationFilter,
 ) -> Summary {
@@ -117,7 +117,7 @@ pub fn summarize(
     // already worst-first.
     let mut buckets: [Vec<ViolationRef>; 4] = Default::default();
 
-    for (index, (r, e)) in resources.iter().zip(evaluations).enumerate() {
+    for (index, (r, e)) in resources.iter().zip(evaluations.iter()).enumerate() {
         if !resource_filter.matches(r) {
             continue;
         }
@@ -126,8 +126,8 @@ pub fn summarize(
             continue;
         }
         s.in_scope += 1;
-        let effective_fails = violation_filter.fails(&e.effective, fail_at);
-        let native_fails = violation_filter.fails(&e.native, fail_at);
+        let effective_fails = violation_filter.fails(e.effective, fail_at);
+        let native_fails = violation_filter.fails(e.native, fail_at);
         tally(&mut s.effective, effective_fails);
         tally(&mut s.native, native_fails);
 
@@ -217,7 +217,10 @@ mod tests {
             region: region.into(),
             resource_type: ty.into(),
             name: id.into(),
-            tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
             attributes: Attributes::default(),
         }
     }
@@ -230,7 +233,12 @@ mod tests {
         )
         .unwrap();
         let rs = vec![
-            resource("a", "ec2:instance", "r1", &[("Env", "prod"), ("Owner", "x")]),
+            resource(
+                "a",
+                "ec2:instance",
+                "r1",
+                &[("Env", "prod"), ("Owner", "x")],
+            ),
             resource("b", "ec2:instance", "r1", &[("env", "prod")]),
             resource("c", "s3:bucket", "r2", &[("Env", "qa")]),
             resource("d", "lambda:function", "r2", &[]),
@@ -243,7 +251,13 @@ mod tests {
     fn scores_counts_and_order() {
         let (p, rs) = setup();
         let evals = evaluate_inventory(&p, &rs);
-        let s = summarize(&p, &rs, &evals, &ResourceFilter::default(), &ViolationFilter::default());
+        let s = summarize(
+            &p,
+            &rs,
+            &evals,
+            &ResourceFilter::default(),
+            &ViolationFilter::default(),
+        );
         assert_eq!(s.resources, 5);
         assert_eq!(s.in_scope, 4);
         // effective: a ok, b missing Owner (low), c invalid Env, e ok
@@ -252,7 +266,15 @@ mod tests {
         // native: b also misses Env and has a misnamed key
         assert_eq!((s.native.compliant, s.native.non_compliant), (2, 2));
         assert_eq!(s.native.violations, 4);
-        assert_eq!(s.by_severity, SeverityCounts { critical: 1, high: 0, medium: 0, low: 1 });
+        assert_eq!(
+            s.by_severity,
+            SeverityCounts {
+                critical: 1,
+                high: 0,
+                medium: 0,
+                low: 1
+            }
+        );
         assert_eq!(s.by_key.get("Env"), Some(&1));
         assert_eq!(s.by_key.get("Owner"), Some(&1));
         let order: Vec<u32> = s.worst.iter().map(|w| w.resource).collect();
@@ -274,7 +296,10 @@ mod tests {
         assert_eq!(s.effective.violations, 1);
         let vf = ViolationFilter::new(&p, &[], &[], Severity::High).unwrap();
         let s = summarize(&p, &rs, &evals, &ResourceFilter::default(), &vf);
-        assert_eq!(s.effective.non_compliant, 1, "the low Owner violation no longer fails b");
+        assert_eq!(
+            s.effective.non_compliant, 1,
+            "the low Owner violation no longer fails b"
+        );
         let err = ViolationFilter::new(&p, &["Nope".into()], &[], Severity::Low).unwrap_err();
         assert_eq!(err, vec!["Nope".to_string()]);
     }

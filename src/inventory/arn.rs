@@ -147,26 +147,59 @@ mod tests {
     #[test]
     fn canonical_types() {
         let cases = [
-            ("arn:aws:ec2:us-east-1:123456789012:instance/i-0abc", "ec2:instance"),
-            ("arn:aws:ec2:us-east-1:123456789012:volume/vol-1", "ec2:volume"),
-            ("arn:aws:ec2:us-east-1:123456789012:security-group/sg-1", "ec2:security-group"),
+            (
+                "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc",
+                "ec2:instance",
+            ),
+            (
+                "arn:aws:ec2:us-east-1:123456789012:volume/vol-1",
+                "ec2:volume",
+            ),
+            (
+                "arn:aws:ec2:us-east-1:123456789012:security-group/sg-1",
+                "ec2:security-group",
+            ),
             ("arn:aws:s3:::my-bucket", "s3:bucket"),
             ("arn:aws:rds:eu-west-1:123456789012:db:orders", "rds:db"),
-            ("arn:aws:rds:eu-west-1:123456789012:cluster:orders", "rds:cluster"),
-            ("arn:aws:lambda:us-east-1:123456789012:function:settle", "lambda:function"),
-            ("arn:aws:dynamodb:us-east-1:123456789012:table/orders", "dynamodb:table"),
+            (
+                "arn:aws:rds:eu-west-1:123456789012:cluster:orders",
+                "rds:cluster",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:settle",
+                "lambda:function",
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+                "dynamodb:table",
+            ),
             ("arn:aws:sns:us-east-1:123456789012:alerts", "sns:topic"),
             ("arn:aws:sqs:us-east-1:123456789012:jobs", "sqs:queue"),
             (
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188",
                 "elasticloadbalancing:loadbalancer",
             ),
-            ("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/x", "logs:log-group"),
+            (
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/x",
+                "logs:log-group",
+            ),
             ("arn:aws:kms:us-east-1:123456789012:key/1234abcd", "kms:key"),
-            ("arn:aws:ecs:us-east-1:123456789012:service/prod/api", "ecs:service"),
-            ("arn:aws:states:us-east-1:123456789012:stateMachine:flow", "states:stateMachine"),
-            ("arn:aws:apigateway:us-east-1::/restapis/abc", "apigateway:restapis"),
-            ("arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-1", "ec2:instance"),
+            (
+                "arn:aws:ecs:us-east-1:123456789012:service/prod/api",
+                "ecs:service",
+            ),
+            (
+                "arn:aws:states:us-east-1:123456789012:stateMachine:flow",
+                "states:stateMachine",
+            ),
+            (
+                "arn:aws:apigateway:us-east-1::/restapis/abc",
+                "apigateway:restapis",
+            ),
+            (
+                "arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-1",
+                "ec2:instance",
+            ),
         ];
         for (arn, expected) in cases {
             assert_eq!(ty(arn), expected, "{arn}");
@@ -176,7 +209,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(name("arn:aws:s3:::my-bucket"), "my-bucket");
-        assert_eq!(name("arn:aws:lambda:us-east-1:1:function:settle:live"), "settle");
+        assert_eq!(
+            name("arn:aws:lambda:us-east-1:1:function:settle:live"),
+            "settle"
+        );
         assert_eq!(
             name("arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/web/50dc"),
             "web"

@@ -53,6 +53,14 @@ struct Partition {
 }
 
 impl Partition {
+    /// Where, for messages: `us-east-1` or `us-east-1 ec2:instance`.
+    fn place(&self) -> String {
+        match &self.type_filter {
+            Some(t) => format!("{} {t}", self.region),
+            None => self.region.clone(),
+        }
+    }
+
     fn scope(&self) -> String {
         match &self.type_filter {
             Some(t) => format!("aws {} {t}", self.region),
@@ -133,7 +141,6 @@ impl InventoryProvider for AwsProvider {
         }
         // Deterministic order whatever finished first.
         results.sort_by_key(|(i, _)| *i);
-        let pages_total: u64 = results.iter().map(|(_, r)| r.part.pages).sum();
         let all_failed = !results.is_empty() && results.iter().all(|(_, r)| !r.part.ok);
         if all_failed {
             let first = results
@@ -171,7 +178,9 @@ impl InventoryProvider for AwsProvider {
                         resources.push(r);
                         kept += 1;
                     }
-                    None => tracing::warn!(%arn, "GetResources returned a value that is not an ARN"),
+                    None => {
+                        tracing::warn!(%arn, "GetResources returned a value that is not an ARN")
+                    }
                 }
             }
             part.resources = kept;
@@ -179,7 +188,7 @@ impl InventoryProvider for AwsProvider {
             report.parts.push(part);
         }
         report.api_calls = counter.attempts();
-        report.retries = report.api_calls.saturating_sub(pages_total);
+        report.retries = counter.retries();
         report.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             resources = resources.len(),
@@ -213,7 +222,7 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
         let output = match response {
             Ok(o) => o,
             Err(e) => {
-                let error = summarise_sdk_error("GetResources", &partition.scope(), &e);
+                let error = summarise_sdk_error("GetResources", &partition.place(), &e);
                 tracing::warn!(%error, "AWS scan part failed");
                 return PartResult {
                     part: ScanPart {
@@ -229,7 +238,9 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
         };
         pages += 1;
         for m in output.resource_tag_mapping_list() {
-            let Some(arn) = m.resource_arn() else { continue };
+            let Some(arn) = m.resource_arn() else {
+                continue;
+            };
             let tags = m
                 .tags()
                 .iter()
@@ -249,7 +260,7 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
                         error: Some(format!(
                             "GetResources in {} returned the same pagination token twice; \
                              the listing may be incomplete",
-                            partition.scope()
+                            partition.place()
                         )),
                     },
                     mappings,

@@ -122,16 +122,68 @@ struct Team {
 use Archetype::*;
 
 const TEAMS: &[Team] = &[
-    Team { name: "payments", cost_center: "CC-1001", apps: &[("payments-api", Api), ("payments-worker", Worker), ("ledger", Data)] },
-    Team { name: "checkout", cost_center: "CC-1002", apps: &[("checkout-web", Web), ("cart-service", Api)] },
-    Team { name: "search", cost_center: "CC-1003", apps: &[("search-api", Api), ("indexer", Worker)] },
-    Team { name: "identity", cost_center: "CC-1004", apps: &[("auth-service", Api), ("user-profile", Data)] },
-    Team { name: "data-platform", cost_center: "CC-2001", apps: &[("etl-pipeline", Worker), ("warehouse", Data), ("event-stream", Worker)] },
-    Team { name: "ml", cost_center: "CC-2002", apps: &[("recommender", Ml), ("fraud-model", Ml)] },
-    Team { name: "web", cost_center: "CC-1005", apps: &[("storefront", Web), ("cms", Web)] },
-    Team { name: "platform", cost_center: "CC-3001", apps: &[("logging", Data), ("monitoring", Api), ("ci-runners", Compute)] },
-    Team { name: "mobile", cost_center: "CC-1006", apps: &[("mobile-bff", Api), ("push-notify", Worker)] },
-    Team { name: "growth", cost_center: "CC-1007", apps: &[("email-campaigns", Worker), ("analytics", Data)] },
+    Team {
+        name: "payments",
+        cost_center: "CC-1001",
+        apps: &[
+            ("payments-api", Api),
+            ("payments-worker", Worker),
+            ("ledger", Data),
+        ],
+    },
+    Team {
+        name: "checkout",
+        cost_center: "CC-1002",
+        apps: &[("checkout-web", Web), ("cart-service", Api)],
+    },
+    Team {
+        name: "search",
+        cost_center: "CC-1003",
+        apps: &[("search-api", Api), ("indexer", Worker)],
+    },
+    Team {
+        name: "identity",
+        cost_center: "CC-1004",
+        apps: &[("auth-service", Api), ("user-profile", Data)],
+    },
+    Team {
+        name: "data-platform",
+        cost_center: "CC-2001",
+        apps: &[
+            ("etl-pipeline", Worker),
+            ("warehouse", Data),
+            ("event-stream", Worker),
+        ],
+    },
+    Team {
+        name: "ml",
+        cost_center: "CC-2002",
+        apps: &[("recommender", Ml), ("fraud-model", Ml)],
+    },
+    Team {
+        name: "web",
+        cost_center: "CC-1005",
+        apps: &[("storefront", Web), ("cms", Web)],
+    },
+    Team {
+        name: "platform",
+        cost_center: "CC-3001",
+        apps: &[
+            ("logging", Data),
+            ("monitoring", Api),
+            ("ci-runners", Compute),
+        ],
+    },
+    Team {
+        name: "mobile",
+        cost_center: "CC-1006",
+        apps: &[("mobile-bff", Api), ("push-notify", Worker)],
+    },
+    Team {
+        name: "growth",
+        cost_center: "CC-1007",
+        apps: &[("email-campaigns", Worker), ("analytics", Data)],
+    },
 ];
 
 struct Env {
@@ -143,9 +195,24 @@ struct Env {
 }
 
 const ENVS: &[Env] = &[
-    Env { tag: "production", short: "prod", account: "111122223333", weight: 3.0 },
-    Env { tag: "staging", short: "stg", account: "444455556666", weight: 1.2 },
-    Env { tag: "development", short: "dev", account: "777788889999", weight: 1.0 },
+    Env {
+        tag: "production",
+        short: "prod",
+        account: "111122223333",
+        weight: 3.0,
+    },
+    Env {
+        tag: "staging",
+        short: "stg",
+        account: "444455556666",
+        weight: 1.2,
+    },
+    Env {
+        tag: "development",
+        short: "dev",
+        account: "777788889999",
+        weight: 1.0,
+    },
 ];
 
 const REGIONS: &[(&str, &str)] = &[
@@ -156,8 +223,15 @@ const REGIONS: &[(&str, &str)] = &[
 ];
 
 const DEVELOPERS: &[&str] = &["alice", "bob", "chen", "dana", "emeka", "farah"];
-const FUNCTIONS: &[&str] = &["ingest", "process", "settle", "notify", "retry", "export", "sync", "cleanup"];
-const PROJECTS: &[&str] = &["q3-migration", "checkout-revamp", "cost-cutting", "eu-expansion"];
+const FUNCTIONS: &[&str] = &[
+    "ingest", "process", "settle", "notify", "retry", "export", "sync", "cleanup",
+];
+const PROJECTS: &[&str] = &[
+    "q3-migration",
+    "checkout-revamp",
+    "cost-cutting",
+    "eu-expansion",
+];
 
 struct Deployment {
     team: &'static Team,
@@ -180,7 +254,7 @@ struct Deployment {
 pub fn generate(seed: u64, size: usize) -> DemoEstate {
     let mut rng = Rng(seed);
     // Ids come from their own stream so they never shift when tag generation changes.
-    let mut ids = Rng(seed ^ 0x5EED_1D5);
+    let mut ids = Rng(seed ^ 0x05EE_D1D5);
     let deployments = plan_deployments(&mut rng);
     let mut resources = Vec::with_capacity(size);
     let mut truth = Vec::with_capacity(size);
@@ -215,7 +289,11 @@ fn plan_deployments(rng: &mut Rng) -> Vec<Deployment> {
     let mut out = Vec::new();
     for team in TEAMS {
         for &(app, archetype) in team.apps {
-            let primary = if rng.chance(0.55) { 0 } else { 1 + rng.below(REGIONS.len() - 1) };
+            let primary = if rng.chance(0.55) {
+                0
+            } else {
+                1 + rng.below(REGIONS.len() - 1)
+            };
             let project = rng.chance(0.3).then(|| *rng.pick(PROJECTS));
             for env in ENVS {
                 let mut regions = vec![primary];
@@ -229,7 +307,11 @@ fn plan_deployments(rng: &mut Rng) -> Vec<Deployment> {
                     } else {
                         env.tag.to_string()
                     };
-                    let creator = if rng.chance(0.8) { "ci-deployer" } else { *rng.pick(DEVELOPERS) };
+                    let creator = if rng.chance(0.8) {
+                        "ci-deployer"
+                    } else {
+                        *rng.pick(DEVELOPERS)
+                    };
                     out.push(Deployment {
                         team,
                         app,
@@ -239,7 +321,10 @@ fn plan_deployments(rng: &mut Rng) -> Vec<Deployment> {
                         region,
                         region_short,
                         stack: format!("{app}-{}-{region_short}", env.short),
-                        vpc: format!("vpc-{}", stable_hex(&format!("{}{region}", env.account), 17)),
+                        vpc: format!(
+                            "vpc-{}",
+                            stable_hex(&format!("{}{region}", env.account), 17)
+                        ),
                         subnet: format!("subnet-{}", rng.hex(17)),
                         creator,
                         project,
@@ -280,10 +365,25 @@ fn make_unit(rng: &mut Rng, ids: &mut Rng, d: &Deployment, unit: usize) -> Vec<(
             name: name.into(),
             tags: Tags::new(),
             attributes: Attributes {
-                vpc: (!matches!(ty, "s3:bucket" | "sns:topic" | "sqs:queue" | "dynamodb:table" | "kms:key" | "logs:log-group"))
-                    .then(|| d.vpc.as_str().into()),
-                subnet: matches!(ty, "ec2:instance" | "ec2:volume" | "rds:db" | "elasticache:cluster" | "lambda:function")
-                    .then(|| d.subnet.as_str().into()),
+                vpc: (!matches!(
+                    ty,
+                    "s3:bucket"
+                        | "sns:topic"
+                        | "sqs:queue"
+                        | "dynamodb:table"
+                        | "kms:key"
+                        | "logs:log-group"
+                ))
+                .then(|| d.vpc.as_str().into()),
+                subnet: matches!(
+                    ty,
+                    "ec2:instance"
+                        | "ec2:volume"
+                        | "rds:db"
+                        | "elasticache:cluster"
+                        | "lambda:function"
+                )
+                .then(|| d.subnet.as_str().into()),
                 stack: Some(d.stack.as_str().into()),
                 creator: Some(d.creator.into()),
                 created_at: Some(format_compact!(
@@ -295,81 +395,253 @@ fn make_unit(rng: &mut Rng, ids: &mut Rng, d: &Deployment, unit: usize) -> Vec<(
         };
         out.push((resource, clean));
     };
-    let instance = |rng: &mut Rng, ids: &mut Rng, push: &mut dyn FnMut(&mut Rng, String, &str, String, bool), name: String| {
-        push(rng, format!("arn:aws:ec2:{r}:{a}:instance/i-{}", ids.hex(17)), "ec2:instance", name.clone(), true);
-        push(rng, format!("arn:aws:ec2:{r}:{a}:volume/vol-{}", ids.hex(17)), "ec2:volume", format!("{name}-root"), true);
+    let instance = |rng: &mut Rng,
+                    ids: &mut Rng,
+                    push: &mut dyn FnMut(&mut Rng, String, &str, String, bool),
+                    name: String| {
+        push(
+            rng,
+            format!("arn:aws:ec2:{r}:{a}:instance/i-{}", ids.hex(17)),
+            "ec2:instance",
+            name.clone(),
+            true,
+        );
+        push(
+            rng,
+            format!("arn:aws:ec2:{r}:{a}:volume/vol-{}", ids.hex(17)),
+            "ec2:volume",
+            format!("{name}-root"),
+            true,
+        );
         if rng.chance(0.25) {
-            push(rng, format!("arn:aws:ec2:{r}:{a}:snapshot/snap-{}", ids.hex(17)), "ec2:snapshot", format!("{name}-root-backup"), true);
+            push(
+                rng,
+                format!("arn:aws:ec2:{r}:{a}:snapshot/snap-{}", ids.hex(17)),
+                "ec2:snapshot",
+                format!("{name}-root-backup"),
+                true,
+            );
         }
     };
     match d.archetype {
         Api | Web => {
             instance(rng, ids, &mut push, format!("{base}-{:02}", unit + 1));
             if unit == 0 {
-                push(rng, format!("arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/{base}/{}", ids.hex(16)), "elasticloadbalancing:loadbalancer", base.clone(), false);
-                push(rng, format!("arn:aws:ec2:{r}:{a}:security-group/sg-{}", ids.hex(17)), "ec2:security-group", format!("{base}-sg"), true);
-                push(rng, format!("arn:aws:logs:{r}:{a}:log-group:/acme/{}/{env}", d.app), "logs:log-group", format!("/acme/{}/{env}", d.app), false);
-                let bucket = format!("acme-{base}-{}-{}", if d.archetype == Web { "assets" } else { "logs" }, d.region_short);
-                push(rng, format!("arn:aws:s3:::{bucket}"), "s3:bucket", bucket, false);
+                push(
+                    rng,
+                    format!(
+                        "arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/{base}/{}",
+                        ids.hex(16)
+                    ),
+                    "elasticloadbalancing:loadbalancer",
+                    base.clone(),
+                    false,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:ec2:{r}:{a}:security-group/sg-{}", ids.hex(17)),
+                    "ec2:security-group",
+                    format!("{base}-sg"),
+                    true,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:logs:{r}:{a}:log-group:/acme/{}/{env}", d.app),
+                    "logs:log-group",
+                    format!("/acme/{}/{env}", d.app),
+                    false,
+                );
+                let bucket = format!(
+                    "acme-{base}-{}-{}",
+                    if d.archetype == Web { "assets" } else { "logs" },
+                    d.region_short
+                );
+                push(
+                    rng,
+                    format!("arn:aws:s3:::{bucket}"),
+                    "s3:bucket",
+                    bucket,
+                    false,
+                );
                 if d.archetype == Api {
-                    push(rng, format!("arn:aws:rds:{r}:{a}:db:{base}-db"), "rds:db", format!("{base}-db"), false);
+                    push(
+                        rng,
+                        format!("arn:aws:rds:{r}:{a}:db:{base}-db"),
+                        "rds:db",
+                        format!("{base}-db"),
+                        false,
+                    );
                 }
             }
             if unit == 1 && d.archetype == Api {
-                push(rng, format!("arn:aws:elasticache:{r}:{a}:cluster:{base}-cache"), "elasticache:cluster", format!("{base}-cache"), false);
+                push(
+                    rng,
+                    format!("arn:aws:elasticache:{r}:{a}:cluster:{base}-cache"),
+                    "elasticache:cluster",
+                    format!("{base}-cache"),
+                    false,
+                );
             }
         }
         Worker => {
             let verb = FUNCTIONS[unit % FUNCTIONS.len()];
-            let suffix = if unit < FUNCTIONS.len() { String::new() } else { format!("-{}", unit / FUNCTIONS.len() + 1) };
+            let suffix = if unit < FUNCTIONS.len() {
+                String::new()
+            } else {
+                format!("-{}", unit / FUNCTIONS.len() + 1)
+            };
             let name = format!("{base}-{verb}{suffix}");
-            push(rng, format!("arn:aws:lambda:{r}:{a}:function:{name}"), "lambda:function", name.clone(), false);
-            push(rng, format!("arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{name}"), "logs:log-group", format!("/aws/lambda/{name}"), false);
+            push(
+                rng,
+                format!("arn:aws:lambda:{r}:{a}:function:{name}"),
+                "lambda:function",
+                name.clone(),
+                false,
+            );
+            push(
+                rng,
+                format!("arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{name}"),
+                "logs:log-group",
+                format!("/aws/lambda/{name}"),
+                false,
+            );
             if unit == 0 {
-                push(rng, format!("arn:aws:sqs:{r}:{a}:{base}-jobs"), "sqs:queue", format!("{base}-jobs"), false);
-                push(rng, format!("arn:aws:sqs:{r}:{a}:{base}-jobs-dlq"), "sqs:queue", format!("{base}-jobs-dlq"), false);
-                push(rng, format!("arn:aws:sns:{r}:{a}:{base}-events"), "sns:topic", format!("{base}-events"), false);
-                push(rng, format!("arn:aws:dynamodb:{r}:{a}:table/{base}-state"), "dynamodb:table", format!("{base}-state"), false);
+                push(
+                    rng,
+                    format!("arn:aws:sqs:{r}:{a}:{base}-jobs"),
+                    "sqs:queue",
+                    format!("{base}-jobs"),
+                    false,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:sqs:{r}:{a}:{base}-jobs-dlq"),
+                    "sqs:queue",
+                    format!("{base}-jobs-dlq"),
+                    false,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:sns:{r}:{a}:{base}-events"),
+                    "sns:topic",
+                    format!("{base}-events"),
+                    false,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:dynamodb:{r}:{a}:table/{base}-state"),
+                    "dynamodb:table",
+                    format!("{base}-state"),
+                    false,
+                );
             }
         }
         Data => {
             let bucket = format!("acme-{base}-{}-{:02}", d.region_short, unit + 1);
-            push(rng, format!("arn:aws:s3:::{bucket}"), "s3:bucket", bucket, false);
-            if unit % 2 == 0 {
-                instance(rng, ids, &mut push, format!("{base}-node-{:02}", unit / 2 + 1));
+            push(
+                rng,
+                format!("arn:aws:s3:::{bucket}"),
+                "s3:bucket",
+                bucket,
+                false,
+            );
+            if unit.is_multiple_of(2) {
+                instance(
+                    rng,
+                    ids,
+                    &mut push,
+                    format!("{base}-node-{:02}", unit / 2 + 1),
+                );
             }
             if unit == 0 {
-                push(rng, format!("arn:aws:rds:{r}:{a}:db:{base}-db"), "rds:db", format!("{base}-db"), false);
-                push(rng, format!("arn:aws:dynamodb:{r}:{a}:table/{base}-catalog"), "dynamodb:table", format!("{base}-catalog"), false);
-                let key = format!("{}-{}-{}-{}-{}", ids.hex(8), ids.hex(4), ids.hex(4), ids.hex(4), ids.hex(12));
-                push(rng, format!("arn:aws:kms:{r}:{a}:key/{key}"), "kms:key", format!("{base}-key"), false);
+                push(
+                    rng,
+                    format!("arn:aws:rds:{r}:{a}:db:{base}-db"),
+                    "rds:db",
+                    format!("{base}-db"),
+                    false,
+                );
+                push(
+                    rng,
+                    format!("arn:aws:dynamodb:{r}:{a}:table/{base}-catalog"),
+                    "dynamodb:table",
+                    format!("{base}-catalog"),
+                    false,
+                );
+                let key = format!(
+                    "{}-{}-{}-{}-{}",
+                    ids.hex(8),
+                    ids.hex(4),
+                    ids.hex(4),
+                    ids.hex(4),
+                    ids.hex(12)
+                );
+                push(
+                    rng,
+                    format!("arn:aws:kms:{r}:{a}:key/{key}"),
+                    "kms:key",
+                    format!("{base}-key"),
+                    false,
+                );
             }
         }
         Ml => {
             instance(rng, ids, &mut push, format!("{base}-gpu-{:02}", unit + 1));
-            if unit % 3 == 0 {
+            if unit.is_multiple_of(3) {
                 let name = format!("{base}-endpoint-{}", unit / 3 + 1);
-                push(rng, format!("arn:aws:sagemaker:{r}:{a}:endpoint/{name}"), "sagemaker:endpoint", name, false);
+                push(
+                    rng,
+                    format!("arn:aws:sagemaker:{r}:{a}:endpoint/{name}"),
+                    "sagemaker:endpoint",
+                    name,
+                    false,
+                );
             }
             if unit == 0 {
                 let bucket = format!("acme-{base}-models-{}", d.region_short);
-                push(rng, format!("arn:aws:s3:::{bucket}"), "s3:bucket", bucket, false);
+                push(
+                    rng,
+                    format!("arn:aws:s3:::{bucket}"),
+                    "s3:bucket",
+                    bucket,
+                    false,
+                );
             }
         }
         Compute => {
-            instance(rng, ids, &mut push, format!("{base}-runner-{:02}", unit + 1));
+            instance(
+                rng,
+                ids,
+                &mut push,
+                format!("{base}-runner-{:02}", unit + 1),
+            );
             if unit == 0 {
-                push(rng, format!("arn:aws:ecs:{r}:{a}:cluster/{base}"), "ecs:cluster", base.clone(), false);
+                push(
+                    rng,
+                    format!("arn:aws:ecs:{r}:{a}:cluster/{base}"),
+                    "ecs:cluster",
+                    base.clone(),
+                    false,
+                );
             }
             let svc = format!("{base}-svc-{:02}", unit + 1);
-            push(rng, format!("arn:aws:ecs:{r}:{a}:service/{base}/{svc}"), "ecs:service", svc, false);
+            push(
+                rng,
+                format!("arn:aws:ecs:{r}:{a}:service/{base}/{svc}"),
+                "ecs:service",
+                svc,
+                false,
+            );
         }
     }
     out
 }
 
 fn is_data_store(ty: &str) -> bool {
-    matches!(ty, "s3:bucket" | "rds:db" | "dynamodb:table" | "elasticache:cluster")
+    matches!(
+        ty,
+        "s3:bucket" | "rds:db" | "dynamodb:table" | "elasticache:cluster"
+    )
 }
 
 /// The tags a resource should carry.
@@ -377,10 +649,16 @@ fn clean_tags(rng: &mut Rng, d: &Deployment, ty: &str, name: &str, ec2_name: boo
     let mut tags: Tags = vec![
         ("Environment".into(), d.env_value.as_str().into()),
         ("CostCenter".into(), d.team.cost_center.into()),
-        ("Owner".into(), format_compact!("{}-team@acme.example", d.team.name)),
+        (
+            "Owner".into(),
+            format_compact!("{}-team@acme.example", d.team.name),
+        ),
         ("Application".into(), d.app.into()),
         ("Team".into(), d.team.name.into()),
-        ("aws:cloudformation:stack-name".into(), d.stack.as_str().into()),
+        (
+            "aws:cloudformation:stack-name".into(),
+            d.stack.as_str().into(),
+        ),
     ];
     if ec2_name {
         tags.push(("Name".into(), name.into()));
@@ -395,7 +673,11 @@ fn clean_tags(rng: &mut Rng, d: &Deployment, ty: &str, name: &str, ec2_name: boo
         tags.push(("DataClassification".into(), class.into()));
     }
     if matches!(ty, "rds:db" | "ec2:volume" | "dynamodb:table") && rng.chance(0.5) {
-        let schedule = if d.env.short == "prod" { "daily" } else { "weekly" };
+        let schedule = if d.env.short == "prod" {
+            "daily"
+        } else {
+            "weekly"
+        };
         tags.push(("BackupSchedule".into(), schedule.into()));
     }
     if let Some(p) = d.project {
@@ -426,7 +708,10 @@ fn choose_damage(rng: &mut Rng, production: bool, data_store: bool) -> Damage {
             (Damage::ValueAlias, 0.05),
             (Damage::BadValue, 0.07),
             (Damage::EmptyValue, 0.02),
-            (Damage::DropClassification, if data_store { 0.10 } else { 0.0 }),
+            (
+                Damage::DropClassification,
+                if data_store { 0.10 } else { 0.0 },
+            ),
         ]
     } else {
         &[
@@ -450,6 +735,8 @@ fn choose_damage(rng: &mut Rng, production: bool, data_store: bool) -> Damage {
 }
 
 const GOVERNED: &[&str] = &["Environment", "CostCenter", "Owner", "Application"];
+const PRODUCTION_ALIASES: &[&str] = &["prod", "prd", "live"];
+const STAGING_ALIASES: &[&str] = &["stg", "stage"];
 
 fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) -> Tags {
     let production = d.env.short == "prod";
@@ -464,7 +751,12 @@ fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) -> Tags {
         Damage::Untagged => tags.retain(|(k, _)| k.starts_with("aws:") || k == "Name"),
         Damage::MissingKeys => {
             // Owner and Application are forgotten most often.
-            let weights: &[(&str, f64)] = &[("Owner", 0.4), ("Application", 0.3), ("CostCenter", 0.2), ("Environment", 0.1)];
+            let weights: &[(&str, f64)] = &[
+                ("Owner", 0.4),
+                ("Application", 0.3),
+                ("CostCenter", 0.2),
+                ("Environment", 0.1),
+            ];
             let count = 1 + rng.below(2);
             for _ in 0..count {
                 let roll = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
@@ -481,8 +773,21 @@ fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) -> Tags {
         Damage::MisnamedKey => {
             let key = *rng.pick(GOVERNED);
             let variants: &[&str] = match key {
-                "Environment" => &["env", "Env", "ENVIRONMENT", "environment", "stage", "Enviroment"],
-                "CostCenter" => &["cost-center", "costcenter", "CostCentre", "cost_center", "cc"],
+                "Environment" => &[
+                    "env",
+                    "Env",
+                    "ENVIRONMENT",
+                    "environment",
+                    "stage",
+                    "Enviroment",
+                ],
+                "CostCenter" => &[
+                    "cost-center",
+                    "costcenter",
+                    "CostCentre",
+                    "cost_center",
+                    "cc",
+                ],
                 "Owner" => &["owner", "OWNER", "owner_email", "contact", "owner-team"],
                 _ => &["app", "application", "App", "service", "app-name"],
             };
@@ -493,15 +798,20 @@ fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) -> Tags {
             }
         }
         Damage::ValueAlias => {
-            let alias: &str = match d.env_value.as_str() {
-                "production" => *rng.pick(&["prod", "prd", "live"]),
-                "staging" => *rng.pick(&["stg", "stage"]),
-                "development" => "dev",
+            let aliases: &[&str] = match d.env_value.as_str() {
+                "production" => PRODUCTION_ALIASES,
+                "staging" => STAGING_ALIASES,
+                "development" => &["dev"],
                 // Sandboxes have no alias: damage their owner mailbox casing instead.
-                _ => "",
+                _ => &[""],
             };
+            let alias = *rng.pick(aliases);
             if alias.is_empty() {
-                set(&mut tags, "Owner", format_compact!("{}-Team@acme.example", d.team.name));
+                set(
+                    &mut tags,
+                    "Owner",
+                    format_compact!("{}-Team@acme.example", d.team.name),
+                );
             } else {
                 set(&mut tags, "Environment", alias.into());
             }
@@ -568,7 +878,11 @@ mod tests {
         let e = generate(DEFAULT_SEED, DEFAULT_SIZE);
         assert_eq!(e.resources.len(), DEFAULT_SIZE);
         assert_eq!(e.truth.len(), DEFAULT_SIZE);
-        let types: BTreeSet<&str> = e.resources.iter().map(|r| r.resource_type.as_str()).collect();
+        let types: BTreeSet<&str> = e
+            .resources
+            .iter()
+            .map(|r| r.resource_type.as_str())
+            .collect();
         assert!(types.len() >= 10, "{types:?}");
         let accounts: BTreeSet<&str> = e.resources.iter().map(|r| r.account.as_str()).collect();
         assert_eq!(accounts.len(), 3);
@@ -579,7 +893,10 @@ mod tests {
         assert!(e.resources.iter().any(|r| r.name == "payments-api-prod-03"));
         for r in &e.resources {
             assert!(super::super::arn::parse(&r.id).is_some(), "{}", r.id);
-            assert_eq!(super::super::arn::parse(&r.id).unwrap().canonical_type(), r.resource_type);
+            assert_eq!(
+                super::super::arn::parse(&r.id).unwrap().canonical_type(),
+                r.resource_type
+            );
             assert!(r.attributes.stack.is_some());
         }
     }
@@ -588,15 +905,36 @@ mod tests {
     fn realistic_mix_of_damage() {
         let e = generate(DEFAULT_SEED, DEFAULT_SIZE);
         let n = e.resources.len() as f64;
-        let untouched = e.resources.iter().zip(&e.truth).filter(|(r, t)| &r.tags == *t).count() as f64;
+        let untouched = e
+            .resources
+            .iter()
+            .zip(&e.truth)
+            .filter(|(r, t)| &r.tags == *t)
+            .count() as f64;
         let untagged = e
             .resources
             .iter()
-            .filter(|r| r.tags.iter().all(|(k, _)| k.starts_with("aws:") || k == "Name"))
+            .filter(|r| {
+                r.tags
+                    .iter()
+                    .all(|(k, _)| k.starts_with("aws:") || k == "Name")
+            })
             .count() as f64;
-        let misnamed = e.resources.iter().filter(|r| r.tag("env").is_some() || r.tag("cost-center").is_some()).count();
-        assert!((0.40..0.70).contains(&(untouched / n)), "untouched {}", untouched / n);
-        assert!((0.03..0.15).contains(&(untagged / n)), "untagged {}", untagged / n);
+        let misnamed = e
+            .resources
+            .iter()
+            .filter(|r| r.tag("env").is_some() || r.tag("cost-center").is_some())
+            .count();
+        assert!(
+            (0.40..0.70).contains(&(untouched / n)),
+            "untouched {}",
+            untouched / n
+        );
+        assert!(
+            (0.03..0.15).contains(&(untagged / n)),
+            "untagged {}",
+            untagged / n
+        );
         assert!(misnamed > 20, "misnamed {misnamed}");
     }
 }

@@ -266,7 +266,10 @@ mod tests {
         assert_eq!(inv.resources.len(), 1);
         assert!(!inv.report.complete);
         let err = inv.report.parts[0].error.as_deref().unwrap();
-        assert!(err.contains("1 entries skipped") && err.contains("i-123"), "{err}");
+        assert!(
+            err.contains("1 entries skipped") && err.contains("i-123"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

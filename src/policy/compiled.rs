@@ -117,7 +117,10 @@ impl ValueCheck {
                 let compiled = Regex::new(&anchored).map_err(|e| {
                     PolicyError::invalid(
                         format!("{path}.validation_regex"),
-                        format!("not a valid regular expression: {}", first_line(&e.to_string())),
+                        format!(
+                            "not a valid regular expression: {}",
+                            first_line(&e.to_string())
+                        ),
                     )
                 })?;
                 (Some(compiled), Some(source.to_string()))
@@ -258,7 +261,11 @@ impl Policy {
 
         let mut required = Vec::with_capacity(file.required_tags.len());
         for (i, rule) in file.required_tags.iter().enumerate() {
-            required.push(compile_required(&mut b, rule, &format!("required_tags[{i}]"))?);
+            required.push(compile_required(
+                &mut b,
+                rule,
+                &format!("required_tags[{i}]"),
+            )?);
         }
 
         let mut optional: Vec<OptionalRule> = Vec::new();
@@ -339,7 +346,13 @@ impl Policy {
                     }
                     map.insert(variant.as_str().into(), canonical_value.as_str().into());
                 }
-                check_canonical_value_allowed(&required, &optional, key, canonical, canonical_value)?;
+                check_canonical_value_allowed(
+                    &required,
+                    &optional,
+                    key,
+                    canonical,
+                    canonical_value,
+                )?;
             }
         }
 
@@ -408,7 +421,11 @@ impl Policy {
         let fold = self.key_matching == KeyMatching::CaseInsensitive;
         let mut entries: Vec<(String, KeyRef, String)> = Vec::new();
         for (id, key) in self.keys.iter().enumerate() {
-            entries.push((key.name.clone(), KeyRef::Canonical(id as KeyId), key.name.clone()));
+            entries.push((
+                key.name.clone(),
+                KeyRef::Canonical(id as KeyId),
+                key.name.clone(),
+            ));
         }
         for (variant, key, path) in aliases {
             entries.push((variant.clone(), KeyRef::Alias(*key), path.clone()));
@@ -430,11 +447,16 @@ impl Policy {
                     path,
                     format!(
                         "`{name}` is already used by {}; a key can mean only one thing",
-                        exact_paths.get(&name).map(String::as_str).unwrap_or("another entry")
+                        exact_paths
+                            .get(&name)
+                            .map(String::as_str)
+                            .unwrap_or("another entry")
                     ),
                 ));
             }
-            exact_paths.entry(name.clone()).or_insert_with(|| path.clone());
+            exact_paths
+                .entry(name.clone())
+                .or_insert_with(|| path.clone());
             // The first entry for a name wins: the canonical key before its aliases.
             self.exact.entry(name.as_str().into()).or_insert(target);
             if fold {
@@ -447,7 +469,10 @@ impl Policy {
                         format!(
                             "`{name}` differs only in case from the key used by {}; with \
                              key_matching case_insensitive a key can mean only one thing",
-                            folded_paths.get(&lower).map(String::as_str).unwrap_or("another entry")
+                            folded_paths
+                                .get(&lower)
+                                .map(String::as_str)
+                                .unwrap_or("another entry")
                         ),
                     ));
                 }
@@ -550,7 +575,10 @@ impl Builder {
             ));
         }
         if name.len() > 128 {
-            return Err(PolicyError::invalid(path, "tag keys are at most 128 characters"));
+            return Err(PolicyError::invalid(
+                path,
+                "tag keys are at most 128 characters",
+            ));
         }
         if name.starts_with("aws:") {
             return Err(PolicyError::invalid(
@@ -562,7 +590,10 @@ impl Builder {
             return Ok(*id);
         }
         if self.keys.len() >= u16::MAX as usize - 1 {
-            return Err(PolicyError::invalid(path, "too many distinct keys in the policy"));
+            return Err(PolicyError::invalid(
+                path,
+                "too many distinct keys in the policy",
+            ));
         }
         let id = self.keys.len() as KeyId;
         self.keys.push(KeyInfo {
@@ -614,10 +645,14 @@ fn compile_condition(
     path: &str,
 ) -> Result<CompiledCondition, PolicyError> {
     let key = b.key(&c.key, &format!("{path}.key"))?;
-    let given = [c.equals.is_some(), c.in_values.is_some(), c.exists.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let given = [
+        c.equals.is_some(),
+        c.in_values.is_some(),
+        c.exists.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if given != 1 {
         return Err(PolicyError::invalid(
             path,
@@ -695,7 +730,8 @@ mod tests {
 
     #[test]
     fn bad_regex_names_its_field() {
-        let e = err(r#"{"required_tags":[{"name":"A"},{"name":"B","validation_regex":"CC-[0-9"}]}"#);
+        let e =
+            err(r#"{"required_tags":[{"name":"A"},{"name":"B","validation_regex":"CC-[0-9"}]}"#);
         assert_eq!(path_of(&e), "required_tags[1].validation_regex");
         assert!(e.to_string().contains("regular expression"));
     }
@@ -714,10 +750,8 @@ mod tests {
 
     #[test]
     fn alias_cannot_mean_two_keys() {
-        let e = err(
-            r#"{"required_tags":[{"name":"Environment"},{"name":"Env"}],
-                "aliases":{"Environment":["env"]}}"#,
-        );
+        let e = err(r#"{"required_tags":[{"name":"Environment"},{"name":"Env"}],
+                "aliases":{"Environment":["env"]}}"#);
         assert_eq!(path_of(&e), "aliases.Environment[0]");
         // In exact mode `env` and `Env` are different keys, so that is fine.
         parse_policy(
@@ -744,10 +778,8 @@ mod tests {
 
     #[test]
     fn value_alias_variant_means_one_value() {
-        let e = err(
-            r#"{"required_tags":[{"name":"E"}],
-                "value_aliases":{"E":{"a":["x"],"b":["x"]}}}"#,
-        );
+        let e = err(r#"{"required_tags":[{"name":"E"}],
+                "value_aliases":{"E":{"a":["x"],"b":["x"]}}}"#);
         assert_eq!(path_of(&e), "value_aliases.E.b[0]");
     }
 
@@ -768,7 +800,10 @@ mod tests {
 
     #[test]
     fn empty_and_reserved_keys_refused() {
-        assert_eq!(path_of(&err(r#"{"required_tags":[{"name":""}]}"#)), "required_tags[0].name");
+        assert_eq!(
+            path_of(&err(r#"{"required_tags":[{"name":""}]}"#)),
+            "required_tags[0].name"
+        );
         assert_eq!(
             path_of(&err(r#"{"required_tags":[{"name":"aws:foo"}]}"#)),
             "required_tags[0].name"
@@ -778,7 +813,9 @@ mod tests {
             "required_tags[0].name"
         );
         assert_eq!(
-            path_of(&err(r#"{"required_tags":[{"name":"A","applies_to":[""]}]}"#)),
+            path_of(&err(
+                r#"{"required_tags":[{"name":"A","applies_to":[""]}]}"#
+            )),
             "required_tags[0].applies_to[0]"
         );
     }
@@ -806,7 +843,10 @@ mod tests {
             }"#,
         )
         .expect("peer format must load");
-        assert_eq!(p.required_key_names(), vec!["CostCenter", "Owner", "Environment"]);
+        assert_eq!(
+            p.required_key_names(),
+            vec!["CostCenter", "Owner", "Environment"]
+        );
         assert_eq!(p.key_matching(), KeyMatching::CaseInsensitive);
         assert_eq!(p.fail_at(), Severity::Low);
         assert_eq!(p.required_rules()[0].severity, Severity::High);

@@ -14,24 +14,13 @@
 use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
-use super::compiled::{KeyId, KeyRef, Policy, ValueProblem};
+use super::compiled::{KeyId, KeyRef, Policy, ValueCheck, ValueProblem};
 use super::model::Severity;
 
 /// The kinds of violation (SPEC §3).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationKind {
@@ -114,28 +103,110 @@ pub struct Violation {
     pub rule: RuleRef,
 }
 
-pub type Violations = SmallVec<[Violation; 2]>;
-
-/// The result of evaluating one resource.
+/// The result of evaluating one resource (owned; see `Evaluations` for many).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evaluation {
     /// At least one required rule's `applies_to` matches the resource's type.
     pub in_scope: bool,
-    pub effective: Violations,
-    pub native: Violations,
+    pub effective: Vec<Violation>,
+    pub native: Vec<Violation>,
 }
 
 impl Evaluation {
+    pub fn as_ref(&self) -> EvaluationRef<'_> {
+        EvaluationRef {
+            in_scope: self.in_scope,
+            effective: &self.effective,
+            native: &self.native,
+        }
+    }
+
     pub fn violations(&self, view: View) -> &[Violation] {
+        self.as_ref().violations(view)
+    }
+
+    /// Compliant when in scope and no violation is at or above `fail_at`.
+    pub fn is_compliant(&self, view: View, fail_at: Severity) -> bool {
+        self.as_ref().is_compliant(view, fail_at)
+    }
+}
+
+/// One resource's evaluation, borrowed from an `Evaluations` arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvaluationRef<'a> {
+    pub in_scope: bool,
+    pub effective: &'a [Violation],
+    pub native: &'a [Violation],
+}
+
+impl<'a> EvaluationRef<'a> {
+    pub fn violations(&self, view: View) -> &'a [Violation] {
         match view {
-            View::Effective => &self.effective,
-            View::Native => &self.native,
+            View::Effective => self.effective,
+            View::Native => self.native,
         }
     }
 
     /// Compliant when in scope and no violation is at or above `fail_at`.
     pub fn is_compliant(&self, view: View, fail_at: Severity) -> bool {
         self.in_scope && !self.violations(view).iter().any(|v| v.severity >= fail_at)
+    }
+}
+
+/// The evaluations of many resources in one arena: a 16-byte span per resource into a shared
+/// violation list. When a resource's views cannot differ, both spans point at the same
+/// violations, so most resources cost their span and nothing else.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluations {
+    spans: Vec<Span>,
+    violations: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    effective_start: u32,
+    native_start: u32,
+    effective_len: u16,
+    native_len: u16,
+    in_scope: bool,
+}
+
+impl Evaluations {
+    pub fn with_capacity(resources: usize) -> Self {
+        Evaluations {
+            spans: Vec::with_capacity(resources),
+            violations: Vec::with_capacity(resources),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The evaluation of the `index`-th resource evaluated.
+    pub fn get(&self, index: usize) -> EvaluationRef<'_> {
+        let s = self.spans[index];
+        let eff = s.effective_start as usize;
+        let nat = s.native_start as usize;
+        EvaluationRef {
+            in_scope: s.in_scope,
+            effective: &self.violations[eff..eff + s.effective_len as usize],
+            native: &self.violations[nat..nat + s.native_len as usize],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = EvaluationRef<'_>> {
+        (0..self.spans.len()).map(|i| self.get(i))
+    }
+
+    /// Bytes held (for memory reporting).
+    pub fn heap_bytes(&self) -> usize {
+        self.spans.capacity() * std::mem::size_of::<Span>()
+            + self.violations.capacity() * std::mem::size_of::<Violation>()
     }
 }
 
@@ -155,8 +226,44 @@ const EMPTY_SLOT: Slot = Slot {
 /// Evaluates resources against one policy, reusing scratch space between calls.
 pub struct Evaluator<'p> {
     policy: &'p Policy,
+    /// Reuse the effective result as the native one when the views cannot differ (off only in
+    /// tests that check the shortcut against the full evaluation).
+    shortcut: bool,
     scope_cache: FxHashMap<Box<str>, Box<[u16]>>,
+    /// The last type seen and its rules (a type never equals the initial empty string).
+    last_type: (Box<str>, Box<[u16]>),
+    memo: ValueMemo,
     scratch: Scratch,
+}
+
+/// Remembers regex verdicts per rule and value: estates repeat the same few values (cost
+/// centres, owners, applications) across thousands of resources, and both views usually check
+/// the same value, so most checks become one hash lookup instead of a regex run.
+struct ValueMemo {
+    /// Index: required rules first, then optional rules.
+    verdicts: Vec<FxHashMap<Box<str>, Option<ValueProblem>>>,
+}
+
+/// Entries kept per rule before the memo for that rule is reset (bounds memory on estates
+/// whose values are all distinct).
+const MEMO_LIMIT: usize = 4096;
+
+impl ValueMemo {
+    fn check(&mut self, slot: usize, check: &ValueCheck, value: &str) -> Option<ValueProblem> {
+        if check.regex.is_none() {
+            return check.check(value);
+        }
+        let verdicts = &mut self.verdicts[slot];
+        if let Some(v) = verdicts.get(value) {
+            return *v;
+        }
+        let verdict = check.check(value);
+        if verdicts.len() >= MEMO_LIMIT {
+            verdicts.clear();
+        }
+        verdicts.insert(value.into(), verdict);
+        verdict
+    }
 }
 
 /// Per-resource working state, reset after each resource.
@@ -165,6 +272,7 @@ struct Scratch {
     touched: Vec<KeyId>,
     misnamed: Vec<(u16, KeyId)>,
     prohibited: Vec<(u16, u16)>,
+    naming: Vec<Violation>,
     lower: String,
     /// User tag keys (not `aws:`) on the resource.
     user_keys: usize,
@@ -176,12 +284,18 @@ impl Policy {
     pub fn evaluator(&self) -> Evaluator<'_> {
         Evaluator {
             policy: self,
+            shortcut: true,
             scope_cache: FxHashMap::default(),
+            last_type: (Box::from(""), Box::from([])),
+            memo: ValueMemo {
+                verdicts: vec![FxHashMap::default(); self.required.len() + self.optional.len()],
+            },
             scratch: Scratch {
                 slots: vec![EMPTY_SLOT; self.keys.len()],
                 touched: Vec::new(),
                 misnamed: Vec::new(),
                 prohibited: Vec::new(),
+                naming: Vec::new(),
                 lower: String::new(),
                 user_keys: 0,
                 resolved: 0,
@@ -205,6 +319,8 @@ struct Resolved<'a, K, V> {
     slots: &'a [Slot],
     tags: &'a [(K, V)],
     view: View,
+    /// Set when a value alias was applied (the views then differ).
+    aliased: std::cell::Cell<bool>,
 }
 
 impl<'a, K: AsRef<str>, V: AsRef<str>> Resolved<'a, K, V> {
@@ -235,6 +351,7 @@ impl<'a, K: AsRef<str>, V: AsRef<str>> Resolved<'a, K, V> {
         if self.view == View::Effective
             && let Some(canonical) = self.policy.keys[key as usize].value_aliases.get(raw)
         {
+            self.aliased.set(true);
             return Some(canonical);
         }
         Some(raw)
@@ -246,9 +363,20 @@ impl<'p> Evaluator<'p> {
         self.policy
     }
 
+    #[cfg(test)]
+    pub(crate) fn without_shortcut(mut self) -> Self {
+        self.shortcut = false;
+        self
+    }
+
     /// Indices of the required rules whose `applies_to` matches this type (cached per type).
     pub fn rules_for_type(&mut self, resource_type: &str) -> &[u16] {
-        scope(&mut self.scope_cache, self.policy, resource_type)
+        scope(
+            &mut self.scope_cache,
+            &mut self.last_type,
+            self.policy,
+            resource_type,
+        )
     }
 
     pub fn evaluate<K: AsRef<str>, V: AsRef<str>>(
@@ -256,74 +384,153 @@ impl<'p> Evaluator<'p> {
         resource_type: &str,
         tags: &[(K, V)],
     ) -> Evaluation {
-        let mut out = Evaluation::default();
-        let policy = self.policy;
-        let rules = scope(&mut self.scope_cache, policy, resource_type);
-        if rules.is_empty() {
-            return out;
+        let mut one = Evaluations::default();
+        self.evaluate_into(resource_type, tags, &mut one);
+        let r = one.get(0);
+        Evaluation {
+            in_scope: r.in_scope,
+            effective: r.effective.to_vec(),
+            native: r.native.to_vec(),
         }
-        out.in_scope = true;
+    }
+
+    /// Evaluates one resource and appends the result to `out`.
+    pub fn evaluate_into<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        resource_type: &str,
+        tags: &[(K, V)],
+        out: &mut Evaluations,
+    ) {
+        let policy = self.policy;
+        let start = out.violations.len();
+        let rules = scope(
+            &mut self.scope_cache,
+            &mut self.last_type,
+            policy,
+            resource_type,
+        );
+        if rules.is_empty() {
+            out.spans.push(Span {
+                effective_start: start as u32,
+                native_start: start as u32,
+                ..Span::default()
+            });
+            return;
+        }
         let scratch = &mut self.scratch;
         scratch.scan(policy, tags);
-        for view in [View::Effective, View::Native] {
-            let resolved = Resolved {
+        naming_violations(policy, tags, &mut scratch.naming);
+        let list = &mut out.violations;
+        let aliased = check_view(
+            policy,
+            rules,
+            scratch,
+            &mut self.memo,
+            tags,
+            View::Effective,
+            list,
+        );
+        let effective_len = list.len() - start;
+        // Without misnamed keys or aliased values the two views see the same tags: the native
+        // result is the effective one (most resources; halves the work).
+        let (native_start, native_len) = if self.shortcut && scratch.misnamed.is_empty() && !aliased
+        {
+            (start, effective_len)
+        } else {
+            let native_start = list.len();
+            check_view(
                 policy,
-                slots: &scratch.slots,
+                rules,
+                scratch,
+                &mut self.memo,
                 tags,
-                view,
-            };
-            let list = match view {
-                View::Effective => &mut out.effective,
-                View::Native => &mut out.native,
-            };
-            check_required(policy, rules, &resolved, list);
-            check_optional(policy, &resolved, list);
-            if view == View::Native {
-                for &(tag, key) in &scratch.misnamed {
-                    list.push(Violation {
-                        kind: ViolationKind::MisnamedKey,
-                        severity: misnamed_severity(policy, rules, key),
-                        key,
-                        tag,
-                        rule: RuleRef::Alias,
-                    });
-                }
-            }
-            for &(tag, rule) in &scratch.prohibited {
-                list.push(Violation {
-                    kind: ViolationKind::ProhibitedTag,
-                    severity: policy.prohibited[rule as usize].severity,
-                    key: NO_KEY,
-                    tag,
-                    rule: RuleRef::Prohibited(rule),
-                });
-            }
-            check_naming(policy, tags, list);
-            // In the effective view every variant merges into its canonical key.
-            let key_count = match view {
-                View::Native => scratch.user_keys,
-                View::Effective => {
-                    scratch.user_keys - scratch.resolved + scratch.touched.len()
-                }
-            };
-            check_max_tags(policy, key_count, list);
-            check_conflicts(policy, &resolved, list);
-        }
+                View::Native,
+                list,
+            );
+            (native_start, list.len() - native_start)
+        };
         scratch.reset();
-        out
+        out.spans.push(Span {
+            effective_start: start as u32,
+            native_start: native_start as u32,
+            effective_len: effective_len as u16,
+            native_len: native_len as u16,
+            in_scope: true,
+        });
     }
 }
 
+/// All violations of one view; returns whether a value alias was applied.
+fn check_view<K: AsRef<str>, V: AsRef<str>>(
+    policy: &Policy,
+    rules: &[u16],
+    scratch: &Scratch,
+    memo: &mut ValueMemo,
+    tags: &[(K, V)],
+    view: View,
+    list: &mut Vec<Violation>,
+) -> bool {
+    let resolved = Resolved {
+        policy,
+        slots: &scratch.slots,
+        tags,
+        view,
+        aliased: std::cell::Cell::new(false),
+    };
+    check_required(policy, rules, &resolved, memo, list);
+    check_optional(policy, &resolved, memo, list);
+    if view == View::Native {
+        for &(tag, key) in &scratch.misnamed {
+            list.push(Violation {
+                kind: ViolationKind::MisnamedKey,
+                severity: misnamed_severity(policy, rules, key),
+                key,
+                tag,
+                rule: RuleRef::Alias,
+            });
+        }
+    }
+    for &(tag, rule) in &scratch.prohibited {
+        list.push(Violation {
+            kind: ViolationKind::ProhibitedTag,
+            severity: policy.prohibited[rule as usize].severity,
+            key: NO_KEY,
+            tag,
+            rule: RuleRef::Prohibited(rule),
+        });
+    }
+    list.extend(scratch.naming.iter().copied());
+    // In the effective view every variant merges into its canonical key.
+    let key_count = match view {
+        View::Native => scratch.user_keys,
+        View::Effective => scratch.user_keys - scratch.resolved + scratch.touched.len(),
+    };
+    check_max_tags(policy, key_count, list);
+    check_conflicts(policy, &resolved, list);
+    resolved.aliased.get()
+}
+
+/// The required rules for a type: resources arrive clustered by type (sorted by ARN), so the
+/// last type is remembered before the hash map is consulted.
 fn scope<'c>(
     cache: &'c mut FxHashMap<Box<str>, Box<[u16]>>,
+    last: &'c mut (Box<str>, Box<[u16]>),
     policy: &Policy,
     resource_type: &str,
 ) -> &'c [u16] {
-    if !cache.contains_key(resource_type) {
-        let rules = policy.rules_for_type(resource_type).into_boxed_slice();
-        cache.insert(resource_type.into(), rules);
+    if *last.0 == *resource_type {
+        return &last.1;
     }
-    cache.get(resource_type).map(|b| &b[..]).unwrap_or(&[])
+    let rules = match cache.get(resource_type) {
+        Some(r) => r.clone(),
+        None => {
+            let r: Box<[u16]> = policy.rules_for_type(resource_type).into_boxed_slice();
+            cache.insert(resource_type.into(), r.clone());
+            r
+        }
+    };
+    *last = (resource_type.into(), rules);
+    &last.1
 }
 
 impl Scratch {
@@ -385,9 +592,15 @@ impl Scratch {
         }
         self.misnamed.clear();
         self.prohibited.clear();
+        self.naming.clear();
         self.user_keys = 0;
         self.resolved = 0;
     }
+}
+
+/// Empty or only whitespace; stops at the first visible character (no trimming copy).
+fn is_blank(v: &str) -> bool {
+    v.chars().all(char::is_whitespace)
 }
 
 fn fold_into(buf: &mut String, key: &str) {
@@ -404,7 +617,8 @@ fn check_required<K: AsRef<str>, V: AsRef<str>>(
     policy: &Policy,
     rules: &[u16],
     resolved: &Resolved<'_, K, V>,
-    out: &mut Violations,
+    memo: &mut ValueMemo,
+    out: &mut Vec<Violation>,
 ) {
     for &index in rules {
         let rule = &policy.required[index as usize];
@@ -417,8 +631,8 @@ fn check_required<K: AsRef<str>, V: AsRef<str>>(
         let kind = match resolved.value(rule.key) {
             None if rule.when.is_some() => ViolationKind::ConditionalRequirement,
             None => ViolationKind::MissingRequiredTag,
-            Some(v) if v.trim().is_empty() => ViolationKind::EmptyValue,
-            Some(v) => match rule.check.check(v) {
+            Some(v) if is_blank(v) => ViolationKind::EmptyValue,
+            Some(v) => match memo.check(index as usize, &rule.check, v) {
                 None => continue,
                 Some(ValueProblem::NotAllowed) => ViolationKind::InvalidValue,
                 Some(ValueProblem::BadFormat) => ViolationKind::InvalidFormat,
@@ -438,7 +652,8 @@ fn check_required<K: AsRef<str>, V: AsRef<str>>(
 fn check_optional<K: AsRef<str>, V: AsRef<str>>(
     policy: &Policy,
     resolved: &Resolved<'_, K, V>,
-    out: &mut Violations,
+    memo: &mut ValueMemo,
+    out: &mut Vec<Violation>,
 ) {
     for (index, rule) in policy.optional.iter().enumerate() {
         if rule.check.is_unconstrained() {
@@ -447,7 +662,7 @@ fn check_optional<K: AsRef<str>, V: AsRef<str>>(
         let Some(value) = resolved.value(rule.key) else {
             continue;
         };
-        let kind = match rule.check.check(value) {
+        let kind = match memo.check(policy.required.len() + index, &rule.check, value) {
             None => continue,
             Some(ValueProblem::NotAllowed) => ViolationKind::InvalidValue,
             Some(ValueProblem::BadFormat) => ViolationKind::InvalidFormat,
@@ -473,22 +688,26 @@ fn misnamed_severity(policy: &Policy, rules: &[u16], key: KeyId) -> Severity {
         .unwrap_or(Severity::Low)
 }
 
-fn check_naming<K: AsRef<str>, V: AsRef<str>>(
+/// Tags longer than `tag_naming_rules` allows (the same in both views, so found once).
+fn naming_violations<K: AsRef<str>, V: AsRef<str>>(
     policy: &Policy,
     tags: &[(K, V)],
-    out: &mut Violations,
+    out: &mut Vec<Violation>,
 ) {
     if policy.max_key_length.is_none() && policy.max_value_length.is_none() {
         return;
     }
     let max_key = policy.max_key_length.unwrap_or(usize::MAX);
     let max_value = policy.max_value_length.unwrap_or(usize::MAX);
+    // A string of n bytes has at most n characters: count characters only when the byte
+    // length is over the limit.
+    let too_long = |s: &str, max: usize| s.len() > max && s.chars().count() > max;
     for (i, (k, v)) in tags.iter().enumerate().take(NO_TAG as usize) {
         let (k, v) = (k.as_ref(), v.as_ref());
         if k.starts_with("aws:") {
             continue;
         }
-        if k.chars().count() > max_key || v.chars().count() > max_value {
+        if too_long(k, max_key) || too_long(v, max_value) {
             out.push(Violation {
                 kind: ViolationKind::InvalidFormat,
                 severity: Severity::Low,
@@ -501,7 +720,7 @@ fn check_naming<K: AsRef<str>, V: AsRef<str>>(
 }
 
 /// `max_tags` counts user keys (not `aws:`).
-fn check_max_tags(policy: &Policy, key_count: usize, out: &mut Violations) {
+fn check_max_tags(policy: &Policy, key_count: usize, out: &mut Vec<Violation>) {
     let Some((limit, severity)) = policy.max_tags else {
         return;
     };
@@ -519,7 +738,7 @@ fn check_max_tags(policy: &Policy, key_count: usize, out: &mut Violations) {
 fn check_conflicts<K: AsRef<str>, V: AsRef<str>>(
     policy: &Policy,
     resolved: &Resolved<'_, K, V>,
-    out: &mut Violations,
+    out: &mut Vec<Violation>,
 ) {
     for (index, conflict) in policy.conflicts.iter().enumerate() {
         if conflict

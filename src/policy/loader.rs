@@ -62,7 +62,9 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
         file: path.display().to_string(),
         reason: match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file (check --policy / TAGWARDEN_POLICY)".into(),
+            std::io::ErrorKind::NotFound => {
+                "no such file (check --policy / TAGWARDEN_POLICY)".into()
+            }
             _ => e.to_string(),
         },
     })?;
@@ -133,8 +135,8 @@ mod tests {
         let err = parse_policy(r#"{"requried_tags": []}"#).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("requried_tags"), "{text}");
-        let err = parse_policy(r#"{"required_tags": [{"name": "A", "severty": "low"}]}"#)
-            .unwrap_err();
+        let err =
+            parse_policy(r#"{"required_tags": [{"name": "A", "severty": "low"}]}"#).unwrap_err();
         assert!(
             matches!(&err, PolicyError::Invalid { path, .. } if path == "required_tags[0].severty"),
             "{err:?}"
@@ -144,8 +146,8 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_path() {
-        let err =
-            parse_policy(r#"{"required_tags": [{"name": "A", "severity": "urgent"}]}"#).unwrap_err();
+        let err = parse_policy(r#"{"required_tags": [{"name": "A", "severity": "urgent"}]}"#)
+            .unwrap_err();
         match &err {
             PolicyError::Invalid { path, reason } => {
                 assert_eq!(path, "required_tags[0].severity");

@@ -77,7 +77,11 @@ impl Policy {
             (View::Effective, None) => {
                 let exact = find(tags, |k| k == key);
                 let folds = self.key_matching == super::model::KeyMatching::CaseInsensitive;
-                exact.or_else(|| folds.then(|| find(tags, |k| k.eq_ignore_ascii_case(key))).flatten())
+                exact.or_else(|| {
+                    folds
+                        .then(|| find(tags, |k| k.eq_ignore_ascii_case(key)))
+                        .flatten()
+                })
             }
         }
     }
@@ -125,10 +129,19 @@ mod tests {
     fn value_of_in_both_views() {
         let p = policy();
         let tags = [("env", "prod"), ("team", "x")];
-        assert_eq!(p.value_of(&tags, "Environment", View::Effective).as_deref(), Some("production"));
+        assert_eq!(
+            p.value_of(&tags, "Environment", View::Effective).as_deref(),
+            Some("production")
+        );
         assert_eq!(p.value_of(&tags, "Environment", View::Native), None);
-        assert_eq!(p.value_of(&tags, "Team", View::Effective).as_deref(), Some("x"));
+        assert_eq!(
+            p.value_of(&tags, "Team", View::Effective).as_deref(),
+            Some("x")
+        );
         assert_eq!(p.value_of(&tags, "Team", View::Native), None);
-        assert_eq!(p.value_of(&tags, "team", View::Native).as_deref(), Some("x"));
+        assert_eq!(
+            p.value_of(&tags, "team", View::Native).as_deref(),
+            Some("x")
+        );
     }
 }

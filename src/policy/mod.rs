@@ -14,7 +14,9 @@ mod summary;
 mod tests;
 
 pub use compiled::{KeyId, Policy};
-pub use evaluate::{Evaluation, Evaluator, View, Violation, ViolationKind};
+pub use evaluate::{
+    Evaluation, EvaluationRef, Evaluations, Evaluator, View, Violation, ViolationKind,
+};
 pub use loader::{PolicyError, default_policy, load_policy_file, parse_policy};
 pub use model::{KeyMatching, PolicyFile, Severity};
 pub use render::{Expected, ViolationDetail};

@@ -53,7 +53,10 @@ impl Policy {
             }
         }
         for p in &self.prohibited {
-            lines.push(format!("Tag `{}` must not be present [{}].", p.name, p.severity));
+            lines.push(format!(
+                "Tag `{}` must not be present [{}].",
+                p.name, p.severity
+            ));
         }
         if let Some((limit, severity)) = self.max_tags {
             lines.push(format!(
@@ -82,10 +85,7 @@ impl Policy {
 
 fn constraint(check: &ValueCheck) -> String {
     match (&check.allowed, &check.regex_source) {
-        (Some(a), Some(r)) => format!(
-            " with one of {} matching `{r}`",
-            a.values().join(", ")
-        ),
+        (Some(a), Some(r)) => format!(" with one of {} matching `{r}`", a.values().join(", ")),
         (Some(a), None) => format!(" with one of {}", a.values().join(", ")),
         (None, Some(r)) => format!(" with a value matching `{r}`"),
         (None, None) => String::new(),

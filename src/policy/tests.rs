@@ -50,7 +50,11 @@ use ViolationKind::*;
 #[test]
 fn fully_compliant_ec2() {
     let p = policy();
-    let e = eval(&p, "ec2:instance", &[("CostCenter", "CC-1234"), ("Environment", "production")]);
+    let e = eval(
+        &p,
+        "ec2:instance",
+        &[("CostCenter", "CC-1234"), ("Environment", "production")],
+    );
     assert!(e.in_scope);
     assert!(e.effective.is_empty(), "{:?}", e.effective);
     assert!(e.native.is_empty());
@@ -75,18 +79,27 @@ fn missing_required_tags() {
 #[test]
 fn out_of_scope_type_has_no_violations() {
     // Environment applies to "*", so to scope a type out we need a narrower policy.
-    let p = parse_policy(r#"{"required_tags":[{"name":"A","applies_to":["ec2:*"]}],"prohibited_tags":["tmp"]}"#)
-        .unwrap();
+    let p = parse_policy(
+        r#"{"required_tags":[{"name":"A","applies_to":["ec2:*"]}],"prohibited_tags":["tmp"]}"#,
+    )
+    .unwrap();
     let e = eval(&p, "s3:bucket", &[("tmp", "1")]);
     assert!(!e.in_scope);
     assert!(e.effective.is_empty() && e.native.is_empty());
-    assert!(!e.is_compliant(View::Effective, Severity::Low), "out of scope is not compliant");
+    assert!(
+        !e.is_compliant(View::Effective, Severity::Low),
+        "out of scope is not compliant"
+    );
 }
 
 #[test]
 fn empty_value_and_whitespace() {
     let p = policy();
-    let e = eval(&p, "s3:bucket", &[("Environment", ""), ("CostCenter", "  ")]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("Environment", ""), ("CostCenter", "  ")],
+    );
     assert_eq!(
         summary(&p, &e.effective),
         vec![
@@ -108,8 +121,17 @@ fn invalid_value_is_case_sensitive_and_wildcards_match_whole() {
         ("xdev-alice", false),
         ("development", false),
     ] {
-        let e = eval(&p, "s3:bucket", &[("Environment", value), ("CostCenter", "CC-0001")]);
-        assert_eq!(e.effective.is_empty(), ok, "value {value}: {:?}", e.effective);
+        let e = eval(
+            &p,
+            "s3:bucket",
+            &[("Environment", value), ("CostCenter", "CC-0001")],
+        );
+        assert_eq!(
+            e.effective.is_empty(),
+            ok,
+            "value {value}: {:?}",
+            e.effective
+        );
         if !ok {
             assert_eq!(e.effective[0].kind, InvalidValue);
         }
@@ -126,16 +148,28 @@ fn regex_is_anchored() {
         ("cc-1234", false),
         ("CC-12", false),
     ] {
-        let e = eval(&p, "ec2:volume", &[("Environment", "staging"), ("CostCenter", value)]);
+        let e = eval(
+            &p,
+            "ec2:volume",
+            &[("Environment", "staging"), ("CostCenter", value)],
+        );
         assert_eq!(e.effective.is_empty(), ok, "value {value}");
         if !ok {
-            assert_eq!(summary(&p, &e.effective), vec![(InvalidFormat, "CostCenter".into(), Severity::High)]);
+            assert_eq!(
+                summary(&p, &e.effective),
+                vec![(InvalidFormat, "CostCenter".into(), Severity::High)]
+            );
         }
     }
     // Already-anchored patterns (the Python peer writes ^...$) work the same.
-    let q = parse_policy(r#"{"required_tags":[{"name":"O","validation_regex":"^[a-z]+@x\\.com$"}]}"#).unwrap();
+    let q =
+        parse_policy(r#"{"required_tags":[{"name":"O","validation_regex":"^[a-z]+@x\\.com$"}]}"#)
+            .unwrap();
     assert!(eval(&q, "t:t", &[("O", "ann@x.com")]).effective.is_empty());
-    assert_eq!(eval(&q, "t:t", &[("O", "ann@x.com.evil")]).effective[0].kind, InvalidFormat);
+    assert_eq!(
+        eval(&q, "t:t", &[("O", "ann@x.com.evil")]).effective[0].kind,
+        InvalidFormat
+    );
 }
 
 #[test]
@@ -144,8 +178,14 @@ fn allowed_values_checked_before_regex() {
         r#"{"required_tags":[{"name":"E","allowed_values":["a-*"],"validation_regex":"a-[0-9]+"}]}"#,
     )
     .unwrap();
-    assert_eq!(eval(&p, "x:y", &[("E", "b")]).effective[0].kind, InvalidValue);
-    assert_eq!(eval(&p, "x:y", &[("E", "a-b")]).effective[0].kind, InvalidFormat);
+    assert_eq!(
+        eval(&p, "x:y", &[("E", "b")]).effective[0].kind,
+        InvalidValue
+    );
+    assert_eq!(
+        eval(&p, "x:y", &[("E", "a-b")]).effective[0].kind,
+        InvalidFormat
+    );
     assert!(eval(&p, "x:y", &[("E", "a-12")]).effective.is_empty());
 }
 
@@ -153,7 +193,11 @@ fn allowed_values_checked_before_regex() {
 fn aliases_are_misnamed_natively_and_fixed_effectively() {
     let p = policy();
     let e = eval(&p, "ec2:instance", &[("cc", "CC-1234"), ("env", "staging")]);
-    assert!(e.effective.is_empty(), "effective view renames aliases: {:?}", e.effective);
+    assert!(
+        e.effective.is_empty(),
+        "effective view renames aliases: {:?}",
+        e.effective
+    );
     assert_eq!(
         summary(&p, &e.native),
         vec![
@@ -172,7 +216,12 @@ fn case_variants_are_misnamed_and_precedence_is_exact_case_alias() {
     let e = eval(
         &p,
         "s3:bucket",
-        &[("ENVIRONMENT", "bogus"), ("Environment", "staging"), ("env", "also-bogus"), ("CostCenter", "CC-0001")],
+        &[
+            ("ENVIRONMENT", "bogus"),
+            ("Environment", "staging"),
+            ("env", "also-bogus"),
+            ("CostCenter", "CC-0001"),
+        ],
     );
     assert!(e.effective.is_empty(), "{:?}", e.effective);
     assert_eq!(
@@ -183,11 +232,26 @@ fn case_variants_are_misnamed_and_precedence_is_exact_case_alias() {
         ]
     );
     // Case variant wins over alias when the exact key is absent.
-    let e = eval(&p, "s3:bucket", &[("environment", "staging"), ("stage", "bogus"), ("CostCenter", "CC-0001")]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[
+            ("environment", "staging"),
+            ("stage", "bogus"),
+            ("CostCenter", "CC-0001"),
+        ],
+    );
     assert!(e.effective.is_empty(), "{:?}", e.effective);
     // Alias used when it is the only source; its bad value is reported on the canonical key.
-    let e = eval(&p, "s3:bucket", &[("stage", "bogus"), ("CostCenter", "CC-0001")]);
-    assert_eq!(summary(&p, &e.effective), vec![(InvalidValue, "Environment".into(), Severity::Critical)]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("stage", "bogus"), ("CostCenter", "CC-0001")],
+    );
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(InvalidValue, "Environment".into(), Severity::Critical)]
+    );
 }
 
 #[test]
@@ -198,8 +262,14 @@ fn exact_matching_mode_ignores_case_variants() {
     )
     .unwrap();
     let e = eval(&p, "a:b", &[("environment", "x")]);
-    assert_eq!(summary(&p, &e.effective), vec![(MissingRequiredTag, "Environment".into(), Severity::High)]);
-    assert_eq!(e.native, e.effective, "a case variant is just another key in exact mode");
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(MissingRequiredTag, "Environment".into(), Severity::High)]
+    );
+    assert_eq!(
+        e.native, e.effective,
+        "a case variant is just another key in exact mode"
+    );
     let e = eval(&p, "a:b", &[("env", "x")]);
     assert!(e.effective.is_empty());
     assert_eq!(e.native.len(), 2);
@@ -210,14 +280,29 @@ fn exact_matching_mode_ignores_case_variants() {
 #[test]
 fn value_aliases_apply_only_in_effective_view() {
     let p = policy();
-    let e = eval(&p, "s3:bucket", &[("Environment", "prod"), ("CostCenter", "CC-0001")]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("Environment", "prod"), ("CostCenter", "CC-0001")],
+    );
     assert!(e.effective.is_empty());
-    assert_eq!(summary(&p, &e.native), vec![(InvalidValue, "Environment".into(), Severity::Critical)]);
+    assert_eq!(
+        summary(&p, &e.native),
+        vec![(InvalidValue, "Environment".into(), Severity::Critical)]
+    );
     // Value aliases are case-sensitive: "PROD" is not an alias.
-    let e = eval(&p, "s3:bucket", &[("Environment", "PROD"), ("CostCenter", "CC-0001")]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("Environment", "PROD"), ("CostCenter", "CC-0001")],
+    );
     assert_eq!(e.effective[0].kind, InvalidValue);
     // Value aliases also apply to a value found under a key alias.
-    let e = eval(&p, "s3:bucket", &[("env", "prd"), ("CostCenter", "CC-0001")]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("env", "prd"), ("CostCenter", "CC-0001")],
+    );
     assert!(e.effective.is_empty());
 }
 
@@ -233,12 +318,25 @@ fn conditional_requirement_follows_when() {
     assert!(e.effective.is_empty(), "condition false: rule skipped");
     // The condition sees the effective value: prod → production.
     let e = eval(&p, "rds:db", &[("Environment", "prod")]);
-    assert_eq!(summary(&p, &e.effective), vec![(ConditionalRequirement, "Compliance".into(), Severity::High)]);
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(ConditionalRequirement, "Compliance".into(), Severity::High)]
+    );
     // ...but natively "prod" is not "production", so the conditional rule does not apply there.
-    assert_eq!(summary(&p, &e.native), vec![(InvalidValue, "Environment".into(), Severity::Critical)]);
+    assert_eq!(
+        summary(&p, &e.native),
+        vec![(InvalidValue, "Environment".into(), Severity::Critical)]
+    );
     // Present but invalid under the condition is an ordinary invalid value.
-    let e = eval(&p, "rds:db", &[("Environment", "production"), ("Compliance", "hipaa")]);
-    assert_eq!(summary(&p, &e.effective), vec![(InvalidValue, "Compliance".into(), Severity::High)]);
+    let e = eval(
+        &p,
+        "rds:db",
+        &[("Environment", "production"), ("Compliance", "hipaa")],
+    );
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(InvalidValue, "Compliance".into(), Severity::High)]
+    );
 }
 
 #[test]
@@ -251,7 +349,10 @@ fn condition_forms() {
     )
     .unwrap();
     let keys = |tags: &[(&str, &str)]| -> Vec<String> {
-        summary(&p, &eval(&p, "q:r", tags).effective).into_iter().map(|s| s.1).collect()
+        summary(&p, &eval(&p, "q:r", tags).effective)
+            .into_iter()
+            .map(|s| s.1)
+            .collect()
     };
     assert_eq!(keys(&[]), vec!["B"]);
     assert_eq!(keys(&[("T", "x")]), vec!["A", "C"]);
@@ -261,8 +362,19 @@ fn condition_forms() {
 #[test]
 fn prohibited_tags_in_both_views_any_case() {
     let p = policy();
-    let e = eval(&p, "s3:bucket", &[("Environment", "staging"), ("CostCenter", "CC-0001"), ("TMP", "1")]);
-    assert_eq!(summary(&p, &e.effective), vec![(ProhibitedTag, "-".into(), Severity::Low)]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[
+            ("Environment", "staging"),
+            ("CostCenter", "CC-0001"),
+            ("TMP", "1"),
+        ],
+    );
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(ProhibitedTag, "-".into(), Severity::Low)]
+    );
     assert_eq!(e.native, e.effective);
 }
 
@@ -281,11 +393,17 @@ fn max_tags_excludes_aws_keys_and_merges_variants_effectively() {
     assert!(e.effective.is_empty());
     let mut with_aws = base.to_vec();
     with_aws.push(("aws:cloudformation:stack-name", "s"));
-    assert!(eval(&p, "s3:bucket", &with_aws).effective.is_empty(), "aws: keys are not counted");
+    assert!(
+        eval(&p, "s3:bucket", &with_aws).effective.is_empty(),
+        "aws: keys are not counted"
+    );
     let mut seven = base.to_vec();
     seven.push(("e", "5"));
     let e = eval(&p, "s3:bucket", &seven);
-    assert_eq!(summary(&p, &e.effective), vec![(TooManyTags, "-".into(), Severity::High)]);
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(TooManyTags, "-".into(), Severity::High)]
+    );
     // A duplicate variant is 7 native keys but 6 effective ones.
     let mut dup = base.to_vec();
     dup.push(("env", "staging"));
@@ -297,15 +415,44 @@ fn max_tags_excludes_aws_keys_and_merges_variants_effectively() {
 #[test]
 fn conflicts_need_all_conditions() {
     let p = policy();
-    let tags = [("Environment", "production"), ("CostCenter", "CC-0001"), ("AutoStop", "true")];
+    let tags = [
+        ("Environment", "production"),
+        ("CostCenter", "CC-0001"),
+        ("AutoStop", "true"),
+    ];
     let e = eval(&p, "s3:bucket", &tags);
-    assert_eq!(summary(&p, &e.effective), vec![(ConflictingTags, "Environment".into(), Severity::High)]);
-    let e = eval(&p, "s3:bucket", &[("Environment", "staging"), ("CostCenter", "CC-0001"), ("AutoStop", "true")]);
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(ConflictingTags, "Environment".into(), Severity::High)]
+    );
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[
+            ("Environment", "staging"),
+            ("CostCenter", "CC-0001"),
+            ("AutoStop", "true"),
+        ],
+    );
     assert!(e.effective.is_empty());
     // autostop (a case variant) counts effectively, and is misnamed natively.
-    let e = eval(&p, "s3:bucket", &[("Environment", "production"), ("CostCenter", "CC-0001"), ("autostop", "true")]);
-    assert_eq!(summary(&p, &e.effective), vec![(ConflictingTags, "Environment".into(), Severity::High)]);
-    assert_eq!(summary(&p, &e.native), vec![(MisnamedKey, "AutoStop".into(), Severity::Low)]);
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[
+            ("Environment", "production"),
+            ("CostCenter", "CC-0001"),
+            ("autostop", "true"),
+        ],
+    );
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![(ConflictingTags, "Environment".into(), Severity::High)]
+    );
+    assert_eq!(
+        summary(&p, &e.native),
+        vec![(MisnamedKey, "AutoStop".into(), Severity::Low)]
+    );
 }
 
 #[test]
@@ -325,8 +472,15 @@ fn optional_tags_checked_only_when_present() {
 fn misnamed_severity_follows_canonical_rule_for_this_type() {
     let p = policy();
     // CostCenter does not apply to rds, so a misnamed `cc` on rds is low.
-    let e = eval(&p, "rds:db", &[("Environment", "staging"), ("cc", "CC-0001")]);
-    assert_eq!(summary(&p, &e.native), vec![(MisnamedKey, "CostCenter".into(), Severity::Low)]);
+    let e = eval(
+        &p,
+        "rds:db",
+        &[("Environment", "staging"), ("cc", "CC-0001")],
+    );
+    assert_eq!(
+        summary(&p, &e.native),
+        vec![(MisnamedKey, "CostCenter".into(), Severity::Low)]
+    );
     assert!(e.effective.is_empty());
 }
 
@@ -338,7 +492,10 @@ fn fail_at_decides_compliance() {
     .unwrap();
     let e = eval(&p, "x:y", &[("B", "1")]);
     assert_eq!(e.effective.len(), 1);
-    assert!(e.is_compliant(View::Effective, p.fail_at()), "medium is below fail_at high");
+    assert!(
+        e.is_compliant(View::Effective, p.fail_at()),
+        "medium is below fail_at high"
+    );
     let e = eval(&p, "x:y", &[("A", "1")]);
     assert!(!e.is_compliant(View::Effective, p.fail_at()));
 }
@@ -359,9 +516,17 @@ fn naming_rule_lengths() {
     let e = eval(&p, "x:y", &[("A", "1234"), ("toolong", "1")]);
     assert_eq!(
         summary(&p, &e.effective),
-        vec![(InvalidFormat, "-".into(), Severity::Low), (InvalidFormat, "-".into(), Severity::Low)]
+        vec![
+            (InvalidFormat, "-".into(), Severity::Low),
+            (InvalidFormat, "-".into(), Severity::Low)
+        ]
     );
-    let d = p.render("r", &[("A", "1234"), ("toolong", "1")], View::Effective, &e.effective[1]);
+    let d = p.render(
+        "r",
+        &[("A", "1234"), ("toolong", "1")],
+        View::Effective,
+        &e.effective[1],
+    );
     assert_eq!(d.fix, "shorten tag key `toolong` to at most 5 characters");
 }
 
@@ -370,10 +535,20 @@ fn evaluator_reuse_gives_identical_results() {
     let p = policy();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("ec2:instance", vec![("env", "prod"), ("cc", "CC-1")]),
-        ("s3:bucket", vec![("Environment", "production"), ("AutoStop", "true")]),
+        (
+            "s3:bucket",
+            vec![("Environment", "production"), ("AutoStop", "true")],
+        ),
         ("rds:db", vec![("ENVIRONMENT", "production")]),
         ("lambda:function", vec![]),
-        ("ec2:instance", vec![("tmp", "x"), ("Environment", "dev-x"), ("CostCenter", "CC-1234")]),
+        (
+            "ec2:instance",
+            vec![
+                ("tmp", "x"),
+                ("Environment", "dev-x"),
+                ("CostCenter", "CC-1234"),
+            ],
+        ),
     ];
     let mut ev = p.evaluator();
     for _round in 0..3 {
@@ -388,55 +563,117 @@ fn rendered_fixes_are_the_smallest_change() {
     let p = policy();
     let fix = |ty: &str, tags: &[(&str, &str)], view: View| -> Vec<String> {
         let e = eval(&p, ty, tags);
-        e.violations(view).iter().map(|v| p.render("r1", tags, view, v).fix).collect()
+        e.violations(view)
+            .iter()
+            .map(|v| p.render("r1", tags, view, v).fix)
+            .collect()
     };
     assert_eq!(
-        fix("ec2:instance", &[("CostCenter", "CC-1234")], View::Effective),
+        fix(
+            "ec2:instance",
+            &[("CostCenter", "CC-1234")],
+            View::Effective
+        ),
         vec!["add tag `Environment` with one of: production, staging, dev-*"]
     );
     assert_eq!(
-        fix("ec2:instance", &[("Environment", "staging")], View::Effective),
+        fix(
+            "ec2:instance",
+            &[("Environment", "staging")],
+            View::Effective
+        ),
         vec!["add tag `CostCenter` with a value matching `CC-[0-9]{4}`"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "Production"), ("CostCenter", "CC-0001")], View::Effective),
+        fix(
+            "s3:bucket",
+            &[("Environment", "Production"), ("CostCenter", "CC-0001")],
+            View::Effective
+        ),
         vec!["change `Environment` from `Production` to `production`"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "prd"), ("CostCenter", "CC-0001")], View::Native),
+        fix(
+            "s3:bucket",
+            &[("Environment", "prd"), ("CostCenter", "CC-0001")],
+            View::Native
+        ),
         vec!["change `Environment` from `prd` to `production`"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "staging"), ("CostCenter", "cc-0001")], View::Effective),
+        fix(
+            "s3:bucket",
+            &[("Environment", "staging"), ("CostCenter", "cc-0001")],
+            View::Effective
+        ),
         vec!["change `CostCenter` from `cc-0001` to `CC-0001`"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "qa"), ("CostCenter", "CC-0001")], View::Effective),
+        fix(
+            "s3:bucket",
+            &[("Environment", "qa"), ("CostCenter", "CC-0001")],
+            View::Effective
+        ),
         vec!["change `Environment` from `qa` to one of: production, staging, dev-*"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("env", "staging"), ("CostCenter", "CC-0001")], View::Native),
-        vec!["rename tag key `env` to `Environment`", "rename tag key `env` to `Environment`"]
+        fix(
+            "s3:bucket",
+            &[("env", "staging"), ("CostCenter", "CC-0001")],
+            View::Native
+        ),
+        vec![
+            "rename tag key `env` to `Environment`",
+            "rename tag key `env` to `Environment`"
+        ]
     );
     assert_eq!(
         fix("rds:db", &[("Environment", "production")], View::Effective),
-        vec!["add tag `Compliance` (required because Environment=production) with one of: pci, none"]
+        vec![
+            "add tag `Compliance` (required because Environment=production) with one of: pci, none"
+        ]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "staging"), ("CostCenter", "CC-0001"), ("tmp", "")], View::Effective),
+        fix(
+            "s3:bucket",
+            &[
+                ("Environment", "staging"),
+                ("CostCenter", "CC-0001"),
+                ("tmp", "")
+            ],
+            View::Effective
+        ),
         vec!["remove tag `tmp`"]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", "production"), ("CostCenter", "CC-0001"), ("AutoStop", "true")], View::Effective),
-        vec!["change or remove one of Environment=production, AutoStop=true (prod is never auto-stopped)"]
+        fix(
+            "s3:bucket",
+            &[
+                ("Environment", "production"),
+                ("CostCenter", "CC-0001"),
+                ("AutoStop", "true")
+            ],
+            View::Effective
+        ),
+        vec![
+            "change or remove one of Environment=production, AutoStop=true (prod is never auto-stopped)"
+        ]
     );
     assert_eq!(
-        fix("s3:bucket", &[("Environment", ""), ("CostCenter", "CC-0001")], View::Effective),
+        fix(
+            "s3:bucket",
+            &[("Environment", ""), ("CostCenter", "CC-0001")],
+            View::Effective
+        ),
         vec!["set `Environment` to one of: production, staging, dev-*"]
     );
     let many: Vec<(String, String)> = (0..9).map(|i| (format!("k{i}"), "v".to_string())).collect();
     let e = p.evaluate("x:y", &many);
-    let too_many = e.effective.iter().find(|v| v.kind == TooManyTags).expect("too many");
+    let too_many = e
+        .effective
+        .iter()
+        .find(|v| v.kind == TooManyTags)
+        .expect("too many");
     assert_eq!(
         p.render("r", &many, View::Effective, too_many).fix,
         "remove at least 3 tag(s): 9 user tags, the limit is 6"
@@ -455,7 +692,11 @@ fn rendered_details_carry_key_value_and_expected() {
     assert_eq!(d.current_value.as_deref(), Some("qa"));
     assert_eq!(
         d.expected.allowed_values,
-        Some(vec!["production".to_string(), "staging".into(), "dev-*".into()])
+        Some(vec![
+            "production".to_string(),
+            "staging".into(),
+            "dev-*".into()
+        ])
     );
     let json = serde_json::to_value(&d).unwrap();
     assert_eq!(json["kind"], "invalid_value");
@@ -466,7 +707,33 @@ fn rendered_details_carry_key_value_and_expected() {
 fn summary_mentions_every_rule() {
     let p = policy();
     let text = p.summary_lines().join("\n");
-    for needle in ["`Environment`", "`CostCenter`", "Environment=production", "`tmp`", "At most 6", "auto-stopped", "severity low"] {
+    for needle in [
+        "`Environment`",
+        "`CostCenter`",
+        "Environment=production",
+        "`tmp`",
+        "At most 6",
+        "auto-stopped",
+        "severity low",
+    ] {
         assert!(text.contains(needle), "summary lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn native_shortcut_equals_full_evaluation_on_the_demo_estate() {
+    let estate = crate::inventory::demo::generate(7, 5000);
+    for policy in [policy(), default_policy()] {
+        let mut fast = policy.evaluator();
+        let mut full = policy.evaluator().without_shortcut();
+        for r in &estate.resources {
+            assert_eq!(
+                fast.evaluate(&r.resource_type, &r.tags),
+                full.evaluate(&r.resource_type, &r.tags),
+                "{} {:?}",
+                r.id,
+                r.tags
+            );
+        }
     }
 }

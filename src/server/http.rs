@@ -48,6 +48,16 @@ impl HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// Refuses setups that would expose the server unauthenticated.
+    pub fn check(&self) -> Result<(), HttpError> {
+        if !self.addr.ip().is_loopback() && self.api_tokens.is_empty() {
+            return Err(HttpError::TokensRequired(self.addr));
+        }
+        Ok(())
+    }
+}
+
 pub fn default_origins() -> Vec<String> {
     ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
         .iter()
@@ -75,9 +85,7 @@ pub async fn serve_http(
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    if !options.addr.ip().is_loopback() && options.api_tokens.is_empty() {
-        return Err(HttpError::TokensRequired(options.addr));
-    }
+    options.check()?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| HttpError::Bind {
@@ -123,6 +131,10 @@ fn router(
     let tokens = Arc::new(options.api_tokens.clone());
     let protected = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            options.max_body_bytes,
+            json_gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(tokens, require_bearer));
     Router::new()
         .route("/healthz", get(healthz).with_state(health_server))
@@ -144,6 +156,45 @@ async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
     }))
 }
 
+/// Answers malformed or oversized POST bodies with a JSON-RPC error (parse error `-32700` with
+/// HTTP 400, or `-32600` with HTTP 413) instead of a bare text reply, so every client gets an
+/// error it can read. Well-formed bodies pass through untouched.
+async fn json_gate(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return jsonrpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                &format!("Invalid Request: body larger than {limit} bytes"),
+            );
+        }
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            "Parse error: the request body is not valid JSON",
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({
+            "jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}
+        })),
+    )
+        .into_response()
+}
+
 /// Bearer-token check in constant time; no tokens configured means loopback-only and open.
 async fn require_bearer(
     State(tokens): State<Arc<Vec<String>>>,
@@ -160,9 +211,9 @@ async fn require_bearer(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let accepted = presented.is_some_and(|p| {
-        tokens
-            .iter()
-            .fold(false, |ok, t| ok | bool::from(t.as_bytes().ct_eq(p.as_bytes())))
+        tokens.iter().fold(false, |ok, t| {
+            ok | bool::from(t.as_bytes().ct_eq(p.as_bytes()))
+        })
     });
     if accepted {
         return next.run(request).await;

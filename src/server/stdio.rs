@@ -60,7 +60,9 @@ where
                         }
                         continue;
                     }
-                    tracing::warn!("stdio: received a line that is not JSON; replying with a parse error");
+                    tracing::warn!(
+                        "stdio: received a line that is not JSON; replying with a parse error"
+                    );
                     error_reply(-32700, "Parse error: the message is not valid JSON")
                 }
                 Err(LinesCodecError::MaxLineLengthExceeded) => {

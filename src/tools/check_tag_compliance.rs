@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::common::{DataQuality, Paging, cap};
 use super::{Tool, ToolError};
 use crate::app::App;
-use crate::compliance::{GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize};
+use crate::compliance::{
+    GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize,
+};
 use crate::policy::{Severity, View, ViolationDetail, ViolationKind};
 
 pub struct CheckTagCompliance;
@@ -141,7 +143,8 @@ exact.";
     async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
         let snapshot = app.snapshot(args.force_refresh).await?;
         let policy = snapshot.policy();
-        let resource_filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
+        let resource_filter =
+            ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
         let min_severity = args.min_severity.unwrap_or(Severity::Low);
         let violation_filter = ViolationFilter::new(policy, &args.tag_keys, &[], min_severity)
             .map_err(|unknown| {
@@ -153,7 +156,13 @@ exact.";
             })?;
         let resources = &snapshot.inventory.resources;
         let evaluations = &snapshot.evaluated.evaluations;
-        let summary = summarize(policy, resources, evaluations, &resource_filter, &violation_filter);
+        let summary = summarize(
+            policy,
+            resources,
+            evaluations,
+            &resource_filter,
+            &violation_filter,
+        );
 
         let question = serde_json::json!({
             "resource_types": args.resource_types, "regions": args.regions,
@@ -169,7 +178,7 @@ exact.";
             .take(args.limit as usize)
             .map(|at| {
                 let r = &resources[at.resource as usize];
-                let v = &evaluations[at.resource as usize].effective[at.violation as usize];
+                let v = &evaluations.get(at.resource as usize).effective[at.violation as usize];
                 ViolationItem {
                     detail: policy.render(&r.id, &r.tags, View::Effective, v),
                     resource_type: r.resource_type.to_string(),

@@ -60,12 +60,20 @@ impl DataQuality {
             },
             source: inv.source.clone(),
             resources_scanned: inv.resources.len(),
-            failures: report.parts.iter().filter(|p| !p.ok).take(50).cloned().collect(),
+            failures: report
+                .parts
+                .iter()
+                .filter(|p| !p.ok)
+                .take(50)
+                .cloned()
+                .collect(),
             parts_total: report.parts.len(),
             api_calls: report.api_calls,
             retries: report.retries,
             duplicates_dropped: report.duplicates_dropped,
-            fetched_at: inv.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            fetched_at: inv
+                .fetched_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             cache: CacheInfo {
                 hit: snapshot.cache_hit,
                 age_seconds: snapshot.age.as_secs(),

@@ -12,7 +12,7 @@ use super::{Tool, ToolError};
 use crate::app::App;
 use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
-use crate::policy::{Evaluation, Policy, View, ViolationKind};
+use crate::policy::{EvaluationRef, Policy, View, ViolationKind};
 
 pub struct FindUntaggedResources;
 
@@ -125,7 +125,7 @@ next_cursor.";
 
         let mut examined = 0;
         let mut found: Vec<(usize, Vec<String>)> = Vec::new();
-        for (index, (r, e)) in resources.iter().zip(evaluations).enumerate() {
+        for (index, (r, e)) in resources.iter().zip(evaluations.iter()).enumerate() {
             if !filter.matches(r) {
                 continue;
             }
@@ -197,11 +197,19 @@ next_cursor.";
 }
 
 fn user_tag_count(r: &Resource) -> usize {
-    r.tags.iter().filter(|(k, _)| !k.starts_with("aws:")).count()
+    r.tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .count()
 }
 
 /// Required keys reported missing (or empty) by the evaluation in this view.
-fn missing_required(policy: &Policy, e: &Evaluation, view: View, include_empty: bool) -> Vec<String> {
+fn missing_required(
+    policy: &Policy,
+    e: EvaluationRef<'_>,
+    view: View,
+    include_empty: bool,
+) -> Vec<String> {
     let mut keys: Vec<String> = e
         .violations(view)
         .iter()

@@ -118,7 +118,11 @@ changed but refused, reload_error says why (the previous policy stays in force).
                 .iter()
                 .map(|o| policy.key_name(o.key).to_string())
                 .collect(),
-            prohibited_keys: policy.prohibited_rules().iter().map(|p| p.name.clone()).collect(),
+            prohibited_keys: policy
+                .prohibited_rules()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
             max_tags: policy.max_tags().map(|(limit, _)| limit),
             summary: policy.summary_lines(),
             reload_error: app.policy.last_error(),

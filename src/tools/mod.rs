@@ -55,9 +55,7 @@ impl ToolError {
 
 impl From<InventoryError> for ToolError {
     fn from(e: InventoryError) -> Self {
-        ToolError::Unavailable(format!(
-            "{e}. Fix the inventory source and call again (force_refresh is not needed)."
-        ))
+        ToolError::Unavailable(e.to_string())
     }
 }
 
@@ -126,7 +124,10 @@ impl ToolEntry {
                 if path.is_empty() {
                     format!("arguments: {e}")
                 } else {
-                    format!("argument `{}`: {e}", path.trim_start_matches('/').replace('/', "."))
+                    format!(
+                        "argument `{}`: {e}",
+                        path.trim_start_matches('/').replace('/', ".")
+                    )
                 }
             })
             .collect();
@@ -217,12 +218,25 @@ mod tests {
             ]
         );
         for d in registry.definitions() {
-            assert_eq!(d.input_schema.get("type"), Some(&Value::from("object")), "{}", d.name);
+            assert_eq!(
+                d.input_schema.get("type"),
+                Some(&Value::from("object")),
+                "{}",
+                d.name
+            );
             let out = d.output_schema.as_ref().expect("output schema");
             assert_eq!(out.get("type"), Some(&Value::from("object")), "{}", d.name);
             let a = d.annotations.as_ref().expect("annotations");
-            assert!(a.read_only_hint.is_some() && a.open_world_hint.is_some(), "{}", d.name);
-            assert!(d.description.as_ref().is_some_and(|t| t.len() > 80), "{}", d.name);
+            assert!(
+                a.read_only_hint.is_some() && a.open_world_hint.is_some(),
+                "{}",
+                d.name
+            );
+            assert!(
+                d.description.as_ref().is_some_and(|t| t.len() > 80),
+                "{}",
+                d.name
+            );
             assert_eq!(
                 d.input_schema.get("additionalProperties"),
                 Some(&Value::Bool(false)),

@@ -149,7 +149,11 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
 fn validate(policy: &Policy, id: &str, resource_type: &str, tags: &Tags) -> ResourceResult {
     let e = policy.evaluate(resource_type, tags);
     // A resource no rule applies to has nothing to fail: it passes, with in_scope false.
-    let passes = |view: View| !e.violations(view).iter().any(|v| v.severity >= policy.fail_at());
+    let passes = |view: View| {
+        !e.violations(view)
+            .iter()
+            .any(|v| v.severity >= policy.fail_at())
+    };
     let render = |view: View| -> Vec<ViolationDetail> {
         e.violations(view)
             .iter()

@@ -19,12 +19,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs the binary to completion: (exit code, stdout, stderr).
+/// Runs the binary to completion: (exit code, stdout, stderr). The environment is cleared
+/// (no AWS profile or credentials leak in) except PATH and `envs`.
 pub fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .envs(envs.iter().copied())
-        .env_remove("TAGWARDEN_LOG")
         .current_dir(repo())
         .output()
         .expect("run tagwarden");
@@ -139,7 +142,10 @@ impl StdioClient {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match self.stdout.recv_timeout(left) {
                 Ok(l) => l,
-                Err(_) => panic!("no response to id {id} within 60 s; stderr: {}", self.drain_stderr()),
+                Err(_) => panic!(
+                    "no response to id {id} within 60 s; stderr: {}",
+                    self.drain_stderr()
+                ),
             };
             let msg: Value = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
@@ -251,10 +257,10 @@ pub fn messages(content_type: &str, body: &str) -> Vec<Value> {
             .filter(|d| !d.is_empty())
             .filter_map(|d| serde_json::from_str(d).ok())
             .collect()
-    } else if body.trim().is_empty() {
-        vec![]
     } else {
-        vec![serde_json::from_str(body).expect("JSON body")]
+        serde_json::from_str(body)
+            .map(|v| vec![v])
+            .unwrap_or_default()
     }
 }
 
@@ -306,7 +312,9 @@ impl HttpClient {
             .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
         assert_eq!(status, 202, "initialized notification accepted");
-        msgs.into_iter().find(|m| m.get("id") == Some(&json!(0))).expect("initialize reply")
+        msgs.into_iter()
+            .find(|m| m.get("id") == Some(&json!(0)))
+            .expect("initialize reply")
     }
 
     pub async fn request(&mut self, method: &str, params: Value) -> Value {

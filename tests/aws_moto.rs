@@ -1,0 +1,188 @@
+//! The AWS provider against a real AWS look-alike (moto): a seeded two-region estate, scanned
+//! over the CLI and over MCP, must give exactly what an independent recount says, with API calls
+//! equal to the pages needed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{StdioClient, check_json, fixture, path_str, venv_bin};
+use serde_json::{Value, json};
+
+struct Moto {
+    url: String,
+    expected: Value,
+    _child: Child,
+}
+
+/// One moto per test binary, seeded once; tests only read from it.
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = common::free_port();
+        let child = Command::new(venv_bin("python"))
+            .arg(common::repo().join("tests/support/moto_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        common::wait_for_port(port, Duration::from_secs(60));
+        let url = format!("http://127.0.0.1:{port}");
+        let out = Command::new(venv_bin("python"))
+            .arg(common::repo().join("tests/support/seed_moto.py"))
+            .arg(&url)
+            .output()
+            .expect("seed moto");
+        assert!(
+            out.status.success(),
+            "seeding failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = serde_json::from_slice(&out.stdout).expect("recount JSON");
+        Moto {
+            url,
+            expected,
+            _child: child,
+        }
+    })
+}
+
+fn aws_env(m: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", m.url.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn assert_matches_recount(got: &Value, expected: &Value) {
+    for field in [
+        "resources",
+        "in_scope",
+        "by_kind",
+        "native_by_kind",
+        "by_key",
+    ] {
+        assert_eq!(got[field], expected[field], "{field}");
+    }
+    for view in ["effective", "native"] {
+        for n in ["compliant", "non_compliant", "violations"] {
+            assert_eq!(got[view][n], expected[view][n], "{view}.{n}");
+        }
+    }
+}
+
+const REGIONS: &str = "us-east-1,eu-west-1";
+
+#[test]
+fn cli_check_equals_the_independent_recount() {
+    let m = moto();
+    let env = aws_env(m);
+    let policy = path_str(&fixture("moto_policy.json"));
+    let got = check_json(
+        &[
+            "--aws",
+            "--regions",
+            REGIONS,
+            "--policy",
+            &policy,
+            "--limit",
+            "0",
+        ],
+        &env_refs(&env),
+    );
+    assert_matches_recount(&got, &m.expected);
+    let dq = &got["data_quality"];
+    assert_eq!(dq["status"], "complete");
+    assert_eq!(
+        dq["api_calls"], m.expected["api_calls"],
+        "API calls = pages needed"
+    );
+    assert_eq!(dq["retries"], 0);
+    assert_eq!(
+        dq["duplicates_dropped"], m.expected["duplicates_dropped"],
+        "S3 listed in both regions, kept once"
+    );
+}
+
+#[test]
+fn mcp_check_equals_the_recount_and_reuses_the_scan() {
+    let m = moto();
+    let env = aws_env(m);
+    let policy = path_str(&fixture("moto_policy.json"));
+    let (mut c, _) = StdioClient::initialized(
+        &[
+            "--aws",
+            "--regions",
+            REGIONS,
+            "--policy",
+            &policy,
+            "--no-prewarm",
+        ],
+        &env_refs(&env),
+    );
+    let first = c.call("check_tag_compliance", json!({"limit": 5}))["structuredContent"].clone();
+    assert_matches_recount(&first, &m.expected);
+    assert_eq!(first["data_quality"]["cache"]["hit"], false);
+    let second = c.call("check_tag_compliance", json!({"limit": 5}))["structuredContent"].clone();
+    assert_eq!(
+        second["data_quality"]["cache"]["hit"], true,
+        "the second question reuses the scan"
+    );
+    assert_eq!(second["effective"], first["effective"]);
+
+    // Every resource the recount knows is in the inventory, with its real ARN.
+    let arns: Vec<String> = m.expected["arns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let sample: Vec<&String> = arns.iter().step_by(20).collect();
+    let v = c.call("validate_resource_tags", json!({"resource_ids": sample}))["structuredContent"]
+        .clone();
+    assert_eq!(v["not_found"], json!([]));
+    assert_eq!(v["results"].as_array().unwrap().len(), sample.len());
+
+    let refreshed = c.call(
+        "check_tag_compliance",
+        json!({"limit": 0, "force_refresh": true}),
+    )["structuredContent"]
+        .clone();
+    assert_eq!(refreshed["data_quality"]["cache"]["hit"], false);
+    assert_matches_recount(&refreshed, &m.expected);
+}
+
+#[test]
+fn type_partitions_scan_in_parallel_and_find_the_same_estate() {
+    let m = moto();
+    let env = aws_env(m);
+    let policy = path_str(&fixture("moto_policy.json"));
+    let got = check_json(
+        &[
+            "--aws",
+            "--regions",
+            REGIONS,
+            "--policy",
+            &policy,
+            "--limit",
+            "0",
+            "--aws-resource-types",
+            "ec2,s3,dynamodb,sqs,sns",
+        ],
+        &env_refs(&env),
+    );
+    assert_matches_recount(&got, &m.expected);
+    let dq = &got["data_quality"];
+    assert_eq!(dq["parts_total"], 10, "2 regions x 5 type filters");
+    // us-east-1 ec2 holds 130 resources (2 pages); every other partition fits in one page.
+    assert_eq!(dq["api_calls"], 11);
+}

@@ -1,0 +1,187 @@
+//! The command line as a user meets it: summaries, exit codes and one-line errors.
+
+mod common;
+
+use common::{check_json, fixture, path_str, run};
+
+#[test]
+fn check_demo_prints_a_summary() {
+    let (code, stdout, stderr) = run(&["check", "--demo"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "Score",
+        "on native tags",
+        "By resource type",
+        "Worst violations",
+        "ec2:instance",
+    ] {
+        assert!(stdout.contains(needle), "summary lacks {needle}:\n{stdout}");
+    }
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
+
+#[test]
+fn fail_under_sets_exit_code_two() {
+    let (code, _, stderr) = run(&["check", "--demo", "--fail-under", "99"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("below --fail-under 99"), "{stderr}");
+    let (code, _, _) = run(&["check", "--demo", "--fail-under", "10"], &[]);
+    assert_eq!(code, 0);
+    let (code, _, stderr) = run(&["check", "--demo", "--fail-under", "120"], &[]);
+    assert_eq!(code, 2, "clap usage error");
+    assert!(stderr.contains("between 0 and 100"));
+}
+
+#[test]
+fn markdown_report() {
+    let (code, stdout, _) = run(&["check", "--demo", "--format", "markdown"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("# Tag compliance"));
+    assert!(stdout.contains("| effective |"));
+}
+
+#[test]
+fn broken_policy_is_one_clear_line() {
+    let (code, stdout, stderr) = run(
+        &[
+            "check",
+            "--demo",
+            "--policy",
+            &path_str(&fixture("broken_policy.json")),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("required_tags[1].validation_regex"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("broken_policy.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn missing_inventory_file_is_one_clear_line() {
+    let (code, _, stderr) = run(&["check", "--inventory", "/nonexistent/estate.json"], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim(),
+        "tagwarden: cannot read inventory file estate.json: no such file (check --inventory)"
+    );
+}
+
+#[test]
+fn unreachable_aws_is_one_clear_line() {
+    let (code, _, stderr) = run(
+        &["check", "--aws", "--aws-max-attempts", "1"],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach the AWS endpoint"), "{stderr}");
+    assert!(stderr.contains("AWS_ENDPOINT_URL"), "{stderr}");
+}
+
+#[test]
+fn missing_aws_credentials_and_region_say_what_to_set() {
+    let (code, _, stderr) = run(
+        &["check", "--aws", "--aws-max-attempts", "1"],
+        &[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("credentials"), "{stderr}");
+    let (code, _, stderr) = run(
+        &["check", "--aws"],
+        &[
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("AWS_REGION"), "{stderr}");
+}
+
+#[test]
+fn demo_export_round_trips_through_an_inventory_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo.json");
+    let (code, _, stderr) = run(
+        &[
+            "demo",
+            "export",
+            "--size",
+            "2000",
+            "--out",
+            &path_str(&file),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let from_file = check_json(&["--inventory", &path_str(&file)], &[]);
+    let from_demo = check_json(&["--demo", "--demo-size", "2000"], &[]);
+    for field in [
+        "resources",
+        "in_scope",
+        "effective",
+        "native",
+        "by_kind",
+        "native_by_kind",
+        "by_key",
+        "by_severity",
+    ] {
+        assert_eq!(from_file[field], from_demo[field], "{field}");
+    }
+}
+
+#[test]
+fn policy_check_command() {
+    let (code, stdout, _) = run(&["policy", "check", "policies/tagging_policy.json"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("valid policy"));
+    let (code, _, stderr) = run(
+        &["policy", "check", &path_str(&fixture("broken_policy.json"))],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("validation_regex"));
+}
+
+#[test]
+fn tools_directory_matches_what_the_server_serves() {
+    let (code, _, stderr) = run(&["tools", "check", "tools"], &[]);
+    assert_eq!(code, 0, "tools/*.json are stale: {stderr}");
+}
+
+#[test]
+fn help_describes_every_command() {
+    let (code, stdout, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    for cmd in ["check", "serve", "tools", "demo", "policy"] {
+        assert!(stdout.contains(cmd), "--help lacks {cmd}");
+    }
+    let (_, stdout, _) = run(&["serve", "--help"], &[]);
+    for flag in [
+        "--stdio",
+        "--http",
+        "--api-tokens",
+        "--demo",
+        "--inventory",
+        "--aws",
+        "--regions",
+        "--policy",
+        "TAGWARDEN_POLICY",
+    ] {
+        assert!(stdout.contains(flag), "serve --help lacks {flag}");
+    }
+}

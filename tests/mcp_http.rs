@@ -1,0 +1,182 @@
+//! MCP over Streamable HTTP against the real binary on the demo estate: sessions (2025-11-25),
+//! stateless requests (2026-07-28), errors, DNS-rebinding and token protection.
+
+mod common;
+
+use common::{HttpClient, HttpServer, check_json, messages, without_timing};
+use serde_json::{Value, json};
+
+const DEMO: &[&str] = &["--demo", "--no-prewarm"];
+
+#[tokio::test]
+async fn session_lists_tools_and_matches_the_cli() {
+    let server = HttpServer::start(DEMO, &[]);
+    let mut c = HttpClient::new(&server.base);
+    let init = c.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "tagwarden");
+
+    let list = c.request("tools/list", json!({})).await;
+    let tools = list["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 4);
+    for t in tools {
+        assert!(t["inputSchema"].is_object() && t["outputSchema"].is_object());
+    }
+
+    let r = c.call("check_tag_compliance", json!({"limit": 10})).await;
+    let cli = check_json(&["--demo", "--limit", "10"], &[]);
+    assert_eq!(
+        without_timing(r["structuredContent"].clone()),
+        without_timing(cli)
+    );
+
+    let bad = c.call("check_tag_compliance", json!({"limit": -1})).await;
+    assert_eq!(bad["isError"], true);
+    assert!(
+        bad["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("limit")
+    );
+
+    let unknown = c
+        .request("tools/call", json!({"name": "nope", "arguments": {}}))
+        .await;
+    assert_eq!(unknown["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn stateless_2026_07_28_requests_are_served() {
+    let server = HttpServer::start(DEMO, &[]);
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "check_tag_compliance", "arguments": {"limit": 1},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let resp = http
+        .post(format!("{}/mcp", server.base))
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "check_tag_compliance")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("mcp-session-id").is_none(),
+        "no session in 2026-07-28"
+    );
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let msgs = messages(&ct, &resp.text().await.unwrap());
+    let reply = msgs.iter().find(|m| m["id"] == 7).expect("reply");
+    assert_eq!(reply["result"]["structuredContent"]["resources"], 5000);
+}
+
+#[tokio::test]
+async fn malformed_json_gets_a_jsonrpc_parse_error_and_serving_continues() {
+    let server = HttpServer::start(DEMO, &[]);
+    let mut c = HttpClient::new(&server.base);
+    c.initialize().await;
+    let resp = c
+        .http
+        .post(&c.url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32700);
+    let list = c.request("tools/list", json!({})).await;
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn healthz_and_host_checks() {
+    let server = HttpServer::start(DEMO, &[]);
+    let http = reqwest::Client::new();
+    let health: Value = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["policy_hash"].as_str().unwrap().len(), 64);
+
+    // DNS rebinding: a foreign Host header is refused.
+    let resp = http
+        .post(format!("{}/mcp", server.base))
+        .header("Host", "attacker.example")
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // A browser page from another origin is refused.
+    let resp = http
+        .post(format!("{}/mcp", server.base))
+        .header("Origin", "https://attacker.example")
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": common::PROTOCOL, "capabilities": {},
+            "clientInfo": {"name": "x", "version": "1"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_enforced_when_configured() {
+    let server = HttpServer::start(DEMO, &[("TAGWARDEN_API_TOKENS", "s3cret-token,other")]);
+    let mut c = HttpClient::new(&server.base);
+    let (status, headers, _) = c
+        .post(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": common::PROTOCOL, "capabilities": {},
+            "clientInfo": {"name": "x", "version": "1"}}}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    c.http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                "Bearer s3cret-token".parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let init = c.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "tagwarden");
+}
+
+#[test]
+fn non_loopback_bind_without_tokens_is_refused() {
+    let (code, _, stderr) = common::run(&["serve", "--http", "0.0.0.0:0", "--demo"], &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("TAGWARDEN_API_TOKENS"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
