@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::compliance::evaluate_inventory;
-use crate::inventory::{Inventory, InventoryError, InventoryProvider};
+use crate::inventory::{Inventory, InventoryError, InventoryProvider, sort_and_dedupe};
 use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_policy_file};
 
 /// Where the policy comes from.
@@ -248,7 +248,7 @@ impl App {
             return Ok((l, true));
         }
         let mut inventory = self.provider.scan().await?;
-        inventory.resources.sort_by(|a, b| a.id.cmp(&b.id));
+        inventory.report.duplicates_dropped = sort_and_dedupe(&mut inventory.resources);
         let loaded = Arc::new(Loaded {
             inventory: Arc::new(inventory),
             version: self.scans.fetch_add(1, Ordering::Relaxed) + 1,

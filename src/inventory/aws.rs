@@ -7,7 +7,6 @@
 //! jitter); a part that still fails is reported with the reason and the resources fetched before
 //! the failure are kept. Global resources (S3) listed in several regions are kept once.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -159,7 +158,6 @@ impl InventoryProvider for AwsProvider {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "unknown".to_string());
-        let mut seen: HashSet<CompactString> = HashSet::new();
         let mut resources: Vec<Resource> = Vec::new();
         let mut report = ScanReport {
             complete: true,
@@ -169,10 +167,6 @@ impl InventoryProvider for AwsProvider {
             let mut part = result.part;
             let mut kept = 0;
             for (arn, tags) in result.mappings {
-                if !seen.insert(arn.clone()) {
-                    report.duplicates_dropped += 1;
-                    continue;
-                }
                 match resource_from_arn(&arn, tags, GLOBAL_REGION, &account) {
                     Some(r) => {
                         resources.push(r);

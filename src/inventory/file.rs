@@ -2,16 +2,18 @@
 //! (`{"ResourceTagMappingList": [...]}`), or an array of such pages; one or many files.
 //!
 //! A file that cannot be read or parsed is an error (the user named it); entries inside a good
-//! file that are not ARNs are skipped and reported, making the inventory partial.
+//! file that are not ARNs are skipped and reported, making the inventory partial. Files are
+//! streamed: each entry becomes a resource as it is parsed.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use compact_str::CompactString;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::arn::resource_from_arn;
@@ -44,13 +46,6 @@ pub struct TagPair {
     /// The API omits `Value` for an empty value; read it as "".
     #[serde(rename = "Value", default)]
     pub value: CompactString,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FileShape {
-    One(Page),
-    Many(Vec<Page>),
 }
 
 pub struct FileProvider {
@@ -96,27 +91,24 @@ fn read_files(paths: &[PathBuf], source: String) -> Result<Inventory, InventoryE
         ..ScanReport::default()
     };
     let mut resources: Vec<Resource> = Vec::new();
-    let mut seen: std::collections::HashSet<CompactString> = std::collections::HashSet::new();
     for path in paths {
         let name = display_name(path);
-        let pages = read_pages(path, &name)?;
-        let (mut parsed, skipped) = to_resources(pages);
-        let count = parsed.len();
-        parsed.retain(|r| seen.insert(r.id.clone()));
-        report.duplicates_dropped += count - parsed.len();
-        let error = skipped.map(|(n, first)| {
+        let mut sink = Sink::default();
+        read_into(path, &name, &mut sink)?;
+        let error = sink.skipped.map(|(n, first)| {
             format!("{n} entries skipped: `ResourceARN` is not an ARN (first: `{first}`)")
         });
         report.complete &= error.is_none();
         report.parts.push(ScanPart {
             scope: format!("file {name}"),
             ok: error.is_none(),
-            resources: parsed.len(),
+            resources: sink.resources.len(),
             pages: 0,
             error,
         });
-        resources.extend(parsed);
+        resources.extend(sink.resources);
     }
+    fill_missing_accounts(&mut resources);
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(Inventory {
         resources,
@@ -126,7 +118,29 @@ fn read_files(paths: &[PathBuf], source: String) -> Result<Inventory, InventoryE
     })
 }
 
-fn read_pages(path: &Path, name: &str) -> Result<Vec<Page>, InventoryError> {
+/// Where parsed entries go: converted to resources one by one as the file streams in, so a
+/// large export never sits in memory twice.
+#[derive(Default)]
+struct Sink {
+    resources: Vec<Resource>,
+    /// Count and first example of entries that are not ARNs.
+    skipped: Option<(usize, String)>,
+}
+
+impl Sink {
+    fn push(&mut self, mapping: Mapping) {
+        let tags = mapping.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        match resource_from_arn(&mapping.resource_arn, tags, GLOBAL_REGION, "") {
+            Some(r) => self.resources.push(r),
+            None => match &mut self.skipped {
+                Some((n, _)) => *n += 1,
+                None => self.skipped = Some((1, mapping.resource_arn.to_string())),
+            },
+        }
+    }
+}
+
+fn read_into(path: &Path, name: &str, sink: &mut Sink) -> Result<(), InventoryError> {
     let file = File::open(path).map_err(|e| InventoryError::FileRead {
         file: name.to_string(),
         reason: match e.kind() {
@@ -135,57 +149,156 @@ fn read_pages(path: &Path, name: &str) -> Result<Vec<Page>, InventoryError> {
             _ => e.to_string(),
         },
     })?;
-    let shape: FileShape = serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let many = first_byte(&mut reader, name)? == b'[';
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let parsed = if many {
+        de.deserialize_seq(PagesVisitor { sink })
+    } else {
+        de.deserialize_map(PageVisitor { sink })
+    };
+    parsed
+        .and_then(|()| de.end())
         .map_err(|e| InventoryError::FileFormat {
             file: name.to_string(),
             reason: if e.is_syntax() || e.is_eof() {
                 format!("invalid JSON at line {}, column {}", e.line(), e.column())
             } else {
                 "expected the output of `aws resourcegroupstaggingapi get-resources` \
-                 ({\"ResourceTagMappingList\": [{\"ResourceARN\": ..., \"Tags\": [...]}]}) \
-                 or an array of such pages"
+             ({\"ResourceTagMappingList\": [{\"ResourceARN\": ..., \"Tags\": [...]}]}) \
+             or an array of such pages"
                     .to_string()
             },
+        })
+}
+
+/// The first non-blank byte, without consuming it.
+fn first_byte(reader: &mut BufReader<File>, name: &str) -> Result<u8, InventoryError> {
+    loop {
+        let buf = reader.fill_buf().map_err(|e| InventoryError::FileRead {
+            file: name.to_string(),
+            reason: e.to_string(),
         })?;
-    Ok(match shape {
-        FileShape::One(p) => vec![p],
-        FileShape::Many(ps) => ps,
-    })
-}
-
-/// Converts pages to resources; returns the count and first example of skipped entries.
-pub fn to_resources(pages: Vec<Page>) -> (Vec<Resource>, Option<(usize, String)>) {
-    let account = most_common_account(&pages);
-    let mut out = Vec::new();
-    let mut skipped: Option<(usize, String)> = None;
-    for mapping in pages.into_iter().flat_map(|p| p.resource_tag_mapping_list) {
-        let tags = mapping.tags.into_iter().map(|t| (t.key, t.value)).collect();
-        match resource_from_arn(&mapping.resource_arn, tags, GLOBAL_REGION, &account) {
-            Some(r) => out.push(r),
-            None => match &mut skipped {
-                Some((n, _)) => *n += 1,
-                None => skipped = Some((1, mapping.resource_arn.to_string())),
-            },
+        if buf.is_empty() {
+            return Err(InventoryError::FileFormat {
+                file: name.to_string(),
+                reason: "the file is empty".to_string(),
+            });
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(at) => return Ok(buf[at]),
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
         }
     }
-    (out, skipped)
 }
 
-/// ARNs of global resources (S3) carry no account: use the account most other ARNs name.
-fn most_common_account(pages: &[Page]) -> String {
+struct PagesVisitor<'a> {
+    sink: &'a mut Sink,
+}
+
+impl<'de> Visitor<'de> for PagesVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of get-resources pages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(PageSeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+struct PageSeed<'a> {
+    sink: &'a mut Sink,
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(PageVisitor { sink: self.sink })
+    }
+}
+
+struct PageVisitor<'a> {
+    sink: &'a mut Sink,
+}
+
+impl<'de> Visitor<'de> for PageVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a get-resources page")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "ResourceTagMappingList" {
+                map.next_value_seed(MappingsSeed {
+                    sink: &mut *self.sink,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct MappingsSeed<'a> {
+    sink: &'a mut Sink,
+}
+
+impl<'de> DeserializeSeed<'de> for MappingsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MappingsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of {ResourceARN, Tags}")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(mapping) = seq.next_element::<Mapping>()? {
+            self.sink.push(mapping);
+        }
+        Ok(())
+    }
+}
+
+/// ARNs of global resources (S3) carry no account: give them the account most other resources
+/// name.
+fn fill_missing_accounts(resources: &mut [Resource]) {
+    if !resources.iter().any(|r| r.account.is_empty()) {
+        return;
+    }
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for m in pages.iter().flat_map(|p| &p.resource_tag_mapping_list) {
-        if let Some(arn) = super::arn::parse(&m.resource_arn)
-            && !arn.account.is_empty()
-        {
-            *counts.entry(arn.account).or_default() += 1;
-        }
+    for r in resources.iter().filter(|r| !r.account.is_empty()) {
+        *counts.entry(r.account.as_str()).or_default() += 1;
     }
-    counts
+    let account: CompactString = counts
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-        .map(|(a, _)| a.to_string())
-        .unwrap_or_else(|| "unknown".to_string())
+        .map(|(a, _)| a.into())
+        .unwrap_or_else(|| "unknown".into());
+    for r in resources.iter_mut().filter(|r| r.account.is_empty()) {
+        r.account = account.clone();
+    }
 }
 
 /// Writes resources as a get-resources page (used by `tagwarden demo export`).
@@ -245,13 +358,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn many_files_and_page_arrays_deduplicate() {
+    async fn many_files_and_page_arrays() {
         let dir = tempfile::tempdir().unwrap();
         let a = write(&dir, "a.json", PAGE);
         let b = write(&dir, "b.json", &format!("[{PAGE}, {PAGE}]"));
-        let inv = FileProvider::new(vec![a, b]).scan().await.unwrap();
-        assert_eq!(inv.resources.len(), 2);
-        assert_eq!(inv.report.duplicates_dropped, 4);
+        let mut inv = FileProvider::new(vec![a, b]).scan().await.unwrap();
+        assert_eq!(
+            inv.resources.len(),
+            6,
+            "repeats are dropped when the scan is loaded"
+        );
+        assert_eq!(crate::inventory::sort_and_dedupe(&mut inv.resources), 4);
+        assert_eq!(inv.report.parts.len(), 2);
     }
 
     #[tokio::test]

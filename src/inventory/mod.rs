@@ -85,6 +85,16 @@ pub fn normalise_tags(mut tags: Tags) -> Tags {
     tags
 }
 
+/// Sorts resources by id and keeps the first of each id (stable: the first part or file that
+/// listed a resource wins). Returns how many repeats were dropped. Global resources (S3) are
+/// listed by every region, and files may overlap.
+pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
+    resources.sort_by(|a, b| a.id.cmp(&b.id));
+    let before = resources.len();
+    resources.dedup_by(|later, earlier| later.id == earlier.id);
+    before - resources.len()
+}
+
 /// How one part of a scan went (a region, a region × type filter, a file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScanPart {
@@ -110,7 +120,7 @@ pub struct ScanReport {
     /// Of those, retries after throttling or transient errors.
     pub retries: u64,
     /// Resources seen more than once (global resources listed in every region, or repeated
-    /// across files) and kept once.
+    /// across files) and kept once; counted when the scan is loaded.
     pub duplicates_dropped: usize,
     pub duration_ms: u64,
 }
@@ -148,6 +158,24 @@ pub trait InventoryProvider: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_are_sorted_and_the_first_copy_kept() {
+        let r = |id: &str, name: &str| Resource {
+            id: id.into(),
+            provider: Provider::Aws,
+            account: "1".into(),
+            region: "r".into(),
+            resource_type: "s3:bucket".into(),
+            name: name.into(),
+            tags: Tags::new(),
+            attributes: Attributes::default(),
+        };
+        let mut v = vec![r("b", "first-b"), r("a", "a"), r("b", "second-b")];
+        assert_eq!(sort_and_dedupe(&mut v), 1);
+        let names: Vec<&str> = v.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "first-b"]);
+    }
 
     #[test]
     fn tags_are_sorted_and_deduplicated() {

@@ -1,6 +1,7 @@
 //! The tagging policy: its file format, loading with precise errors, compilation and the pure
 //! evaluator. Nothing here does I/O except `loader::load_policy_file`.
 
+mod compile;
 pub mod compiled;
 pub mod evaluate;
 pub mod loader;
@@ -9,6 +10,7 @@ pub mod model;
 pub mod pattern;
 pub mod render;
 mod summary;
+mod violation;
 
 #[cfg(test)]
 mod tests;

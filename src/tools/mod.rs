@@ -116,6 +116,7 @@ impl ToolEntry {
 
     /// Validates the arguments against the published input schema, then runs the tool.
     pub async fn call(&self, app: &App, args: Value) -> Result<Value, ToolError> {
+        self.check_known_arguments(&args)?;
         let mut problems: Vec<String> = self
             .validator
             .iter_errors(&args)
@@ -139,6 +140,48 @@ impl ToolEntry {
             )));
         }
         (self.call)(app, args).await
+    }
+}
+
+impl ToolEntry {
+    /// Unknown argument names get a message that lists the accepted ones (clearer for an
+    /// assistant than a schema error).
+    fn check_known_arguments(&self, args: &Value) -> Result<(), ToolError> {
+        let Some(given) = args.as_object() else {
+            return Ok(());
+        };
+        let no_properties = serde_json::Map::new();
+        let known = self
+            .definition
+            .input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&no_properties);
+        let unknown: Vec<&str> = given
+            .keys()
+            .filter(|k| !known.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut accepted: Vec<&str> = known.keys().map(String::as_str).collect();
+        accepted.sort_unstable();
+        Err(ToolError::invalid(format!(
+            "unknown argument{} {}; {} accepts {}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown
+                .iter()
+                .map(|u| format!("`{u}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.name(),
+            if accepted.is_empty() {
+                "no arguments".to_string()
+            } else {
+                accepted.join(", ")
+            }
+        )))
     }
 }
 

@@ -1,0 +1,84 @@
+//! An independent client: the official Python MCP SDK (tests/clients/python_sdk_client.py)
+//! lists the tools, validates every schema, calls every tool validly and invalidly, and checks
+//! check_tag_compliance against `tagwarden check --format json` — over stdio and Streamable
+//! HTTP, in both protocol eras (2025-11-25 with sessions, 2026-07-28 stateless).
+
+mod common;
+
+use std::process::Command;
+
+use common::{HttpServer, bin, path_str, repo, run, venv_bin};
+use serde_json::Value;
+
+fn expected_check(dir: &tempfile::TempDir) -> String {
+    let (code, stdout, stderr) = run(
+        &["check", "--demo", "--format", "json", "--limit", "10"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let path = dir.path().join("expected.json");
+    std::fs::write(&path, stdout).unwrap();
+    path_str(&path)
+}
+
+fn sdk_client(args: &[&str]) -> Value {
+    let out = Command::new(venv_bin("python"))
+        .arg(repo().join("tests/clients/python_sdk_client.py"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run the Python SDK client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "Python SDK client failed: {summary}"
+    );
+    assert_eq!(summary["tools"].as_array().unwrap().len(), 4);
+    summary
+}
+
+#[test]
+fn python_sdk_over_stdio_both_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let expect = expected_check(&dir);
+    for (mode, version) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
+        let summary = sdk_client(&[
+            "--mode",
+            mode,
+            "--expect",
+            &expect,
+            "--stdio",
+            bin(),
+            "serve",
+            "--stdio",
+            "--demo",
+        ]);
+        assert_eq!(summary["protocol_version"], version);
+    }
+}
+
+#[test]
+fn python_sdk_over_http_both_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let expect = expected_check(&dir);
+    let server = HttpServer::start(&["--demo"], &[]);
+    let url = format!("{}/mcp", server.base);
+    for (mode, version) in [
+        ("legacy", "2025-11-25"),
+        ("2026-07-28", "2026-07-28"),
+        ("auto", "2026-07-28"),
+    ] {
+        let summary = sdk_client(&["--mode", mode, "--expect", &expect, "--http", &url]);
+        assert_eq!(summary["protocol_version"], version, "{mode}");
+    }
+}
