@@ -42,7 +42,7 @@ fn fixed_by_normalisation(o: &Output) -> isize {
 pub fn render_text(o: &Output, policy_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Tagwarden compliance check");
-    let _ = writeln!(s, "  source  {} ({})", o.data_quality.source, status(o));
+    let _ = writeln!(s, "  source  {} — {}", o.data_quality.source, status(o));
     let _ = writeln!(
         s,
         "  policy  {policy_name} (hash {}), a resource fails at {} or above",
