@@ -204,7 +204,7 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
     let mut mappings = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0u64;
-    loop {
+    let error = loop {
         let response = client
             .get_resources()
             .resources_per_page(100)
@@ -215,20 +215,7 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
             .await;
         let output = match response {
             Ok(o) => o,
-            Err(e) => {
-                let error = summarise_sdk_error("GetResources", &partition.place(), &e);
-                tracing::warn!(%error, "AWS scan part failed");
-                return PartResult {
-                    part: ScanPart {
-                        scope: partition.scope(),
-                        ok: false,
-                        resources: mappings.len(),
-                        pages,
-                        error: Some(error),
-                    },
-                    mappings,
-                };
-            }
+            Err(e) => break Some(summarise_sdk_error("GetResources", &partition.place(), &e)),
         };
         pages += 1;
         for m in output.resource_tag_mapping_list() {
@@ -245,32 +232,26 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
         match output.pagination_token() {
             // A token equal to the one just sent would loop forever: stop and say so.
             Some(t) if !t.is_empty() && token.as_deref() == Some(t) => {
-                return PartResult {
-                    part: ScanPart {
-                        scope: partition.scope(),
-                        ok: false,
-                        resources: mappings.len(),
-                        pages,
-                        error: Some(format!(
-                            "GetResources in {} returned the same pagination token twice; \
-                             the listing may be incomplete",
-                            partition.place()
-                        )),
-                    },
-                    mappings,
-                };
+                break Some(format!(
+                    "GetResources in {} returned the same pagination token twice; the listing \
+                     may be incomplete",
+                    partition.place()
+                ));
             }
             Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
+            _ => break None,
         }
+    };
+    if let Some(error) = &error {
+        tracing::warn!(%error, "AWS scan part failed");
     }
     PartResult {
         part: ScanPart {
             scope: partition.scope(),
-            ok: true,
+            ok: error.is_none(),
             resources: mappings.len(),
             pages,
-            error: None,
+            error,
         },
         mappings,
     }

@@ -408,6 +408,15 @@ impl Scratch {
     }
 }
 
+impl ValueProblem {
+    fn kind(self) -> ViolationKind {
+        match self {
+            ValueProblem::NotAllowed => ViolationKind::InvalidValue,
+            ValueProblem::BadFormat => ViolationKind::InvalidFormat,
+        }
+    }
+}
+
 /// Empty or only whitespace; stops at the first visible character (no trimming copy).
 fn is_blank(v: &str) -> bool {
     v.chars().all(char::is_whitespace)
@@ -444,8 +453,7 @@ fn check_required<K: AsRef<str>, V: AsRef<str>>(
             Some(v) if is_blank(v) => ViolationKind::EmptyValue,
             Some(v) => match memo.check(index as usize, &rule.check, v) {
                 None => continue,
-                Some(ValueProblem::NotAllowed) => ViolationKind::InvalidValue,
-                Some(ValueProblem::BadFormat) => ViolationKind::InvalidFormat,
+                Some(problem) => problem.kind(),
             },
         };
         out.push(Violation {
@@ -472,11 +480,10 @@ fn check_optional<K: AsRef<str>, V: AsRef<str>>(
         let Some(value) = resolved.value(rule.key) else {
             continue;
         };
-        let kind = match memo.check(policy.required.len() + index, &rule.check, value) {
-            None => continue,
-            Some(ValueProblem::NotAllowed) => ViolationKind::InvalidValue,
-            Some(ValueProblem::BadFormat) => ViolationKind::InvalidFormat,
+        let Some(problem) = memo.check(policy.required.len() + index, &rule.check, value) else {
+            continue;
         };
+        let kind = problem.kind();
         out.push(Violation {
             kind,
             severity: rule.severity,

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
-use super::{Tool, ToolError};
+use super::{Tool, ToolError, read_only_annotations};
 use crate::app::App;
 use crate::compliance::{
     GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize,
@@ -133,11 +133,7 @@ exact.";
     type Output = Output;
 
     fn annotations() -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true)
+        read_only_annotations(true)
     }
 
     async fn run(app: &App, args: Args) -> Result<Output, ToolError> {

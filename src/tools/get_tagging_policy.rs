@@ -4,7 +4,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Tool, ToolError};
+use super::{Tool, ToolError, read_only_annotations};
 use crate::app::App;
 use crate::policy::{KeyMatching, Severity};
 
@@ -72,11 +72,7 @@ changed but refused, reload_error says why (the previous policy stays in force).
     type Output = Output;
 
     fn annotations() -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        read_only_annotations(false)
     }
 
     async fn run(app: &App, _args: Args) -> Result<Output, ToolError> {

@@ -76,6 +76,16 @@ pub trait Tool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
 
+/// Annotations of a tool that only reads: never destructive, same answer for the same data.
+/// `open_world` is true when it reads the cloud (or another outside system).
+pub fn read_only_annotations(open_world: bool) -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(true)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(open_world)
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type CallFn = for<'a> fn(&'a App, Value) -> BoxFuture<'a, Result<Value, ToolError>>;
 

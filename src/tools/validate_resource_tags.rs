@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::{Tool, ToolError};
+use super::{Tool, ToolError, read_only_annotations};
 use crate::app::App;
 use crate::inventory::{Tags, normalise_tags};
 use crate::policy::{Policy, View, ViolationDetail};
@@ -81,11 +81,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
     type Output = Output;
 
     fn annotations() -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true)
+        read_only_annotations(true)
     }
 
     async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
