@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use rmcp::ServerHandler;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use subtle::ConstantTimeEq;
@@ -79,12 +80,29 @@ pub enum HttpError {
     Serve(String),
 }
 
-/// Serves until `shutdown` is cancelled. Logs `listening on http://ADDR/mcp` once bound.
+/// Serves Tagwarden until `shutdown` is cancelled. Logs `listening on http://ADDR/mcp` once
+/// bound.
 pub async fn serve_http(
     server: TagwardenServer,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
+    let health = Router::new().route("/healthz", get(healthz).with_state(server.clone()));
+    serve_handler(server, health, options, shutdown).await
+}
+
+/// Serves any MCP handler through the same plumbing (gates, auth, limits), with `extra`
+/// routes beside `/mcp`. Used by `serve_http` and by the conformance fixture server, so the
+/// conformance suite exercises exactly this transport layer.
+pub async fn serve_handler<H>(
+    handler: H,
+    extra: Router,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError>
+where
+    H: ServerHandler + Clone + Send + Sync + 'static,
+{
     options.check()?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
@@ -96,7 +114,7 @@ pub async fn serve_http(
         addr: options.addr,
         reason: e.to_string(),
     })?;
-    let router = router(server, &options, local, shutdown.clone());
+    let router = mcp_router(handler, &options, local, shutdown.clone()).merge(extra);
     tracing::info!("listening on http://{local}/mcp");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
@@ -104,12 +122,15 @@ pub async fn serve_http(
         .map_err(|e| HttpError::Serve(e.to_string()))
 }
 
-fn router(
-    server: TagwardenServer,
+fn mcp_router<H>(
+    handler: H,
     options: &HttpOptions,
     local: SocketAddr,
     shutdown: CancellationToken,
-) -> Router {
+) -> Router
+where
+    H: ServerHandler + Clone + Send + Sync + 'static,
+{
     let mut hosts = options.allowed_hosts.clone();
     if hosts.is_empty() {
         hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
@@ -122,23 +143,19 @@ fn router(
         .with_allowed_origins(options.allowed_origins.clone())
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_cancellation_token(shutdown.child_token());
-    let health_server = server.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
     let tokens = Arc::new(options.api_tokens.clone());
-    let protected = Router::new()
+    Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn_with_state(
             options.max_body_bytes,
             json_gate,
         ))
-        .layer(axum::middleware::from_fn_with_state(tokens, require_bearer));
-    Router::new()
-        .route("/healthz", get(healthz).with_state(health_server))
-        .merge(protected)
+        .layer(axum::middleware::from_fn_with_state(tokens, require_bearer))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,

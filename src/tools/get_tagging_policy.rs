@@ -56,6 +56,7 @@ pub struct Output {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reload_error: Option<String>,
     /// The policy document itself, as loaded.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub policy: serde_json::Value,
 }
 

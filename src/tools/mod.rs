@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
-use rmcp::model::{Tool as ToolDefinition, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool as ToolDefinition, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,7 +103,10 @@ impl ToolEntry {
             // Schemas derive from our own types; a broken one is caught by the tools test.
             Err(e) => unreachable!("input schema of {} is invalid: {e}", T::NAME),
         };
-        let output = schema_for_output::<T::Output>();
+        let input = Arc::new(portable_schema(input.as_ref().clone()));
+        let output = Arc::new(portable_schema(
+            schema_for_output::<T::Output>().as_ref().clone(),
+        ));
         let validator = match jsonschema::validator_for(&Value::Object(input.as_ref().clone())) {
             Ok(v) => v,
             Err(e) => unreachable!("input schema of {} does not compile: {e}", T::NAME),
@@ -195,6 +198,63 @@ impl ToolEntry {
     }
 }
 
+/// Makes generated schemas portable across MCP clients:
+/// - removes schemars' Rust-specific `format`s (`uint`, `int64`, `double`, ...), which are not
+///   JSON Schema formats and make strict validators (AJV in the MCP Inspector) warn;
+///   `minimum`/`maximum` still carry the bounds;
+/// - rewrites nullable `"type": [T, "null"]` as `anyOf` with single-type branches, which clients
+///   that map schemas onto single-`type` dialects accept.
+fn portable_schema(mut schema: JsonObject) -> JsonObject {
+    fn nullable_to_any_of(map: &mut JsonObject) {
+        let Some(Value::Array(types)) = map.get("type") else {
+            return;
+        };
+        let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if types.len() != 2 || non_null.len() != 1 {
+            return;
+        }
+        let mut branch = JsonObject::new();
+        for (key, value) in std::mem::take(map) {
+            match key.as_str() {
+                "description" | "default" | "title" | "examples" | "$schema" => {
+                    map.insert(key, value);
+                }
+                "type" => {
+                    branch.insert(key, non_null[0].clone());
+                }
+                _ => {
+                    branch.insert(key, value);
+                }
+            }
+        }
+        map.insert(
+            "anyOf".into(),
+            Value::Array(vec![
+                Value::Object(branch),
+                serde_json::json!({"type": "null"}),
+            ]),
+        );
+    }
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                nullable_to_any_of(map);
+                let rust_format = map.get("format").and_then(Value::as_str).is_some_and(|f| {
+                    f.starts_with("int") || f.starts_with("uint") || f == "double" || f == "float"
+                });
+                if rust_format {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    schema.values_mut().for_each(strip);
+    schema
+}
+
 trait AnnotationsExt {
     fn with_title_opt(self, title: &str) -> Self;
 }
@@ -257,6 +317,16 @@ impl Default for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemas_carry_no_rust_specific_formats() {
+        for d in Registry::new().definitions() {
+            let text = serde_json::to_string(&d).unwrap();
+            assert!(!text.contains("\"format\":\"uint"), "{}", d.name);
+            assert!(!text.contains("\"format\":\"int"), "{}", d.name);
+            assert!(!text.contains("\"format\":\"double\""), "{}", d.name);
+        }
+    }
 
     #[test]
     fn every_tool_has_object_schemas_and_annotations() {
