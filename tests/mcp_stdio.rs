@@ -309,3 +309,58 @@ fn stdout_carries_only_protocol() {
     let logs = c.drain_stderr();
     assert!(logs.contains("tool call ok"), "logs go to stderr: {logs}");
 }
+
+#[test]
+fn policy_resources_and_the_weekly_review_prompt() {
+    let (mut c, init) = StdioClient::initialized(DEMO, &[]);
+    assert!(init["result"]["capabilities"]["resources"].is_object());
+    assert!(init["result"]["capabilities"]["prompts"].is_object());
+    let list = c.request("resources/list", json!({}));
+    let uris: Vec<&str> = list["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        vec!["tagwarden://policy", "tagwarden://policy/summary"]
+    );
+    let read = c.request("resources/read", json!({"uri": "tagwarden://policy"}));
+    let text = read["result"]["contents"][0]["text"].as_str().unwrap();
+    let doc: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(doc["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(doc["policy"]["required_tags"][0]["name"], "Environment");
+    let summary = c.request(
+        "resources/read",
+        json!({"uri": "tagwarden://policy/summary"}),
+    );
+    assert!(
+        summary["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("`Environment`")
+    );
+    let missing = c.request("resources/read", json!({"uri": "tagwarden://nope"}));
+    assert_eq!(missing["error"]["code"], -32002);
+
+    let prompts = c.request("prompts/list", json!({}));
+    assert_eq!(
+        prompts["result"]["prompts"][0]["name"],
+        "weekly_compliance_review"
+    );
+    let got = c.request(
+        "prompts/get",
+        json!({"name": "weekly_compliance_review", "arguments": {"scope": "production", "focus_key": "CostCenter"}}),
+    );
+    let text = got["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.contains("check_tag_compliance")
+            && text.contains("`production`")
+            && text.contains("`CostCenter`")
+    );
+    let bad = c.request("prompts/get", json!({"name": "nope"}));
+    assert_eq!(bad["error"]["code"], -32602);
+}

@@ -5,6 +5,7 @@
 //! is enforced. Tool failures are `isError` results with a message the assistant can act on;
 //! an unknown tool is a JSON-RPC error.
 
+mod catalog;
 pub mod http;
 pub mod stdio;
 
@@ -12,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -30,7 +33,9 @@ resource_types, regions, accounts, tag_keys or min_severity. Use find_untagged_r
 missing keys, validate_resource_tags to explain a specific resource or to check tags before applying them, and \
 get_tagging_policy to explain the rules. Answers reuse a cached scan (see data_quality.cache); pass \
 force_refresh only when the user says the cloud changed. If data_quality.status is partial, say which regions \
-or files failed and why. Lists are pages: totals are exact; follow next_cursor only when the user needs more.";
+or files failed and why. Lists are pages: totals are exact; follow next_cursor only when the user needs more. \
+The policy is also a resource (tagwarden://policy, tagwarden://policy/summary), and the \
+weekly_compliance_review prompt runs a standard review.";
 
 #[derive(Clone)]
 pub struct TagwardenServer {
@@ -50,8 +55,12 @@ impl TagwardenServer {
 
 impl ServerHandler for TagwardenServer {
     fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(INSTRUCTIONS);
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        let mut info = ServerConfig::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("tagwarden", env!("CARGO_PKG_VERSION"));
         info
     }
@@ -62,6 +71,39 @@ impl ServerHandler for TagwardenServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.registry.definitions()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(catalog::resources()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let contents = catalog::read(&self.app, &request.uri)?;
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(catalog::prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        Ok(catalog::get(&request.name, request.arguments.as_ref())?.into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
