@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use crate::compliance::evaluate_inventory;
 use crate::inventory::{Inventory, InventoryError, InventoryProvider, sort_and_dedupe};
 use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_policy_file};
+use crate::store::audit::AuditLog;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +184,8 @@ impl Snapshot {
 
 pub struct App {
     pub policy: PolicyStore,
+    /// The audit log of tool calls, when serving (read by `get_audit_trail`).
+    pub audit: Option<Arc<AuditLog>>,
     provider: Arc<dyn InventoryProvider>,
     ttl: Duration,
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
@@ -194,12 +197,18 @@ impl App {
     pub fn new(policy: PolicyStore, provider: Arc<dyn InventoryProvider>, ttl: Duration) -> App {
         App {
             policy,
+            audit: None,
             provider,
             ttl,
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
             scans: AtomicU64::new(0),
         }
+    }
+
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {
+        self.audit = Some(audit);
+        self
     }
 
     pub fn source_description(&self) -> String {

@@ -7,6 +7,22 @@ use clap::Parser;
 use tagwarden::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// stderr for logs, ignoring write failures: when whoever reads the server's stderr goes
+/// away, logging must not take the server down (the default writer's error path panics).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // stdout is reserved for results (and for protocol in `serve --stdio`): logs go to stderr.
@@ -22,7 +38,8 @@ fn main() -> ExitCode {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

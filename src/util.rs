@@ -40,6 +40,41 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+/// Deepest nesting accepted in an incoming JSON message. serde_json (and so rmcp) stops at 128
+/// and drops such a message without a reply; refusing earlier lets us answer it.
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// Whether a JSON text nests objects and arrays at most `max` deep. A byte scan (strings and
+/// escapes skipped), so checking costs no allocation even for large messages.
+pub fn json_depth_within(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +87,16 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn json_depth() {
+        assert!(json_depth_within(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(!json_depth_within(br#"{"a": [1, {"b": 2}]}"#, 2));
+        // Brackets inside strings, and escaped quotes, do not count.
+        assert!(json_depth_within(br#"{"a": "[[[[\"[[["}"#, 1));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(!json_depth_within(deep.as_bytes(), MAX_JSON_DEPTH));
     }
 
     #[test]

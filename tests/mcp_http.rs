@@ -17,7 +17,7 @@ async fn session_lists_tools_and_matches_the_cli() {
 
     let list = c.request("tools/list", json!({})).await;
     let tools = list["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), 5);
     for t in tools {
         assert!(t["inputSchema"].is_object() && t["outputSchema"].is_object());
     }
@@ -92,7 +92,7 @@ async fn malformed_json_gets_a_jsonrpc_parse_error_and_serving_continues() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32700);
     let list = c.request("tools/list", json!({})).await;
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -179,4 +179,55 @@ fn non_loopback_bind_without_tokens_is_refused() {
     assert_eq!(code, 1);
     assert!(stderr.contains("TAGWARDEN_API_TOKENS"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+/// Regression: when whoever reads the server's stderr goes away, log writes fail (EPIPE). The
+/// server must keep answering and still shut down on SIGTERM.
+#[tokio::test]
+async fn server_survives_its_stderr_reader_going_away() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["serve", "--http", "127.0.0.1:0", "--demo", "--no-prewarm"])
+        .env("TAGWARDEN_DATA_DIR", data.path())
+        .env("TAGWARDEN_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        if let Some(at) = line.find("listening on http://") {
+            break line[at + "listening on ".len()..]
+                .trim()
+                .trim_end_matches("/mcp")
+                .to_string();
+        }
+    };
+    drop(lines); // the reader goes away: every later log write fails
+    let mut c = HttpClient::new(&base);
+    c.initialize().await;
+    for i in 0..3 {
+        let r = c.call("check_tag_compliance", json!({"limit": i})).await;
+        assert_eq!(r["structuredContent"]["resources"], 5000);
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

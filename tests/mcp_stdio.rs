@@ -23,7 +23,7 @@ fn initialize_reports_server_and_instructions() {
 }
 
 #[test]
-fn tools_list_has_four_tools_with_schemas_and_annotations() {
+fn tools_list_has_every_tool_with_schemas_and_annotations() {
     let (mut c, _) = StdioClient::initialized(DEMO, &[]);
     let list = c.request("tools/list", json!({}));
     let tools = list["result"]["tools"].as_array().expect("tools");
@@ -34,7 +34,8 @@ fn tools_list_has_four_tools_with_schemas_and_annotations() {
             "check_tag_compliance",
             "find_untagged_resources",
             "validate_resource_tags",
-            "get_tagging_policy"
+            "get_tagging_policy",
+            "get_audit_trail"
         ]
     );
     for t in tools {
@@ -221,7 +222,7 @@ fn unknown_tool_is_a_protocol_error_and_malformed_json_keeps_the_server_serving(
     let list = c.request("tools/list", json!({}));
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        4,
+        5,
         "still serving"
     );
 }

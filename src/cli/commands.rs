@@ -7,10 +7,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{CheckArgs, Cli, Command, DemoCommand, Format, PolicyCommand, ServeArgs, ToolsCommand};
+use super::{
+    AuditCommand, CheckArgs, Cli, Command, DemoCommand, Format, PolicyCommand, ServeArgs,
+    ToolsCommand,
+};
+use crate::app::App;
+use crate::guard::Guard;
 use crate::server::http::{HttpOptions, default_origins, serve_http};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
+use crate::store::audit::{self, AuditLog, Verification};
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
 use crate::tools::{Registry, Tool};
 
@@ -24,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             demo_export(seed, size, out.as_deref()).map(|()| 0)
         }
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
+        Command::Audit(cmd) => audit(cmd),
     }
 }
 
@@ -69,6 +76,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .collect(),
+                rate_limit_per_minute: args.http_rate_limit,
                 allowed_hosts: args.allowed_hosts,
                 allowed_origins: if args.allowed_origins.is_empty() {
                     default_origins()
@@ -82,11 +90,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let app = Arc::new(args.source.app()?);
-    let server = TagwardenServer::new(app.clone(), Registry::shared());
+    let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
+    let audit = Arc::new(AuditLog::open(&audit_path)?);
+    tracing::info!(path = %audit_path.display(), "audit log open");
+    let app = Arc::new(args.source.app()?.with_audit(audit.clone()));
+    let guard = Arc::new(Guard::new(args.guard.config(), Some(audit.clone())));
+    let server = TagwardenServer::new(app.clone(), Registry::shared(), guard);
+    let served = serve_transport(server, app, http, args.no_prewarm).await;
+    // Every queued audit row is written before the process exits.
+    let closing = audit.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    served
+}
+
+async fn serve_transport(
+    server: TagwardenServer,
+    app: Arc<App>,
+    http: Option<HttpOptions>,
+    no_prewarm: bool,
+) -> anyhow::Result<()> {
     spawn_policy_watch(app.clone(), std::time::Duration::from_secs(2));
-    if !args.no_prewarm {
-        spawn_prewarm(app.clone());
+    if !no_prewarm {
+        spawn_prewarm(app);
     }
     let Some(options) = http else {
         serve_stdio(server).await?;
@@ -227,6 +252,61 @@ fn policy_check(file: &Path) -> anyhow::Result<u8> {
                 crate::inventory::file::display_name(file)
             );
             Ok(1)
+        }
+    }
+}
+
+fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
+    match cmd {
+        AuditCommand::Verify { data_dir } => {
+            let path = crate::store::data_dir(data_dir.as_deref()).join("audit.db");
+            match audit::verify(&path)? {
+                Verification::Intact { rows, last_hash } => {
+                    println!(
+                        "audit log intact: {rows} rows, chain head {}",
+                        &last_hash[..16.min(last_hash.len())]
+                    );
+                    Ok(0)
+                }
+                Verification::Broken {
+                    seq,
+                    reason,
+                    rows_checked,
+                } => {
+                    println!(
+                        "audit log BROKEN at row {seq}: {reason} ({rows_checked} rows before it \
+                         are intact)"
+                    );
+                    Ok(1)
+                }
+            }
+        }
+        AuditCommand::Tail {
+            data_dir,
+            rows,
+            json,
+        } => {
+            let path = crate::store::data_dir(data_dir.as_deref()).join("audit.db");
+            for row in audit::tail(&path, rows)? {
+                if json {
+                    println!("{}", serde_json::to_string(&row)?);
+                } else {
+                    let r = &row.record;
+                    println!(
+                        "{:>6} {} {:<24} {:<18} {:>9.1}ms {:>8}B {} {} {}",
+                        row.seq,
+                        r.ts,
+                        r.tool,
+                        r.outcome,
+                        r.duration_us as f64 / 1000.0,
+                        r.result_bytes,
+                        r.session,
+                        r.client,
+                        r.arguments
+                    );
+                }
+            }
+            Ok(0)
         }
     }
 }

@@ -7,12 +7,14 @@ mod source;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::run;
 pub use source::SourceArgs;
 
+use crate::guard::{BudgetConfig, GuardConfig, Limits, LoopConfig};
 use crate::policy::Severity;
 
 #[derive(Debug, Parser)]
@@ -47,6 +49,9 @@ pub enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Read and verify the audit log of tool calls.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +141,96 @@ pub struct ServeArgs {
     /// Do not start scanning at start-up (the first tool call scans instead).
     #[arg(long, env = "TAGWARDEN_NO_PREWARM")]
     pub no_prewarm: bool,
+    /// HTTP requests per minute allowed per bearer token (or per client address without
+    /// tokens); 0 = unlimited.
+    #[arg(long, env = "TAGWARDEN_HTTP_RATE_LIMIT", default_value_t = 600)]
+    pub http_rate_limit: u32,
+    /// Directory of the SQLite databases (audit.db). Default: history/ if it exists here,
+    /// else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
+    #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+/// Guard rails applied to every tool call.
+#[derive(Debug, Clone, Args)]
+pub struct GuardArgs {
+    /// Tool calls each session may make per hour (0 = unlimited).
+    #[arg(long, env = "TAGWARDEN_BUDGET_PER_HOUR", default_value_t = 100)]
+    pub budget_per_hour: u32,
+    /// Tool calls each session may make per minute (0 = unlimited).
+    #[arg(long, env = "TAGWARDEN_BUDGET_BURST", default_value_t = 20)]
+    pub budget_burst: u32,
+    /// Tool calls all sessions together may make per hour (0 = unlimited).
+    #[arg(long, env = "TAGWARDEN_BUDGET_GLOBAL_PER_HOUR", default_value_t = 2000)]
+    pub budget_global_per_hour: u32,
+    /// Identical calls (same tool, same arguments) allowed per session within the loop window
+    /// (0 = loop detection off).
+    #[arg(long, env = "TAGWARDEN_LOOP_MAX_REPEATS", default_value_t = 3)]
+    pub loop_max_repeats: u32,
+    /// The loop-detection window (e.g. 5m).
+    #[arg(long, env = "TAGWARDEN_LOOP_WINDOW", default_value = "5m", value_parser = source::parse_duration)]
+    pub loop_window: Duration,
+    /// Largest tool-argument object, in bytes.
+    #[arg(long, env = "TAGWARDEN_MAX_ARGUMENT_BYTES", default_value_t = 65536)]
+    pub max_argument_bytes: usize,
+    /// Largest string in tool arguments, in bytes.
+    #[arg(long, env = "TAGWARDEN_MAX_STRING_BYTES", default_value_t = 2048)]
+    pub max_string_bytes: usize,
+    /// Most items in a list in tool arguments.
+    #[arg(long, env = "TAGWARDEN_MAX_LIST_ITEMS", default_value_t = 1000)]
+    pub max_list_items: usize,
+    /// Deepest nesting of objects and lists in tool arguments.
+    #[arg(long, env = "TAGWARDEN_MAX_DEPTH", default_value_t = 8)]
+    pub max_depth: usize,
+    /// How long a call waits for its audit row to be on disk before answering anyway.
+    #[arg(long, env = "TAGWARDEN_AUDIT_WAIT", default_value = "500ms", value_parser = source::parse_duration)]
+    pub audit_wait: Duration,
+}
+
+impl GuardArgs {
+    pub fn config(&self) -> GuardConfig {
+        GuardConfig {
+            limits: Limits {
+                max_argument_bytes: self.max_argument_bytes,
+                max_string_bytes: self.max_string_bytes,
+                max_list_items: self.max_list_items,
+                max_depth: self.max_depth,
+            },
+            budget: BudgetConfig {
+                per_session_per_hour: self.budget_per_hour,
+                burst_per_minute: self.budget_burst,
+                global_per_hour: self.budget_global_per_hour,
+            },
+            loops: LoopConfig {
+                max_repeats: self.loop_max_repeats,
+                window: self.loop_window,
+            },
+            audit_wait: self.audit_wait,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; name the first broken row (exit 1) if any.
+    Verify {
+        /// Directory holding audit.db (as for `serve --data-dir`).
+        #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the last rows of the audit log.
+    Tail {
+        #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// How many rows.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        rows: usize,
+        /// Print rows as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

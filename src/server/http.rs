@@ -34,6 +34,8 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Requests per minute per bearer token (or per client address); 0 = unlimited.
+    pub rate_limit_per_minute: u32,
 }
 
 impl HttpOptions {
@@ -41,6 +43,7 @@ impl HttpOptions {
         HttpOptions {
             addr,
             api_tokens: Vec::new(),
+            rate_limit_per_minute: 600,
             allowed_hosts: Vec::new(),
             allowed_origins: default_origins(),
             max_body_bytes: 1 << 20,
@@ -116,10 +119,20 @@ where
     })?;
     let router = mcp_router(handler, &options, local, shutdown.clone()).merge(extra);
     tracing::info!("listening on http://{local}/mcp");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-        .await
-        .map_err(|e| HttpError::Serve(e.to_string()))
+    // No Nagle delay: the end of a chunked response would otherwise wait for the client's
+    // delayed ACK (~40 ms per answer).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+    .await
+    .map_err(|e| HttpError::Serve(e.to_string()))
 }
 
 fn mcp_router<H>(
@@ -155,6 +168,10 @@ where
             options.max_body_bytes,
             json_gate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(RequestRate::new(options.rate_limit_per_minute)),
+            rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(tokens, require_bearer))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -171,6 +188,75 @@ async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
         "policy_hash": app.policy.current().hash(),
         "resources_cached": app.cached_resources().await,
     }))
+}
+
+/// Per-client request rate at the HTTP layer (before any MCP processing): keyed by bearer
+/// token, or by client address when the server has no tokens.
+struct RequestRate {
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    per_minute: u32,
+}
+
+impl RequestRate {
+    fn new(per_minute: u32) -> RequestRate {
+        let limiter = std::num::NonZeroU32::new(per_minute)
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
+        RequestRate {
+            limiter,
+            per_minute,
+        }
+    }
+}
+
+async fn rate_limit(
+    State(rate): State<Arc<RequestRate>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = &rate.limiter else {
+        return next.run(request).await;
+    };
+    let key = match request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(auth) => {
+            use sha2::Digest;
+            format!(
+                "token:{}",
+                hex::encode(sha2::Sha256::digest(auth.as_bytes()))
+            )
+        }
+        None => request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| format!("ip:{}", c.0.ip()))
+            .unwrap_or_else(|| "anonymous".to_string()),
+    };
+    match limiter.check_key(&key) {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => {
+            use governor::clock::Clock;
+            let wait = not_until
+                .wait_time_from(governor::clock::DefaultClock::default().now())
+                .as_secs()
+                + 1;
+            let mut response = jsonrpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                -32000,
+                &format!(
+                    "too many requests: {} per minute per client (TAGWARDEN_HTTP_RATE_LIMIT); \
+                     retry after {wait} s",
+                    rate.per_minute
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
+    }
 }
 
 /// Answers malformed or oversized POST bodies with a JSON-RPC error (parse error `-32700` with
@@ -191,6 +277,16 @@ async fn json_gate(State(limit): State<usize>, request: Request, next: Next) -> 
             );
         }
     };
+    if !crate::util::json_depth_within(&bytes, crate::util::MAX_JSON_DEPTH) {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            &format!(
+                "Invalid Request: JSON nested deeper than {} levels",
+                crate::util::MAX_JSON_DEPTH
+            ),
+        );
+    }
     if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
         return jsonrpc_error(
             StatusCode::BAD_REQUEST,

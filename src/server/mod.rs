@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
     ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde_json::Value;
+
+use sha2::Digest;
 
 use crate::app::App;
+use crate::guard::{Caller, Guard};
 use crate::tools::Registry;
 
 /// What an assistant should know to use the tools well.
@@ -41,15 +43,66 @@ weekly_compliance_review prompt runs a standard review.";
 pub struct TagwardenServer {
     app: Arc<App>,
     registry: Arc<Registry>,
+    guard: Arc<Guard>,
+    /// The one session a stdio connection is.
+    stdio_session: Arc<str>,
 }
 
 impl TagwardenServer {
-    pub fn new(app: Arc<App>, registry: Arc<Registry>) -> Self {
-        TagwardenServer { app, registry }
+    pub fn new(app: Arc<App>, registry: Arc<Registry>, guard: Arc<Guard>) -> Self {
+        TagwardenServer {
+            app,
+            registry,
+            guard,
+            stdio_session: format!("stdio:{}", std::process::id()).into(),
+        }
     }
 
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// Who is calling: the HTTP session (or, for stateless requests, the bearer token or the
+    /// client address), or the stdio connection.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let client = context
+            .client_info()
+            .map(|c| format!("{}/{}", c.name, c.version))
+            .unwrap_or_else(|| "unknown".to_string());
+        let Some(parts) = context.extensions.get::<axum::http::request::Parts>() else {
+            return Caller {
+                session: self.stdio_session.to_string(),
+                client,
+                transport: "stdio",
+            };
+        };
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let session = if let Some(id) = header("mcp-session-id") {
+            format!("http:{id}")
+        } else if let Some(token) =
+            header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
+        {
+            let digest = sha2::Sha256::digest(token.trim().as_bytes());
+            format!("token:{}", &hex::encode(digest)[..12])
+        } else if let Some(addr) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            format!("ip:{}", addr.0.ip())
+        } else {
+            "http:anonymous".to_string()
+        };
+        Caller {
+            session,
+            client,
+            transport: "http",
+        }
     }
 }
 
@@ -113,33 +166,19 @@ impl ServerHandler for TagwardenServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let Some(entry) = self.registry.get(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool `{}`; available tools: {}",
-                    request.name,
-                    self.registry.names().join(", ")
-                ),
-                None,
-            ));
-        };
-        let args = Value::Object(request.arguments.unwrap_or_default());
-        let started = std::time::Instant::now();
-        let result = entry.call(&self.app, args).await;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(match result {
-            Ok(value) => {
-                tracing::info!(tool = entry.name(), ms, "tool call ok");
-                CallToolResult::structured(value)
-            }
-            Err(e) => {
-                tracing::info!(tool = entry.name(), ms, class = e.class(), error = %e, "tool call failed");
-                CallToolResult::error(vec![ContentBlock::text(e.to_string())])
-            }
-        }
-        .into())
+        let caller = self.caller(&context);
+        self.guard
+            .call(
+                &self.registry,
+                &self.app,
+                &caller,
+                &request.name,
+                request.arguments,
+            )
+            .await
+            .map(Into::into)
     }
 }
 

@@ -1,15 +1,18 @@
 //! MCP over stdio: stdout carries only protocol messages; logs go to stderr.
 //!
-//! Input lines pass through a small gate before rmcp sees them: a line that is not JSON gets a
-//! JSON-RPC parse error (`-32700`, id null) instead of being dropped silently, and a line larger
-//! than the limit is refused without being buffered whole. Everything written to stdout goes
+//! Input lines pass through a small gate before rmcp sees them: a line that is not JSON (or not
+//! UTF-8) gets a JSON-RPC parse error (`-32700`, id null) instead of being dropped silently, and
+//! a line larger than the limit is refused without being buffered whole; the session carries on
+//! after either. Everything written to stdout goes
 //! through one writer, a whole line at a time, so replies never interleave.
 
 use futures_util::StreamExt;
 use rmcp::ServiceExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::TagwardenServer;
 
@@ -44,14 +47,40 @@ where
     let (errors_tx, mut errors) = mpsc::channel::<String>(64);
 
     let gate = tokio::spawn(async move {
-        let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
-        while let Some(line) = lines.next().await {
-            let reply = match line {
-                Ok(line) if line.trim().is_empty() => continue,
-                Ok(line) => {
-                    if serde_json::from_str::<serde::de::IgnoredAny>(&line).is_ok() {
+        let mut input = BufReader::with_capacity(64 * 1024, input);
+        let mut line = Vec::new();
+        loop {
+            let reply = match next_line(&mut input, &mut line).await {
+                Ok(Line::End) => break,
+                Ok(Line::TooLong) => {
+                    tracing::warn!("stdio: message over {MAX_LINE_BYTES} bytes refused");
+                    error_reply(
+                        -32600,
+                        &format!("Invalid Request: message larger than {MAX_LINE_BYTES} bytes"),
+                    )
+                }
+                Ok(Line::Message) => {
+                    let text = line.strip_suffix(b"\r").unwrap_or(&line);
+                    if text.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    if !crate::util::json_depth_within(text, crate::util::MAX_JSON_DEPTH) {
+                        let reply = error_reply(
+                            -32600,
+                            &format!(
+                                "Invalid Request: JSON nested deeper than {} levels",
+                                crate::util::MAX_JSON_DEPTH
+                            ),
+                        );
+                        if errors_tx.send(reply).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    // Bytes, not text: a line that is not UTF-8 JSON is answered, not fatal.
+                    if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
                         let forwarded = async {
-                            to_rmcp.write_all(line.as_bytes()).await?;
+                            to_rmcp.write_all(text).await?;
                             to_rmcp.write_all(b"\n").await?;
                             to_rmcp.flush().await
                         };
@@ -65,14 +94,7 @@ where
                     );
                     error_reply(-32700, "Parse error: the message is not valid JSON")
                 }
-                Err(LinesCodecError::MaxLineLengthExceeded) => {
-                    tracing::warn!("stdio: message over {MAX_LINE_BYTES} bytes refused");
-                    error_reply(
-                        -32600,
-                        &format!("Invalid Request: message larger than {MAX_LINE_BYTES} bytes"),
-                    )
-                }
-                Err(LinesCodecError::Io(e)) => {
+                Err(e) => {
                     tracing::info!(error = %e, "stdio input closed");
                     break;
                 }
@@ -115,6 +137,54 @@ where
     let _ = writer.await;
     result.map_err(|e| StdioError::Run(e.to_string()))?;
     Ok(())
+}
+
+enum Line {
+    /// A whole line is in the buffer (without its newline).
+    Message,
+    /// The line was longer than the limit; it has been skipped.
+    TooLong,
+    /// End of input.
+    End,
+}
+
+/// Reads one line into `line`, never buffering more than `MAX_LINE_BYTES` of it: a longer line
+/// is skipped to its end and reported, and reading carries on with the next one.
+async fn next_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Line> {
+    line.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    let n = (&mut *input).take(limit).read_until(b'\n', line).await?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(Line::Message);
+    }
+    if line.len() <= MAX_LINE_BYTES {
+        // The input ended without a final newline.
+        return Ok(Line::Message);
+    }
+    line.clear();
+    loop {
+        let buf = input.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Line::TooLong);
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(at) => {
+                input.consume(at + 1);
+                return Ok(Line::TooLong);
+            }
+            None => {
+                let all = buf.len();
+                input.consume(all);
+            }
+        }
+    }
 }
 
 fn error_reply(code: i64, message: &str) -> String {

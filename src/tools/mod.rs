@@ -6,6 +6,7 @@
 pub mod check_tag_compliance;
 pub mod common;
 pub mod find_untagged_resources;
+pub mod get_audit_trail;
 pub mod get_tagging_policy;
 pub mod validate_resource_tags;
 
@@ -287,6 +288,7 @@ impl Registry {
                 ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
                 ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
                 ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
+                ToolEntry::of::<get_audit_trail::GetAuditTrail>(),
             ],
         }
     }
@@ -337,7 +339,8 @@ mod tests {
                 "check_tag_compliance",
                 "find_untagged_resources",
                 "validate_resource_tags",
-                "get_tagging_policy"
+                "get_tagging_policy",
+                "get_audit_trail"
             ]
         );
         for d in registry.definitions() {

@@ -27,12 +27,14 @@ VALID = {
     "find_untagged_resources": {"limit": 3, "tag_keys": ["CostCenter"]},
     "validate_resource_tags": {"resource_type": "ec2:instance", "tags": {"Environment": "production"}},
     "get_tagging_policy": {},
+    "get_audit_trail": {"limit": 5},
 }
 INVALID = {
     "check_tag_compliance": ({"limit": 100000}, "limit"),
     "find_untagged_resources": ({"view": "sideways"}, "view"),
     "validate_resource_tags": ({"resource_ids": "not-a-list"}, "resource_ids"),
     "get_tagging_policy": ({"unexpected": 1}, "unexpected"),
+    "get_audit_trail": ({"since": "yesterday"}, "since"),
 }
 COMPARED = ["score_pct", "native_score_pct", "resources", "in_scope", "effective", "native",
             "by_severity", "by_kind", "native_by_kind", "by_key", "by_type", "by_region",

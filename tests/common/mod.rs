@@ -73,7 +73,9 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 /// An MCP session with `tagwarden serve --stdio`.
 pub struct StdioClient {
     child: Child,
-    stdin: ChildStdin,
+    /// The server's data directory (audit log); removed with the client.
+    pub data_dir: tempfile::TempDir,
+    stdin: Option<ChildStdin>,
     stdout: Receiver<String>,
     pub stderr: Receiver<String>,
     next_id: u64,
@@ -83,8 +85,10 @@ impl StdioClient {
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> StdioClient {
         let mut all = vec!["serve", "--stdio"];
         all.extend_from_slice(args);
+        let data_dir = tempfile::tempdir().expect("temp data dir");
         let mut child = Command::new(bin())
             .args(&all)
+            .env("TAGWARDEN_DATA_DIR", data_dir.path())
             .envs(envs.iter().copied())
             .current_dir(repo())
             .stdin(Stdio::piped())
@@ -97,7 +101,8 @@ impl StdioClient {
         let stderr = lines_of(child.stderr.take().expect("stderr"));
         StdioClient {
             child,
-            stdin,
+            data_dir,
+            stdin: Some(stdin),
             stdout,
             stderr,
             next_id: 1,
@@ -116,10 +121,26 @@ impl StdioClient {
         (c, init)
     }
 
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("session still open");
+        stdin.write_all(bytes).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
+    }
+
     pub fn send_raw(&mut self, line: &str) {
-        self.stdin.write_all(line.as_bytes()).expect("write");
-        self.stdin.write_all(b"\n").expect("write");
-        self.stdin.flush().expect("flush");
+        let stdin = self.stdin.as_mut().expect("session still open");
+        let written = stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.write_all(b"\n"))
+            .and_then(|()| stdin.flush());
+        if let Err(e) = written {
+            std::thread::sleep(Duration::from_millis(300));
+            panic!(
+                "cannot write to the server ({e}); its stderr:\n{}",
+                self.drain_stderr()
+            );
+        }
     }
 
     pub fn notify(&mut self, method: &str, params: Value) {
@@ -134,6 +155,22 @@ impl StdioClient {
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_raw(&msg.to_string());
         self.wait_for_id(&json!(id))
+    }
+
+    /// Sends a request and returns its reply, or an error the server could not tie to any
+    /// request (id null or absent: unparsable or oversized input). Requests must be sequential.
+    pub fn request_or_error(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_raw(&msg.to_string());
+        loop {
+            let reply = self.next_message();
+            let untied = reply.get("error").is_some() && reply.get("id").is_none_or(Value::is_null);
+            if reply.get("id") == Some(&json!(id)) || untied {
+                return reply;
+            }
+        }
     }
 
     pub fn wait_for_id(&mut self, id: &Value) -> Value {
@@ -156,12 +193,22 @@ impl StdioClient {
     }
 
     /// Next message on stdout whatever it is (for error responses without our id).
+    /// The next message, or None after `wait`.
+    pub fn try_next_message(&mut self, wait: Duration) -> Option<Value> {
+        self.stdout
+            .recv_timeout(wait)
+            .ok()
+            .map(|line| serde_json::from_str(&line).expect("JSON line"))
+    }
+
     pub fn next_message(&mut self) -> Value {
-        let line = self
-            .stdout
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a message");
-        serde_json::from_str(&line).expect("JSON line")
+        match self.stdout.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => serde_json::from_str(&line).expect("JSON line"),
+            Err(e) => panic!(
+                "no message from the server ({e}); its stderr:\n{}",
+                self.drain_stderr()
+            ),
+        }
     }
 
     pub fn call(&mut self, tool: &str, args: Value) -> Value {
@@ -171,6 +218,21 @@ impl StdioClient {
             .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {r}"))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server, from /proc (KiB).
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn drain_stderr(&self) -> String {
         let mut s = String::new();
         while let Ok(line) = self.stderr.try_recv() {
@@ -178,6 +240,26 @@ impl StdioClient {
             s.push('\n');
         }
         s
+    }
+}
+
+impl StdioClient {
+    /// Closes stdin (a clean end of session), waits for the server to exit, and hands over
+    /// its data directory: (exit code, data dir).
+    pub fn finish(mut self) -> (i32, tempfile::TempDir) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
+        (code, dir)
     }
 }
 
@@ -191,6 +273,8 @@ impl Drop for StdioClient {
 /// A running `tagwarden serve --http`.
 pub struct HttpServer {
     child: Child,
+    /// The server's data directory (audit log); removed with the server.
+    pub data_dir: tempfile::TempDir,
     pub base: String,
     pub stderr: Receiver<String>,
 }
@@ -199,8 +283,10 @@ impl HttpServer {
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> HttpServer {
         let mut all = vec!["serve", "--http", "127.0.0.1:0"];
         all.extend_from_slice(args);
+        let data_dir = tempfile::tempdir().expect("temp data dir");
         let mut child = Command::new(bin())
             .args(&all)
+            .env("TAGWARDEN_DATA_DIR", data_dir.path())
             .envs(envs.iter().copied())
             .env("TAGWARDEN_LOG", "info")
             .current_dir(repo())
@@ -223,6 +309,7 @@ impl HttpServer {
         };
         HttpServer {
             child,
+            data_dir,
             base,
             stderr,
         }

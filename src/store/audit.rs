@@ -1,0 +1,589 @@
+//! The audit log (`audit.db`): one row per tool call — refusals and failures included — in a
+//! SHA-256 hash chain, so that editing or removing a row is detectable (`tagwarden audit
+//! verify`).
+//!
+//! Writes go through one writer thread fed by a bounded queue. Each row is committed (WAL,
+//! synchronous FULL) before its call is answered, unless the disk is slower than the caller's
+//! wait bound; then the answer goes out and the row follows. The writer groups queued rows into
+//! one transaction, and reads the chain's last hash inside that transaction, so several
+//! processes can share a log without breaking the chain. A clean shutdown drains the queue.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE audit (
+         seq            INTEGER PRIMARY KEY,
+         ts             TEXT    NOT NULL,
+         correlation_id TEXT    NOT NULL,
+         session        TEXT    NOT NULL,
+         client         TEXT    NOT NULL,
+         transport      TEXT    NOT NULL,
+         tool           TEXT    NOT NULL,
+         arguments      TEXT    NOT NULL,
+         arguments_hash TEXT    NOT NULL,
+         outcome        TEXT    NOT NULL,
+         duration_us    INTEGER NOT NULL,
+         result_bytes   INTEGER NOT NULL,
+         prev_hash      TEXT    NOT NULL,
+         hash           TEXT    NOT NULL
+     );
+     CREATE INDEX audit_ts ON audit (ts);
+     CREATE INDEX audit_tool ON audit (tool);
+     CREATE INDEX audit_session ON audit (session);",
+)];
+
+/// The hash the first row chains from.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Rows the writer queues before callers wait for room.
+const QUEUE: usize = 4096;
+/// Rows written per transaction at most.
+const BATCH: usize = 256;
+
+/// One call, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditRecord {
+    /// RFC 3339, UTC, microseconds.
+    pub ts: String,
+    pub correlation_id: String,
+    pub session: String,
+    /// `name/version` of the MCP client, or `unknown`.
+    pub client: String,
+    /// `stdio` or `http`.
+    pub transport: String,
+    pub tool: String,
+    /// The arguments as canonical JSON with secrets redacted and long values shortened.
+    pub arguments: String,
+    /// SHA-256 of the canonical JSON of the arguments as received.
+    pub arguments_hash: String,
+    /// `ok`, `refused:<guard>` or `error:<class>`.
+    pub outcome: String,
+    pub duration_us: u64,
+    pub result_bytes: u64,
+}
+
+/// A stored row: the record, its position and its place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoredRecord {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What became of an append.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Committed to disk as row `seq`.
+    Written(i64),
+    /// Still queued when the caller's wait ran out (slow disk); it will be written.
+    Pending,
+    /// The log could not take it (writer stopped or a database error); logged loudly.
+    Failed(String),
+}
+
+struct Job {
+    record: AuditRecord,
+    done: oneshot::Sender<Result<i64, String>>,
+}
+
+/// The audit log of a running server.
+pub struct AuditLog {
+    path: PathBuf,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reader: Mutex<Connection>,
+}
+
+impl AuditLog {
+    /// Opens (creating and migrating) the log and starts its writer thread.
+    pub fn open(path: &Path) -> Result<AuditLog, StoreError> {
+        let writer_conn = super::open(path, MIGRATIONS)?;
+        let reader = super::open(path, MIGRATIONS)?;
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(writer_conn, rx))
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!("cannot start the audit writer: {e}"),
+            })?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            queue: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a record and waits up to `wait` for it to be committed. A full queue never
+    /// drops the row: a task waits for room and the caller goes on after `wait`.
+    pub async fn append(&self, record: AuditRecord, wait: Duration) -> Appended {
+        let Some(queue) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Appended::Failed("the audit log is closed".into());
+        };
+        let (done, committed) = oneshot::channel();
+        match queue.try_send(Job { record, done }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                tracing::warn!("audit queue full (slow disk?); the row waits for room");
+                tokio::spawn(async move {
+                    if queue.send(job).await.is_err() {
+                        tracing::error!("audit row lost: the writer stopped while it waited");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Appended::Failed("the audit writer has stopped".into());
+            }
+        }
+        match tokio::time::timeout(wait, committed).await {
+            Ok(Ok(Ok(seq))) => Appended::Written(seq),
+            Ok(Ok(Err(e))) => Appended::Failed(e),
+            Ok(Err(_)) => Appended::Failed("the audit writer dropped the row".into()),
+            Err(_) => Appended::Pending,
+        }
+    }
+
+    /// Stops taking rows, writes every queued row, and waits for the writer to finish.
+    pub fn close(&self) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the audit writer panicked while draining");
+        }
+    }
+
+    /// Rows matching a filter, newest first, and the exact number that match.
+    pub fn query(&self, filter: &AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        query(&conn, filter)
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&AuditRecord> = batch.iter().map(|j| &j.record).collect();
+        let result = write_batch(&mut conn, &records);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, rows = batch.len(), "audit rows could not be written");
+        }
+        for (i, job) in batch.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(first_seq) => Ok(first_seq + i as i64),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = job.done.send(answer);
+        }
+    }
+}
+
+/// Appends rows in one transaction; returns the seq of the first.
+fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> Result<i64, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_string()));
+    let first = seq + 1;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO audit (seq, ts, correlation_id, session, client, transport, tool,
+                 arguments, arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for r in records {
+            seq += 1;
+            let hash = chain_hash(&prev, seq, r);
+            insert.execute(params![
+                seq,
+                r.ts,
+                r.correlation_id,
+                r.session,
+                r.client,
+                r.transport,
+                r.tool,
+                r.arguments,
+                r.arguments_hash,
+                r.outcome,
+                r.duration_us as i64,
+                r.result_bytes as i64,
+                prev,
+                hash
+            ])?;
+            prev = hash;
+        }
+    }
+    tx.commit()?;
+    Ok(first)
+}
+
+/// `sha256(prev_hash || canonical row)`, the row being its fields in a fixed order as JSON.
+pub fn chain_hash(prev_hash: &str, seq: i64, r: &AuditRecord) -> String {
+    let canonical = serde_json::json!([
+        seq,
+        r.ts,
+        r.correlation_id,
+        r.session,
+        r.client,
+        r.transport,
+        r.tool,
+        r.arguments,
+        r.arguments_hash,
+        r.outcome,
+        r.duration_us,
+        r.result_bytes
+    ])
+    .to_string();
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Filters for reading the log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Inclusive bounds on `ts` (RFC 3339).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub tool: Option<String>,
+    /// Exact outcome, or a prefix ending in `:` / the word `refused` or `error`.
+    pub outcome: Option<String>,
+    pub session: Option<String>,
+    /// Only rows with `seq` below this (paging backwards).
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+fn query(conn: &Connection, f: &AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    if let Some(since) = &f.since {
+        clauses.push("ts >= ?");
+        values.push(since.clone());
+    }
+    if let Some(until) = &f.until {
+        clauses.push("ts <= ?");
+        values.push(until.clone());
+    }
+    if let Some(tool) = &f.tool {
+        clauses.push("tool = ?");
+        values.push(tool.clone());
+    }
+    if let Some(outcome) = &f.outcome {
+        if outcome == "refused" || outcome == "error" {
+            clauses.push("outcome LIKE ?");
+            values.push(format!("{outcome}:%"));
+        } else {
+            clauses.push("outcome = ?");
+            values.push(outcome.clone());
+        }
+    }
+    if let Some(session) = &f.session {
+        clauses.push("session = ?");
+        values.push(session.clone());
+    }
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM audit{filter_sql}"),
+        rusqlite::params_from_iter(values.iter()),
+        |r| r.get(0),
+    )?;
+    let mut page_clauses = clauses.clone();
+    let mut page_values = values.clone();
+    if let Some(before) = f.before_seq {
+        page_clauses.push("seq < ?");
+        page_values.push(before.to_string());
+    }
+    let page_sql = if page_clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", page_clauses.join(" AND "))
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, ts, correlation_id, session, client, transport, tool, arguments,
+                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash
+         FROM audit{page_sql} ORDER BY seq DESC LIMIT {}",
+        f.limit
+    ))?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(page_values.iter()), read_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total.max(0) as u64))
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        seq: r.get(0)?,
+        record: AuditRecord {
+            ts: r.get(1)?,
+            correlation_id: r.get(2)?,
+            session: r.get(3)?,
+            client: r.get(4)?,
+            transport: r.get(5)?,
+            tool: r.get(6)?,
+            arguments: r.get(7)?,
+            arguments_hash: r.get(8)?,
+            outcome: r.get(9)?,
+            duration_us: r.get::<_, i64>(10)?.max(0) as u64,
+            result_bytes: r.get::<_, i64>(11)?.max(0) as u64,
+        },
+        prev_hash: r.get(12)?,
+        hash: r.get(13)?,
+    })
+}
+
+/// The result of checking a log's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verification {
+    Intact {
+        rows: u64,
+        last_hash: String,
+    },
+    Broken {
+        seq: i64,
+        reason: String,
+        rows_checked: u64,
+    },
+}
+
+/// Recomputes every row's hash and link, in order; stops at the first broken row.
+pub fn verify(path: &Path) -> Result<Verification, StoreError> {
+    let conn = super::open_read_only(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT seq, ts, correlation_id, session, client, transport, tool, arguments,
+                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash
+         FROM audit ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut expected_prev = GENESIS.to_string();
+    let mut expected_seq = 1i64;
+    let mut checked = 0u64;
+    while let Some(row) = rows.next()? {
+        let stored = read_row(row)?;
+        let broken = |reason: String| Verification::Broken {
+            seq: stored.seq,
+            reason,
+            rows_checked: checked,
+        };
+        if stored.seq != expected_seq {
+            return Ok(broken(format!(
+                "expected row {expected_seq} next, found row {}: rows were removed",
+                stored.seq
+            )));
+        }
+        if stored.prev_hash != expected_prev {
+            return Ok(broken(
+                "its prev_hash does not match the previous row's hash: a row before it was \
+                 changed or removed"
+                    .into(),
+            ));
+        }
+        let recomputed = chain_hash(&stored.prev_hash, stored.seq, &stored.record);
+        if recomputed != stored.hash {
+            return Ok(broken(
+                "its content does not match its hash: the row was changed after it was written"
+                    .into(),
+            ));
+        }
+        expected_prev = stored.hash;
+        expected_seq += 1;
+        checked += 1;
+    }
+    Ok(Verification::Intact {
+        rows: checked,
+        last_hash: expected_prev,
+    })
+}
+
+/// The last `n` rows, oldest first (for `tagwarden audit tail`).
+pub fn tail(path: &Path, n: usize) -> Result<Vec<StoredRecord>, StoreError> {
+    let conn = super::open_read_only(path)?;
+    let (mut rows, _) = query(
+        &conn,
+        &AuditFilter {
+            limit: n,
+            ..AuditFilter::default()
+        },
+    )?;
+    rows.reverse();
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize, outcome: &str) -> AuditRecord {
+        AuditRecord {
+            ts: format!("2026-11-22T10:00:{:02}.000000Z", i % 60),
+            correlation_id: format!("c-{i}"),
+            session: "s1".into(),
+            client: "test/1".into(),
+            transport: "stdio".into(),
+            tool: if i.is_multiple_of(2) {
+                "check_tag_compliance"
+            } else {
+                "get_tagging_policy"
+            }
+            .into(),
+            arguments: "{}".into(),
+            arguments_hash: "h".into(),
+            outcome: outcome.into(),
+            duration_us: 1000 + i as u64,
+            result_bytes: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_chain_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        for i in 0..10 {
+            let outcome = if i == 3 { "refused:budget" } else { "ok" };
+            assert_eq!(
+                log.append(record(i, outcome), Duration::from_secs(5)).await,
+                Appended::Written(i as i64 + 1)
+            );
+        }
+        let (rows, total) = log
+            .query(&AuditFilter {
+                outcome: Some("refused".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(rows[0].record.correlation_id, "c-3");
+        log.close();
+        match verify(&path).unwrap() {
+            Verification::Intact { rows, .. } => assert_eq!(rows, 10),
+            other => panic!("{other:?}"),
+        }
+        let t = tail(&path, 3).unwrap();
+        assert_eq!(t.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
+    }
+
+    #[tokio::test]
+    async fn an_edited_or_removed_row_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        for i in 0..6 {
+            log.append(record(i, "ok"), Duration::from_secs(5)).await;
+        }
+        log.close();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE audit SET outcome = 'error:internal' WHERE seq = 4",
+            [],
+        )
+        .unwrap();
+        match verify(&path).unwrap() {
+            Verification::Broken {
+                seq,
+                reason,
+                rows_checked,
+            } => {
+                assert_eq!((seq, rows_checked), (4, 3));
+                assert!(reason.contains("changed after it was written"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        conn.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 4", [])
+            .unwrap();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 6, .. }
+        ));
+        conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+        match verify(&path).unwrap() {
+            Verification::Broken { seq, reason, .. } => {
+                assert_eq!(seq, 3);
+                assert!(reason.contains("removed"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_writers_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let a = AuditLog::open(&path).unwrap();
+        let b = AuditLog::open(&path).unwrap();
+        for i in 0..20 {
+            let log = if i % 2 == 0 { &a } else { &b };
+            log.append(record(i, "ok"), Duration::from_secs(5)).await;
+        }
+        a.close();
+        b.close();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 20, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn close_drains_queued_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+        let mut waits = Vec::new();
+        for i in 0..200 {
+            let log = log.clone();
+            // A zero wait returns at once (Pending); the rows must still land.
+            waits.push(tokio::spawn(async move {
+                log.append(record(i, "ok"), Duration::ZERO).await
+            }));
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+        log.close();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 200, .. }
+        ));
+    }
+}

@@ -1,0 +1,191 @@
+//! SQLite stores (rusqlite, bundled): one way to open a database — WAL, synchronous FULL, a busy
+//! timeout — and apply versioned migrations, so every store is crash-safe the same way.
+
+pub mod audit;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open {path}: {reason} (set TAGWARDEN_DATA_DIR to a writable directory)")]
+    Open { path: String, reason: String },
+    #[error("cannot migrate {path} to schema version {version}: {reason}")]
+    Migrate {
+        path: String,
+        version: i64,
+        reason: String,
+    },
+    #[error(
+        "{path} was written by a newer Tagwarden (schema version {found}, this binary knows {known}); upgrade Tagwarden"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("database error: {0}")]
+    Sql(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e.to_string())
+    }
+}
+
+/// Where databases live: the given directory; else `history/` when it exists in the working
+/// directory (the repository layout); else the user's data directory
+/// (`$XDG_DATA_HOME/tagwarden` or `~/.local/share/tagwarden`), which works wherever an MCP
+/// client starts the server.
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    let local = Path::new("history");
+    if local.is_dir() {
+        return local.to_path_buf();
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("tagwarden")
+}
+
+/// Opens (creating if needed) a database for writing and brings its schema up to date.
+pub fn open(path: &Path, migrations: &[(i64, &str)]) -> Result<Connection, StoreError> {
+    let display = path.display().to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+            path: display.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|e| StoreError::Open {
+        path: display.clone(),
+        reason: e.to_string(),
+    })?;
+    configure(&conn)?;
+    migrate(&conn, &display, migrations)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only (for verification and queries from the CLI).
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Open {
+            path: path.display().to_string(),
+            reason: "no such file".into(),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it
+    // returns, so an acknowledged write survives a crash or power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection, path: &str, migrations: &[(i64, &str)]) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY,
+             applied_at TEXT NOT NULL
+         )",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = migrations.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if current > known {
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
+        let failed = |e: rusqlite::Error| StoreError::Migrate {
+            path: path.to_string(),
+            version: *version,
+            reason: e.to_string(),
+        };
+        let tx = conn.unchecked_transaction().map_err(failed)?;
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![version, chrono::Utc::now().to_rfc3339()],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let m1: &[(i64, &str)] = &[(1, "CREATE TABLE a (x INTEGER)")];
+        open(&path, m1).unwrap();
+        let m2: &[(i64, &str)] = &[
+            (1, "CREATE TABLE a (x INTEGER)"),
+            (2, "ALTER TABLE a ADD y TEXT"),
+        ];
+        let conn = open(&path, m2).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, vec![1, 2]);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // An older binary refuses a newer database instead of misreading it.
+        let err = open(&path, m1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 2,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unwritable_location_says_what_to_set() {
+        let err = open(Path::new("/proc/no/such/dir/t.db"), &[]).unwrap_err();
+        assert!(err.to_string().contains("TAGWARDEN_DATA_DIR"), "{err}");
+    }
+}

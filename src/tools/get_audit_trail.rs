@@ -1,0 +1,133 @@
+//! `get_audit_trail`: who called which tool when, with what outcome — read from the
+//! hash-chained audit log.
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Tool, ToolError, read_only_annotations};
+use crate::app::App;
+use crate::store::audit::{AuditFilter, StoredRecord};
+
+pub struct GetAuditTrail;
+
+fn default_limit() -> u32 {
+    50
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Only calls at or after this time (RFC 3339, e.g. `2026-11-22T00:00:00Z`).
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub since: Option<String>,
+    /// Only calls at or before this time (RFC 3339).
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub until: Option<String>,
+    /// Only calls of this tool.
+    #[serde(default)]
+    #[schemars(length(max = 128))]
+    pub tool: Option<String>,
+    /// `ok`, `refused` (any guard), `error` (any class), or an exact outcome such as
+    /// `refused:budget` or `error:invalid_argument`.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub outcome: Option<String>,
+    /// Only calls of this session (as shown in earlier rows).
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub session: Option<String>,
+    /// Rows to return, newest first.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 200))]
+    pub limit: u32,
+    /// `next_cursor` from a previous answer, for older rows.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// Matching calls, newest first.
+    pub rows: Vec<StoredRecord>,
+    /// All calls matching the filters (exact).
+    pub total: u64,
+    /// Pass as `cursor` for older rows; absent when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl Tool for GetAuditTrail {
+    const NAME: &'static str = "get_audit_trail";
+    const TITLE: &'static str = "Get audit trail";
+    const DESCRIPTION: &'static str = "Reads the audit log of tool calls made to this server: time, correlation id, \
+session, client, tool, redacted arguments, outcome (ok, refused:<guard> such as refused:budget or refused:loop, \
+or error:<class>), duration and result size, newest first. Filter by time range (since/until, RFC 3339), tool, \
+outcome and session; totals are exact and pages continue with next_cursor. Each row carries its place in the \
+log's SHA-256 hash chain (`tagwarden audit verify` checks it).";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        read_only_annotations(false)
+    }
+
+    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
+        let Some(log) = app.audit.clone() else {
+            return Err(ToolError::Unavailable(
+                "this process keeps no audit log (it is written by `tagwarden serve`)".into(),
+            ));
+        };
+        for (name, value) in [("since", &args.since), ("until", &args.until)] {
+            if let Some(v) = value
+                && chrono::DateTime::parse_from_rfc3339(v).is_err()
+            {
+                return Err(ToolError::invalid(format!(
+                    "argument `{name}`: `{v}` is not an RFC 3339 time such as 2026-11-22T08:00:00Z"
+                )));
+            }
+        }
+        let before_seq = match &args.cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ToolError::invalid(
+                    "argument `cursor`: not a cursor from get_audit_trail; call again without it",
+                )
+            })?),
+        };
+        // Stored times are UTC with microseconds; normalise the bounds to compare as text.
+        let normalise = |v: &Option<String>| {
+            v.as_ref().and_then(|t| {
+                chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| {
+                    d.with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                })
+            })
+        };
+        let filter = AuditFilter {
+            since: normalise(&args.since),
+            until: normalise(&args.until),
+            tool: args.tool.clone(),
+            outcome: args.outcome.clone(),
+            session: args.session.clone(),
+            before_seq,
+            limit: args.limit as usize,
+        };
+        let (rows, total) = tokio::task::spawn_blocking(move || log.query(&filter))
+            .await
+            .map_err(|e| ToolError::Internal(format!("audit query task failed: {e}")))?
+            .map_err(|e| ToolError::Unavailable(format!("cannot read the audit log: {e}")))?;
+        let next_cursor = (rows.len() == args.limit as usize)
+            .then(|| rows.last().map(|r| r.seq.to_string()))
+            .flatten();
+        Ok(Output {
+            rows,
+            total,
+            next_cursor,
+        })
+    }
+}
