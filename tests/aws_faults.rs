@@ -70,7 +70,7 @@ async fn handle(stub: Arc<Stub>, headers: HeaderMap, body: Bytes) -> Response {
         "eu-west-1" => aws_error(
             StatusCode::BAD_REQUEST,
             "AccessDeniedException",
-            "User arn:aws:iam::123456789012:user/secret-person is not authorized <internal detail>",
+            "User arn:aws:iam::123456789012:user/secret-person (key AKIAIOSFODNN7EXAMPLE) is not authorized <internal detail>",
         ),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,7 +150,9 @@ async fn throttling_is_retried_and_a_refused_region_is_reported() {
         "{message}"
     );
     assert!(
-        !message.contains("secret-person") && !message.contains("internal detail"),
+        !message.contains("secret-person")
+            && !message.contains("internal detail")
+            && !message.contains("AKIAIOSFODNN7EXAMPLE"),
         "upstream text is summarised: {message}"
     );
     let html = failures
