@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Package caches stay inside the clone (.tools/, git-ignored): nothing is cached elsewhere.
+export PIP_CACHE_DIR="$PWD/.tools/pip-cache"
+export npm_config_cache="$PWD/.tools/npm-cache"
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ] || ! cmp -s tests/support/requirements.txt .venv/requirements.installed; then
   echo "==> creating .venv with the pinned test tools (moto, boto3, mcp, jsonschema)"
