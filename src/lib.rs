@@ -6,9 +6,11 @@
 
 pub mod app;
 pub mod aws;
+pub mod cache;
 pub mod cli;
 pub mod compliance;
 pub mod guard;
+pub mod history;
 pub mod inventory;
 pub mod policy;
 pub mod server;

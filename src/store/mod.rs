@@ -2,6 +2,7 @@
 //! timeout — and apply versioned migrations, so every store is crash-safe the same way.
 
 pub mod audit;
+pub mod history;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,1 @@
+//! Cache layer (in progress).

@@ -1,0 +1,1 @@
+//! Compliance history (in progress).
