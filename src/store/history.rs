@@ -1,1 +1,1276 @@
-//! The history store (in progress).
+//! The history store (`history.db`): compliance snapshots, kept compactly enough for 100k
+//! resources × hundreds of snapshots.
+//!
+//! Resources, tag sets and violation sets are interned once (by SHA-256 fingerprint) and a
+//! snapshot's members are a packed blob of references, 13 bytes per member. Snapshot metadata
+//! sits in columns before the blob, so listing snapshots never reads member data. Resource rows
+//! are interned with their type, region, account and name, so a renamed resource gets a new row
+//! and old snapshots keep showing what was true when they were taken. The writer keeps the
+//! fingerprint maps between inserts, so a small snapshot in a large store costs little.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta, filters_hash};
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE resources (
+         id          INTEGER PRIMARY KEY,
+         fingerprint BLOB    NOT NULL UNIQUE,
+         rid         TEXT    NOT NULL,
+         type        TEXT    NOT NULL,
+         region      TEXT    NOT NULL,
+         account     TEXT    NOT NULL,
+         name        TEXT    NOT NULL
+     );
+     CREATE TABLE tag_sets (
+         id          INTEGER PRIMARY KEY,
+         fingerprint BLOB    NOT NULL UNIQUE,
+         tags        TEXT    NOT NULL
+     );
+     CREATE TABLE violation_sets (
+         id          INTEGER PRIMARY KEY,
+         fingerprint BLOB    NOT NULL UNIQUE,
+         labels      TEXT    NOT NULL
+     );
+     CREATE TABLE snapshots (
+         id               INTEGER PRIMARY KEY,
+         taken_at         TEXT    NOT NULL,
+         taken_at_us      INTEGER NOT NULL,
+         trigger          TEXT    NOT NULL,
+         source           TEXT    NOT NULL,
+         policy_hash      TEXT    NOT NULL,
+         filters          TEXT    NOT NULL,
+         filters_hash     TEXT    NOT NULL,
+         resources        INTEGER NOT NULL,
+         in_scope         INTEGER NOT NULL,
+         compliant        INTEGER NOT NULL,
+         violations       INTEGER NOT NULL,
+         score_pct        REAL,
+         native_score_pct REAL,
+         spend_score_pct  REAL,
+         counts           TEXT    NOT NULL,
+         by_violation     TEXT    NOT NULL,
+         members          BLOB    NOT NULL
+     );
+     CREATE INDEX snapshots_scope_time ON snapshots (filters_hash, taken_at_us);
+     CREATE INDEX snapshots_time ON snapshots (taken_at_us);",
+)];
+
+// `taken_at` keeps the exact instant (RFC 3339, nanoseconds); `taken_at_us` (Unix
+// microseconds) is what filtering and ordering use.
+
+/// Bytes per member in the packed blob: resource, tag set and violation set references
+/// (little-endian u32) and a flags byte.
+const MEMBER_BYTES: usize = 13;
+const FLAG_IN_SCOPE: u8 = 0b01;
+const FLAG_FAILING: u8 = 0b10;
+
+/// Page cache for this store's connection (KiB, as SQLite's negative `cache_size`): interning
+/// 100k rows inserts into unique indexes at random positions, which thrashes the 2 MiB default.
+const CACHE_KIB: i64 = 32 * 1024;
+
+/// Metadata columns, in `RawMeta::read` order; the member blob is deliberately not among them.
+const META_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
+    resources, in_scope, compliant, violations, score_pct, native_score_pct, spend_score_pct,
+    counts, by_violation";
+
+type Fingerprint = [u8; 32];
+
+/// Compliance snapshots on disk. Calls block; run them off the async runtime.
+pub struct HistoryStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    /// Intern maps from earlier inserts, so the next insert reads only new intern rows (roughly
+    /// 40–80 bytes of memory per interned row). Locked after `conn`.
+    intern_cache: Mutex<Option<InternMaps>>,
+}
+
+impl HistoryStore {
+    /// Opens (creating and migrating) the store for reading and writing.
+    pub fn open(path: &Path) -> Result<HistoryStore, StoreError> {
+        let conn = super::open(path, MIGRATIONS)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        Ok(Self::with(path, conn))
+    }
+
+    /// Opens an existing store read-only (CLI queries); refuses a newer schema.
+    pub fn open_read_only(path: &Path) -> Result<HistoryStore, StoreError> {
+        let conn = super::open_read_only(path)?;
+        let found: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?;
+        let known = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found,
+                known,
+            });
+        }
+        Ok(Self::with(path, conn))
+    }
+
+    fn with(path: &Path, conn: Connection) -> HistoryStore {
+        HistoryStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            intern_cache: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a snapshot in one transaction and returns its id.
+    pub fn insert(&self, s: &NewSnapshot) -> Result<i64, StoreError> {
+        let mut conn = self.lock();
+        let mut cache = self.intern_cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken out, and put back only on commit: a failed insert must not leave ids of
+        // rolled-back rows in the cache.
+        let mut maps = cache.take().unwrap_or_default();
+        // IMMEDIATE: take the write lock before catching up, so another process cannot intern
+        // rows between our read and our writes.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        maps.catch_up(&tx)?;
+        let members = pack_members(
+            &mut Interner {
+                tx: &tx,
+                maps: &mut maps,
+            },
+            &s.members,
+        )?;
+        let id = insert_snapshot_row(&tx, s, &members)?;
+        tx.commit()?;
+        *cache = Some(maps);
+        Ok(id)
+    }
+
+    /// Snapshots taken at or after `since` (optionally of one filter set), oldest first (ties
+    /// by id). Reads no member data.
+    pub fn list(
+        &self,
+        since: DateTime<Utc>,
+        filters_hash: Option<&str>,
+    ) -> Result<Vec<SnapshotMeta>, StoreError> {
+        let conn = self.lock();
+        let scope = if filters_hash.is_some() {
+            " AND filters_hash = ?2"
+        } else {
+            " AND ?2 IS NULL"
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {META_COLUMNS} FROM snapshots WHERE taken_at_us >= ?1{scope}
+             ORDER BY taken_at_us, id"
+        ))?;
+        let raws = stmt
+            .query_map(
+                params![since.timestamp_micros(), filters_hash],
+                RawMeta::read,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawMeta::parse).collect()
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError> {
+        self.one("WHERE id = ?1", params![id])
+    }
+
+    /// The most recent snapshot (optionally of one filter set).
+    pub fn latest(&self, filters_hash: Option<&str>) -> Result<Option<SnapshotMeta>, StoreError> {
+        self.one(
+            "WHERE (?1 IS NULL OR filters_hash = ?1) ORDER BY taken_at_us DESC, id DESC LIMIT 1",
+            params![filters_hash],
+        )
+    }
+
+    /// The snapshot taken just before `id` with the same filters: what `id` is compared with.
+    pub fn before(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError> {
+        self.one(
+            "JOIN (SELECT filters_hash AS fh, taken_at_us AS t, id AS i FROM snapshots
+                   WHERE id = ?1) AS this
+             WHERE filters_hash = this.fh
+               AND (taken_at_us < this.t OR (taken_at_us = this.t AND id < this.i))
+             ORDER BY taken_at_us DESC, id DESC LIMIT 1",
+            params![id],
+        )
+    }
+
+    fn one(
+        &self,
+        rest: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<SnapshotMeta>, StoreError> {
+        let conn = self.lock();
+        let raw = conn
+            .prepare_cached(&format!("SELECT {META_COLUMNS} FROM snapshots {rest}"))?
+            .query_row(params, RawMeta::read)
+            .optional()?;
+        raw.map(RawMeta::parse).transpose()
+    }
+
+    /// The members of a snapshot, in the order they were stored. An unknown id or damaged
+    /// member data is an error naming the snapshot.
+    pub fn members(&self, id: i64) -> Result<Vec<MemberRecord>, StoreError> {
+        let conn = self.lock();
+        let blob: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT members FROM snapshots WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        let blob = blob.ok_or_else(|| StoreError::Sql(format!("no history snapshot {id}")))?;
+        let packed = unpack(&blob).map_err(|why| corrupt(id, &why))?;
+        let mut interned = Interned::load(&conn, &packed).map_err(|e| match e {
+            Loaded::Unreadable(why) => corrupt(id, &why),
+            Loaded::Store(e) => e,
+        })?;
+        packed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| interned.member(i, p).map_err(|why| corrupt(id, &why)))
+            .collect()
+    }
+
+    /// Deletes snapshots taken before `older_than`; returns how many. Interned resources and
+    /// tag/violation sets stay: later snapshots usually share them, and they are small next to
+    /// the member blobs. SQLite reuses the freed pages; the file does not shrink.
+    pub fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        let deleted = conn.execute(
+            "DELETE FROM snapshots WHERE taken_at_us < ?1",
+            params![older_than.timestamp_micros()],
+        )?;
+        Ok(deleted)
+    }
+
+    /// Every filter set with history: its filters, hash and number of snapshots, most recently
+    /// used first — so a tool can say which scopes have history when the asked one has none.
+    pub fn filter_sets(&self) -> Result<Vec<(Value, String, usize)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MIN(filters), filters_hash, COUNT(*) FROM snapshots
+             GROUP BY filters_hash ORDER BY MAX(taken_at_us) DESC, filters_hash",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(filters, hash, n)| {
+                let filters = serde_json::from_str(&filters).map_err(|e| {
+                    StoreError::Sql(format!("stored filters of {hash} are unreadable: {e}"))
+                })?;
+                Ok((filters, hash, count(n)))
+            })
+            .collect()
+    }
+
+    /// Number of stored snapshots.
+    pub fn count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))?;
+        Ok(count(n))
+    }
+}
+
+fn count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
+fn corrupt(id: i64, why: &str) -> StoreError {
+    StoreError::Sql(format!("history snapshot {id} is corrupt: {why}"))
+}
+
+fn insert_snapshot_row(
+    tx: &Transaction<'_>,
+    s: &NewSnapshot,
+    members: &[u8],
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO snapshots (taken_at, taken_at_us, trigger, source, policy_hash, filters,
+             filters_hash, resources, in_scope, compliant, violations, score_pct,
+             native_score_pct, spend_score_pct, counts, by_violation, members)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        s.taken_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        s.taken_at.timestamp_micros(),
+        s.trigger,
+        s.source,
+        s.policy_hash,
+        crate::util::canonical_json(&s.filters),
+        filters_hash(&s.filters),
+        stored_count(s.resources),
+        stored_count(s.in_scope),
+        stored_count(s.compliant),
+        stored_count(s.violations),
+        s.score_pct,
+        s.native_score_pct,
+        s.spend_score_pct,
+        to_json(&s.counts)?,
+        to_json(&s.by_violation)?,
+        members,
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn stored_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Sql(format!("cannot encode a snapshot field: {e}")))
+}
+
+/// Snapshot columns as stored, before the JSON and time fields are parsed.
+struct RawMeta {
+    id: i64,
+    taken_at: String,
+    trigger: String,
+    source: String,
+    policy_hash: String,
+    filters: String,
+    filters_hash: String,
+    counts_of: [i64; 4],
+    scores: [Option<f64>; 3],
+    counts: String,
+    by_violation: String,
+}
+
+impl RawMeta {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawMeta> {
+        Ok(RawMeta {
+            id: r.get(0)?,
+            taken_at: r.get(1)?,
+            trigger: r.get(2)?,
+            source: r.get(3)?,
+            policy_hash: r.get(4)?,
+            filters: r.get(5)?,
+            filters_hash: r.get(6)?,
+            counts_of: [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
+            scores: [r.get(11)?, r.get(12)?, r.get(13)?],
+            counts: r.get(14)?,
+            by_violation: r.get(15)?,
+        })
+    }
+
+    fn parse(self) -> Result<SnapshotMeta, StoreError> {
+        let id = self.id;
+        let unreadable = |field: &str, e: &dyn std::fmt::Display| {
+            corrupt(id, &format!("its {field} is unreadable: {e}"))
+        };
+        let taken_at = DateTime::parse_from_rfc3339(&self.taken_at)
+            .map_err(|e| unreadable("taken_at", &e))?
+            .with_timezone(&Utc);
+        let filters = serde_json::from_str(&self.filters).map_err(|e| unreadable("filters", &e))?;
+        let counts = serde_json::from_str(&self.counts).map_err(|e| unreadable("counts", &e))?;
+        let by_violation: BTreeMap<String, usize> =
+            serde_json::from_str(&self.by_violation).map_err(|e| unreadable("by_violation", &e))?;
+        let [resources, in_scope, compliant, violations] = self.counts_of.map(count);
+        let [score_pct, native_score_pct, spend_score_pct] = self.scores;
+        Ok(SnapshotMeta {
+            id,
+            taken_at,
+            trigger: self.trigger,
+            source: self.source,
+            policy_hash: self.policy_hash,
+            filters,
+            filters_hash: self.filters_hash,
+            resources,
+            in_scope,
+            compliant,
+            violations,
+            score_pct,
+            native_score_pct,
+            spend_score_pct,
+            counts,
+            by_violation,
+        })
+    }
+}
+
+// ---- Writing: interning and packing -------------------------------------------------------
+
+/// Fingerprint → id maps of the three intern tables, kept between inserts so that members are
+/// interned without a query each. Intern tables are append-only (ids only grow, rows never
+/// change), so catching up with rows another process added reads only the ids above the
+/// highest one seen; a row count that disagrees (rows removed by hand) reloads the table.
+#[derive(Default)]
+struct InternMaps {
+    resources: InternMap,
+    tag_sets: InternMap,
+    violation_sets: InternMap,
+}
+
+impl InternMaps {
+    fn catch_up(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        self.resources.catch_up(tx, "resources")?;
+        self.tag_sets.catch_up(tx, "tag_sets")?;
+        self.violation_sets.catch_up(tx, "violation_sets")
+    }
+}
+
+#[derive(Default)]
+struct InternMap {
+    ids: FxHashMap<Fingerprint, u32>,
+    /// The highest row id in `ids`.
+    max_id: i64,
+}
+
+impl InternMap {
+    fn catch_up(&mut self, tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
+        self.load_after(tx, table)?;
+        let rows: i64 = tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+        if usize::try_from(rows).ok() != Some(self.ids.len()) {
+            *self = InternMap::default();
+            self.load_after(tx, table)?;
+        }
+        Ok(())
+    }
+
+    fn load_after(&mut self, tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT id, fingerprint FROM {table} WHERE id > ?1"
+        ))?;
+        let mut rows = stmt.query(params![self.max_id])?;
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            let fp: Fingerprint = row.get::<_, Vec<u8>>(1)?.try_into().map_err(|_| {
+                StoreError::Sql(format!("{table} row {rowid} has a damaged fingerprint"))
+            })?;
+            self.record(fp, rowid)?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, fp: &Fingerprint) -> Option<u32> {
+        self.ids.get(fp).copied()
+    }
+
+    fn record(&mut self, fp: Fingerprint, rowid: i64) -> Result<u32, StoreError> {
+        let id = reference(rowid)?;
+        self.ids.insert(fp, id);
+        self.max_id = self.max_id.max(rowid);
+        Ok(id)
+    }
+}
+
+/// Interns one snapshot's members inside its transaction.
+struct Interner<'a> {
+    tx: &'a Transaction<'a>,
+    maps: &'a mut InternMaps,
+}
+
+impl Interner<'_> {
+    fn resource(&mut self, m: &MemberRecord) -> Result<u32, StoreError> {
+        let fields = [
+            &m.resource_id,
+            &m.resource_type,
+            &m.region,
+            &m.account,
+            &m.name,
+        ];
+        let fp: Fingerprint = Sha256::digest(to_json(&fields)?.as_bytes()).into();
+        if let Some(id) = self.maps.resources.get(&fp) {
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO resources (fingerprint, rid, type, region, account, name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                &fp[..],
+                m.resource_id,
+                m.resource_type,
+                m.region,
+                m.account,
+                m.name
+            ])?;
+        self.maps.resources.record(fp, self.tx.last_insert_rowid())
+    }
+
+    fn tag_set(&mut self, tags: &[(String, String)]) -> Result<u32, StoreError> {
+        let text = to_json(&sorted(tags))?;
+        intern_text(self.tx, "tag_sets", "tags", &mut self.maps.tag_sets, &text)
+    }
+
+    fn violation_set(&mut self, labels: &[String]) -> Result<u32, StoreError> {
+        let text = to_json(&sorted(labels))?;
+        intern_text(
+            self.tx,
+            "violation_sets",
+            "labels",
+            &mut self.maps.violation_sets,
+            &text,
+        )
+    }
+}
+
+/// Sets are stored in canonical (sorted) order so equal sets share one row.
+fn sorted<T: Ord + Clone>(items: &[T]) -> Cow<'_, [T]> {
+    if items.is_sorted() {
+        Cow::Borrowed(items)
+    } else {
+        let mut owned = items.to_vec();
+        owned.sort();
+        Cow::Owned(owned)
+    }
+}
+
+fn intern_text(
+    tx: &Transaction<'_>,
+    table: &str,
+    column: &str,
+    known: &mut InternMap,
+    text: &str,
+) -> Result<u32, StoreError> {
+    let fp: Fingerprint = Sha256::digest(text.as_bytes()).into();
+    if let Some(id) = known.get(&fp) {
+        return Ok(id);
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (fingerprint, {column}) VALUES (?1, ?2)"
+    ))?
+    .execute(params![&fp[..], text])?;
+    known.record(fp, tx.last_insert_rowid())
+}
+
+/// Row ids as packed references; 4 billion interned rows is far beyond any estate.
+fn reference(rowid: i64) -> Result<u32, StoreError> {
+    u32::try_from(rowid)
+        .map_err(|_| StoreError::Sql(format!("interned row id {rowid} does not fit 32 bits")))
+}
+
+fn pack_members(
+    interner: &mut Interner<'_>,
+    members: &[MemberRecord],
+) -> Result<Vec<u8>, StoreError> {
+    let mut blob = Vec::with_capacity(members.len() * MEMBER_BYTES);
+    for m in members {
+        let refs = [
+            interner.resource(m)?,
+            interner.tag_set(&m.tags)?,
+            interner.violation_set(&m.violations)?,
+        ];
+        for r in refs {
+            blob.extend_from_slice(&r.to_le_bytes());
+        }
+        let flags =
+            if m.in_scope { FLAG_IN_SCOPE } else { 0 } | if m.failing { FLAG_FAILING } else { 0 };
+        blob.push(flags);
+    }
+    Ok(blob)
+}
+
+// ---- Reading: unpacking -------------------------------------------------------------------
+
+/// One member as packed: references into the intern tables and flags.
+struct Packed {
+    resource: u32,
+    tag_set: u32,
+    violation_set: u32,
+    flags: u8,
+}
+
+fn unpack(blob: &[u8]) -> Result<Vec<Packed>, String> {
+    if !blob.len().is_multiple_of(MEMBER_BYTES) {
+        return Err(format!(
+            "its member data is {} bytes, not a multiple of {MEMBER_BYTES}",
+            blob.len()
+        ));
+    }
+    blob.chunks_exact(MEMBER_BYTES)
+        .enumerate()
+        .map(|(i, c)| {
+            let word = |at: usize| u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
+            let flags = c[12];
+            if flags & !(FLAG_IN_SCOPE | FLAG_FAILING) != 0 {
+                return Err(format!("member {i} has unknown flags {flags:#04x}"));
+            }
+            Ok(Packed {
+                resource: word(0),
+                tag_set: word(4),
+                violation_set: word(8),
+                flags,
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+struct ResourceRow {
+    rid: String,
+    resource_type: String,
+    region: String,
+    account: String,
+    name: String,
+}
+
+/// The intern rows one snapshot refers to.
+struct Interned {
+    resources: Shared<ResourceRow>,
+    tag_sets: Shared<Vec<(String, String)>>,
+    violation_sets: Shared<Vec<String>>,
+}
+
+/// Intern rows with the number of members still to be built from each: the last user takes
+/// the row instead of a copy, which halves the allocations of a 100k-member read.
+struct Shared<T> {
+    rows: FxHashMap<u32, (T, u32)>,
+}
+
+impl<T: Clone> Shared<T> {
+    fn new(mut rows: FxHashMap<u32, T>, uses: &FxHashMap<u32, u32>) -> Self {
+        Shared {
+            rows: rows
+                .drain()
+                .map(|(id, row)| (id, (row, uses.get(&id).copied().unwrap_or(0))))
+                .collect(),
+        }
+    }
+
+    fn take(&mut self, id: u32) -> Option<T> {
+        let (row, left) = self.rows.get_mut(&id)?;
+        if *left > 1 {
+            *left -= 1;
+            return Some(row.clone());
+        }
+        self.rows.remove(&id).map(|(row, _)| row)
+    }
+}
+
+/// How many members refer to each row id.
+fn uses(packed: &[Packed], pick: fn(&Packed) -> u32) -> FxHashMap<u32, u32> {
+    let mut counts = FxHashMap::default();
+    for p in packed {
+        *counts.entry(pick(p)).or_insert(0) += 1;
+    }
+    counts
+}
+
+enum Loaded {
+    /// An intern row that does not parse.
+    Unreadable(String),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Loaded {
+    fn from(e: rusqlite::Error) -> Self {
+        Loaded::Store(e.into())
+    }
+}
+
+impl Interned {
+    fn load(conn: &Connection, packed: &[Packed]) -> Result<Interned, Loaded> {
+        let resource_uses = uses(packed, |p| p.resource);
+        let tag_set_uses = uses(packed, |p| p.tag_set);
+        let violation_set_uses = uses(packed, |p| p.violation_set);
+        let resources = load_rows(
+            conn,
+            "resources",
+            "t.rid, t.type, t.region, t.account, t.name",
+            &resource_uses,
+            |r| {
+                Ok(ResourceRow {
+                    rid: r.get(1)?,
+                    resource_type: r.get(2)?,
+                    region: r.get(3)?,
+                    account: r.get(4)?,
+                    name: r.get(5)?,
+                })
+            },
+        )?;
+        let tag_sets = load_rows(conn, "tag_sets", "t.tags", &tag_set_uses, |r| {
+            json_column(r, "tag_sets")
+        })?;
+        let violation_sets = load_rows(
+            conn,
+            "violation_sets",
+            "t.labels",
+            &violation_set_uses,
+            |r| json_column(r, "violation_sets"),
+        )?;
+        Ok(Interned {
+            resources: Shared::new(resources, &resource_uses),
+            tag_sets: Shared::new(tag_sets, &tag_set_uses),
+            violation_sets: Shared::new(violation_sets, &violation_set_uses),
+        })
+    }
+
+    /// Builds member `index`; call once per member, in order (rows are handed out by use).
+    fn member(&mut self, index: usize, p: &Packed) -> Result<MemberRecord, String> {
+        let missing = |what: &str, id: u32| {
+            format!("member {index} refers to {what} {id}, which does not exist")
+        };
+        let r = self
+            .resources
+            .take(p.resource)
+            .ok_or_else(|| missing("resource", p.resource))?;
+        let tags = self
+            .tag_sets
+            .take(p.tag_set)
+            .ok_or_else(|| missing("tag set", p.tag_set))?;
+        let violations = self
+            .violation_sets
+            .take(p.violation_set)
+            .ok_or_else(|| missing("violation set", p.violation_set))?;
+        Ok(MemberRecord {
+            resource_id: r.rid,
+            resource_type: r.resource_type,
+            region: r.region,
+            account: r.account,
+            name: r.name,
+            tags,
+            violations,
+            failing: p.flags & FLAG_FAILING != 0,
+            in_scope: p.flags & FLAG_IN_SCOPE != 0,
+        })
+    }
+}
+
+/// The rows of `table` with the given ids. A dense set (the usual case: a snapshot's rows were
+/// mostly interned together) is read as one range scan; a sparse one by index lookups through
+/// `json_each`, so a small snapshot in a large store reads only its own rows.
+fn load_rows<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    ids: &FxHashMap<u32, u32>,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, Loaded>,
+) -> Result<FxHashMap<u32, T>, Loaded> {
+    let (Some(&min), Some(&max)) = (ids.keys().min(), ids.keys().max()) else {
+        return Ok(FxHashMap::default());
+    };
+    let span = u64::from(max - min) + 1;
+    let mut stmt;
+    let mut rows = if span <= 4 * ids.len() as u64 {
+        stmt = conn.prepare_cached(&format!(
+            "SELECT t.id, {columns} FROM {table} AS t WHERE t.id BETWEEN ?1 AND ?2"
+        ))?;
+        stmt.query(params![min, max])?
+    } else {
+        let list = Value::from(ids.keys().copied().collect::<Vec<u32>>()).to_string();
+        stmt = conn.prepare_cached(&format!(
+            "SELECT t.id, {columns} FROM json_each(?1) AS j JOIN {table} AS t ON t.id = j.value"
+        ))?;
+        stmt.query(params![list])?
+    };
+    let mut map = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
+    while let Some(row) = rows.next()? {
+        let id: u32 = row.get(0)?;
+        if ids.contains_key(&id) {
+            map.insert(id, read(row)?);
+        }
+    }
+    Ok(map)
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row<'_>,
+    table: &str,
+) -> Result<T, Loaded> {
+    let text: String = row.get(1)?;
+    serde_json::from_str(&text).map_err(|e| {
+        let id = row.get::<_, u32>(0).unwrap_or_default();
+        Loaded::Unreadable(format!("{table} row {id} is unreadable: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+    }
+
+    fn member(i: usize) -> MemberRecord {
+        MemberRecord {
+            resource_id: format!("arn:aws:ec2:eu-west-1:111122223333:instance/i-{i:06}"),
+            resource_type: "ec2:instance".into(),
+            region: "eu-west-1".into(),
+            account: "111122223333".into(),
+            name: format!("web-{i}"),
+            tags: vec![
+                ("CostCenter".into(), format!("CC-{}", i % 7)),
+                ("Environment".into(), "prod".into()),
+            ],
+            violations: if i.is_multiple_of(3) {
+                vec!["missing_tag:Owner".into()]
+            } else {
+                vec![]
+            },
+            failing: i.is_multiple_of(3),
+            in_scope: !i.is_multiple_of(5),
+        }
+    }
+
+    fn snapshot(
+        taken_at: DateTime<Utc>,
+        filters: Value,
+        members: Vec<MemberRecord>,
+    ) -> NewSnapshot {
+        NewSnapshot {
+            taken_at,
+            trigger: "tool".into(),
+            source: "demo estate (seed 42, 5000 resources)".into(),
+            policy_hash: "abc".into(),
+            filters,
+            resources: members.len(),
+            in_scope: 4,
+            compliant: 3,
+            violations: 2,
+            score_pct: Some(75.0),
+            native_score_pct: Some(50.5),
+            spend_score_pct: None,
+            counts: json!({"by_kind": {"missing_tag": 2}}),
+            by_violation: [("missing_tag:Owner".to_string(), 2)].into_iter().collect(),
+            members,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, HistoryStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HistoryStore::open(&dir.path().join("history.db")).unwrap();
+        (dir, store)
+    }
+
+    fn rows(store: &HistoryStore, table: &str) -> i64 {
+        store
+            .lock()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn ids(metas: &[SnapshotMeta]) -> Vec<i64> {
+        metas.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn metadata_and_members_round_trip() {
+        let (_dir, store) = store();
+        let mut members: Vec<MemberRecord> = (0..6).map(member).collect();
+        members[1].tags.clear();
+        members[2].violations = vec!["invalid_value:Environment".into(), "too_many_tags".into()];
+        members[4].tags.push((
+            "aws:cloudformation:stack-name".into(),
+            "ünïcode \"q\"".into(),
+        ));
+        let taken_at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+            + Duration::nanoseconds(123_456_789);
+        let filters = json!({"resource_types": ["ec2:*"], "regions": ["eu-west-1"]});
+        let s = snapshot(taken_at, filters.clone(), members.clone());
+        let id = store.insert(&s).unwrap();
+
+        let meta = store.get(id).unwrap().unwrap();
+        assert_eq!(
+            meta,
+            SnapshotMeta {
+                id,
+                taken_at,
+                trigger: s.trigger.clone(),
+                source: s.source.clone(),
+                policy_hash: "abc".into(),
+                filters: filters.clone(),
+                filters_hash: filters_hash(&filters),
+                resources: 6,
+                in_scope: 4,
+                compliant: 3,
+                violations: 2,
+                score_pct: Some(75.0),
+                native_score_pct: Some(50.5),
+                spend_score_pct: None,
+                counts: s.counts.clone(),
+                by_violation: s.by_violation.clone(),
+            }
+        );
+        assert_eq!(store.members(id).unwrap(), members);
+        assert_eq!(store.get(id + 1).unwrap(), None);
+        assert_eq!(store.count().unwrap(), 1);
+    }
+
+    #[test]
+    fn sets_are_stored_in_canonical_order() {
+        let (_dir, store) = store();
+        let mut m = member(0);
+        m.tags = vec![("b".into(), "2".into()), ("a".into(), "1".into())];
+        m.violations = vec!["z".into(), "a".into()];
+        let id = store
+            .insert(&snapshot(at(1, 0), json!({}), vec![m]))
+            .unwrap();
+        let back = &store.members(id).unwrap()[0];
+        assert_eq!(
+            back.tags,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert_eq!(back.violations, vec!["a".to_string(), "z".to_string()]);
+    }
+
+    #[test]
+    fn identical_sets_are_interned_once() {
+        let (_dir, store) = store();
+        let members: Vec<MemberRecord> = (0..30).map(member).collect();
+        store
+            .insert(&snapshot(at(1, 0), json!({}), members.clone()))
+            .unwrap();
+        let counts = |s: &HistoryStore| {
+            (
+                rows(s, "resources"),
+                rows(s, "tag_sets"),
+                rows(s, "violation_sets"),
+            )
+        };
+        // 30 resources, 7 CostCenter values, with and without a violation.
+        assert_eq!(counts(&store), (30, 7, 2));
+        store
+            .insert(&snapshot(at(2, 0), json!({}), members.clone()))
+            .unwrap();
+        assert_eq!(counts(&store), (30, 7, 2));
+        // A rename interns a new resource row; the old snapshot keeps the old name.
+        let mut renamed = members.clone();
+        renamed[0].name = "renamed".into();
+        renamed[0].tags.push(("Owner".into(), "alice".into()));
+        let id = store
+            .insert(&snapshot(at(3, 0), json!({}), renamed.clone()))
+            .unwrap();
+        assert_eq!(counts(&store), (31, 8, 2));
+        assert_eq!(store.members(id).unwrap(), renamed);
+        assert_eq!(store.members(1).unwrap()[0].name, "web-0");
+    }
+
+    #[test]
+    fn list_orders_by_time_then_id_and_filters_by_scope() {
+        let (_dir, store) = store();
+        let all = json!({});
+        let ec2 = json!({"resource_types": ["ec2:*"]});
+        let a = store
+            .insert(&snapshot(at(3, 0), all.clone(), vec![]))
+            .unwrap();
+        let b = store
+            .insert(&snapshot(at(1, 0), all.clone(), vec![]))
+            .unwrap();
+        let c = store
+            .insert(&snapshot(at(2, 0), ec2.clone(), vec![]))
+            .unwrap();
+        let d = store
+            .insert(&snapshot(at(3, 0), all.clone(), vec![]))
+            .unwrap();
+        let e = store
+            .insert(&snapshot(at(4, 0), ec2.clone(), vec![]))
+            .unwrap();
+        let since = at(1, 0);
+        assert_eq!(ids(&store.list(since, None).unwrap()), vec![b, c, a, d, e]);
+        let all_hash = filters_hash(&all);
+        assert_eq!(
+            ids(&store.list(since, Some(&all_hash)).unwrap()),
+            vec![b, a, d]
+        );
+        assert_eq!(ids(&store.list(at(2, 0), None).unwrap()), vec![c, a, d, e]);
+        assert_eq!(
+            ids(&store.list(at(2, 1), Some(&all_hash)).unwrap()),
+            vec![a, d]
+        );
+        assert!(store.list(since, Some("nope")).unwrap().is_empty());
+
+        assert_eq!(store.latest(None).unwrap().unwrap().id, e);
+        assert_eq!(store.latest(Some(&all_hash)).unwrap().unwrap().id, d);
+        assert_eq!(store.latest(Some("nope")).unwrap(), None);
+
+        // `before` stays within the filter set and breaks time ties by id.
+        assert_eq!(store.before(d).unwrap().unwrap().id, a);
+        assert_eq!(store.before(a).unwrap().unwrap().id, b);
+        assert_eq!(store.before(b).unwrap(), None);
+        assert_eq!(store.before(e).unwrap().unwrap().id, c);
+        assert_eq!(store.before(999).unwrap(), None);
+
+        let sets = store.filter_sets().unwrap();
+        assert_eq!(
+            sets,
+            vec![
+                (ec2.clone(), filters_hash(&ec2), 2),
+                (all.clone(), all_hash.clone(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn prune_removes_older_snapshots_only() {
+        let (_dir, store) = store();
+        for day in 1..=5 {
+            store
+                .insert(&snapshot(
+                    at(day, 12),
+                    json!({}),
+                    vec![member(day as usize)],
+                ))
+                .unwrap();
+        }
+        assert_eq!(store.prune(at(3, 12)).unwrap(), 2);
+        assert_eq!(store.count().unwrap(), 3);
+        let left = store.list(at(1, 0), None).unwrap();
+        assert_eq!(left.first().unwrap().taken_at, at(3, 12));
+        assert_eq!(store.prune(at(1, 0)).unwrap(), 0);
+        // Interned rows stay for later snapshots.
+        assert_eq!(rows(&store, "resources"), 5);
+        assert_eq!(store.members(left[0].id).unwrap(), vec![member(3)]);
+    }
+
+    #[test]
+    fn corrupt_member_data_is_an_error_naming_the_snapshot() {
+        let (_dir, store) = store();
+        let id = store
+            .insert(&snapshot(at(1, 0), json!({}), vec![member(1)]))
+            .unwrap();
+        let damage = |blob: Vec<u8>| {
+            store
+                .lock()
+                .execute(
+                    "UPDATE snapshots SET members = ?1 WHERE id = ?2",
+                    params![blob, id],
+                )
+                .unwrap();
+            store.members(id).unwrap_err().to_string()
+        };
+        let err = damage(vec![1, 2, 3]);
+        assert!(err.contains(&format!("snapshot {id} is corrupt")), "{err}");
+        assert!(err.contains("not a multiple of 13"), "{err}");
+        let mut dangling = vec![0u8; 13];
+        dangling[0] = 99;
+        let err = damage(dangling);
+        assert!(err.contains("refers to resource 99"), "{err}");
+        let mut flags = vec![0u8; 13];
+        flags[..12].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+        flags[12] = 0xff;
+        assert!(damage(flags).contains("unknown flags"));
+        store
+            .lock()
+            .execute("UPDATE tag_sets SET tags = 'not json'", [])
+            .unwrap();
+        let mut valid = vec![0u8; 13];
+        valid[..12].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+        let err = damage(valid);
+        assert!(err.contains("tag_sets row 1 is unreadable"), "{err}");
+        assert!(
+            store
+                .members(id + 1)
+                .unwrap_err()
+                .to_string()
+                .contains("no history snapshot")
+        );
+        // Damaged metadata is an error too, not a panic.
+        store
+            .lock()
+            .execute(
+                "UPDATE snapshots SET counts = '{' WHERE id = ?1",
+                params![id],
+            )
+            .unwrap();
+        let err = store.get(id).unwrap_err().to_string();
+        assert!(err.contains("counts is unreadable"), "{err}");
+    }
+
+    #[test]
+    fn reopen_after_close_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let members: Vec<MemberRecord> = (0..10).map(member).collect();
+        {
+            let store = HistoryStore::open(&path).unwrap();
+            store
+                .insert(&snapshot(at(1, 0), json!({}), members.clone()))
+                .unwrap();
+        }
+        let store = HistoryStore::open(&path).unwrap();
+        assert_eq!(store.count().unwrap(), 1);
+        let id = store
+            .insert(&snapshot(at(2, 0), json!({}), members.clone()))
+            .unwrap();
+        assert_eq!(rows(&store, "resources"), 10);
+        drop(store);
+        let read = HistoryStore::open_read_only(&path).unwrap();
+        assert_eq!(read.members(id).unwrap(), members);
+        assert_eq!(read.latest(None).unwrap().unwrap().id, id);
+        assert!(read.insert(&snapshot(at(3, 0), json!({}), vec![])).is_err());
+        assert!(HistoryStore::open_read_only(&dir.path().join("missing.db")).is_err());
+    }
+
+    #[test]
+    fn rows_shared_by_members_are_handed_to_each() {
+        let (_dir, store) = store();
+        // The same resource twice (the store does not judge), and tag sets shared by many.
+        let members = vec![member(1), member(8), member(1), member(15)];
+        let id = store
+            .insert(&snapshot(at(1, 0), json!({}), members.clone()))
+            .unwrap();
+        assert_eq!(store.members(id).unwrap(), members);
+    }
+
+    #[test]
+    fn two_writers_share_the_intern_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let a = HistoryStore::open(&path).unwrap();
+        let b = HistoryStore::open(&path).unwrap();
+        let first: Vec<MemberRecord> = (0..20).map(member).collect();
+        let second: Vec<MemberRecord> = (10..40).map(member).collect();
+        let x = a
+            .insert(&snapshot(at(1, 0), json!({}), first.clone()))
+            .unwrap();
+        // `b` must see the rows `a` interned (else a duplicate fingerprint would fail)...
+        let y = b
+            .insert(&snapshot(at(2, 0), json!({}), second.clone()))
+            .unwrap();
+        // ...and `a`, whose maps are cached, must catch up with the rows `b` added.
+        let z = a
+            .insert(&snapshot(at(3, 0), json!({}), second.clone()))
+            .unwrap();
+        assert_eq!(rows(&a, "resources"), 40);
+        assert_eq!(a.members(x).unwrap(), first);
+        assert_eq!(a.members(y).unwrap(), second);
+        assert_eq!(b.members(z).unwrap(), second);
+    }
+
+    #[test]
+    fn a_failed_insert_leaves_no_stale_interning() {
+        let (_dir, store) = store();
+        store
+            .insert(&snapshot(at(1, 0), json!({}), vec![member(0)]))
+            .unwrap();
+        store
+            .lock()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON snapshots
+                 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+            )
+            .unwrap();
+        let fresh: Vec<MemberRecord> = (1..5).map(member).collect();
+        let err = store.insert(&snapshot(at(2, 0), json!({}), fresh.clone()));
+        assert!(err.is_err());
+        assert_eq!(rows(&store, "resources"), 1);
+        store.lock().execute_batch("DROP TRIGGER refuse").unwrap();
+        let id = store
+            .insert(&snapshot(at(2, 0), json!({}), fresh.clone()))
+            .unwrap();
+        assert_eq!(store.members(id).unwrap(), fresh);
+    }
+
+    #[test]
+    fn members_of_a_sparse_snapshot_in_a_large_store() {
+        let (_dir, store) = store();
+        let many: Vec<MemberRecord> = (0..500).map(member).collect();
+        store.insert(&snapshot(at(1, 0), json!({}), many)).unwrap();
+        // Ids 1, 250 and 500 are far apart: read by lookup, not by range.
+        let sparse = vec![member(0), member(249), member(499)];
+        let id = store
+            .insert(&snapshot(at(2, 0), json!({}), sparse.clone()))
+            .unwrap();
+        assert_eq!(store.members(id).unwrap(), sparse);
+        let empty = store
+            .insert(&snapshot(at(3, 0), json!({}), vec![]))
+            .unwrap();
+        assert!(store.members(empty).unwrap().is_empty());
+    }
+
+    /// `cargo test --release --lib store::history::tests::scale -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing at scale; run in release"]
+    fn scale() {
+        use std::time::Instant;
+        let dir = tempfile::tempdir().unwrap();
+        let store = HistoryStore::open(&dir.path().join("history.db")).unwrap();
+        let big = |seed: usize| -> Vec<MemberRecord> {
+            (0..100_000)
+                .map(|i| {
+                    let mut m = member(i);
+                    m.tags.push(("Name".into(), format!("web-{i}")));
+                    if i % 50 == seed % 50 {
+                        m.tags[0].1 = format!("CC-changed-{seed}");
+                    }
+                    m
+                })
+                .collect()
+        };
+        let first = big(0);
+        let t = Instant::now();
+        let id = store
+            .insert(&snapshot(at(1, 0), json!({}), first.clone()))
+            .unwrap();
+        println!("insert 100k (all new rows): {:?}", t.elapsed());
+        let second = big(1);
+        let t = Instant::now();
+        store
+            .insert(&snapshot(at(2, 0), json!({}), second))
+            .unwrap();
+        println!("insert 100k (2% changed): {:?}", t.elapsed());
+        let small: Vec<MemberRecord> = (0..5000).map(member).collect();
+        let t = Instant::now();
+        store
+            .insert(&snapshot(at(3, 0), json!({"x": 1}), small))
+            .unwrap();
+        println!("insert 5k (into a 100k-resource store): {:?}", t.elapsed());
+        let t = Instant::now();
+        let back = store.members(id).unwrap();
+        println!("members of 100k: {:?}", t.elapsed());
+        assert_eq!(back, first);
+        // 400 snapshots of 100k members each, copied in SQL to skip the interning cost.
+        {
+            let conn = store.lock();
+            let t = Instant::now();
+            for day in 0..397i64 {
+                conn.execute(
+                    "INSERT INTO snapshots (taken_at, taken_at_us, trigger, source, policy_hash,
+                         filters, filters_hash, resources, in_scope, compliant, violations,
+                         score_pct, native_score_pct, spend_score_pct, counts, by_violation,
+                         members)
+                     SELECT taken_at, taken_at_us + ?1, trigger, source, policy_hash, filters,
+                         filters_hash, resources, in_scope, compliant, violations, score_pct,
+                         native_score_pct, spend_score_pct, counts, by_violation, members
+                     FROM snapshots WHERE id = 1",
+                    params![(day + 3) * 86_400_000_000],
+                )
+                .unwrap();
+            }
+            println!("copy 397 snapshot rows: {:?}", t.elapsed());
+        }
+        let size = std::fs::metadata(dir.path().join("history.db"))
+            .unwrap()
+            .len()
+            + std::fs::metadata(dir.path().join("history.db-wal")).map_or(0, |m| m.len());
+        println!("database + WAL: {} MB", size / 1_000_000);
+        let hash = filters_hash(&json!({}));
+        let t = Instant::now();
+        let listed = store.list(at(1, 0), Some(&hash)).unwrap();
+        println!("list {} snapshots: {:?}", listed.len(), t.elapsed());
+        let t = Instant::now();
+        let listed = store.list(at(1, 0), Some(&hash)).unwrap();
+        println!("list {} snapshots (again): {:?}", listed.len(), t.elapsed());
+        assert_eq!(listed.len(), 399);
+    }
+}
