@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit tests and the integration tests
 # that talk to the real binary over stdio and HTTP, to moto (a local AWS look-alike), through the
-# official Python MCP SDK, the MCP conformance suite and the MCP Inspector CLI. On first run it
-# creates .venv with the pinned Python tools (tests/support/requirements.txt; needs python3 and
-# PyPI) and tests/js/node_modules with the pinned npm tools (tests/js/package-lock.json; needs
-# npm and the npm registry; Node 22 comes as a package, the system Node is not changed).
+# official Python MCP SDK, the MCP conformance suite and the MCP Inspector CLI, and to Redis.
+# On first run it creates .venv with the pinned Python tools (tests/support/requirements.txt;
+# needs python3 and PyPI) and tests/js/node_modules with the pinned npm tools
+# (tests/js/package-lock.json; needs npm and the npm registry; Node 22 comes as a package, the
+# system Node is not changed). It starts a private redis-server when none answers at REDIS_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,20 @@ if [ ! -x tests/js/node_modules/.bin/conformance ] || ! cmp -s tests/js/package-
   echo "==> installing the pinned MCP conformance suite, MCP Inspector and Node 22 (tests/js)"
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
   cp tests/js/package-lock.json tests/js/node_modules/.installed-lock
+fi
+
+# The cache tests need a real Redis at REDIS_URL (default redis://127.0.0.1:6379). When none
+# answers, start a private one for this run (nothing kept on disk) and stop it at the end.
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  command -v redis-server >/dev/null || { echo "redis-server is needed for the cache tests (apt install redis-server)" >&2; exit 1; }
+  redis_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "==> no Redis at $REDIS_URL; starting a private redis-server on port $redis_port"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+  redis_pid=$!
+  trap 'kill $redis_pid 2>/dev/null || true' EXIT
+  export REDIS_URL="redis://127.0.0.1:$redis_port"
+  for _ in $(seq 50); do redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
 echo "==> cargo fmt --check"

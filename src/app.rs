@@ -1,8 +1,10 @@
 //! The application state every tool and command works from: the policy in force, the inventory
 //! source, and the latest scan with its evaluation, cached in-process.
 //!
-//! A scan is single-flight (concurrent callers wait for the same scan) and kept for `ttl`; an
+//! A scan is single-flight (concurrent callers wait for the same scan) and kept for `ttl` from
+//! when its data was read (a listing taken from the shared cache is as old as it is there); an
 //! evaluation is kept per (scan, policy hash), so a policy reload re-evaluates without rescanning.
+//! The cache of tool answers and the history store hang off the application too.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +14,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+use crate::cache::Cache;
 use crate::compliance::evaluate_inventory;
-use crate::inventory::{Inventory, InventoryError, InventoryProvider, sort_and_dedupe};
+use crate::inventory::{
+    Inventory, InventoryError, InventoryProvider, ScanOptions, ScanProgress, sort_and_dedupe,
+};
 use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_policy_file};
 use crate::store::audit::AuditLog;
+use crate::store::history::HistoryStore;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,9 +166,24 @@ pub struct Evaluated {
 /// One scan and the evaluations made of it.
 struct Loaded {
     inventory: Arc<Inventory>,
-    version: u64,
-    scanned: Instant,
+    /// Content hash of the inventory (see `Inventory::fingerprint`).
+    fingerprint: Arc<str>,
+    /// When this process loaded it (a forced refresh must be newer than its request).
+    loaded_at: Instant,
+    /// When the data stops being fresh: `fetched_at + ttl`.
+    expires: Instant,
     evaluated: std::sync::Mutex<Option<Arc<Evaluated>>>,
+}
+
+/// Where the inventory behind an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanSource {
+    /// Scanned for this call.
+    FreshScan,
+    /// A scan this process already held.
+    InProcess,
+    /// Every part taken from the shared cache (no cloud calls).
+    SharedCache,
 }
 
 /// What a tool reads: an inventory, its evaluation under the current policy, and how fresh.
@@ -170,9 +191,10 @@ struct Loaded {
 pub struct Snapshot {
     pub inventory: Arc<Inventory>,
     pub evaluated: Arc<Evaluated>,
-    /// Increments with every scan; part of cursor fingerprints.
-    pub inventory_version: u64,
-    pub cache_hit: bool,
+    /// Content hash of the inventory: part of cursor fingerprints and cache keys.
+    pub inventory_version: Arc<str>,
+    pub scan_source: ScanSource,
+    /// How old the data is (since it was read from the cloud or files).
     pub age: Duration,
 }
 
@@ -186,11 +208,16 @@ pub struct App {
     pub policy: PolicyStore,
     /// The audit log of tool calls, when serving (read by `get_audit_trail`).
     pub audit: Option<Arc<AuditLog>>,
+    /// Compliance snapshots, when a data directory is in use.
+    pub history: Option<Arc<HistoryStore>>,
+    /// Tool answers (and, with Redis, scan listings).
+    pub cache: Arc<Cache>,
     provider: Arc<dyn InventoryProvider>,
     ttl: Duration,
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
     scan_lock: Mutex<()>,
-    scans: AtomicU64,
+    /// Changes whenever a virtual tag changes; part of every cached answer's key.
+    virtual_tag_generation: AtomicU64,
 }
 
 impl App {
@@ -198,17 +225,38 @@ impl App {
         App {
             policy,
             audit: None,
+            history: None,
+            cache: Arc::new(Cache::in_process()),
             provider,
             ttl,
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
-            scans: AtomicU64::new(0),
+            virtual_tag_generation: AtomicU64::new(0),
         }
     }
 
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {
         self.audit = Some(audit);
         self
+    }
+
+    pub fn with_history(mut self, history: Arc<HistoryStore>) -> App {
+        self.history = Some(history);
+        self
+    }
+
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> App {
+        self.cache = cache;
+        self
+    }
+
+    /// How long scans and cached answers stay fresh.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn virtual_tag_generation(&self) -> u64 {
+        self.virtual_tag_generation.load(Ordering::Acquire)
     }
 
     pub fn source_description(&self) -> String {
@@ -228,23 +276,48 @@ impl App {
     /// The current inventory evaluated under the current policy, scanning when there is no
     /// scan yet, it is older than the TTL, or `force_refresh` is set.
     pub async fn snapshot(&self, force_refresh: bool) -> Result<Snapshot, InventoryError> {
-        let (loaded, hit) = self.loaded_inventory(force_refresh).await?;
+        self.snapshot_with(force_refresh, None).await
+    }
+
+    /// As `snapshot`, telling `progress` how a scan goes when one is needed.
+    pub async fn snapshot_with(
+        &self,
+        force_refresh: bool,
+        progress: Option<Arc<dyn ScanProgress>>,
+    ) -> Result<Snapshot, InventoryError> {
+        let options = ScanOptions {
+            force_refresh,
+            progress,
+        };
+        let (loaded, reused) = self.loaded_inventory(&options).await?;
         let policy = self.policy.current();
         let evaluated = evaluated_for(&loaded, policy).await;
+        let parts = &loaded.inventory.report.parts;
+        let scan_source = if reused {
+            ScanSource::InProcess
+        } else if !parts.is_empty() && parts.iter().all(|p| p.cached) {
+            ScanSource::SharedCache
+        } else {
+            ScanSource::FreshScan
+        };
         Ok(Snapshot {
             inventory: loaded.inventory.clone(),
             evaluated,
-            inventory_version: loaded.version,
-            cache_hit: hit,
-            age: loaded.scanned.elapsed(),
+            inventory_version: loaded.fingerprint.clone(),
+            scan_source,
+            age: (chrono::Utc::now() - loaded.inventory.fetched_at)
+                .to_std()
+                .unwrap_or_default(),
         })
     }
 
     async fn loaded_inventory(
         &self,
-        force_refresh: bool,
+        options: &ScanOptions,
     ) -> Result<(Arc<Loaded>, bool), InventoryError> {
-        if !force_refresh && let Some(l) = self.fresh().await {
+        if !options.force_refresh
+            && let Some(l) = self.fresh().await
+        {
             return Ok((l, true));
         }
         let started_waiting = Instant::now();
@@ -252,16 +325,26 @@ impl App {
         // Another caller may have scanned while we waited: use that scan, even when forced,
         // if it started after we asked.
         if let Some(l) = self.fresh().await
-            && (!force_refresh || l.scanned >= started_waiting)
+            && (!options.force_refresh || l.loaded_at >= started_waiting)
         {
             return Ok((l, true));
         }
-        let mut inventory = self.provider.scan().await?;
+        let mut inventory = self.provider.scan(options).await?;
         inventory.report.duplicates_dropped = sort_and_dedupe(&mut inventory.resources);
+        let inventory = Arc::new(inventory);
+        let for_hash = inventory.clone();
+        let fingerprint = tokio::task::spawn_blocking(move || for_hash.fingerprint())
+            .await
+            .unwrap_or_else(|_| inventory.fingerprint());
+        let age = (chrono::Utc::now() - inventory.fetched_at)
+            .to_std()
+            .unwrap_or_default();
+        let now = Instant::now();
         let loaded = Arc::new(Loaded {
-            inventory: Arc::new(inventory),
-            version: self.scans.fetch_add(1, Ordering::Relaxed) + 1,
-            scanned: Instant::now(),
+            inventory,
+            fingerprint: fingerprint.into(),
+            loaded_at: now,
+            expires: now + self.ttl.saturating_sub(age),
             evaluated: std::sync::Mutex::new(None),
         });
         *self.loaded.write().await = Some(loaded.clone());
@@ -273,7 +356,7 @@ impl App {
             .read()
             .await
             .as_ref()
-            .filter(|l| l.scanned.elapsed() < self.ttl)
+            .filter(|l| Instant::now() < l.expires)
             .cloned()
     }
 }

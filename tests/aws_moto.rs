@@ -4,63 +4,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use common::{StdioClient, check_json, fixture, path_str, venv_bin};
+use common::moto::{Moto, env_refs};
+use common::{StdioClient, check_json, fixture, path_str};
 use serde_json::{Value, json};
-
-struct Moto {
-    url: String,
-    expected: Value,
-    _child: Child,
-}
 
 /// One moto per test binary, seeded once; tests only read from it.
 fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let port = common::free_port();
-        let child = Command::new(venv_bin("python"))
-            .arg(common::repo().join("tests/support/moto_server.py"))
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        common::wait_for_port(port, Duration::from_secs(60));
-        let url = format!("http://127.0.0.1:{port}");
-        let out = Command::new(venv_bin("python"))
-            .arg(common::repo().join("tests/support/seed_moto.py"))
-            .arg(&url)
-            .output()
-            .expect("seed moto");
-        assert!(
-            out.status.success(),
-            "seeding failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let expected = serde_json::from_slice(&out.stdout).expect("recount JSON");
-        Moto {
-            url,
-            expected,
-            _child: child,
-        }
-    })
+    MOTO.get_or_init(Moto::start_seeded)
 }
 
 fn aws_env(m: &Moto) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", m.url.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
-}
-
-fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    m.env()
 }
 
 fn assert_matches_recount(got: &Value, expected: &Value) {

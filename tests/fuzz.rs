@@ -206,6 +206,8 @@ const TOOLS: &[&str] = &[
     "find_untagged_resources",
     "validate_resource_tags",
     "get_tagging_policy",
+    "get_violation_history",
+    "detect_tag_drift",
     "get_audit_trail",
 ];
 

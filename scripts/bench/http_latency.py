@@ -14,6 +14,11 @@ tools/call (no session, no initialize). Latency is measured twice:
   each call (the guard checks and the tool's work, without HTTP, JSON-RPC framing and the audit
   write). The log goes to a file in the work directory, read once the calls are done.
 
+With DISTINCT=1 in the environment every timed call asks a different question (`limit` 1-200
+and `min_severity` vary), so the answer cache never hits: the scan is warm, the evaluation and
+summary are computed per call. Otherwise every call asks the same question and, after the
+warm-up, is answered from the answer cache.
+
 Usage: http_latency.py TAGWARDEN RESULT.json LABEL CALLS -- SOURCE-ARGS...
 """
 
@@ -30,6 +35,15 @@ BIN, OUT, LABEL, CALLS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 SOURCE = sys.argv[sys.argv.index("--") + 1:]
 TOOL = "check_tag_compliance"
 ARGS = {}  # the tool's defaults: every resource, the 20 worst violations listed
+DISTINCT = os.environ.get("DISTINCT") == "1"
+SEVERITIES = ["low", "medium", "high", "critical"]
+
+
+def question(i):
+    if not DISTINCT:
+        return ARGS
+    return {"limit": i % 200 + 1, "min_severity": SEVERITIES[(i // 200) % 4]}
+
 LISTENING = re.compile(r"listening on http://([0-9.]+):(\d+)/mcp")
 TOOL_OK = re.compile(r'tool call ok tool="check_tag_compliance" ms=([0-9.]+)')
 
@@ -52,14 +66,16 @@ try:
     log(f"{LABEL}: {first['resources']} resources; first call {first_ms:.1f} ms; "
         f"VmHWM {memory['VmHWM'] / 1024:.0f} MiB; timing {CALLS} calls")
 
-    reply_ms, complete_ms = [], []
-    for _ in range(CALLS):
+    reply_ms, complete_ms, answer_hits = [], [], 0
+    for i in range(CALLS):
         started = time.perf_counter()
-        result = client.call(TOOL, ARGS)
+        result = client.call(TOOL, question(i))
         complete_ms.append((time.perf_counter() - started) * 1000.0)
         reply_ms.append((client.reply_at - started) * 1000.0)
-        if not result["structuredContent"]["data_quality"]["cache"]["hit"]:
-            raise RuntimeError("a timed call missed the cache")
+        cache = result["structuredContent"]["data_quality"]["cache"]
+        if not cache["hit"]:
+            raise RuntimeError("a timed call rescanned")
+        answer_hits += cache["result"] == "hit"
     body_bytes = client.last_body_bytes
     connections = len(client.local_ports)
     client.close()
@@ -75,6 +91,8 @@ write_result(OUT, {
     "command": " ".join(args[1:]),
     "resources": first["resources"],
     "calls": CALLS,
+    "distinct_questions": DISTINCT,
+    "answer_cache_hits": answer_hits,
     "connections": connections,
     "response_bytes": body_bytes,
     "first_call_ms": first_ms,

@@ -60,11 +60,14 @@ row("a", "↳ harness floor: the same measurement with `cat` as the server", spr
 c = cold["check_demo_ms"]
 row("a", f"`check --demo` (5,000 resources), whole process ({c['n']} runs)", spread(c))
 
-for name in ("http_demo.json", "http_inventory.json"):
+for name in ("http_demo.json", "http_inventory.json", "http_inventory_distinct.json"):
     h = load(name)
     source = "demo estate" if h["label"] == "demo" else "inventory file"
+    cached = "a new question each call: warm scan, answer cache missed" \
+        if h.get("distinct_questions") else \
+        f"the same question: answer cache hit on {h.get('answer_cache_hits', 0)} of {h['calls']}"
     what = f"`check_tag_compliance` over HTTP, {source}, {h['resources']:,} resources " \
-           f"({h['calls']} calls, {h['connections']} keep-alive connection" \
+           f"({h['calls']} calls, {cached}, {h['connections']} keep-alive connection" \
            f"{'s' if h['connections'] != 1 else ''}, {h['response_bytes'] / 1024:.0f} KiB answers)"
     for label, key in (("client, reply event read", "client_reply_ms"),
                        ("client, response complete", "client_complete_ms"),
@@ -89,6 +92,16 @@ row("c", f"`tagwarden check --inventory FILE --limit 0`, whole process, the same
     f"{ci['file_bytes'] / 1e6:.0f} MB file ({ci['method']})",
     f"max RSS **{mib(ci['max_rss_kib'])}**, wall {ms(ci['wall_s_median'] * 1000)} "
     f"(median of {len(ci['runs'])})")
+
+hist = load("history.json")
+row("e", f"`get_violation_history` (days_back 400, group_by day) over {hist['snapshots']} daily "
+    f"snapshots → {hist['points']} points ({hist['calls']} calls over stdio): server, tool time",
+    f"median **{ms(hist['server_ms']['median'])}**, p99 {ms(hist['server_ms']['p99'])}, "
+    f"max {ms(hist['server_ms']['max'])}")
+row("e", "↳ client, request → answer read",
+    f"median {ms(hist['client_ms']['median'])}, p99 {ms(hist['client_ms']['p99'])}")
+row("e", "↳ storing the snapshots (one `check --snapshot` process each, 1,000 resources)",
+    f"{hist['store_s']:.1f} s in all; history.db {hist['history_db_bytes'] / 1e6:.1f} MB")
 
 aws = load("aws_scan.json")
 n = aws["seeded"]["listed_by_tagging_api"]

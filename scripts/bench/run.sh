@@ -5,7 +5,8 @@
 # See scripts/bench/README.md. Needs .venv (made by ./scripts/test.sh).
 #
 # Knobs (environment): BENCH_COLD_RUNS (20), BENCH_HTTP_CALLS (200), BENCH_INVENTORY_SIZE (100000),
-# BENCH_AWS_RESOURCES (1000), BENCH_AWS_RUNS (5), BENCH_KEEP_WORK=1 keeps the work directory.
+# BENCH_AWS_RESOURCES (1000), BENCH_AWS_RUNS (5), BENCH_HISTORY_DAYS (400), BENCH_KEEP_WORK=1
+# keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench=scripts/bench
@@ -18,6 +19,7 @@ http_calls=${BENCH_HTTP_CALLS:-200}
 inventory_size=${BENCH_INVENTORY_SIZE:-100000}
 aws_resources=${BENCH_AWS_RESOURCES:-1000}
 aws_runs=${BENCH_AWS_RUNS:-5}
+history_days=${BENCH_HISTORY_DAYS:-400}
 
 if [ ! -x "$py" ] || ! "$py" -c 'import moto, boto3' 2>/dev/null; then
   echo "error: .venv with moto and boto3 is missing: run ./scripts/test.sh once first" >&2
@@ -64,10 +66,16 @@ step "inventory file of $inventory_size resources" \
 step "(b, c) HTTP latency and memory, $inventory_size resources" \
   "$py" "$bench/http_latency.py" "$bin" "$work/http_inventory.json" inventory "$http_calls" \
   -- --inventory "$work/inventory.json"
+step "(b') HTTP latency, $inventory_size resources, a new question each call (answer cache misses)" \
+  env DISTINCT=1 "$py" "$bench/http_latency.py" "$bin" "$work/http_inventory_distinct.json" \
+  inventory_distinct "$http_calls" -- --inventory "$work/inventory.json"
 step "(c) check --inventory, max RSS" \
   "$py" "$bench/check_inventory.py" "$bin" "$work/inventory.json" "$work/check_inventory.json"
 step "(d) AWS scan against moto, $aws_resources resources" \
   "$py" "$bench/aws_scan.py" "$bin" "$work/aws_scan.json" "$aws_resources" "$aws_runs"
+
+step "(e) get_violation_history over $history_days daily snapshots" \
+  "$py" "$bench/history_latency.py" "$bin" "$work/history.json" "$history_days" "$http_calls"
 
 elapsed=$(($(date +%s) - started))
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -14,11 +14,13 @@ use super::{
 use crate::app::App;
 use crate::guard::Guard;
 use crate::server::http::{HttpOptions, default_origins, serve_http};
+use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
 use crate::store::audit::{self, AuditLog, Verification};
+use crate::store::history::HistoryStore;
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
-use crate::tools::{Registry, Tool};
+use crate::tools::{Call, Registry, Tool};
 
 /// Runs a command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -35,20 +37,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let app = args.source.app()?;
+    let mut app = args.source.app()?;
+    if args.snapshot {
+        app = app.with_history(open_history(args.data_dir.as_deref())?);
+    }
+    let bar = super::progress::TerminalProgress::start();
     let tool_args = check_tag_compliance::Args {
         resource_types: args.resource_types.clone(),
         regions: args.only_regions.clone(),
         accounts: args.accounts.clone(),
         tag_keys: args.tag_keys.clone(),
         min_severity: args.min_severity.map(Into::into),
-        force_refresh: false,
+        force_refresh: args.force_refresh,
         limit: args.limit,
         cursor: None,
+        store_snapshot: args.snapshot,
     };
-    let output = CheckTagCompliance::run(&app, tool_args)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let call = Call::new(&app)
+        .with_trigger("cli")
+        .with_snapshot_time(args.taken_at)
+        .with_progress(bar.as_ref().map(|b| b.sink()));
+    let output = CheckTagCompliance::run(&call, tool_args).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let output = output.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(id) = output.snapshot_id {
+        eprintln!("tagwarden: stored snapshot {id} in the history");
+    }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&output)? + "\n",
         Format::Text => super::check::render_text(&output, &app.policy.source().display()),
@@ -93,7 +109,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
     let audit = Arc::new(AuditLog::open(&audit_path)?);
     tracing::info!(path = %audit_path.display(), "audit log open");
-    let app = Arc::new(args.source.app()?.with_audit(audit.clone()));
+    let history = open_history(args.data_dir.as_deref())?;
+    let app = Arc::new(
+        args.source
+            .app()?
+            .with_audit(audit.clone())
+            .with_history(history),
+    );
+    spawn_snapshots(
+        app.clone(),
+        SnapshotSchedule {
+            every: args.snapshot_every,
+            keep_days: args.keep_days,
+        },
+    );
     let guard = Arc::new(Guard::new(args.guard.config(), Some(audit.clone())));
     let server = TagwardenServer::new(app.clone(), Registry::shared(), guard);
     let served = serve_transport(server, app, http, args.no_prewarm).await;
@@ -148,6 +177,13 @@ async fn wait_for_shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<HistoryStore>> {
+    let path = crate::store::data_dir(data_dir).join("history.db");
+    let history = HistoryStore::open(&path)?;
+    tracing::info!(path = %path.display(), "history store open");
+    Ok(Arc::new(history))
 }
 
 /// The exact JSON of each tool definition, one file per tool.

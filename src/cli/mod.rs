@@ -3,6 +3,7 @@
 
 mod check;
 mod commands;
+mod progress;
 mod source;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::run;
-pub use source::SourceArgs;
+pub use source::{SourceArgs, parse_duration};
 
 use crate::guard::{BudgetConfig, GuardConfig, Limits, LoopConfig};
 use crate::policy::Severity;
@@ -89,6 +90,20 @@ pub struct CheckArgs {
     /// How many violations to list (worst first).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=200))]
     pub limit: u32,
+    /// Store the result as a snapshot in history.db (for trends and drift).
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Record the snapshot as taken at this time (RFC 3339), to backfill history from archived
+    /// inventory exports. Default: now.
+    #[arg(long, requires = "snapshot", value_name = "TIME", value_parser = parse_time)]
+    pub taken_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rescan instead of reusing a scan in the shared cache.
+    #[arg(long)]
+    pub force_refresh: bool,
+    /// Directory of the SQLite databases (history.db). Default: history/ if it exists here,
+    /// else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
+    #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -145,10 +160,17 @@ pub struct ServeArgs {
     /// tokens); 0 = unlimited.
     #[arg(long, env = "TAGWARDEN_HTTP_RATE_LIMIT", default_value_t = 600)]
     pub http_rate_limit: u32,
-    /// Directory of the SQLite databases (audit.db). Default: history/ if it exists here,
-    /// else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
+    /// Directory of the SQLite databases (audit.db, history.db). Default: history/ if it
+    /// exists here, else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Take a compliance snapshot of the whole estate this often in the background (e.g. 6h;
+    /// a rescan each time). Off by default.
+    #[arg(long, env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = source::parse_duration)]
+    pub snapshot_every: Option<Duration>,
+    /// Delete snapshots older than this many days (checked after each snapshot and at start).
+    #[arg(long, env = "TAGWARDEN_KEEP_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub keep_days: u32,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -271,6 +293,12 @@ pub enum PolicyCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}"))
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {

@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::app::{App, PolicyStore};
 use crate::aws::AwsTuning;
+use crate::cache::{Cache, CacheConfig};
 use crate::inventory::InventoryProvider;
 use crate::inventory::aws::{AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
@@ -66,13 +67,35 @@ pub struct SourceArgs {
     /// Policy file (default: policies/tagging_policy.json if present, else the built-in policy).
     #[arg(long, env = "TAGWARDEN_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// How long a scan is reused before the next question rescans (e.g. 30m, 1h, 0 = always).
+    /// How long a scan (and answers computed from it) is reused before the next question
+    /// rescans (e.g. 30m, 1h, 0 = always).
     #[arg(long, env = "TAGWARDEN_INVENTORY_TTL", default_value = "1h", value_parser = parse_duration)]
     pub inventory_ttl: Duration,
+    /// Redis for the shared cache (`redis://host:6379/0`), so servers share scans and answers.
+    /// Without it everything is cached in process. Redis down or slow never fails a call.
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every key this server writes in Redis.
+    #[arg(long, env = "TAGWARDEN_CACHE_PREFIX", default_value = "tagwarden")]
+    pub cache_prefix: String,
+    /// Longest wait for one Redis operation before answering without it.
+    #[arg(long, env = "TAGWARDEN_CACHE_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
+    pub cache_timeout: Duration,
 }
 
 impl SourceArgs {
-    pub fn provider(&self) -> Arc<dyn InventoryProvider> {
+    /// The cache: in process, with Redis in front when `--redis-url`/`REDIS_URL` is set.
+    pub fn cache(&self) -> anyhow::Result<Arc<Cache>> {
+        let config = CacheConfig {
+            redis_url: self.redis_url.clone(),
+            prefix: self.cache_prefix.clone(),
+            timeout: self.cache_timeout,
+            ..CacheConfig::default()
+        };
+        Ok(Arc::new(Cache::new(&config)?))
+    }
+
+    pub fn provider(&self, cache: &Arc<Cache>) -> Arc<dyn InventoryProvider> {
         if self.demo {
             Arc::new(DemoProvider::new(self.demo_seed, self.demo_size))
         } else if !self.inventory.is_empty() {
@@ -82,12 +105,15 @@ impl SourceArgs {
                 max_attempts: self.aws_max_attempts.max(1),
                 ..AwsTuning::default()
             };
-            Arc::new(AwsProvider::new(AwsScanSettings {
-                regions: self.regions.clone(),
-                resource_types: self.aws_resource_types.clone(),
-                concurrency: self.aws_concurrency.max(1),
-                tuning,
-            }))
+            Arc::new(
+                AwsProvider::new(AwsScanSettings {
+                    regions: self.regions.clone(),
+                    resource_types: self.aws_resource_types.clone(),
+                    concurrency: self.aws_concurrency.max(1),
+                    tuning,
+                })
+                .with_shared_cache(cache.clone(), self.inventory_ttl),
+            )
         }
     }
 
@@ -100,7 +126,8 @@ impl SourceArgs {
                 .unwrap_or_else(|| "tagging_policy.json".to_string());
             anyhow::anyhow!("cannot use policy {name}: {e}")
         })?;
-        Ok(App::new(policy, self.provider(), self.inventory_ttl))
+        let cache = self.cache()?;
+        Ok(App::new(policy, self.provider(&cache), self.inventory_ttl).with_cache(cache))
     }
 }
 

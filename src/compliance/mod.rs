@@ -2,6 +2,7 @@
 //! questions (scores, counts by severity/kind/key/type/region/account, the worst violations
 //! first) from those evaluations. Pure: no I/O, no clock.
 
+pub mod capture;
 mod filter;
 mod summary;
 

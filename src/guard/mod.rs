@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::inventory::ScanProgress;
 use crate::store::audit::{Appended, AuditLog, AuditRecord};
-use crate::tools::Registry;
+use crate::tools::{Call, Registry};
 pub use budget::BudgetConfig;
 pub use limits::Limits;
 pub use loops::LoopConfig;
@@ -105,6 +106,7 @@ impl Guard {
         caller: &Caller,
         tool: &str,
         arguments: Option<JsonObject>,
+        progress: Option<Arc<dyn ScanProgress>>,
     ) -> Result<CallToolResult, McpError> {
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!(
@@ -123,7 +125,14 @@ impl Guard {
                 None => crate::util::canonical_json(&args),
             };
             let (answer, outcome) = self
-                .decide(registry, app, caller, tool, &args, &canonical)
+                .decide(
+                    registry,
+                    &Call::new(app).with_progress(progress),
+                    caller,
+                    tool,
+                    &args,
+                    &canonical,
+                )
                 .await;
             let answer = answer
                 .map(|r| self.finish(r, &correlation_id))
@@ -162,7 +171,7 @@ impl Guard {
     async fn decide(
         &self,
         registry: &Registry,
-        app: &App,
+        call: &Call<'_>,
         caller: &Caller,
         tool: &str,
         args: &Value,
@@ -198,7 +207,7 @@ impl Guard {
         {
             return (refusal(&why), Outcome::Refused("loop"));
         }
-        match entry.call(app, args.clone()).await {
+        match entry.call(call, args.clone()).await {
             Ok(value) => (Ok(CallToolResult::structured(value)), Outcome::Ok),
             Err(e) => (
                 Ok(CallToolResult::error(vec![ContentBlock::text(

@@ -6,19 +6,28 @@
 //! resource. Throttling and transient failures are retried by the SDK (exponential backoff with
 //! jitter); a part that still fails is reported with the reason and the resources fetched before
 //! the failure are kept. Global resources (S3) listed in several regions are kept once.
+//!
+//! With a shared cache (Redis), each partition's listing is kept there for the inventory TTL
+//! under a key of the credentials identity, region and type filter, so another server (or a
+//! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_resourcegroupstagging::Client;
 use aws_sdk_resourcegroupstagging::config::Region;
+use chrono::{DateTime, Utc};
 use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::arn::resource_from_arn;
 use super::file::GLOBAL_REGION;
-use super::{Inventory, InventoryError, InventoryProvider, Resource, ScanPart, ScanReport};
+use super::{
+    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
+};
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
 
 /// What to scan.
@@ -36,11 +45,88 @@ pub struct AwsScanSettings {
 
 pub struct AwsProvider {
     settings: AwsScanSettings,
+    shared: Option<SharedListings>,
+}
+
+/// Where partition listings are shared between servers, and for how long.
+#[derive(Clone)]
+struct SharedListings {
+    cache: Arc<crate::cache::Cache>,
+    ttl: Duration,
+}
+
+/// A partition's listing as kept in the shared cache.
+#[derive(Serialize, Deserialize)]
+struct CachedListing {
+    pages: u64,
+    mappings: Vec<(CompactString, super::Tags)>,
 }
 
 impl AwsProvider {
     pub fn new(settings: AwsScanSettings) -> Self {
-        AwsProvider { settings }
+        AwsProvider {
+            settings,
+            shared: None,
+        }
+    }
+
+    /// Keeps partition listings in `cache` (its Redis layer) for `ttl`.
+    pub fn with_shared_cache(mut self, cache: Arc<crate::cache::Cache>, ttl: Duration) -> Self {
+        if cache.shared_display().is_some() && !ttl.is_zero() {
+            self.shared = Some(SharedListings { cache, ttl });
+        }
+        self
+    }
+}
+
+/// Who is asking AWS, as far as the environment says, hashed: listings are shared only between
+/// servers that use the same endpoint and credentials source.
+fn identity() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_ROLE_ARN",
+    ] {
+        h.update(var.as_bytes());
+        h.update([0]);
+        h.update(std::env::var(var).unwrap_or_default().as_bytes());
+        h.update([1]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// Counts pages across partitions for progress reports.
+struct ScanTally {
+    pages: AtomicU64,
+    parts_done: AtomicU64,
+    parts_total: u64,
+    options: ScanOptions,
+}
+
+impl ScanTally {
+    fn page(&self) {
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        self.report(pages);
+    }
+
+    fn part_done(&self) {
+        self.parts_done.fetch_add(1, Ordering::Relaxed);
+        self.report(self.pages.load(Ordering::Relaxed));
+    }
+
+    fn report(&self, pages: u64) {
+        let done = self.parts_done.load(Ordering::Relaxed);
+        self.options.report(
+            pages + done,
+            None,
+            &format!(
+                "AWS: {pages} pages fetched, {done}/{} parts done",
+                self.parts_total
+            ),
+        );
     }
 }
 
@@ -71,6 +157,7 @@ impl Partition {
 struct PartResult {
     part: ScanPart,
     mappings: Vec<(CompactString, super::Tags)>,
+    fetched_at: DateTime<Utc>,
 }
 
 #[async_trait]
@@ -83,7 +170,7 @@ impl InventoryProvider for AwsProvider {
         }
     }
 
-    async fn scan(&self) -> Result<Inventory, InventoryError> {
+    async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError> {
         let started = Instant::now();
         let sdk = load_sdk_config(&self.settings.tuning).await;
         let regions = if self.settings.regions.is_empty() {
@@ -118,6 +205,13 @@ impl InventoryProvider for AwsProvider {
                 }
             }
         }
+        let tally = Arc::new(ScanTally {
+            pages: AtomicU64::new(0),
+            parts_done: AtomicU64::new(0),
+            parts_total: partitions.len() as u64,
+            options: options.clone(),
+        });
+        let identity = identity();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, partition) in partitions.into_iter().enumerate() {
             let config = aws_sdk_resourcegroupstagging::config::Builder::from(&sdk)
@@ -126,9 +220,35 @@ impl InventoryProvider for AwsProvider {
                 .build();
             let client = Client::from_conf(config);
             let limit = limit.clone();
+            let tally = tally.clone();
+            let shared = self.shared.clone();
+            let key = shared.as_ref().map(|s| {
+                let filter = partition.type_filter.clone().unwrap_or_default();
+                s.cache.key(
+                    "inventory",
+                    &[
+                        b"aws",
+                        identity.as_bytes(),
+                        partition.region.as_bytes(),
+                        filter.as_bytes(),
+                    ],
+                )
+            });
+            let force = options.force_refresh;
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (index, scan_partition(&client, &partition).await)
+                if let (Some(shared), Some(key), false) = (&shared, &key, force)
+                    && let Some(cached) = cached_partition(shared, key, &partition).await
+                {
+                    tally.part_done();
+                    return (index, cached);
+                }
+                let result = scan_partition(&client, &partition, &tally).await;
+                tally.part_done();
+                if let (Some(shared), Some(key), true) = (&shared, &key, result.part.ok) {
+                    store_partition(shared, key, &result).await;
+                }
+                (index, result)
             });
         }
         let mut results: Vec<(usize, PartResult)> = Vec::new();
@@ -163,6 +283,11 @@ impl InventoryProvider for AwsProvider {
             complete: true,
             ..ScanReport::default()
         };
+        let fetched_at = results
+            .iter()
+            .map(|(_, r)| r.fetched_at)
+            .min()
+            .unwrap_or_else(Utc::now);
         for (_, result) in results {
             let mut part = result.part;
             let mut kept = 0;
@@ -194,13 +319,58 @@ impl InventoryProvider for AwsProvider {
             resources,
             report,
             source: format!("AWS {}", regions.join(", ")),
-            fetched_at: chrono::Utc::now(),
+            fetched_at,
         })
     }
 }
 
+/// A partition's listing from the shared cache, if a fresh one is there.
+async fn cached_partition(
+    shared: &SharedListings,
+    key: &str,
+    partition: &Partition,
+) -> Option<PartResult> {
+    let hit = shared.cache.get_shared(key, 4 * 1024 * 1024).await?;
+    let listing: CachedListing = match serde_json::from_slice(&hit.value) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable cached listing ignored");
+            return None;
+        }
+    };
+    tracing::debug!(part = %partition.place(), age_s = hit.age().as_secs(), "listing from the shared cache");
+    Some(PartResult {
+        part: ScanPart {
+            scope: partition.scope(),
+            ok: true,
+            resources: listing.mappings.len(),
+            pages: listing.pages,
+            error: None,
+            cached: true,
+        },
+        mappings: listing.mappings,
+        fetched_at: hit.stored_at,
+    })
+}
+
+async fn store_partition(shared: &SharedListings, key: &str, result: &PartResult) {
+    let listing = CachedListing {
+        pages: result.part.pages,
+        mappings: result.mappings.clone(),
+    };
+    match serde_json::to_vec(&listing) {
+        Ok(bytes) => {
+            shared
+                .cache
+                .put_shared(key, &bytes, result.fetched_at, shared.ttl)
+                .await
+        }
+        Err(e) => tracing::warn!(error = %e, "listing not cached"),
+    }
+}
+
 /// Fetches every page of one partition. On failure, keeps what was fetched and says why.
-async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
+async fn scan_partition(client: &Client, partition: &Partition, tally: &ScanTally) -> PartResult {
     let mut mappings = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0u64;
@@ -218,6 +388,7 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
             Err(e) => break Some(summarise_sdk_error("GetResources", &partition.place(), &e)),
         };
         pages += 1;
+        tally.page();
         for m in output.resource_tag_mapping_list() {
             let Some(arn) = m.resource_arn() else {
                 continue;
@@ -252,7 +423,9 @@ async fn scan_partition(client: &Client, partition: &Partition) -> PartResult {
             resources: mappings.len(),
             pages,
             error,
+            cached: false,
         },
         mappings,
+        fetched_at: Utc::now(),
     }
 }

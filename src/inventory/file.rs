@@ -17,7 +17,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::{Deserialize, Serialize};
 
 use super::arn::resource_from_arn;
-use super::{Inventory, InventoryError, InventoryProvider, Resource, ScanPart, ScanReport};
+use super::{
+    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
+};
 
 /// Region given to resources whose ARN has none (S3 buckets and other global resources).
 pub const GLOBAL_REGION: &str = "global";
@@ -72,10 +74,11 @@ impl InventoryProvider for FileProvider {
         format!("inventory file(s) {}", names.join(", "))
     }
 
-    async fn scan(&self) -> Result<Inventory, InventoryError> {
+    async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError> {
         let paths = self.paths.clone();
         let source = self.describe();
-        tokio::task::spawn_blocking(move || read_files(&paths, source))
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || read_files(&paths, source, &options))
             .await
             .map_err(|e| InventoryError::FileRead {
                 file: "inventory".into(),
@@ -84,7 +87,11 @@ impl InventoryProvider for FileProvider {
     }
 }
 
-fn read_files(paths: &[PathBuf], source: String) -> Result<Inventory, InventoryError> {
+fn read_files(
+    paths: &[PathBuf],
+    source: String,
+    options: &ScanOptions,
+) -> Result<Inventory, InventoryError> {
     let started = Instant::now();
     let mut report = ScanReport {
         complete: true,
@@ -105,8 +112,15 @@ fn read_files(paths: &[PathBuf], source: String) -> Result<Inventory, InventoryE
             resources: sink.resources.len(),
             pages: 0,
             error,
+            cached: false,
         });
         resources.extend(sink.resources);
+        let done = report.parts.len() as u64;
+        options.report(
+            done,
+            Some(paths.len() as u64),
+            &format!("{done}/{} inventory files read", paths.len()),
+        );
     }
     fill_missing_accounts(&mut resources);
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -345,7 +359,10 @@ mod tests {
     async fn reads_get_resources_output() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(&dir, "a.json", PAGE);
-        let inv = FileProvider::new(vec![p]).scan().await.unwrap();
+        let inv = FileProvider::new(vec![p])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
         assert_eq!(inv.resources.len(), 2);
         let web = &inv.resources[0];
         assert_eq!(web.name, "web-1");
@@ -362,7 +379,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = write(&dir, "a.json", PAGE);
         let b = write(&dir, "b.json", &format!("[{PAGE}, {PAGE}]"));
-        let mut inv = FileProvider::new(vec![a, b]).scan().await.unwrap();
+        let mut inv = FileProvider::new(vec![a, b])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
         assert_eq!(
             inv.resources.len(),
             6,
@@ -380,7 +400,10 @@ mod tests {
             "c.json",
             r#"{"ResourceTagMappingList": [{"ResourceARN": "i-123"}, {"ResourceARN": "arn:aws:sqs:us-east-1:1:q"}]}"#,
         );
-        let inv = FileProvider::new(vec![p]).scan().await.unwrap();
+        let inv = FileProvider::new(vec![p])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
         assert_eq!(inv.resources.len(), 1);
         assert!(!inv.report.complete);
         let err = inv.report.parts[0].error.as_deref().unwrap();
@@ -394,16 +417,25 @@ mod tests {
     async fn missing_and_malformed_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.json");
-        let err = FileProvider::new(vec![missing]).scan().await.unwrap_err();
+        let err = FileProvider::new(vec![missing])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot read inventory file nope.json: no such file (check --inventory)"
         );
         let bad = write(&dir, "bad.json", "{\"ResourceTagMappingList\": [");
-        let err = FileProvider::new(vec![bad]).scan().await.unwrap_err();
+        let err = FileProvider::new(vec![bad])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("invalid JSON at line 1"), "{err}");
         let wrong = write(&dir, "wrong.json", "{\"ResourceTagMappingList\": 5}");
-        let err = FileProvider::new(vec![wrong]).scan().await.unwrap_err();
+        let err = FileProvider::new(vec![wrong])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("get-resources"), "{err}");
     }
 }

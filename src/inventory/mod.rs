@@ -107,6 +107,9 @@ pub struct ScanPart {
     /// Why this part failed and what to do, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Taken from the shared cache (Redis) instead of the cloud: no API calls were made for it.
+    #[serde(default)]
+    pub cached: bool,
 }
 
 /// How a whole scan went.
@@ -132,7 +135,54 @@ pub struct Inventory {
     pub report: ScanReport,
     /// Human description of the source (`demo estate (seed 42)`, `aws us-east-1`, ...).
     pub source: String,
+    /// When the data was read from the source (the oldest part, when parts came from the
+    /// shared cache).
     pub fetched_at: DateTime<Utc>,
+}
+
+impl Inventory {
+    /// A content hash of the resources and their tags (after `sort_and_dedupe`): equal
+    /// inventories give equal fingerprints in any process, so cached answers can be shared.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for r in &self.resources {
+            for field in [&r.id, &r.account, &r.region, &r.resource_type, &r.name] {
+                h.update(field.as_bytes());
+                h.update([0]);
+            }
+            for (k, v) in &r.tags {
+                h.update(k.as_bytes());
+                h.update([1]);
+                h.update(v.as_bytes());
+                h.update([2]);
+            }
+            h.update([3]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// Told how a long scan is going (pages fetched, parts done), to show progress.
+pub trait ScanProgress: Send + Sync {
+    /// `done` only grows; `total` when known.
+    fn update(&self, done: u64, total: Option<u64>, message: &str);
+}
+
+/// How to scan.
+#[derive(Clone, Default)]
+pub struct ScanOptions {
+    /// Read the cloud even when the shared cache holds a fresh copy.
+    pub force_refresh: bool,
+    pub progress: Option<std::sync::Arc<dyn ScanProgress>>,
+}
+
+impl ScanOptions {
+    pub fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(p) = &self.progress {
+            p.update(done, total, message);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -152,7 +202,7 @@ pub enum InventoryError {
 pub trait InventoryProvider: Send + Sync {
     /// What this provider scans, for logs and `data_quality`.
     fn describe(&self) -> String;
-    async fn scan(&self) -> Result<Inventory, InventoryError>;
+    async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError>;
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 
 mod catalog;
 pub mod http;
+pub mod progress;
+pub mod schedule;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -169,16 +171,34 @@ impl ServerHandler for TagwardenServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.caller(&context);
-        self.guard
+        let token = context
+            .meta
+            .get_progress_token()
+            .or_else(|| request.meta.as_ref().and_then(|m| m.get_progress_token()));
+        let progress = token.map(|token| {
+            Arc::new(progress::McpProgress::new(
+                context.peer.clone(),
+                token,
+                progress::progress_after(),
+            ))
+        });
+        let result = self
+            .guard
             .call(
                 &self.registry,
                 &self.app,
                 &caller,
                 &request.name,
                 request.arguments,
+                progress
+                    .clone()
+                    .map(|p| p as Arc<dyn crate::inventory::ScanProgress>),
             )
-            .await
-            .map(Into::into)
+            .await;
+        if let Some(p) = progress {
+            p.flush().await;
+        }
+        result.map(Into::into)
     }
 }
 

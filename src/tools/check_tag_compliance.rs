@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
-use super::{Tool, ToolError, read_only_annotations};
-use crate::app::App;
+use super::{Call, Tool, ToolError};
+use crate::compliance::capture::{CaptureContext, capture};
 use crate::compliance::{
     GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize,
 };
@@ -62,6 +62,10 @@ pub struct Args {
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub cursor: Option<String>,
+    /// Also store this answer as a snapshot in the history (for get_violation_history and
+    /// detect_tag_drift): the counts, scores, filters, and each resource's tags and violations.
+    #[serde(default)]
+    pub store_snapshot: bool,
 }
 
 /// A listed violation with the resource it is on.
@@ -114,6 +118,9 @@ pub struct Output {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// The id of the snapshot stored, when `store_snapshot` was true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
     pub data_quality: DataQuality,
 }
 
@@ -127,17 +134,24 @@ account, a page of violations each with the exact fix, and data_quality (was the
 Use it first for questions such as 'how compliant is prod?' or 'what is wrong with our CostCenter tags?'. \
 Filters (resource_types, regions, accounts, tag_keys, min_severity) narrow both the counts and the score. \
 Uses the cached scan unless force_refresh is true. Page through violations with next_cursor; totals are always \
-exact.";
+exact. store_snapshot=true also records the answer in the history (get_violation_history, detect_tag_drift).";
 
+    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
 
     fn annotations() -> ToolAnnotations {
-        read_only_annotations(true)
+        // Not read-only: `store_snapshot` adds a row to the history (never changes the cloud or
+        // anything already stored).
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(false)
+            .idempotent(false)
+            .open_world(true)
     }
 
-    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
-        let snapshot = app.snapshot(args.force_refresh).await?;
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let snapshot = call.snapshot(args.force_refresh).await?;
         let policy = snapshot.policy();
         let resource_filter =
             ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
@@ -160,10 +174,13 @@ exact.";
             &violation_filter,
         );
 
-        let question = serde_json::json!({
-            "resource_types": args.resource_types, "regions": args.regions,
-            "accounts": args.accounts, "tag_keys": args.tag_keys, "min_severity": min_severity,
-        });
+        let question = snapshot_filters(
+            &args.resource_types,
+            &args.regions,
+            &args.accounts,
+            &args.tag_keys,
+            min_severity,
+        );
         let paging = Paging::new(Self::NAME, &question, &snapshot);
         let offset = paging.offset(args.cursor.as_deref())?;
         let total = summary.worst.len();
@@ -185,6 +202,32 @@ exact.";
             })
             .collect();
         let next_cursor = paging.next(offset, page.len(), total);
+        let snapshot_id = if args.store_snapshot {
+            let history = call.app.history.clone().ok_or_else(|| {
+                ToolError::Unavailable(
+                    "no history store is open, so the snapshot cannot be kept; serve with a \
+                     writable --data-dir (TAGWARDEN_DATA_DIR)"
+                        .into(),
+                )
+            })?;
+            let record = capture(
+                policy,
+                resources,
+                evaluations,
+                &resource_filter,
+                &violation_filter,
+                &summary,
+                CaptureContext {
+                    taken_at: call.snapshot_time(),
+                    trigger: call.trigger(),
+                    source: &snapshot.inventory.source,
+                    filters: question.clone(),
+                },
+            );
+            Some(store_snapshot(history, record).await?)
+        } else {
+            None
+        };
         let (by_type, types_total) = cap(summary.by_type, MAX_GROUPS);
         let (by_region, regions_total) = cap(summary.by_region, MAX_GROUPS);
         let (by_account, accounts_total) = cap(summary.by_account, MAX_GROUPS);
@@ -208,7 +251,46 @@ exact.";
             violations: page,
             violations_total: total,
             next_cursor,
-            data_quality: DataQuality::of(&snapshot),
+            snapshot_id,
+            data_quality: DataQuality::of(&snapshot, &call.app.cache),
         })
     }
+}
+
+/// Writes a snapshot off the async threads (a large one takes a moment).
+async fn store_snapshot(
+    history: std::sync::Arc<crate::store::history::HistoryStore>,
+    record: crate::history::NewSnapshot,
+) -> Result<i64, ToolError> {
+    let members = record.members.len();
+    let id = tokio::task::spawn_blocking(move || history.insert(&record))
+        .await
+        .map_err(|e| ToolError::Internal(format!("the snapshot writer stopped: {e}")))?
+        .map_err(|e| ToolError::Unavailable(format!("the snapshot could not be stored: {e}")))?;
+    tracing::info!(snapshot = id, members, "snapshot stored");
+    Ok(id)
+}
+
+/// The filters of a compliance question as snapshots record them (lists sorted, so the same
+/// scope asked in another order finds the same history).
+pub fn snapshot_filters(
+    resource_types: &[String],
+    regions: &[String],
+    accounts: &[String],
+    tag_keys: &[String],
+    min_severity: Severity,
+) -> serde_json::Value {
+    let sorted = |items: &[String]| {
+        let mut v = items.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    serde_json::json!({
+        "resource_types": sorted(resource_types),
+        "regions": sorted(regions),
+        "accounts": sorted(accounts),
+        "tag_keys": sorted(tag_keys),
+        "min_severity": min_severity,
+    })
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ToolError;
-use crate::app::Snapshot;
+use crate::app::{ScanSource, Snapshot};
+use crate::cache::{Cache, Layer, SharedState};
 use crate::inventory::ScanPart;
 
 /// How complete and fresh the data behind an answer is.
@@ -23,9 +24,13 @@ pub struct DataQuality {
     pub failures: Vec<ScanPart>,
     /// Parts scanned in all (regions × type filters, files).
     pub parts_total: usize,
-    /// Cloud API requests made by the scan (retries included); 0 for files and the demo.
+    /// Cloud API requests made for this answer (retries included): the scan's requests when
+    /// this answer scanned, 0 when it reused a scan (in process or from the shared cache) and
+    /// for files and the demo.
     pub api_calls: u64,
     pub retries: u64,
+    /// Parts of the scan taken from the shared cache instead of the cloud.
+    pub parts_from_shared_cache: usize,
     pub duplicates_dropped: usize,
     /// When the scan finished (RFC 3339, UTC).
     pub fetched_at: String,
@@ -40,18 +45,36 @@ pub enum DataStatus {
     Partial,
 }
 
+/// How the cache served this answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CacheInfo {
+    /// True when no scan was made for this answer (a cached scan or a cached answer was used).
     pub hit: bool,
+    /// Age of the data behind the answer, since it was read from the cloud or files.
     pub age_seconds: u64,
-    /// `in_process` (the scan cached in this server).
+    /// Where the inventory came from: `in_process` (a scan this server holds), `redis` (every
+    /// part from the shared cache, no cloud calls) or `fresh_scan`.
     pub layer: String,
+    /// The answer itself: `hit` (computed earlier for the same question on the same data,
+    /// policy and virtual tags), `miss` (computed now and cached), `bypassed` (force_refresh
+    /// or a snapshot was asked for) or `not_cached` (this tool's answers are not cached).
+    pub result: String,
+    /// Where a cached answer came from (`in_process` or `redis`), on a hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_layer: Option<Layer>,
+    /// The shared cache (Redis): `not_configured`, `available` or `unavailable` (then answers
+    /// come from this server's own cache or a fresh scan; nothing else changes).
+    pub shared_cache: SharedState,
+    /// Why the shared cache is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_cache_error: Option<String>,
 }
 
 impl DataQuality {
-    pub fn of(snapshot: &Snapshot) -> DataQuality {
+    pub fn of(snapshot: &Snapshot, cache: &Cache) -> DataQuality {
         let inv = &snapshot.inventory;
         let report = &inv.report;
+        let fresh = snapshot.scan_source == ScanSource::FreshScan;
         DataQuality {
             status: if report.complete {
                 DataStatus::Complete
@@ -68,16 +91,26 @@ impl DataQuality {
                 .cloned()
                 .collect(),
             parts_total: report.parts.len(),
-            api_calls: report.api_calls,
-            retries: report.retries,
+            api_calls: if fresh { report.api_calls } else { 0 },
+            retries: if fresh { report.retries } else { 0 },
+            parts_from_shared_cache: report.parts.iter().filter(|p| p.cached).count(),
             duplicates_dropped: report.duplicates_dropped,
             fetched_at: inv
                 .fetched_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             cache: CacheInfo {
-                hit: snapshot.cache_hit,
+                hit: snapshot.scan_source != ScanSource::FreshScan,
                 age_seconds: snapshot.age.as_secs(),
-                layer: "in_process".to_string(),
+                layer: match snapshot.scan_source {
+                    ScanSource::FreshScan => "fresh_scan",
+                    ScanSource::InProcess => "in_process",
+                    ScanSource::SharedCache => "redis",
+                }
+                .to_string(),
+                result: "not_cached".to_string(),
+                result_layer: None,
+                shared_cache: cache.status(),
+                shared_cache_error: cache.shared_error(),
             },
         }
     }
@@ -97,7 +130,7 @@ impl Paging {
         let mut h = Sha256::new();
         h.update(tool.as_bytes());
         h.update(crate::util::canonical_json(question).as_bytes());
-        h.update(snapshot.inventory_version.to_le_bytes());
+        h.update(snapshot.inventory_version.as_bytes());
         h.update(snapshot.policy().hash().as_bytes());
         Paging {
             fingerprint: hex::encode(&h.finalize()[..6]),

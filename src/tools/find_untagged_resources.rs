@@ -8,8 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging};
-use super::{Tool, ToolError, read_only_annotations};
-use crate::app::App;
+use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
 use crate::policy::{EvaluationRef, Policy, View, ViolationKind};
@@ -105,6 +104,7 @@ Use it for 'which resources have no CostCenter?' or 'what is completely untagged
 present; view=native demands the exact key. Results are ordered by number of missing keys; page with \
 next_cursor.";
 
+    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
 
@@ -112,8 +112,8 @@ next_cursor.";
         read_only_annotations(true)
     }
 
-    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
-        let snapshot = app.snapshot(args.force_refresh).await?;
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let snapshot = call.snapshot(args.force_refresh).await?;
         let policy = snapshot.policy();
         let filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
         let resources = &snapshot.inventory.resources;
@@ -187,7 +187,7 @@ next_cursor.";
             next_cursor: paging.next(offset, page.len(), found.len()),
             resources: page,
             view: args.view,
-            data_quality: DataQuality::of(&snapshot),
+            data_quality: DataQuality::of(&snapshot, &call.app.cache),
         })
     }
 }

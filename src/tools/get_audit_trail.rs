@@ -5,8 +5,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Tool, ToolError, read_only_annotations};
-use crate::app::App;
+use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::store::audit::{AuditFilter, StoredRecord};
 
 pub struct GetAuditTrail;
@@ -76,8 +75,8 @@ log's SHA-256 hash chain (`tagwarden audit verify` checks it).";
         read_only_annotations(false)
     }
 
-    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
-        let Some(log) = app.audit.clone() else {
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let Some(log) = call.app.audit.clone() else {
             return Err(ToolError::Unavailable(
                 "this process keeps no audit log (it is written by `tagwarden serve`)".into(),
             ));

@@ -4,8 +4,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Tool, ToolError, read_only_annotations};
-use crate::app::App;
+use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::policy::{KeyMatching, Severity};
 
 pub struct GetTaggingPolicy;
@@ -76,8 +75,8 @@ changed but refused, reload_error says why (the previous policy stays in force).
         read_only_annotations(false)
     }
 
-    async fn run(app: &App, _args: Args) -> Result<Output, ToolError> {
-        let policy = app.policy.current();
+    async fn run(call: &Call<'_>, _args: Args) -> Result<Output, ToolError> {
+        let policy = call.app.policy.current();
         let file = policy.file();
         let required = policy
             .required_rules()
@@ -100,8 +99,9 @@ changed but refused, reload_error says why (the previous policy stays in force).
             .map_err(|e| ToolError::Internal(format!("could not encode the policy: {e}")))?;
         Ok(Output {
             hash: policy.hash().to_string(),
-            source: app.policy.source().display(),
-            loaded_at: app
+            source: call.app.policy.source().display(),
+            loaded_at: call
+                .app
                 .policy
                 .loaded_at()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -122,7 +122,7 @@ changed but refused, reload_error says why (the previous policy stays in force).
                 .collect(),
             max_tags: policy.max_tags().map(|(limit, _)| limit),
             summary: policy.summary_lines(),
-            reload_error: app.policy.last_error(),
+            reload_error: call.app.policy.last_error(),
             policy: document,
         })
     }

@@ -3,11 +3,15 @@
 //! turns them into the definitions the server lists and the calls it dispatches; no tool knows
 //! about transports, budgets or audit.
 
+mod answer_cache;
 pub mod check_tag_compliance;
 pub mod common;
+pub mod detect_tag_drift;
 pub mod find_untagged_resources;
 pub mod get_audit_trail;
 pub mod get_tagging_policy;
+pub mod get_violation_history;
+mod history_common;
 pub mod validate_resource_tags;
 
 use std::borrow::Cow;
@@ -22,8 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::app::App;
-use crate::inventory::InventoryError;
+use crate::app::{App, Snapshot};
+use crate::inventory::{InventoryError, ScanProgress};
 
 /// An error a tool reports to the assistant as an `isError` result: the message says what to do.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -60,11 +64,71 @@ impl From<InventoryError> for ToolError {
     }
 }
 
+/// What one tool call works with: the application, and the scan for this call — taken once,
+/// shared by the answer cache and the tool — with scan progress going to the caller.
+pub struct Call<'a> {
+    pub app: &'a App,
+    /// What started the call, recorded with snapshots: `tool`, `cli` or `schedule`.
+    trigger: &'static str,
+    /// The time a snapshot taken by this call is recorded at (backfilling history from old
+    /// exports); now when unset.
+    snapshot_time: Option<chrono::DateTime<chrono::Utc>>,
+    progress: Option<Arc<dyn ScanProgress>>,
+    snapshot: tokio::sync::OnceCell<Snapshot>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(app: &'a App) -> Call<'a> {
+        Call {
+            app,
+            trigger: "tool",
+            snapshot_time: None,
+            progress: None,
+            snapshot: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn with_trigger(mut self, trigger: &'static str) -> Call<'a> {
+        self.trigger = trigger;
+        self
+    }
+
+    pub fn trigger(&self) -> &'static str {
+        self.trigger
+    }
+
+    pub fn with_snapshot_time(mut self, at: Option<chrono::DateTime<chrono::Utc>>) -> Call<'a> {
+        self.snapshot_time = at;
+        self
+    }
+
+    pub fn snapshot_time(&self) -> chrono::DateTime<chrono::Utc> {
+        self.snapshot_time.unwrap_or_else(chrono::Utc::now)
+    }
+
+    pub fn with_progress(mut self, progress: Option<Arc<dyn ScanProgress>>) -> Call<'a> {
+        self.progress = progress;
+        self
+    }
+
+    /// The inventory for this call, evaluated under the current policy (see `App::snapshot`);
+    /// the first request decides `force_refresh`, later ones reuse it.
+    pub async fn snapshot(&self, force_refresh: bool) -> Result<Snapshot, InventoryError> {
+        self.snapshot
+            .get_or_try_init(|| self.app.snapshot_with(force_refresh, self.progress.clone()))
+            .await
+            .cloned()
+    }
+}
+
 /// One MCP tool.
 pub trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
+    /// Answers depend only on the arguments, the inventory, the policy and the virtual tags,
+    /// so they can be cached under a key of those (see `cached_call`).
+    const CACHE_ANSWERS: bool = false;
     type Args: DeserializeOwned + JsonSchema + Send + 'static;
     type Output: Serialize + JsonSchema + 'static;
 
@@ -72,7 +136,7 @@ pub trait Tool: Send + Sync + 'static {
     fn annotations() -> ToolAnnotations;
 
     fn run(
-        app: &App,
+        call: &Call<'_>,
         args: Self::Args,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
@@ -88,13 +152,14 @@ pub fn read_only_annotations(open_world: bool) -> ToolAnnotations {
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-type CallFn = for<'a> fn(&'a App, Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+type CallFn = for<'a> fn(&'a Call<'a>, Value) -> BoxFuture<'a, Result<Value, ToolError>>;
 
 /// A registered tool: its published definition, its argument validator and its handler.
 pub struct ToolEntry {
     pub definition: ToolDefinition,
     validator: jsonschema::Validator,
     call: CallFn,
+    cache_answers: bool,
 }
 
 impl ToolEntry {
@@ -120,7 +185,8 @@ impl ToolEntry {
         ToolEntry {
             definition,
             validator,
-            call: |app, args| Box::pin(call_typed::<T>(app, args)),
+            call: |call, args| Box::pin(call_typed::<T>(call, args)),
+            cache_answers: T::CACHE_ANSWERS,
         }
     }
 
@@ -128,8 +194,9 @@ impl ToolEntry {
         &self.definition.name
     }
 
-    /// Validates the arguments against the published input schema, then runs the tool.
-    pub async fn call(&self, app: &App, args: Value) -> Result<Value, ToolError> {
+    /// Validates the arguments against the published input schema, then answers from the
+    /// cache or runs the tool.
+    pub async fn call(&self, call: &Call<'_>, args: Value) -> Result<Value, ToolError> {
         self.check_known_arguments(&args)?;
         let mut problems: Vec<String> = self
             .validator
@@ -153,7 +220,11 @@ impl ToolEntry {
                 problems.join("; ")
             )));
         }
-        (self.call)(app, args).await
+        if self.cache_answers {
+            answer_cache::cached_call(self.name(), self.call, call, args).await
+        } else {
+            (self.call)(call, args).await
+        }
     }
 }
 
@@ -267,10 +338,10 @@ impl AnnotationsExt for ToolAnnotations {
     }
 }
 
-async fn call_typed<T: Tool>(app: &App, args: Value) -> Result<Value, ToolError> {
+async fn call_typed<T: Tool>(call: &Call<'_>, args: Value) -> Result<Value, ToolError> {
     let args: T::Args = serde_json::from_value(args)
         .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))?;
-    let output = T::run(app, args).await?;
+    let output = T::run(call, args).await?;
     serde_json::to_value(output)
         .map_err(|e| ToolError::Internal(format!("could not encode the result: {e}")))
 }
@@ -288,6 +359,8 @@ impl Registry {
                 ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
                 ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
                 ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
+                ToolEntry::of::<get_violation_history::GetViolationHistory>(),
+                ToolEntry::of::<detect_tag_drift::DetectTagDrift>(),
                 ToolEntry::of::<get_audit_trail::GetAuditTrail>(),
             ],
         }
@@ -340,6 +413,8 @@ mod tests {
                 "find_untagged_resources",
                 "validate_resource_tags",
                 "get_tagging_policy",
+                "get_violation_history",
+                "detect_tag_drift",
                 "get_audit_trail"
             ]
         );

@@ -9,8 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::{Tool, ToolError, read_only_annotations};
-use crate::app::App;
+use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::inventory::{Tags, normalise_tags};
 use crate::policy::{Policy, View, ViolationDetail};
 
@@ -77,6 +76,7 @@ CC-1001'), in the effective view (aliases applied) and the native view, plus bot
 (ARNs from the other tools, up to 100), or pass tags with resource_type to check a proposed tag set before \
 applying it (nothing is written). Ids not in the inventory are listed in not_found.";
 
+    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
 
@@ -84,7 +84,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         read_only_annotations(true)
     }
 
-    async fn run(app: &App, args: Args) -> Result<Output, ToolError> {
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         match (&args.tags, &args.resource_type) {
             (Some(_), None) => {
                 return Err(ToolError::invalid(
@@ -107,9 +107,9 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         let mut results = Vec::new();
         let mut not_found = Vec::new();
         let mut data_quality = None;
-        let mut policy = app.policy.current();
+        let mut policy = call.app.policy.current();
         if !args.resource_ids.is_empty() {
-            let snapshot = app.snapshot(args.force_refresh).await?;
+            let snapshot = call.snapshot(args.force_refresh).await?;
             policy = snapshot.evaluated.policy.clone();
             let resources = &snapshot.inventory.resources;
             for id in &args.resource_ids {
@@ -123,7 +123,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                     Err(_) => not_found.push(id.clone()),
                 }
             }
-            data_quality = Some(DataQuality::of(&snapshot));
+            data_quality = Some(DataQuality::of(&snapshot, &call.app.cache));
         }
         if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
             let tags: Tags = normalise_tags(

@@ -23,10 +23,13 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 VALID = {
-    "check_tag_compliance": {"limit": 10},
+    "check_tag_compliance": {"limit": 10, "store_snapshot": True},
     "find_untagged_resources": {"limit": 3, "tag_keys": ["CostCenter"]},
     "validate_resource_tags": {"resource_type": "ec2:instance", "tags": {"Environment": "production"}},
     "get_tagging_policy": {},
+    "get_violation_history": {"days_back": 7, "group_by": "week"},
+    # Compares the snapshot check_tag_compliance stored (it is listed, so called, first).
+    "detect_tag_drift": {"limit": 5},
     "get_audit_trail": {"limit": 5},
 }
 INVALID = {
@@ -34,6 +37,8 @@ INVALID = {
     "find_untagged_resources": ({"view": "sideways"}, "view"),
     "validate_resource_tags": ({"resource_ids": "not-a-list"}, "resource_ids"),
     "get_tagging_policy": ({"unexpected": 1}, "unexpected"),
+    "get_violation_history": ({"days_back": 401}, "days_back"),
+    "detect_tag_drift": ({"from_snapshot": "first"}, "from_snapshot"),
     "get_audit_trail": ({"since": "yesterday"}, "since"),
 }
 COMPARED = ["score_pct", "native_score_pct", "resources", "in_scope", "effective", "native",

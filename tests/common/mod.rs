@@ -1,6 +1,8 @@
 //! Helpers for integration tests: run the real binary, speak MCP to it over stdio and HTTP.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -89,6 +91,10 @@ impl StdioClient {
         let mut child = Command::new(bin())
             .args(&all)
             .env("TAGWARDEN_DATA_DIR", data_dir.path())
+            // A Redis of the developer's environment must not leak into tests that did not ask
+            // for one (shared scans would change their API-call counts).
+            .env_remove("REDIS_URL")
+            .env_remove("TAGWARDEN_CACHE_PREFIX")
             .envs(envs.iter().copied())
             .current_dir(repo())
             .stdin(Stdio::piped())
@@ -287,6 +293,10 @@ impl HttpServer {
         let mut child = Command::new(bin())
             .args(&all)
             .env("TAGWARDEN_DATA_DIR", data_dir.path())
+            // A Redis of the developer's environment must not leak into tests that did not ask
+            // for one (shared scans would change their API-call counts).
+            .env_remove("REDIS_URL")
+            .env_remove("TAGWARDEN_CACHE_PREFIX")
             .envs(envs.iter().copied())
             .env("TAGWARDEN_LOG", "info")
             .current_dir(repo())

@@ -1,23 +1,56 @@
 #!/usr/bin/env python3
 """Run a moto server for one test process: `moto_server.py PORT`.
 
+Counts the AWS API requests it serves, by operation (the `X-Amz-Target` header), so tests can
+check from the outside how many calls Tagwarden made: `GET /_tagwarden/calls` returns
+`{"total": N, "by_operation": {...}}`.
+
 Exits by itself when the process that started it goes away, so a test run never leaves a moto
 server behind, whatever way the tests end.
 """
 
+import collections
+import json
 import os
 import sys
+import threading
 import time
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
 port = int(sys.argv[1])
 parent = os.getppid()
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-server.start()
+moto_app = DomainDispatcherApplication(create_backend_app)
+calls = collections.Counter()
+lock = threading.Lock()
+
+
+def counting_app(environ, start_response):
+    if environ.get("PATH_INFO") == "/_tagwarden/calls":
+        with lock:
+            body = json.dumps({"total": sum(calls.values()), "by_operation": dict(calls)}).encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        with lock:
+            calls[target.split(".")[-1]] += 1
+    return moto_app(environ, start_response)
+
+
+server = make_server("127.0.0.1", port, counting_app, True, request_handler=MotoRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
 print(f"moto listening on 127.0.0.1:{port}", flush=True)
 try:
     while os.getppid() == parent:
         time.sleep(0.5)
 finally:
-    server.stop()
+    server.shutdown()

@@ -17,7 +17,9 @@ mod units;
 
 use async_trait::async_trait;
 
-use super::{Inventory, InventoryError, InventoryProvider, Resource, ScanPart, ScanReport, Tags};
+use super::{
+    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport, Tags,
+};
 
 pub const DEFAULT_SEED: u64 = 42;
 pub const DEFAULT_SIZE: usize = 5000;
@@ -45,7 +47,7 @@ impl InventoryProvider for DemoProvider {
         format!("demo estate (seed {}, {} resources)", self.seed, self.size)
     }
 
-    async fn scan(&self) -> Result<Inventory, InventoryError> {
+    async fn scan(&self, _options: &ScanOptions) -> Result<Inventory, InventoryError> {
         let started = Instant::now();
         let estate = generate(self.seed, self.size);
         let report = ScanReport {
@@ -56,6 +58,7 @@ impl InventoryProvider for DemoProvider {
                 resources: estate.resources.len(),
                 pages: 0,
                 error: None,
+                cached: false,
             }],
             duration_ms: started.elapsed().as_millis() as u64,
             ..ScanReport::default()

@@ -1,0 +1,97 @@
+//! Cached answers of read-only tools. The key is the SHA-256 of the tool name, the canonical
+//! arguments (without `force_refresh`/`store_snapshot`), the policy hash, the virtual-tag
+//! generation and the inventory's content hash — so a policy change, a virtual-tag change or a
+//! rescan that found different data simply asks for another key. A cached answer gets the
+//! current `data_quality` (its data is the same; its freshness and cache facts are now).
+
+use serde_json::Value;
+
+use super::common::{CacheInfo, DataQuality};
+use super::{Call, CallFn, ToolError};
+use crate::app::Snapshot;
+
+/// Arguments that change how an answer is obtained, not what it is.
+const NOT_PART_OF_THE_QUESTION: [&str; 2] = ["force_refresh", "store_snapshot"];
+
+pub(super) async fn cached_call(
+    tool: &str,
+    run: CallFn,
+    call: &Call<'_>,
+    args: Value,
+) -> Result<Value, ToolError> {
+    let flag = |name: &str| args.get(name).and_then(Value::as_bool) == Some(true);
+    let force = flag("force_refresh");
+    let writes = flag("store_snapshot");
+    let snapshot = call.snapshot(force).await?;
+    let app = call.app;
+    let key = answer_key(call, tool, &args, &snapshot);
+    let ttl = app.ttl();
+    if !force
+        && !writes
+        && let Some(hit) = app.cache.get(&key, ttl).await
+    {
+        match serde_json::from_slice::<Value>(&hit.value) {
+            Ok(mut answer) => {
+                stamp(&mut answer, call, &snapshot, "hit", Some(hit.layer));
+                return Ok(answer);
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable cached answer ignored"),
+        }
+    }
+    let mut answer = run(call, args).await?;
+    let outcome = if force || writes { "bypassed" } else { "miss" };
+    stamp(&mut answer, call, &snapshot, outcome, None);
+    if !writes && !ttl.is_zero() {
+        match serde_json::to_vec(&answer) {
+            Ok(bytes) => app.cache.put(&key, &bytes, ttl).await,
+            Err(e) => tracing::warn!(error = %e, "answer not cached"),
+        }
+    }
+    // The shared cache's state may have changed while storing; report it as of now.
+    stamp(&mut answer, call, &snapshot, outcome, None);
+    Ok(answer)
+}
+
+fn answer_key(call: &Call<'_>, tool: &str, args: &Value, snapshot: &Snapshot) -> String {
+    let mut question = args.clone();
+    if let Some(map) = question.as_object_mut() {
+        for name in NOT_PART_OF_THE_QUESTION {
+            map.remove(name);
+        }
+    }
+    let app = call.app;
+    app.cache.key(
+        "answer",
+        &[
+            tool.as_bytes(),
+            crate::util::canonical_json(&question).as_bytes(),
+            snapshot.policy().hash().as_bytes(),
+            &app.virtual_tag_generation().to_le_bytes(),
+            snapshot.inventory_version.as_bytes(),
+        ],
+    )
+}
+
+/// Replaces the answer's `data_quality` with the current one and records how the answer was
+/// obtained. Answers without `data_quality` (none of the data was read) are left alone.
+fn stamp(
+    answer: &mut Value,
+    call: &Call<'_>,
+    snapshot: &Snapshot,
+    outcome: &str,
+    layer: Option<crate::cache::Layer>,
+) {
+    let Some(slot) = answer.get_mut("data_quality").filter(|v| !v.is_null()) else {
+        return;
+    };
+    let mut quality = DataQuality::of(snapshot, &call.app.cache);
+    quality.cache = CacheInfo {
+        hit: quality.cache.hit || outcome == "hit",
+        result: outcome.to_string(),
+        result_layer: layer,
+        ..quality.cache
+    };
+    if let Ok(v) = serde_json::to_value(quality) {
+        *slot = v;
+    }
+}

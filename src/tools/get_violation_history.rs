@@ -1,0 +1,168 @@
+//! `get_violation_history`: is tagging getting better? A series of stored compliance snapshots
+//! (the last one of each day, week or month), the trend with its threshold, the change, and how
+//! the most common violations moved.
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::check_tag_compliance::snapshot_filters;
+use super::history_common::{FilterSet, history_store, other_filter_sets, query};
+use super::{Call, Tool, ToolError, read_only_annotations};
+use crate::history::{
+    GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, filters_hash,
+    series, trend, violation_movements,
+};
+use crate::policy::Severity;
+
+pub struct GetViolationHistory;
+
+fn default_days() -> u32 {
+    30
+}
+
+fn default_top() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// How far back to look, in days (1–400).
+    #[serde(default = "default_days")]
+    #[schemars(range(min = 1, max = 400))]
+    pub days_back: u32,
+    /// One point per `day`, `week` (ISO weeks) or `month`: the last snapshot of each.
+    #[serde(default = "default_group_by")]
+    pub group_by: GroupBy,
+    /// How many of the most common violations to show.
+    #[serde(default = "default_top")]
+    #[schemars(range(min = 0, max = 50))]
+    pub top_violations: u32,
+    /// The `resource_types` the snapshots were taken with (default: none, the whole estate).
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub resource_types: Vec<String>,
+    /// The `regions` the snapshots were taken with.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub regions: Vec<String>,
+    /// The `accounts` the snapshots were taken with.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub accounts: Vec<String>,
+    /// The `tag_keys` the snapshots were taken with.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub tag_keys: Vec<String>,
+    /// The `min_severity` the snapshots were taken with (default `low`).
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+}
+
+fn default_group_by() -> GroupBy {
+    GroupBy::Day
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// One point per period that has a snapshot, oldest first; periods without one are absent.
+    pub points: Vec<HistoryPoint>,
+    /// First point against the last.
+    pub trend: Trend,
+    /// The most common violations at either end of the window, with their counts at the first
+    /// and the last point.
+    pub top_violations: Vec<ViolationMovement>,
+    /// Distinct violations (kind and key) at either end.
+    pub violations_distinct: usize,
+    /// Snapshots of this scope in the window (several may fall in one period).
+    pub snapshots_in_window: usize,
+    pub group_by: GroupBy,
+    /// Start of the window (RFC 3339, UTC).
+    pub since: String,
+    /// The scope asked for: only snapshots taken with exactly these filters are used.
+    pub filters: serde_json::Value,
+    /// When there are no snapshots of this scope: the scopes that have some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_scopes: Vec<FilterSet>,
+    /// What to do when the answer is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Tool for GetViolationHistory {
+    const NAME: &'static str = "get_violation_history";
+    const TITLE: &'static str = "Get violation history";
+    const DESCRIPTION: &'static str = "Shows whether tag compliance is getting better, from stored snapshots: one \
+point per day, week or month (the last snapshot of each; periods without a snapshot are absent, not zero) with \
+score, native score, resources, compliant and violations; the trend (improving, declining or stable — beyond a \
+stated threshold in percentage points — or insufficient_data), absolute and relative change, and the most common \
+violations with their counts at the start and end of the window. The filters must equal those the snapshots were \
+taken with (check_tag_compliance store_snapshot=true, `tagwarden check --snapshot`, or scheduled snapshots); \
+when none match, the answer lists the scopes that have history.";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        read_only_annotations(false)
+    }
+
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let store = history_store(call.app)?;
+        let filters = snapshot_filters(
+            &args.resource_types,
+            &args.regions,
+            &args.accounts,
+            &args.tag_keys,
+            args.min_severity.unwrap_or(Severity::Low),
+        );
+        let hash = filters_hash(&filters);
+        let since = chrono::Utc::now() - chrono::Duration::days(i64::from(args.days_back));
+        let for_query = hash.clone();
+        let snapshots = query(store.clone(), move |s| s.list(since, Some(&for_query))).await?;
+        let points = series(&snapshots, args.group_by);
+        let trend = trend(&points, TREND_THRESHOLD_PCT_POINTS);
+        let first = points
+            .first()
+            .and_then(|p| snapshots.iter().find(|s| s.id == p.snapshot_id));
+        let last = points
+            .last()
+            .and_then(|p| snapshots.iter().find(|s| s.id == p.snapshot_id));
+        let (top_violations, violations_distinct) = match (first, last) {
+            (Some(a), Some(b)) => violation_movements(a, b, args.top_violations as usize),
+            _ => (Vec::new(), 0),
+        };
+        let (other_scopes, note) = if snapshots.is_empty() {
+            let others = other_filter_sets(store, hash).await?;
+            let note = if others.is_empty() {
+                format!(
+                    "no snapshots in the last {} days; take them with \
+                     check_tag_compliance(store_snapshot=true) or `serve --snapshot-every 6h`",
+                    args.days_back
+                )
+            } else {
+                format!(
+                    "no snapshots of this scope in the last {} days; other_scopes lists the \
+                     filters that have history — ask again with one of them",
+                    args.days_back
+                )
+            };
+            (others, Some(note))
+        } else {
+            (Vec::new(), None)
+        };
+        Ok(Output {
+            points,
+            trend,
+            top_violations,
+            violations_distinct,
+            snapshots_in_window: snapshots.len(),
+            group_by: args.group_by,
+            since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            filters,
+            other_scopes,
+            note,
+        })
+    }
+}

@@ -1,0 +1,90 @@
+//! A moto server (local AWS look-alike) for one test binary, seeded with the known two-region
+//! estate of tests/support/seed_moto.py, and the AWS environment that points Tagwarden at it.
+//! The server counts the API requests it serves (`calls()`), so tests can check from outside
+//! how many calls a scan made.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub struct Moto {
+    pub url: String,
+    /// The independent recount printed by the seeding script.
+    pub expected: Value,
+    _child: Child,
+}
+
+impl Moto {
+    pub fn start_seeded() -> Moto {
+        let port = super::free_port();
+        let child = Command::new(super::venv_bin("python"))
+            .arg(super::repo().join("tests/support/moto_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        super::wait_for_port(port, Duration::from_secs(60));
+        let url = format!("http://127.0.0.1:{port}");
+        let out = Command::new(super::venv_bin("python"))
+            .arg(super::repo().join("tests/support/seed_moto.py"))
+            .arg(&url)
+            .output()
+            .expect("seed moto");
+        assert!(
+            out.status.success(),
+            "seeding failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = serde_json::from_slice(&out.stdout).expect("recount JSON");
+        Moto {
+            url,
+            expected,
+            _child: child,
+        }
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// AWS API requests moto has served so far (all operations).
+    pub fn calls(&self) -> u64 {
+        let body = reqwest::blocking_get(&format!("{}/_tagwarden/calls", self.url));
+        let v: Value = serde_json::from_str(&body).expect("moto call counter JSON");
+        v["total"].as_u64().expect("total")
+    }
+}
+
+/// `(name, value)` pairs as the `&str` pairs the runners take.
+pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A tiny blocking GET (the tests' reqwest is async-only).
+mod reqwest {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub fn blocking_get(url: &str) -> String {
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = TcpStream::connect(host).expect("connect to moto");
+        write!(
+            s,
+            "GET /{path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        text.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
+    }
+}
