@@ -73,6 +73,23 @@ impl PrivateRedis {
         r
     }
 
+    /// Makes the server unresponsive for `seconds` (DEBUG SLEEP), as an overloaded Redis is.
+    fn stall(&self, seconds: u32) -> std::thread::JoinHandle<()> {
+        let port = self.port;
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let cmd = format!("DEBUG SLEEP {seconds}\r\n");
+            s.write_all(cmd.as_bytes()).expect("send");
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap_or(0);
+            assert!(
+                buf[..n].starts_with(b"+OK"),
+                "{}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        })
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -81,6 +98,7 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -265,4 +283,35 @@ fn a_policy_change_changes_the_key_so_the_answer_is_recomputed() {
     assert_eq!(cache_of(&after)["result"], "miss", "{}", cache_of(&after));
     assert!(after["by_kind"]["too_many_tags"].as_u64().unwrap_or(0) > 0);
     assert_ne!(after["violations_total"], before["violations_total"]);
+}
+
+#[test]
+fn a_slow_redis_is_not_waited_for() {
+    let redis = PrivateRedis::start();
+    let url = redis.url();
+    let prefix = unique_prefix("slow");
+    let mut s = server(Some(&url), &prefix, &[]);
+    let warm = structured(&s.call("check_tag_compliance", json!({"limit": 1})));
+    assert_eq!(cache_of(&warm)["shared_cache"], "available");
+
+    // Redis stops answering for 3 s; a new question is answered without it.
+    let stalled = redis.stall(3);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let answer = structured(&s.call("check_tag_compliance", json!({"limit": 2})));
+    let took = started.elapsed();
+    assert_eq!(
+        cache_of(&answer)["shared_cache"],
+        "unavailable",
+        "{}",
+        cache_of(&answer)
+    );
+    let why = cache_of(&answer)["shared_cache_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("no answer within"), "{why}");
+    stalled.join().unwrap();
+    // Said, not asserted (no timing assertions): how long the call took while Redis slept.
+    eprintln!("answered in {took:?} while Redis slept");
 }

@@ -227,7 +227,7 @@ fn unknown_tool_is_a_protocol_error_and_malformed_json_keeps_the_server_serving(
     let list = c.request("tools/list", json!({}));
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        5,
+        7,
         "still serving"
     );
 }

@@ -271,6 +271,39 @@ async fn store_snapshot(
     Ok(id)
 }
 
+/// The filters a snapshot was taken with, as the history tools report them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotFilters {
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub tag_keys: Vec<String>,
+    #[serde(default = "lowest")]
+    pub min_severity: Severity,
+}
+
+fn lowest() -> Severity {
+    Severity::Low
+}
+
+impl SnapshotFilters {
+    /// Reads stored filters (always written by `snapshot_filters`; anything unreadable shows as
+    /// no filters rather than failing the answer).
+    pub fn from_stored(value: &serde_json::Value) -> SnapshotFilters {
+        serde_json::from_value(value.clone()).unwrap_or(SnapshotFilters {
+            resource_types: Vec::new(),
+            regions: Vec::new(),
+            accounts: Vec::new(),
+            tag_keys: Vec::new(),
+            min_severity: Severity::Low,
+        })
+    }
+}
+
 /// The filters of a compliance question as snapshots record them (lists sorted, so the same
 /// scope asked in another order finds the same history).
 pub fn snapshot_filters(

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::check_tag_compliance::SnapshotFilters;
 use super::common::DataQuality;
 use super::history_common::{history_store, query};
 use super::{Call, Tool, ToolError, read_only_annotations};
@@ -69,7 +70,7 @@ pub struct Output {
     pub from: Side,
     pub to: Side,
     /// The scope both sides cover (the older snapshot's filters).
-    pub filters: Value,
+    pub filters: SnapshotFilters,
     /// The policy differs between the sides: compliance changes may come from the policy, not
     /// from tag edits.
     pub policy_changed: bool,
@@ -125,7 +126,7 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
             policy_changed: from.policy_hash != to_side.policy_hash,
             from: side_of(&from),
             to: to_side,
-            filters: from.filters,
+            filters: SnapshotFilters::from_stored(&from.filters),
             drift: report,
             data_quality,
         })

@@ -6,7 +6,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::check_tag_compliance::snapshot_filters;
+use super::check_tag_compliance::{SnapshotFilters, snapshot_filters};
 use super::history_common::{FilterSet, history_store, other_filter_sets, query};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::history::{
@@ -81,7 +81,7 @@ pub struct Output {
     /// Start of the window (RFC 3339, UTC).
     pub since: String,
     /// The scope asked for: only snapshots taken with exactly these filters are used.
-    pub filters: serde_json::Value,
+    pub filters: SnapshotFilters,
     /// When there are no snapshots of this scope: the scopes that have some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_scopes: Vec<FilterSet>,
@@ -160,7 +160,7 @@ when none match, the answer lists the scopes that have history.";
             snapshots_in_window: snapshots.len(),
             group_by: args.group_by,
             since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            filters,
+            filters: SnapshotFilters::from_stored(&filters),
             other_scopes,
             note,
         })

@@ -7,13 +7,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ToolError;
+use super::check_tag_compliance::SnapshotFilters;
 use crate::store::StoreError;
 use crate::store::history::HistoryStore;
 
 /// A filter set that has snapshots, shown when the asked-for one has none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FilterSet {
-    pub filters: serde_json::Value,
+    pub filters: SnapshotFilters,
     pub snapshots: usize,
 }
 
@@ -49,6 +50,9 @@ pub async fn other_filter_sets(
         .into_iter()
         .filter(|(_, hash, _)| *hash != except)
         .take(20)
-        .map(|(filters, _, snapshots)| FilterSet { filters, snapshots })
+        .map(|(filters, _, snapshots)| FilterSet {
+            filters: SnapshotFilters::from_stored(&filters),
+            snapshots,
+        })
         .collect())
 }
