@@ -84,6 +84,10 @@ const CACHE_KIB: i64 = 32 * 1024;
 const META_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
     resources, in_scope, compliant, violations, score_pct, native_score_pct, spend_score_pct,
     counts, by_violation";
+/// `META_COLUMNS` with the breakdowns replaced by empty JSON (see `list_headlines`).
+const HEADLINE_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
+    resources, in_scope, compliant, violations, score_pct, native_score_pct, spend_score_pct,
+    'null', '{}'";
 
 type Fingerprint = [u8; 32];
 
@@ -170,6 +174,25 @@ impl HistoryStore {
         since: DateTime<Utc>,
         filters_hash: Option<&str>,
     ) -> Result<Vec<SnapshotMeta>, StoreError> {
+        self.list_columns(META_COLUMNS, since, filters_hash)
+    }
+
+    /// As `list`, without the breakdowns (`counts` is null, `by_violation` empty): what a
+    /// series of points needs. Parsing every snapshot's breakdowns dominated long windows.
+    pub fn list_headlines(
+        &self,
+        since: DateTime<Utc>,
+        filters_hash: Option<&str>,
+    ) -> Result<Vec<SnapshotMeta>, StoreError> {
+        self.list_columns(HEADLINE_COLUMNS, since, filters_hash)
+    }
+
+    fn list_columns(
+        &self,
+        columns: &str,
+        since: DateTime<Utc>,
+        filters_hash: Option<&str>,
+    ) -> Result<Vec<SnapshotMeta>, StoreError> {
         let conn = self.lock();
         let scope = if filters_hash.is_some() {
             " AND filters_hash = ?2"
@@ -177,7 +200,7 @@ impl HistoryStore {
             " AND ?2 IS NULL"
         };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {META_COLUMNS} FROM snapshots WHERE taken_at_us >= ?1{scope}
+            "SELECT {columns} FROM snapshots WHERE taken_at_us >= ?1{scope}
              ORDER BY taken_at_us, id"
         ))?;
         let raws = stmt
@@ -963,6 +986,32 @@ mod tests {
         assert_eq!(counts(&store), (31, 8, 2));
         assert_eq!(store.members(id).unwrap(), renamed);
         assert_eq!(store.members(1).unwrap()[0].name, "web-0");
+    }
+
+    #[test]
+    fn headlines_are_the_list_without_breakdowns() {
+        let (_dir, store) = store();
+        let all = json!({});
+        for day in 1..=3 {
+            store
+                .insert(&snapshot(at(day, 0), all.clone(), vec![]))
+                .unwrap();
+        }
+        let full = store.list(at(1, 0), None).unwrap();
+        let light = store.list_headlines(at(1, 0), None).unwrap();
+        assert_eq!(full.len(), 3);
+        assert_eq!(light.len(), 3);
+        for (f, l) in full.iter().zip(&light) {
+            assert!(!f.by_violation.is_empty() || f.counts != Value::Null);
+            assert_eq!(l.counts, Value::Null);
+            assert!(l.by_violation.is_empty());
+            let without = SnapshotMeta {
+                counts: Value::Null,
+                by_violation: BTreeMap::new(),
+                ..f.clone()
+            };
+            assert_eq!(&without, l);
+        }
     }
 
     #[test]

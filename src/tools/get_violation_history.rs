@@ -120,18 +120,27 @@ when none match, the answer lists the scopes that have history.";
         let hash = filters_hash(&filters);
         let since = chrono::Utc::now() - chrono::Duration::days(i64::from(args.days_back));
         let for_query = hash.clone();
-        let snapshots = query(store.clone(), move |s| s.list(since, Some(&for_query))).await?;
+        let snapshots = query(store.clone(), move |s| {
+            s.list_headlines(since, Some(&for_query))
+        })
+        .await?;
         let points = series(&snapshots, args.group_by);
         let trend = trend(&points, TREND_THRESHOLD_PCT_POINTS);
-        let first = points
+        // Breakdowns only for the two ends of the window.
+        let ends = points
             .first()
-            .and_then(|p| snapshots.iter().find(|s| s.id == p.snapshot_id));
-        let last = points
-            .last()
-            .and_then(|p| snapshots.iter().find(|s| s.id == p.snapshot_id));
-        let (top_violations, violations_distinct) = match (first, last) {
-            (Some(a), Some(b)) => violation_movements(a, b, args.top_violations as usize),
-            _ => (Vec::new(), 0),
+            .zip(points.last())
+            .map(|(a, b)| (a.snapshot_id, b.snapshot_id));
+        let (top_violations, violations_distinct) = match ends {
+            Some((first, last)) => {
+                let (a, b) =
+                    query(store.clone(), move |s| Ok((s.get(first)?, s.get(last)?))).await?;
+                match (a, b) {
+                    (Some(a), Some(b)) => violation_movements(&a, &b, args.top_violations as usize),
+                    _ => (Vec::new(), 0),
+                }
+            }
+            None => (Vec::new(), 0),
         };
         let (other_scopes, note) = if snapshots.is_empty() {
             let others = other_filter_sets(store, hash).await?;
