@@ -3,10 +3,12 @@
 //! Redis is an accelerator, never a dependency: every operation is bounded by a short timeout
 //! (50 ms by default, plus transfer time for large values), and after a failure Redis is left
 //! alone for a moment (`retry_after`) instead of making every call wait for it again. The
-//! connection manager reconnects by itself; the first operation after `retry_after` finds out
-//! whether Redis answers again.
+//! connection manager reconnects by itself; a background probe PINGs Redis every `retry_after`
+//! until it answers, so the reported state turns `available` again even while every answer is
+//! served from this process.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -20,7 +22,9 @@ pub struct RedisCache {
     display: String,
     timeout: Duration,
     retry_after: Duration,
-    health: Mutex<Health>,
+    health: Arc<Mutex<Health>>,
+    /// A probe is running (at most one).
+    probing: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,7 +65,8 @@ impl RedisCache {
             display,
             timeout,
             retry_after,
-            health: Mutex::new(Health::default()),
+            health: Arc::new(Mutex::new(Health::default())),
+            probing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -70,7 +75,7 @@ impl RedisCache {
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.health)
     }
 
     /// `Err(reason)` while Redis is being left alone after a failure.
@@ -108,9 +113,42 @@ impl RedisCache {
                 }
                 health.down_until = Some(Instant::now() + self.retry_after);
                 health.last_error = Some(e.to_string());
+                drop(health);
+                self.start_probe();
             }
         }
         result
+    }
+
+    /// PINGs Redis every `retry_after` until it answers, then clears the failure.
+    fn start_probe(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let manager = self.manager.clone();
+        let health = self.health.clone();
+        let probing = self.probing.clone();
+        let (every, limit) = (self.retry_after, self.timeout);
+        let shown = self.display.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let mut conn = manager.clone();
+                let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
+                if bounded(ping, limit).await.is_ok() {
+                    let mut h = lock(&health);
+                    if h.last_error.is_some() {
+                        tracing::info!(redis = %shown, "shared cache answers again");
+                    }
+                    *h = Health::default();
+                    break;
+                }
+            }
+            probing.store(false, Ordering::Release);
+        });
     }
 
     fn budget(&self, bytes: usize) -> Duration {
@@ -138,6 +176,11 @@ impl RedisCache {
         let result = bounded(op, self.budget(value.len())).await;
         self.record(result)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; the health record is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn bounded<T>(
