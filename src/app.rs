@@ -323,9 +323,12 @@ impl App {
         let started_waiting = Instant::now();
         let _guard = self.scan_lock.lock().await;
         // Another caller may have scanned while we waited: use that scan, even when forced,
-        // if it started after we asked.
+        // if it was made after we asked and read the source itself (not listings from the
+        // shared cache, which may be up to a TTL old).
         if let Some(l) = self.fresh().await
-            && (!options.force_refresh || l.loaded_at >= started_waiting)
+            && (!options.force_refresh
+                || (l.loaded_at >= started_waiting
+                    && l.inventory.report.parts.iter().all(|p| !p.cached)))
         {
             return Ok((l, true));
         }

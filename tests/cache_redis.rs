@@ -186,6 +186,12 @@ fn answers_are_cached_and_shared_between_servers_through_redis() {
     assert_eq!(cache_of(&shared)["result_layer"], "redis");
     assert_eq!(without_quality(shared), without_quality(first));
 
+    // A server told to reuse nothing (--inventory-ttl 0) does not read cached answers either.
+    let mut never = server(Some(&url), &prefix, &["--inventory-ttl", "0"]);
+    let fresh = structured(&never.call("check_tag_compliance", question.clone()));
+    assert_eq!(cache_of(&fresh)["result"], "miss");
+    assert_eq!(cache_of(&fresh)["layer"], "fresh_scan");
+
     // force_refresh rescans and does not reuse the cached answer.
     let mut forced_q = question.clone();
     forced_q["force_refresh"] = json!(true);

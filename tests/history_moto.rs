@@ -270,6 +270,13 @@ async fn three_snapshots_with_known_edits_give_exact_history_and_drift() {
         .unwrap()["removed"]
         .clone();
     assert_eq!(removed, json!([{"key": "CostCenter", "value": "CC-1234"}]));
+    // The older snapshot must come first.
+    let swapped = c.call(
+        "detect_tag_drift",
+        json!({"from_snapshot": s2["snapshot_id"], "to_snapshot": s1["snapshot_id"]}),
+    );
+    assert_eq!(swapped["isError"], true);
+    assert!(swapped.to_string().contains("from_snapshot"), "{swapped}");
     // Only Environment edits: the fixed volumes.
     let env_only = c.call(
         "detect_tag_drift",

@@ -370,3 +370,30 @@ fn policy_resources_and_the_weekly_review_prompt() {
     let bad = c.request("prompts/get", json!({"name": "nope"}));
     assert_eq!(bad["error"]["code"], -32602);
 }
+
+/// Regression: checking a proposed tag set needs no inventory, so it works while the cloud is
+/// unreachable (the answer cache once scanned first to build its key).
+#[test]
+fn a_proposed_tag_set_is_checked_without_a_scan() {
+    let (mut c, _) = StdioClient::initialized(
+        &["--aws", "--regions", "us-east-1", "--no-prewarm"],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+            ("TAGWARDEN_AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let proposed = c.call(
+        "validate_resource_tags",
+        json!({"resource_type": "ec2:instance", "tags": {"Environment": "production"}}),
+    );
+    assert_ne!(proposed["isError"], true, "{proposed}");
+    assert_eq!(
+        proposed["structuredContent"]["results"][0]["resource_id"],
+        "proposed"
+    );
+    let check = c.call("check_tag_compliance", json!({"limit": 0}));
+    assert_eq!(check["isError"], true, "the cloud is unreachable: {check}");
+}

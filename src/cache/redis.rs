@@ -78,11 +78,13 @@ impl RedisCache {
         lock(&self.health)
     }
 
-    /// `Err(reason)` while Redis is being left alone after a failure.
+    /// `Err(reason)` while Redis is being left alone after a failure: until the probe has seen
+    /// it answer (or, without a probe, for `retry_after`).
     pub fn check_available(&self) -> Result<(), CacheError> {
         let health = self.health();
+        let probing = self.probing.load(Ordering::Acquire);
         match health.down_until {
-            Some(until) if Instant::now() < until => Err(CacheError::Unavailable(
+            Some(until) if probing || Instant::now() < until => Err(CacheError::Unavailable(
                 health
                     .last_error
                     .clone()
@@ -209,13 +211,17 @@ fn short_error(e: &redis::RedisError) -> String {
     }
 }
 
-/// `redis://user:secret@host:6379/0` → `redis://host:6379/0`.
+/// `redis://user:secret@host:6379/0` → `redis://host:6379/0`; anything before the last `@`
+/// is credentials, with or without a scheme.
 pub fn without_credentials(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    match url.find("://") {
+        Some(scheme_end) if scheme_end < at => {
             format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
         }
-        _ => url.to_string(),
+        _ => url[at + 1..].to_string(),
     }
 }
 
@@ -234,6 +240,7 @@ mod tests {
             without_credentials("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+        assert_eq!(without_credentials(":s3cret@cache:6379"), "cache:6379");
     }
 
     #[test]

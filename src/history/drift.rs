@@ -174,7 +174,8 @@ impl Accumulator {
         }
         if new.failing && (!old.failing || !old.in_scope) {
             self.became_non_compliant.push(brief(new));
-        } else if old.failing && !new.failing {
+        } else if old.failing && !new.failing && new.in_scope {
+            // A resource no rule applies to any more is not "fixed", just out of scope.
             self.fixed.push(brief(old));
         }
     }
@@ -473,7 +474,10 @@ mod tests {
             failing(member("c", "ec2:instance", &[]), &["missing_tag:Owner"]),
             out_of_scope_failing,
             member("e", "ec2:instance", &[]),
+            failing(member("g", "ec2:instance", &[]), &["missing_tag:Owner"]),
         ];
+        let mut now_out_of_scope = member("g", "ec2:instance", &[]);
+        now_out_of_scope.in_scope = false;
         let to = vec![
             failing(
                 member("a", "ec2:instance", &[]),
@@ -485,6 +489,8 @@ mod tests {
             member("e", "ec2:instance", &[]),
             // Appeared already failing: not a transition, only an appearance.
             failing(member("f", "ec2:instance", &[]), &["missing_tag:Owner"]),
+            // No rule applies any more (e.g. a policy change): out of scope, not fixed.
+            now_out_of_scope,
         ];
         let r = drift(&from, &to, &all(), 10);
         assert_eq!(ids(&r.became_non_compliant), vec!["a", "d"]);
@@ -499,7 +505,7 @@ mod tests {
         assert_eq!(r.fixed[0].violations, vec!["missing_tag:Owner"]);
         assert_eq!(ids(&r.appeared), vec!["f"]);
         assert_eq!(r.appeared[0].violations, vec!["missing_tag:Owner"]);
-        assert_eq!(r.resources_compared, 5);
+        assert_eq!(r.resources_compared, 6);
     }
 
     #[test]

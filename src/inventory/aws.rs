@@ -79,23 +79,30 @@ impl AwsProvider {
     }
 }
 
-/// Who is asking AWS, as far as the environment says, hashed: listings are shared only between
-/// servers that use the same endpoint and credentials source.
-fn identity() -> String {
+/// The size a listing read is given time for (≈ 100k resources with tags).
+const LARGE_LISTING_BYTES: usize = 64 * 1024 * 1024;
+
+/// Who is asking AWS, hashed: the endpoint and the access key id of the credentials the SDK
+/// resolved (whatever their source: environment, profile, SSO, instance or task role), so
+/// listings are shared only between servers that see AWS as the same principal. None when the
+/// credentials cannot be resolved (then nothing is shared; the scan itself reports the error).
+async fn identity(sdk: &aws_config::SdkConfig) -> Option<String> {
+    use aws_sdk_resourcegroupstagging::config::ProvideCredentials;
     use sha2::{Digest, Sha256};
+    let credentials = sdk
+        .credentials_provider()?
+        .provide_credentials()
+        .await
+        .ok()?;
     let mut h = Sha256::new();
-    for var in [
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_ROLE_ARN",
-    ] {
-        h.update(var.as_bytes());
-        h.update([0]);
-        h.update(std::env::var(var).unwrap_or_default().as_bytes());
-        h.update([1]);
-    }
-    hex::encode(&h.finalize()[..12])
+    h.update(
+        std::env::var("AWS_ENDPOINT_URL")
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    h.update([0]);
+    h.update(credentials.access_key_id().as_bytes());
+    Some(hex::encode(&h.finalize()[..12]))
 }
 
 /// Counts pages across partitions for progress reports.
@@ -211,7 +218,10 @@ impl InventoryProvider for AwsProvider {
             parts_total: partitions.len() as u64,
             options: options.clone(),
         });
-        let identity = identity();
+        let identity = match &self.shared {
+            Some(_) => identity(&sdk).await,
+            None => None,
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for (index, partition) in partitions.into_iter().enumerate() {
             let config = aws_sdk_resourcegroupstagging::config::Builder::from(&sdk)
@@ -221,7 +231,8 @@ impl InventoryProvider for AwsProvider {
             let client = Client::from_conf(config);
             let limit = limit.clone();
             let tally = tally.clone();
-            let shared = self.shared.clone();
+            let shared = self.shared.clone().filter(|_| identity.is_some());
+            let identity = identity.clone().unwrap_or_default();
             let key = shared.as_ref().map(|s| {
                 let filter = partition.type_filter.clone().unwrap_or_default();
                 s.cache.key(
@@ -330,7 +341,9 @@ async fn cached_partition(
     key: &str,
     partition: &Partition,
 ) -> Option<PartResult> {
-    let hit = shared.cache.get_shared(key, 4 * 1024 * 1024).await?;
+    // A listing of a large region is tens of MB: give the read time for that (a Redis that is
+    // down fails fast, and one that timed out is then left alone until it answers a PING).
+    let hit = shared.cache.get_shared(key, LARGE_LISTING_BYTES).await?;
     let listing: CachedListing = match serde_json::from_slice(&hit.value) {
         Ok(l) => l,
         Err(e) => {

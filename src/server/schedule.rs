@@ -50,7 +50,11 @@ pub fn spawn_snapshots(app: Arc<App>, schedule: SnapshotSchedule) {
             let running = running.clone();
             let history = history.clone();
             tokio::spawn(async move {
-                take_snapshot(&app).await;
+                // In its own task, so even a panic in it clears `running` below.
+                let snapshot = tokio::spawn(async move { take_snapshot(&app).await });
+                if let Err(e) = snapshot.await {
+                    tracing::error!(error = %e, "scheduled snapshot task failed");
+                }
                 prune(history, keep).await;
                 running.store(false, Ordering::Release);
             });

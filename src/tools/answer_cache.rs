@@ -28,6 +28,7 @@ pub(super) async fn cached_call(
     let ttl = app.ttl();
     if !force
         && !writes
+        && !ttl.is_zero()
         && let Some(hit) = app.cache.get(&key, ttl).await
     {
         match serde_json::from_slice::<Value>(&hit.value) {

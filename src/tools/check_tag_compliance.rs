@@ -136,9 +136,12 @@ Filters (resource_types, regions, accounts, tag_keys, min_severity) narrow both 
 Uses the cached scan unless force_refresh is true. Page through violations with next_cursor; totals are always \
 exact. store_snapshot=true also records the answer in the history (get_violation_history, detect_tag_drift).";
 
-    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
+
+    fn caches_answer(_args: &serde_json::Value) -> bool {
+        true
+    }
 
     fn annotations() -> ToolAnnotations {
         // Not read-only: `store_snapshot` adds a row to the history (never changes the cloud or

@@ -195,6 +195,19 @@ async fn pick_snapshots(
                 "`from_snapshot` and `to_snapshot` are the same snapshot",
             ));
         }
+        if (n.taken_at, n.id) < (older.taken_at, older.id) {
+            return Err(ToolError::invalid(format!(
+                "snapshot {} ({}) is newer than snapshot {} ({}); pass the older one as \
+                 `from_snapshot`",
+                older.id,
+                older
+                    .taken_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                n.id,
+                n.taken_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
         if n.filters_hash != older.filters_hash {
             return Err(ToolError::invalid(format!(
                 "snapshots {} and {} were taken with different filters ({} vs {}); compare \

@@ -104,9 +104,12 @@ Use it for 'which resources have no CostCenter?' or 'what is completely untagged
 present; view=native demands the exact key. Results are ordered by number of missing keys; page with \
 next_cursor.";
 
-    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
+
+    fn caches_answer(_args: &serde_json::Value) -> bool {
+        true
+    }
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)

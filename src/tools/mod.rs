@@ -126,9 +126,12 @@ pub trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
-    /// Answers depend only on the arguments, the inventory, the policy and the virtual tags,
-    /// so they can be cached under a key of those (see `cached_call`).
-    const CACHE_ANSWERS: bool = false;
+    /// Whether the answer to these arguments depends only on them, the inventory, the policy
+    /// and the virtual tags — so it can be cached under a key of those (see `cached_call`).
+    /// Only answers that read the inventory are worth it (and need a scan to key them).
+    fn caches_answer(_args: &Value) -> bool {
+        false
+    }
     type Args: DeserializeOwned + JsonSchema + Send + 'static;
     type Output: Serialize + JsonSchema + 'static;
 
@@ -159,7 +162,7 @@ pub struct ToolEntry {
     pub definition: ToolDefinition,
     validator: jsonschema::Validator,
     call: CallFn,
-    cache_answers: bool,
+    caches_answer: fn(&Value) -> bool,
 }
 
 impl ToolEntry {
@@ -186,7 +189,7 @@ impl ToolEntry {
             definition,
             validator,
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
-            cache_answers: T::CACHE_ANSWERS,
+            caches_answer: T::caches_answer,
         }
     }
 
@@ -220,7 +223,7 @@ impl ToolEntry {
                 problems.join("; ")
             )));
         }
-        if self.cache_answers {
+        if (self.caches_answer)(&args) {
             answer_cache::cached_call(self.name(), self.call, call, args).await
         } else {
             (self.call)(call, args).await

@@ -76,9 +76,16 @@ CC-1001'), in the effective view (aliases applied) and the native view, plus bot
 (ARNs from the other tools, up to 100), or pass tags with resource_type to check a proposed tag set before \
 applying it (nothing is written). Ids not in the inventory are listed in not_found.";
 
-    const CACHE_ANSWERS: bool = true;
     type Args = Args;
     type Output = Output;
+
+    /// Only answers about inventory resources: a proposed tag set alone needs no scan (and is
+    /// cheap to check).
+    fn caches_answer(args: &serde_json::Value) -> bool {
+        args.get("resource_ids")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|ids| !ids.is_empty())
+    }
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)
