@@ -366,6 +366,7 @@ fn policy_resources_and_the_weekly_review_prompt() {
         text.contains("check_tag_compliance")
             && text.contains("`production`")
             && text.contains("`CostCenter`")
+            && text.contains("6. Call get_violation_history")
     );
     let bad = c.request("prompts/get", json!({"name": "nope"}));
     assert_eq!(bad["error"]["code"], -32602);

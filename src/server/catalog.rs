@@ -130,6 +130,7 @@ pub fn get(
             )
         })
         .unwrap_or_default();
+    let history_step = if focus.is_some() { 6 } else { 5 };
     let text = format!(
         "Run this week's tag-compliance review{scope_text} with the Tagwarden tools.\n\
          1. Call get_tagging_policy and note the required keys and the fail_at severity.\n\
@@ -138,8 +139,12 @@ pub fn get(
          3. From by_key, by_type and by_account, name the three biggest gaps.\n\
          4. List the ten fixes worth doing first (critical and high severity first), each with \
          the resource, the key and the fix text.{focus_text}\n\
-         Finish with a short report: a table of the scores, the gaps, the fixes, and any \
-         data_quality caveat (partial scan, cache age)."
+         {history_step}. Call get_violation_history (days_back 90, group_by week) with the same filters as \
+         step 2 and say whether tagging is improving, declining or stable; if there is an \
+         earlier snapshot, call detect_tag_drift to name what changed since it. Then keep this \
+         week's figures: check_tag_compliance again with store_snapshot true and limit 0.\n\
+         Finish with a short report: a table of the scores, the trend, the gaps, the fixes, and \
+         any data_quality caveat (partial scan, cache age)."
     );
     Ok(
         GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])

@@ -35,7 +35,9 @@ from live cloud data, the tagging policy and its own store. Start with check_tag
 picture (scores on effective and native tags, counts, worst violations with fixes); narrow it with \
 resource_types, regions, accounts, tag_keys or min_severity. Use find_untagged_resources to list resources \
 missing keys, validate_resource_tags to explain a specific resource or to check tags before applying them, and \
-get_tagging_policy to explain the rules. Answers reuse a cached scan (see data_quality.cache); pass \
+get_tagging_policy to explain the rules. For \"is it getting better?\" use get_violation_history (from stored \
+snapshots; check_tag_compliance with store_snapshot=true records one) and detect_tag_drift for what changed \
+since a snapshot. Answers reuse a cached scan and cached answers (see data_quality.cache); pass \
 force_refresh only when the user says the cloud changed. If data_quality.status is partial, say which regions \
 or files failed and why. Lists are pages: totals are exact; follow next_cursor only when the user needs more. \
 The policy is also a resource (tagwarden://policy, tagwarden://policy/summary), and the \
