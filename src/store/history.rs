@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -270,16 +270,68 @@ impl HistoryStore {
             .collect()
     }
 
-    /// Deletes snapshots taken before `older_than`; returns how many. Interned resources and
-    /// tag/violation sets stay: later snapshots usually share them, and they are small next to
-    /// the member blobs. SQLite reuses the freed pages; the file does not shrink.
+    /// Deletes snapshots taken before `older_than`; returns how many. Then deletes the interned
+    /// resources and tag/violation sets no remaining snapshot references (see
+    /// `collect_garbage`), so an estate whose tags churn does not grow the store for ever.
+    /// SQLite reuses the freed pages; the file does not shrink.
     pub fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
-        let conn = self.lock();
-        let deleted = conn.execute(
-            "DELETE FROM snapshots WHERE taken_at_us < ?1",
-            params![older_than.timestamp_micros()],
-        )?;
+        let deleted = {
+            let conn = self.lock();
+            conn.execute(
+                "DELETE FROM snapshots WHERE taken_at_us < ?1",
+                params![older_than.timestamp_micros()],
+            )?
+        };
+        if deleted > 0 {
+            let freed = self.collect_garbage()?;
+            tracing::debug!(snapshots = deleted, interned_rows = freed, "history pruned");
+        }
         Ok(deleted)
+    }
+
+    /// Deletes interned rows that no snapshot references; returns how many. Reads every
+    /// remaining member list (13 bytes per member), in one write transaction. Each table's
+    /// highest id is always kept, so SQLite never hands out a deleted id again: the in-memory
+    /// indexes of other writers (`InternMap::catch_up`) rely on ids only growing.
+    fn collect_garbage(&self) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut used: [FxHashSet<u32>; 3] = Default::default();
+        {
+            let mut stmt = tx.prepare("SELECT id, members FROM snapshots")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let blob: Vec<u8> = row.get(1)?;
+                for p in unpack(&blob).map_err(|why| corrupt(id, &why))? {
+                    used[0].insert(p.resource);
+                    used[1].insert(p.tag_set);
+                    used[2].insert(p.violation_set);
+                }
+            }
+        }
+        let mut freed = 0;
+        for (table, used) in ["resources", "tag_sets", "violation_sets"]
+            .iter()
+            .zip(&used)
+        {
+            let ids: Vec<i64> = tx
+                .prepare(&format!(
+                    "SELECT id FROM {table} WHERE id < (SELECT MAX(id) FROM {table})"
+                ))?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut delete = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+            for id in ids {
+                if !u32::try_from(id).is_ok_and(|id| used.contains(&id)) {
+                    freed += delete.execute(params![id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        // The index would only shrink on the next insert's catch-up; free it now.
+        *self.intern_cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(freed)
     }
 
     /// Every filter set with history: its filters, hash and number of snapshots, most recently
@@ -1086,9 +1138,70 @@ mod tests {
         let left = store.list(at(1, 0), None).unwrap();
         assert_eq!(left.first().unwrap().taken_at, at(3, 12));
         assert_eq!(store.prune(at(1, 0)).unwrap(), 0);
-        // Interned rows stay for later snapshots.
-        assert_eq!(rows(&store, "resources"), 5);
+        // The pruned snapshots' own resources are gone; those still referenced stay.
+        assert_eq!(rows(&store, "resources"), 3);
         assert_eq!(store.members(left[0].id).unwrap(), vec![member(3)]);
+    }
+
+    #[test]
+    fn pruning_collects_unreferenced_rows_and_never_reuses_ids() {
+        let (_dir, store) = store();
+        // A second handle (another process) whose in-memory index is filled before the
+        // collection and used after it.
+        let other = HistoryStore::open(store.path()).unwrap();
+        // Day 1 and 2 share member 1; day 2 adds member 2; day 3 only member 3.
+        other
+            .insert(&snapshot(at(1, 0), json!({}), vec![member(1), member(9)]))
+            .unwrap();
+        let d2 = store
+            .insert(&snapshot(at(2, 0), json!({}), vec![member(1), member(2)]))
+            .unwrap();
+        let d3 = store
+            .insert(&snapshot(at(3, 0), json!({}), vec![member(3)]))
+            .unwrap();
+        assert_eq!(rows(&store, "resources"), 4);
+        assert_eq!(store.prune(at(2, 0)).unwrap(), 1);
+        // member 9 was only in day 1: gone; 1, 2 and 3 are still referenced.
+        assert_eq!(rows(&store, "resources"), 3);
+        assert_eq!(store.members(d2).unwrap(), vec![member(1), member(2)]);
+        assert_eq!(store.members(d3).unwrap(), vec![member(3)]);
+        // Everything but the newest snapshot pruned: the highest ids stay even if unused, so
+        // a new row never takes a deleted row's id.
+        let max_before: i64 = store
+            .lock()
+            .query_row("SELECT MAX(id) FROM resources", [], |r| r.get(0))
+            .unwrap();
+        store.prune(at(3, 0)).unwrap();
+        let d4 = store
+            .insert(&snapshot(at(4, 0), json!({}), vec![member(1), member(7)]))
+            .unwrap();
+        let new_ids: Vec<i64> = store
+            .lock()
+            .prepare("SELECT id FROM resources ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            new_ids.iter().filter(|id| **id > max_before).count() >= 1,
+            "{new_ids:?}"
+        );
+        assert_eq!(store.members(d3).unwrap(), vec![member(3)]);
+        assert_eq!(store.members(d4).unwrap(), vec![member(1), member(7)]);
+        // The other handle's index still holds the deleted rows' ids: it writes correctly.
+        let d5 = other
+            .insert(&snapshot(
+                at(5, 0),
+                json!({}),
+                vec![member(9), member(7), member(8)],
+            ))
+            .unwrap();
+        assert_eq!(
+            store.members(d5).unwrap(),
+            vec![member(9), member(7), member(8)]
+        );
+        assert_eq!(other.members(d4).unwrap(), vec![member(1), member(7)]);
     }
 
     #[test]
