@@ -3,8 +3,8 @@
 use super::evaluate::{Evaluation, View, Violation};
 use super::*;
 
-/// The SPEC §4 example policy, plus naming limits.
-const SPEC_POLICY: &str = r#"{
+/// A policy using every format feature, plus naming limits.
+const FULL_POLICY: &str = r#"{
   "version": "2", "fail_at": "low", "key_matching": "case_insensitive",
   "aliases": { "Environment": ["env", "stage"], "CostCenter": ["cost-center", "cc"] },
   "value_aliases": { "Environment": { "production": ["prod", "prd"] } },
@@ -24,7 +24,7 @@ const SPEC_POLICY: &str = r#"{
 }"#;
 
 fn policy() -> Policy {
-    parse_policy(SPEC_POLICY).expect("spec policy compiles")
+    parse_policy(FULL_POLICY).expect("spec policy compiles")
 }
 
 fn eval(p: &Policy, ty: &str, tags: &[(&str, &str)]) -> Evaluation {

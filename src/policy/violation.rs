@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::compiled::KeyId;
 use super::model::Severity;
 
-/// The kinds of violation (SPEC §3).
+/// The kinds of violation a policy check reports (see policies/README.md, "How a resource is
+/// judged").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
