@@ -41,14 +41,14 @@ pub(super) async fn cached_call(
     }
     let mut answer = run(call, args).await?;
     let outcome = if force || writes { "bypassed" } else { "miss" };
-    stamp(&mut answer, call, &snapshot, outcome, None);
+    // Stored as the tool made it: a hit gets its data_quality stamped when it is served.
     if !writes && !ttl.is_zero() {
         match serde_json::to_vec(&answer) {
             Ok(bytes) => app.cache.put(&key, &bytes, ttl).await,
             Err(e) => tracing::warn!(error = %e, "answer not cached"),
         }
     }
-    // The shared cache's state may have changed while storing; report it as of now.
+    // After storing, so the shared cache's state is reported as of now.
     stamp(&mut answer, call, &snapshot, outcome, None);
     Ok(answer)
 }

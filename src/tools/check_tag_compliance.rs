@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
 use super::{Call, Tool, ToolError};
+use crate::app::Snapshot;
 use crate::compliance::capture::{CaptureContext, capture};
 use crate::compliance::{
-    GroupCount, ResourceFilter, Score, SeverityCounts, ViolationFilter, summarize,
+    GroupCount, ResourceFilter, Score, SeverityCounts, Summary, ViolationFilter, summarize,
 };
 use crate::policy::{Severity, View, ViolationDetail, ViolationKind};
 
@@ -156,36 +157,27 @@ exact. store_snapshot=true also records the answer in the history (get_violation
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let snapshot = call.snapshot(args.force_refresh).await?;
         let policy = snapshot.policy();
-        let resource_filter =
-            ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
         let min_severity = args.min_severity.unwrap_or(Severity::Low);
-        let violation_filter = ViolationFilter::new(policy, &args.tag_keys, &[], min_severity)
-            .map_err(|unknown| {
-                ToolError::invalid(format!(
-                    "argument `tag_keys`: the policy has no key {}; its keys are: {}",
-                    unknown.join(", "),
-                    policy.required_key_names().join(", ")
-                ))
-            })?;
+        let filters = SnapshotFilters {
+            resource_types: args.resource_types,
+            regions: args.regions,
+            accounts: args.accounts,
+            tag_keys: args.tag_keys,
+            min_severity,
+        };
+        let scoped = Scoped::new(&snapshot, &filters).map_err(|unknown| {
+            ToolError::invalid(format!(
+                "argument `tag_keys`: the policy has no key {}; its keys are: {}",
+                unknown.join(", "),
+                policy.required_key_names().join(", ")
+            ))
+        })?;
         let resources = &snapshot.inventory.resources;
         let evaluations = &snapshot.evaluated.evaluations;
-        let summary = summarize(
-            policy,
-            resources,
-            evaluations,
-            &resource_filter,
-            &violation_filter,
-        );
-
-        let question = snapshot_filters(
-            &args.resource_types,
-            &args.regions,
-            &args.accounts,
-            &args.tag_keys,
-            min_severity,
-        );
+        let question = filters.to_value();
         let paging = Paging::new(Self::NAME, &question, &snapshot);
         let offset = paging.offset(args.cursor.as_deref())?;
+        let summary = &scoped.summary;
         let total = summary.worst.len();
         let page: Vec<ViolationItem> = summary
             .worst
@@ -213,24 +205,12 @@ exact. store_snapshot=true also records the answer in the history (get_violation
                         .into(),
                 )
             })?;
-            let record = capture(
-                policy,
-                resources,
-                evaluations,
-                &resource_filter,
-                &violation_filter,
-                &summary,
-                CaptureContext {
-                    taken_at: call.snapshot_time(),
-                    trigger: call.trigger(),
-                    source: &snapshot.inventory.source,
-                    filters: question.clone(),
-                },
-            );
+            let record = scoped.record(&snapshot, question, call.snapshot_time(), call.trigger());
             Some(store_snapshot(history, record).await?)
         } else {
             None
         };
+        let summary = scoped.summary;
         let (by_type, types_total) = cap(summary.by_type, MAX_GROUPS);
         let (by_region, regions_total) = cap(summary.by_region, MAX_GROUPS);
         let (by_account, accounts_total) = cap(summary.by_account, MAX_GROUPS);
@@ -294,6 +274,17 @@ fn lowest() -> Severity {
 }
 
 impl SnapshotFilters {
+    /// As snapshots record them (see `snapshot_filters`).
+    pub fn to_value(&self) -> serde_json::Value {
+        snapshot_filters(
+            &self.resource_types,
+            &self.regions,
+            &self.accounts,
+            &self.tag_keys,
+            self.min_severity,
+        )
+    }
+
     /// Reads stored filters (always written by `snapshot_filters`; anything unreadable shows as
     /// no filters rather than failing the answer).
     pub fn from_stored(value: &serde_json::Value) -> SnapshotFilters {
@@ -329,4 +320,59 @@ pub fn snapshot_filters(
         "tag_keys": sorted(tag_keys),
         "min_severity": min_severity,
     })
+}
+
+/// A compliance question's filters applied to one evaluated inventory: what both an answer
+/// and a snapshot (stored, or the "now" side of a drift) are made from.
+pub struct Scoped {
+    pub resource_filter: ResourceFilter,
+    pub violation_filter: ViolationFilter,
+    pub summary: Summary,
+}
+
+impl Scoped {
+    /// Err: the requested tag keys the policy does not know.
+    pub fn new(snapshot: &Snapshot, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
+        let policy = snapshot.policy();
+        let resource_filter =
+            ResourceFilter::new(&filters.resource_types, &filters.regions, &filters.accounts);
+        let violation_filter =
+            ViolationFilter::new(policy, &filters.tag_keys, &[], filters.min_severity)?;
+        let summary = summarize(
+            policy,
+            &snapshot.inventory.resources,
+            &snapshot.evaluated.evaluations,
+            &resource_filter,
+            &violation_filter,
+        );
+        Ok(Scoped {
+            resource_filter,
+            violation_filter,
+            summary,
+        })
+    }
+
+    /// This answer as a history snapshot (`filters` as `SnapshotFilters::to_value` gives them).
+    pub fn record(
+        &self,
+        snapshot: &Snapshot,
+        filters: serde_json::Value,
+        taken_at: chrono::DateTime<chrono::Utc>,
+        trigger: &str,
+    ) -> crate::history::NewSnapshot {
+        capture(
+            snapshot.policy(),
+            &snapshot.inventory.resources,
+            &snapshot.evaluated.evaluations,
+            &self.resource_filter,
+            &self.violation_filter,
+            &self.summary,
+            CaptureContext {
+                taken_at,
+                trigger,
+                source: &snapshot.inventory.source,
+                filters,
+            },
+        )
+    }
 }

@@ -7,14 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::check_tag_compliance::SnapshotFilters;
+use super::check_tag_compliance::{Scoped, SnapshotFilters};
 use super::common::DataQuality;
 use super::history_common::{history_store, query};
 use super::{Call, Tool, ToolError, read_only_annotations};
-use crate::compliance::capture::{CaptureContext, capture};
-use crate::compliance::{ResourceFilter, ViolationFilter, summarize};
 use crate::history::{DriftFilter, DriftReport, MemberRecord, SnapshotMeta, drift};
-use crate::policy::Severity;
 
 pub struct DetectTagDrift;
 
@@ -225,65 +222,31 @@ async fn pick_snapshots(
 /// The current inventory as a snapshot would record it, under the older snapshot's filters.
 async fn current_members(
     call: &Call<'_>,
-    filters: &Value,
+    stored_filters: &Value,
     force_refresh: bool,
 ) -> Result<(Vec<MemberRecord>, Side, DataQuality), ToolError> {
-    let list = |name: &str| -> Vec<String> {
-        filters[name]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let min_severity: Severity =
-        serde_json::from_value(filters["min_severity"].clone()).unwrap_or(Severity::Low);
     let snapshot = call.snapshot(force_refresh).await?;
-    let policy = snapshot.policy();
-    let resource_filter =
-        ResourceFilter::new(&list("resource_types"), &list("regions"), &list("accounts"));
-    let violation_filter = ViolationFilter::new(policy, &list("tag_keys"), &[], min_severity)
-        .map_err(|unknown| {
-            ToolError::invalid(format!(
-                "the snapshot's tag_keys {} are not in the current policy; compare two \
-                 snapshots instead",
-                unknown.join(", ")
-            ))
-        })?;
-    let resources = &snapshot.inventory.resources;
-    let evaluations = &snapshot.evaluated.evaluations;
-    let summary = summarize(
-        policy,
-        resources,
-        evaluations,
-        &resource_filter,
-        &violation_filter,
-    );
-    let record = capture(
-        policy,
-        resources,
-        evaluations,
-        &resource_filter,
-        &violation_filter,
-        &summary,
-        CaptureContext {
-            taken_at: snapshot.inventory.fetched_at,
-            trigger: call.trigger(),
-            source: &snapshot.inventory.source,
-            filters: filters.clone(),
-        },
+    let filters = SnapshotFilters::from_stored(stored_filters);
+    let scoped = Scoped::new(&snapshot, &filters).map_err(|unknown| {
+        ToolError::invalid(format!(
+            "the snapshot's tag_keys {} are not in the current policy; compare two \
+             snapshots instead",
+            unknown.join(", ")
+        ))
+    })?;
+    let fetched_at = snapshot.inventory.fetched_at;
+    let record = scoped.record(
+        &snapshot,
+        stored_filters.clone(),
+        fetched_at,
+        call.trigger(),
     );
     let side = Side {
         snapshot_id: None,
-        taken_at: snapshot
-            .inventory
-            .fetched_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        policy_hash: policy.hash().to_string(),
-        resources: summary.resources,
-        score_pct: summary.effective.score_pct,
+        taken_at: fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        policy_hash: snapshot.policy().hash().to_string(),
+        resources: scoped.summary.resources,
+        score_pct: scoped.summary.effective.score_pct,
     };
     Ok((
         record.members,
