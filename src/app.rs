@@ -16,6 +16,8 @@ use tokio::sync::Mutex;
 
 use crate::cache::Cache;
 use crate::compliance::evaluate_inventory;
+use crate::cost::explorer::CostExplorer;
+use crate::cost::{CostError, CostProvider, CostQuery, LineCosts};
 use crate::inventory::{
     Inventory, InventoryError, InventoryProvider, ScanOptions, ScanProgress, sort_and_dedupe,
 };
@@ -218,7 +220,41 @@ pub struct App {
     scan_lock: Mutex<()>,
     /// Changes whenever a virtual tag changes; part of every cached answer's key.
     virtual_tag_generation: AtomicU64,
+    /// Where costs come from, when configured.
+    pub costs: Option<CostSource>,
+    /// Recent resource-level costs per question, so compliance answers do not re-read a large
+    /// cost file (or pay for a Cost Explorer request) each time.
+    line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
 }
+
+/// A cost source: resource-level lines (FOCUS files, the demo), or Cost Explorer, which
+/// answers the gap from aggregates and gives resource-level lines only for recent EC2.
+#[derive(Clone)]
+pub enum CostSource {
+    Lines(Arc<dyn CostProvider>),
+    Explorer(Arc<CostExplorer>),
+}
+
+impl CostSource {
+    pub fn provider(&self) -> Arc<dyn CostProvider> {
+        match self {
+            CostSource::Lines(p) => p.clone(),
+            CostSource::Explorer(e) => e.clone(),
+        }
+    }
+}
+
+/// Resource-level costs for an answer, and whether they were read for it (else reused).
+pub struct CostsForAnswer {
+    pub costs: Arc<LineCosts>,
+    pub reused: bool,
+}
+
+/// Resource-level costs read at an instant (or why they could not be).
+type KeptCosts = (Instant, Result<Arc<LineCosts>, CostError>);
+
+/// Cost questions kept at once (a handful of periods and metrics).
+const LINE_COSTS_KEPT: usize = 8;
 
 impl App {
     pub fn new(policy: PolicyStore, provider: Arc<dyn InventoryProvider>, ttl: Duration) -> App {
@@ -232,7 +268,58 @@ impl App {
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
             virtual_tag_generation: AtomicU64::new(0),
+            costs: None,
+            line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
         }
+    }
+
+    pub fn with_costs(mut self, costs: Option<CostSource>) -> App {
+        self.costs = costs;
+        self
+    }
+
+    /// What identifies the cost data in cached answers' keys (empty without a cost source).
+    pub fn costs_version(&self) -> String {
+        self.costs
+            .as_ref()
+            .map(|c| c.provider().version())
+            .unwrap_or_default()
+    }
+
+    /// Resource-level costs for a question, read once per TTL (failures too: a refused Cost
+    /// Explorer request is not repeated on every answer). None without a cost source.
+    pub async fn line_costs(
+        &self,
+        query: &CostQuery,
+        resources: &[crate::inventory::Resource],
+        force_refresh: bool,
+    ) -> Option<Result<CostsForAnswer, CostError>> {
+        let provider = self.costs.as_ref()?.provider();
+        let key = format!("{}|{:?}", provider.version(), query);
+        let mut kept = self.line_costs.lock().await;
+        if !force_refresh
+            && let Some((at, result)) = kept.get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Some(result.clone().map(|costs| CostsForAnswer {
+                costs,
+                reused: true,
+            }));
+        }
+        let result = provider.line_costs(query, resources).await.map(Arc::new);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "costs unavailable");
+        }
+        if kept.len() >= LINE_COSTS_KEPT {
+            kept.clear();
+        }
+        if !self.ttl.is_zero() {
+            kept.insert(key, (Instant::now(), result.clone()));
+        }
+        Some(result.map(|costs| CostsForAnswer {
+            costs,
+            reused: false,
+        }))
     }
 
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {

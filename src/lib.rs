@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cache;
 pub mod cli;
 pub mod compliance;
+pub mod cost;
 pub mod guard;
 pub mod history;
 pub mod inventory;

@@ -205,6 +205,7 @@ const TOOLS: &[&str] = &[
     "check_tag_compliance",
     "find_untagged_resources",
     "validate_resource_tags",
+    "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
     "detect_tag_drift",

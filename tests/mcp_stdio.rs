@@ -34,6 +34,7 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
             "check_tag_compliance",
             "find_untagged_resources",
             "validate_resource_tags",
+            "get_cost_attribution_gap",
             "get_tagging_policy",
             "get_violation_history",
             "detect_tag_drift",

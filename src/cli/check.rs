@@ -4,8 +4,10 @@
 use std::fmt::Write;
 
 use crate::compliance::GroupCount;
+use crate::cost::money::format_amount;
 use crate::tools::check_tag_compliance::Output;
 use crate::tools::common::DataStatus;
+use crate::tools::get_cost_attribution_gap::Output as GapOutput;
 
 fn pct(p: Option<f64>) -> String {
     p.map(|v| format!("{v:.1}%"))
@@ -64,6 +66,22 @@ pub fn render_text(o: &Output, policy_name: &str) -> String {
         pct(o.native_score_pct),
         fixed_by_normalisation(o)
     );
+    if let Some(spend) = &o.spend {
+        let _ = writeln!(
+            s,
+            "        {} weighted by spend ({} {} of {} {} in-scope spend is on compliant resources, {} to {})",
+            pct(spend.spend_weighted_score_pct),
+            spend.currency,
+            money(spend.compliant_spend),
+            spend.currency,
+            money(spend.in_scope_spend),
+            spend.period.start,
+            spend.period.end
+        );
+    }
+    if let Some(why) = &o.spend_unavailable {
+        let _ = writeln!(s, "        spend unknown: {why}");
+    }
     let _ = writeln!(s);
     let sev = &o.by_severity;
     let _ = writeln!(
@@ -133,9 +151,13 @@ pub fn render_text(o: &Output, policy_name: &str) -> String {
     );
     for v in &o.violations {
         let d = &v.detail;
+        let cost = match (v.resource_cost, &o.spend) {
+            (Some(c), Some(spend)) => format!(", {} {}", spend.currency, money(c)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  {:<8} {} ({}, {})",
+            "  {:<8} {} ({}, {}{cost})",
             d.severity.as_str().to_uppercase(),
             d.resource_id,
             v.resource_name,
@@ -262,6 +284,97 @@ fn sort_desc(items: impl Iterator<Item = (String, usize)>) -> Vec<(String, usize
     let mut v: Vec<_> = items.collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v
+}
+
+/// An output amount (exact to the millionth) as text, to the cent.
+fn money(amount: f64) -> String {
+    format_amount((amount * 1_000_000.0).round() as i64)
+}
+
+/// The dollar gap, for the end of `check`'s text output.
+pub fn render_gap_text(g: &GapOutput) -> String {
+    let mut s = String::new();
+    let c = &g.currency;
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Cost attribution gap  {c} {} of {c} {} ({}) cannot be allocated by tags, {} to {} ({})",
+        money(g.figures.unattributable),
+        money(g.total),
+        pct(g.figures.gap_pct),
+        g.period.start,
+        g.period.end,
+        g.metric.as_str()
+    );
+    let keys: Vec<String> = g
+        .by_key
+        .iter()
+        .map(|k| format!("{} {c} {}", k.key, money(k.figures.unattributable)))
+        .collect();
+    let _ = writeln!(s, "  unattributed by key  {}", keys.join(", "));
+    let _ = writeln!(
+        s,
+        "  top unattributed resources ({} in all)",
+        g.unattributed_total
+    );
+    for u in g.top_unattributed.iter().take(5) {
+        let problems: Vec<String> = u
+            .problems
+            .iter()
+            .map(|p| format!("{} {}", p.key, p.problem))
+            .collect();
+        let id = if u.resource_id.is_empty() {
+            format!("(no resource: {})", u.services.join(", "))
+        } else {
+            u.resource_id.clone()
+        };
+        let _ = writeln!(
+            s,
+            "    {c} {:>12}  {id}  [{}]",
+            money(u.cost),
+            problems.join(", ")
+        );
+    }
+    let _ = writeln!(s, "  costs from {}", g.cost_quality.source);
+    if g.cost_quality.rows_skipped > 0 {
+        let _ = writeln!(
+            s,
+            "  {} malformed cost row(s) skipped; `tagwarden cost inspect` lists them",
+            g.cost_quality.rows_skipped
+        );
+    }
+    s
+}
+
+/// The dollar gap as a Markdown section.
+pub fn render_gap_markdown(g: &GapOutput) -> String {
+    let mut s = String::new();
+    let c = &g.currency;
+    let _ = writeln!(s, "\n## Cost attribution gap\n");
+    let _ = writeln!(
+        s,
+        "**{c} {}** of {c} {} ({}) cannot be allocated by tags, {} to {} ({}, {}).\n",
+        money(g.figures.unattributable),
+        money(g.total),
+        pct(g.figures.gap_pct),
+        g.period.start,
+        g.period.end,
+        g.metric.as_str(),
+        g.cost_quality.source
+    );
+    let _ = writeln!(s, "| key | attributable | unattributable | gap |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for k in &g.by_key {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            k.key,
+            money(k.figures.attributable),
+            money(k.figures.unattributable),
+            pct(k.figures.gap_pct)
+        );
+    }
+    s
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AuditCommand, CheckArgs, Cli, Command, DemoCommand, Format, PolicyCommand, ServeArgs,
-    ToolsCommand,
+    AuditCommand, CheckArgs, Cli, Command, CostCommand, DemoCommand, Format, PolicyCommand,
+    ServeArgs, ToolsCommand,
 };
 use crate::app::App;
 use crate::guard::Guard;
@@ -20,6 +20,7 @@ use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
 use crate::store::audit::{self, AuditLog, Verification};
 use crate::store::history::HistoryStore;
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
+use crate::tools::get_cost_attribution_gap::{self, GetCostAttributionGap};
 use crate::tools::{Call, Registry, Tool};
 
 /// Runs a command; returns the process exit code.
@@ -33,6 +34,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Audit(cmd) => audit(cmd),
+        Command::Cost(CostCommand::Inspect(args)) => super::cost::inspect(&args),
+    }
+}
+
+/// The dollar gap for `check`, when costs are configured; a failure is a warning (the
+/// compliance result stands).
+async fn cost_gap(app: &App, args: &CheckArgs) -> Option<get_cost_attribution_gap::Output> {
+    let source = app.costs.as_ref()?;
+    let lines = matches!(source, crate::app::CostSource::Lines(_));
+    let gap_args = get_cost_attribution_gap::Args {
+        top: 5,
+        // Cost Explorer cannot filter by type; its figures cover the whole account.
+        resource_types: if lines {
+            args.resource_types.clone()
+        } else {
+            Vec::new()
+        },
+        regions: if lines {
+            args.only_regions.clone()
+        } else {
+            Vec::new()
+        },
+        accounts: if lines {
+            args.accounts.clone()
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    match GetCostAttributionGap::run(&Call::new(app).with_trigger("cli"), gap_args).await {
+        Ok(gap) => Some(gap),
+        Err(e) => {
+            eprintln!("tagwarden: cost attribution gap unavailable: {e}");
+            None
+        }
     }
 }
 
@@ -65,10 +101,26 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     if let Some(id) = output.snapshot_id {
         eprintln!("tagwarden: stored snapshot {id} in the history");
     }
+    let gap = match args.format {
+        Format::Json => None,
+        Format::Text | Format::Markdown => cost_gap(&app, &args).await,
+    };
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&output)? + "\n",
-        Format::Text => super::check::render_text(&output, &app.policy.source().display()),
-        Format::Markdown => super::check::render_markdown(&output, &app.policy.source().display()),
+        Format::Text => {
+            super::check::render_text(&output, &app.policy.source().display())
+                + &gap
+                    .as_ref()
+                    .map(super::check::render_gap_text)
+                    .unwrap_or_default()
+        }
+        Format::Markdown => {
+            super::check::render_markdown(&output, &app.policy.source().display())
+                + &gap
+                    .as_ref()
+                    .map(super::check::render_gap_markdown)
+                    .unwrap_or_default()
+        }
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;

@@ -3,6 +3,7 @@
 
 mod check;
 mod commands;
+mod cost;
 mod progress;
 mod source;
 
@@ -53,6 +54,16 @@ pub enum Command {
     /// Read and verify the audit log of tool calls.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Work with cost files.
+    #[command(subcommand)]
+    Cost(CostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CostCommand {
+    /// Read FOCUS cost file(s) and summarise them: rows read, used and skipped (with line
+    /// numbers), the period, totals per provider and service. Checks an export before use.
+    Inspect(cost::CostInspectArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::{App, PolicyStore};
+use crate::app::{App, CostSource, PolicyStore};
 use crate::aws::AwsTuning;
 use crate::cache::{Cache, CacheConfig};
+use crate::cost::demo::DemoCosts;
+use crate::cost::explorer::CostExplorer;
+use crate::cost::focus::FocusProvider;
 use crate::inventory::InventoryProvider;
 use crate::inventory::aws::{AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
@@ -78,6 +81,20 @@ pub struct SourceArgs {
     /// Prefix of every key this server writes in Redis.
     #[arg(long, env = "TAGWARDEN_CACHE_PREFIX", default_value = "tagwarden")]
     pub cache_prefix: String,
+    /// Cost file(s) in FOCUS 1.x CSV (any cloud): resource-level spend for the cost gap and
+    /// money on findings (repeat the flag or separate with commas).
+    #[arg(
+        long = "cost",
+        env = "TAGWARDEN_COST_FILES",
+        value_delimiter = ',',
+        value_name = "FILE",
+        conflicts_with = "cost_explorer"
+    )]
+    pub cost_files: Vec<PathBuf>,
+    /// Read costs from AWS Cost Explorer (GetCostAndUsage; AWS bills USD 0.01 per request,
+    /// and each answer reports how many were made). Off by default for that reason.
+    #[arg(long, env = "TAGWARDEN_COST_EXPLORER")]
+    pub cost_explorer: bool,
     /// Longest wait for one Redis operation before answering without it.
     #[arg(long, env = "TAGWARDEN_CACHE_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
     pub cache_timeout: Duration,
@@ -127,7 +144,28 @@ impl SourceArgs {
             anyhow::anyhow!("cannot use policy {name}: {e}")
         })?;
         let cache = self.cache()?;
-        Ok(App::new(policy, self.provider(&cache), self.inventory_ttl).with_cache(cache))
+        Ok(App::new(policy, self.provider(&cache), self.inventory_ttl)
+            .with_cache(cache)
+            .with_costs(self.costs()))
+    }
+
+    /// Cost files win; then Cost Explorer when asked for; the demo estate brings its own.
+    pub fn costs(&self) -> Option<CostSource> {
+        if !self.cost_files.is_empty() {
+            Some(CostSource::Lines(Arc::new(FocusProvider::new(
+                self.cost_files.clone(),
+            ))))
+        } else if self.cost_explorer {
+            let tuning = AwsTuning {
+                max_attempts: self.aws_max_attempts.max(1),
+                ..AwsTuning::default()
+            };
+            Some(CostSource::Explorer(Arc::new(CostExplorer::new(tuning))))
+        } else if self.demo {
+            Some(CostSource::Lines(Arc::new(DemoCosts::new(self.demo_seed))))
+        } else {
+            None
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Cached answers of read-only tools. The key is the SHA-256 of the tool name, the canonical
 //! arguments (without `force_refresh`/`store_snapshot`), the policy hash, the virtual-tag
-//! generation and the inventory's content hash — so a policy change, a virtual-tag change or a
-//! rescan that found different data simply asks for another key. A cached answer gets the
-//! current `data_quality` (its data is the same; its freshness and cache facts are now).
+//! generation, the inventory's content hash and the cost data's version — so a policy change,
+//! a virtual-tag change, a rescan that found different data or new costs simply asks for
+//! another key. A cached answer gets the current `data_quality` (its data is the same; its
+//! freshness and cache facts are now), and its `cost_quality` says no cost request was made.
 
 use serde_json::Value;
 
@@ -69,6 +70,7 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, snapshot: &Snapshot) ->
             snapshot.policy().hash().as_bytes(),
             &app.virtual_tag_generation().to_le_bytes(),
             snapshot.inventory_version.as_bytes(),
+            app.costs_version().as_bytes(),
         ],
     )
 }
@@ -95,4 +97,30 @@ fn stamp(
     if let Ok(v) = serde_json::to_value(quality) {
         *slot = v;
     }
+    if outcome == "hit" {
+        for costs in cost_quality_blocks(answer) {
+            costs.insert("api_calls".into(), 0.into());
+            costs.insert("estimated_api_charge_usd".into(), 0.0.into());
+            costs.insert("cached".into(), true.into());
+        }
+    }
+}
+
+/// The `cost_quality` blocks of an answer (top level, or inside `spend`).
+fn cost_quality_blocks(answer: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
+    let Some(map) = answer.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut blocks = Vec::new();
+    for (name, value) in map.iter_mut() {
+        let block = match name.as_str() {
+            "cost_quality" => Some(value),
+            "spend" => value.get_mut("cost_quality"),
+            _ => None,
+        };
+        if let Some(Value::Object(b)) = block {
+            blocks.push(b);
+        }
+    }
+    blocks
 }

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
+use super::costs::{Amount, ResourceCosts, SpendSummary, amount, resource_costs};
 use super::{Call, Tool, ToolError};
 use crate::app::Snapshot;
 use crate::compliance::capture::{CaptureContext, capture};
@@ -78,6 +79,9 @@ pub struct ViolationItem {
     pub resource_name: String,
     pub region: String,
     pub account: String,
+    /// What the resource cost over `spend.period`, when costs are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_cost: Option<Amount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +123,13 @@ pub struct Output {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Spend of the resources selected and the spend-weighted score, when a cost source is
+    /// configured (FOCUS files, the demo, Cost Explorer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<SpendSummary>,
+    /// Why spend is missing although a cost source is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_unavailable: Option<String>,
     /// The id of the snapshot stored, when `store_snapshot` was true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<i64>,
@@ -135,7 +146,8 @@ account, a page of violations each with the exact fix, and data_quality (was the
 Use it first for questions such as 'how compliant is prod?' or 'what is wrong with our CostCenter tags?'. \
 Filters (resource_types, regions, accounts, tag_keys, min_severity) narrow both the counts and the score. \
 Uses the cached scan unless force_refresh is true. Page through violations with next_cursor; totals are always \
-exact. store_snapshot=true also records the answer in the history (get_violation_history, detect_tag_drift).";
+exact. When costs are known it adds the spend-weighted score and each listed resource's cost. \
+store_snapshot=true also records the answer in the history (get_violation_history, detect_tag_drift).";
 
     type Args = Args;
     type Output = Output;
@@ -193,10 +205,25 @@ exact. store_snapshot=true also records the answer in the history (get_violation
                     resource_name: r.name.to_string(),
                     region: r.region.to_string(),
                     account: r.account.to_string(),
+                    resource_cost: None,
                 }
             })
             .collect();
         let next_cursor = paging.next(offset, page.len(), total);
+        let (costs, spend_unavailable) =
+            match resource_costs(call, resources, args.force_refresh).await {
+                Ok(costs) => (costs, None),
+                Err(why) => (None, Some(why)),
+            };
+        let mut page = page;
+        if let Some(costs) = &costs {
+            for item in &mut page {
+                item.resource_cost = costs.of(&item.detail.resource_id).map(amount);
+            }
+        }
+        let spend = costs.map(|c| scoped.spend(&snapshot, &c));
+        let mut scoped = scoped;
+        scoped.spend_score_pct = spend.as_ref().and_then(|s| s.spend_weighted_score_pct);
         let snapshot_id = if args.store_snapshot {
             let history = call.app.history.clone().ok_or_else(|| {
                 ToolError::Unavailable(
@@ -234,6 +261,8 @@ exact. store_snapshot=true also records the answer in the history (get_violation
             violations: page,
             violations_total: total,
             next_cursor,
+            spend,
+            spend_unavailable,
             snapshot_id,
             data_quality: DataQuality::of(&snapshot, &call.app.cache),
         })
@@ -328,6 +357,8 @@ pub struct Scoped {
     pub resource_filter: ResourceFilter,
     pub violation_filter: ViolationFilter,
     pub summary: Summary,
+    /// The spend-weighted score, recorded with a snapshot when costs are known.
+    pub spend_score_pct: Option<f64>,
 }
 
 impl Scoped {
@@ -349,7 +380,46 @@ impl Scoped {
             resource_filter,
             violation_filter,
             summary,
+            spend_score_pct: None,
         })
+    }
+
+    /// Spend of the selected in-scope resources, and of the compliant ones among them.
+    pub fn spend(&self, snapshot: &Snapshot, costs: &ResourceCosts) -> SpendSummary {
+        let fail_at = snapshot.policy().fail_at();
+        let (mut in_scope, mut compliant, mut native_compliant, mut priced) = (0, 0, 0, 0);
+        let resources = &snapshot.inventory.resources;
+        for (r, e) in resources.iter().zip(snapshot.evaluated.evaluations.iter()) {
+            if !e.in_scope || !self.resource_filter.matches(r) {
+                continue;
+            }
+            let Some(cost) = costs.of(&r.id) else {
+                continue;
+            };
+            priced += 1;
+            in_scope += cost;
+            if !self.violation_filter.fails(e.effective, fail_at) {
+                compliant += cost;
+            }
+            if !self.violation_filter.fails(e.native, fail_at) {
+                native_compliant += cost;
+            }
+        }
+        let c = &costs.costs;
+        SpendSummary {
+            currency: c.currency.clone(),
+            period: c.period,
+            metric: c.metric,
+            in_scope_spend: amount(in_scope),
+            compliant_spend: amount(compliant),
+            spend_weighted_score_pct: crate::cost::attribution::pct(compliant, in_scope),
+            native_spend_weighted_score_pct: crate::cost::attribution::pct(
+                native_compliant,
+                in_scope,
+            ),
+            priced_resources: priced,
+            cost_quality: costs.quality.clone(),
+        }
     }
 
     /// This answer as a history snapshot (`filters` as `SnapshotFilters::to_value` gives them).
@@ -360,7 +430,7 @@ impl Scoped {
         taken_at: chrono::DateTime<chrono::Utc>,
         trigger: &str,
     ) -> crate::history::NewSnapshot {
-        capture(
+        let mut record = capture(
             snapshot.policy(),
             &snapshot.inventory.resources,
             &snapshot.evaluated.evaluations,
@@ -373,6 +443,8 @@ impl Scoped {
                 source: &snapshot.inventory.source,
                 filters,
             },
-        )
+        );
+        record.spend_score_pct = self.spend_score_pct;
+        record
     }
 }

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging};
+use super::costs::{Amount, CostQuality, amount, resource_costs};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
@@ -52,6 +53,11 @@ pub struct Args {
     /// Only resources with no user tags at all (`aws:` keys aside).
     #[serde(default)]
     pub only_without_any_tags: bool,
+    /// Only resources that cost at least this much over the cost period (in the costs'
+    /// currency); needs a cost source.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub min_cost: Option<f64>,
     /// Rescan the source instead of using the cached inventory.
     #[serde(default)]
     pub force_refresh: bool,
@@ -74,6 +80,19 @@ pub struct UntaggedResource {
     pub missing_keys: Vec<String>,
     /// User tags present (`aws:` keys not counted).
     pub user_tag_count: usize,
+    /// What it cost over the cost period, when costs are known (null: no cost recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Amount>,
+}
+
+/// The cost of what was found, when a cost source is configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FoundSpend {
+    pub currency: String,
+    pub period: crate::cost::Period,
+    /// Spend of every resource found (all pages).
+    pub total_cost: Amount,
+    pub cost_quality: CostQuality,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -85,8 +104,13 @@ pub struct Output {
     /// Resources missing each key.
     pub by_missing_key: BTreeMap<String, usize>,
     pub by_type: BTreeMap<String, usize>,
-    /// Most missing keys first, then by resource id.
+    /// Most costly first when costs are known, else most missing keys first; then by id.
     pub resources: Vec<UntaggedResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<FoundSpend>,
+    /// Why costs are missing although a cost source is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_unavailable: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     pub view: View,
@@ -101,8 +125,9 @@ apply to each resource, or the keys you name in tag_keys (any key). Each result 
 name, region, account and exactly which keys are missing; totals per missing key and per type are exact. \
 Use it for 'which resources have no CostCenter?' or 'what is completely untagged in eu-west-1?' \
 (only_without_any_tags). view=effective (default) counts a key present under an alias or another case as \
-present; view=native demands the exact key. Results are ordered by number of missing keys; page with \
-next_cursor.";
+present; view=native demands the exact key. When costs are known each result carries its cost, results are \
+ordered most costly first and min_cost keeps only resources costing at least that much; otherwise they are \
+ordered by number of missing keys. Page with next_cursor.";
 
     type Args = Args;
     type Output = Output;
@@ -145,8 +170,42 @@ next_cursor.";
             }
             found.push((index, missing));
         }
-        // Most missing first; inventory order (resource id) breaks ties.
-        found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        let (costs, spend_unavailable) =
+            match resource_costs(call, resources, args.force_refresh).await {
+                Ok(costs) => (costs, None),
+                Err(why) => (None, Some(why)),
+            };
+        let cost_of = |index: usize| costs.as_ref().and_then(|c| c.of(&resources[index].id));
+        if let Some(min) = args.min_cost {
+            if costs.is_none() {
+                return Err(ToolError::invalid(format!(
+                    "argument `min_cost` needs cost data: {}",
+                    spend_unavailable.as_deref().unwrap_or(
+                        "no cost source is configured (--cost FILE, --cost-explorer or --demo)"
+                    )
+                )));
+            }
+            let min = crate::cost::parse_micros(&min.to_string()).unwrap_or(i64::MAX);
+            found.retain(|(index, _)| cost_of(*index).unwrap_or(0) >= min);
+        }
+        if costs.is_some() {
+            // Most costly first; resources without a cost last.
+            found.sort_by(|a, b| {
+                cost_of(b.0)
+                    .cmp(&cost_of(a.0))
+                    .then(b.1.len().cmp(&a.1.len()))
+                    .then(a.0.cmp(&b.0))
+            });
+        } else {
+            // Most missing first; inventory order (resource id) breaks ties.
+            found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        }
+        let spend = costs.as_ref().map(|c| FoundSpend {
+            currency: c.costs.currency.clone(),
+            period: c.costs.period,
+            total_cost: amount(found.iter().filter_map(|(i, _)| cost_of(*i)).sum()),
+            cost_quality: c.quality.clone(),
+        });
 
         let mut by_missing_key: BTreeMap<String, usize> = BTreeMap::new();
         let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
@@ -162,6 +221,7 @@ next_cursor.";
             "tag_keys": args.tag_keys, "resource_types": args.resource_types,
             "regions": args.regions, "accounts": args.accounts, "view": args.view,
             "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
+            "min_cost": args.min_cost,
         });
         let paging = Paging::new(Self::NAME, &question, &snapshot);
         let offset = paging.offset(args.cursor.as_deref())?;
@@ -179,6 +239,7 @@ next_cursor.";
                     account: r.account.to_string(),
                     missing_keys: missing.clone(),
                     user_tag_count: user_tag_count(r),
+                    cost: cost_of(*index).map(amount),
                 }
             })
             .collect();
@@ -189,6 +250,8 @@ next_cursor.";
             by_type,
             next_cursor: paging.next(offset, page.len(), found.len()),
             resources: page,
+            spend,
+            spend_unavailable,
             view: args.view,
             data_quality: DataQuality::of(&snapshot, &call.app.cache),
         })

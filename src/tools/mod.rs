@@ -6,9 +6,11 @@
 mod answer_cache;
 pub mod check_tag_compliance;
 pub mod common;
+pub mod costs;
 pub mod detect_tag_drift;
 pub mod find_untagged_resources;
 pub mod get_audit_trail;
+pub mod get_cost_attribution_gap;
 pub mod get_tagging_policy;
 pub mod get_violation_history;
 mod history_common;
@@ -361,6 +363,7 @@ impl Registry {
                 ToolEntry::of::<check_tag_compliance::CheckTagCompliance>(),
                 ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
                 ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
+                ToolEntry::of::<get_cost_attribution_gap::GetCostAttributionGap>(),
                 ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
                 ToolEntry::of::<get_violation_history::GetViolationHistory>(),
                 ToolEntry::of::<detect_tag_drift::DetectTagDrift>(),
@@ -415,6 +418,7 @@ mod tests {
                 "check_tag_compliance",
                 "find_untagged_resources",
                 "validate_resource_tags",
+                "get_cost_attribution_gap",
                 "get_tagging_policy",
                 "get_violation_history",
                 "detect_tag_drift",

@@ -26,6 +26,7 @@ VALID = {
     "check_tag_compliance": {"limit": 10, "store_snapshot": True},
     "find_untagged_resources": {"limit": 3, "tag_keys": ["CostCenter"]},
     "validate_resource_tags": {"resource_type": "ec2:instance", "tags": {"Environment": "production"}},
+    "get_cost_attribution_gap": {"group_by": "resource_type", "top": 3},
     "get_tagging_policy": {},
     "get_violation_history": {"days_back": 7, "group_by": "week"},
     # Compares the snapshot check_tag_compliance stored (it is listed, so called, first).
@@ -36,6 +37,7 @@ INVALID = {
     "check_tag_compliance": ({"limit": 100000}, "limit"),
     "find_untagged_resources": ({"view": "sideways"}, "view"),
     "validate_resource_tags": ({"resource_ids": "not-a-list"}, "resource_ids"),
+    "get_cost_attribution_gap": ({"group_by": "colour"}, "group_by"),
     "get_tagging_policy": ({"unexpected": 1}, "unexpected"),
     "get_violation_history": ({"days_back": 401}, "days_back"),
     "detect_tag_drift": ({"from_snapshot": "first"}, "from_snapshot"),

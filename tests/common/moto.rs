@@ -56,9 +56,33 @@ impl Moto {
 
     /// AWS API requests moto has served so far (all operations).
     pub fn calls(&self) -> u64 {
+        self.counter()["total"].as_u64().expect("total")
+    }
+
+    /// Requests of one operation (`GetCostAndUsage`, `GetResources`, ...) served so far.
+    pub fn calls_of(&self, operation: &str) -> u64 {
+        self.counter()["by_operation"][operation]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn counter(&self) -> Value {
         let body = reqwest::blocking_get(&format!("{}/_tagwarden/calls", self.url));
-        let v: Value = serde_json::from_str(&body).expect("moto call counter JSON");
-        v["total"].as_u64().expect("total")
+        serde_json::from_str(&body).expect("moto call counter JSON")
+    }
+
+    /// Queues Cost Explorer `GetCostAndUsage` answers: each distinct request body takes the
+    /// next one, in the order the requests arrive (a repeated body gets the same answer).
+    pub fn queue_cost_results(&self, results: &[Value]) {
+        let body = serde_json::json!({"results": results, "account_id": "123456789012"});
+        let answer = reqwest::blocking_post(
+            &format!("{}/moto-api/static/ce/cost-and-usage-results", self.url),
+            &body.to_string(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 20"),
+            "{answer}"
+        );
     }
 }
 
@@ -86,5 +110,22 @@ mod reqwest {
         text.split_once("\r\n\r\n")
             .map(|(_, body)| body.to_string())
             .unwrap_or_default()
+    }
+
+    /// POSTs JSON; returns the whole response (status line included).
+    pub fn blocking_post(url: &str, body: &str) -> String {
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = TcpStream::connect(host).expect("connect to moto");
+        write!(
+            s,
+            "POST /{path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        text
     }
 }

@@ -1,0 +1,226 @@
+//! Cost data: what each resource (or each resource-less charge) cost in a period, from one of
+//! three sources behind one trait — FOCUS CSV files (any cloud), the demo estate's generated
+//! costs, and AWS Cost Explorer — and the pure attribution of that spend to tags
+//! (`attribution`).
+//!
+//! Amounts are integer micro-units of the currency (`Micros`), so sums are exact and the parts
+//! of a total always add up to it; they become decimal numbers only in outputs.
+
+pub mod attribution;
+pub mod demo;
+pub mod explorer;
+pub mod focus;
+pub mod money;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use compact_str::CompactString;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{Provider, Resource, Tags};
+
+pub use money::{Micros, micros_to_amount, parse_micros};
+
+/// A half-open range of days, `[start, end)`, as Cost Explorer takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct Period {
+    /// First day included (YYYY-MM-DD).
+    pub start: NaiveDate,
+    /// First day *not* included (YYYY-MM-DD).
+    pub end: NaiveDate,
+}
+
+impl Period {
+    pub fn days(&self) -> i64 {
+        (self.end - self.start).num_days()
+    }
+
+    /// Whether a day (`YYYY-MM-DD…`, as FOCUS and Cost Explorer write dates) falls inside.
+    /// Compares the first ten characters as text: ISO dates sort as text.
+    pub fn contains_day_text(&self, day: &str) -> bool {
+        let Some(day) = day.get(..10) else {
+            return false;
+        };
+        let (start, end) = (self.start.to_string(), self.end.to_string());
+        day >= start.as_str() && day < end.as_str()
+    }
+}
+
+/// Which cost figure is used. Cost Explorer offers the first three, FOCUS files the last two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum CostMetric {
+    /// Cost Explorer: what was charged, without spreading up-front fees (default there).
+    UnblendedCost,
+    /// Cost Explorer: reservation and savings-plan fees spread over the usage they cover.
+    AmortizedCost,
+    /// Cost Explorer: amortized, after discounts.
+    NetAmortizedCost,
+    /// FOCUS: what was invoiced for the line (default for files and the demo).
+    BilledCost,
+    /// FOCUS: amortized cost after discounts and commitments.
+    EffectiveCost,
+}
+
+impl CostMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostMetric::UnblendedCost => "UnblendedCost",
+            CostMetric::AmortizedCost => "AmortizedCost",
+            CostMetric::NetAmortizedCost => "NetAmortizedCost",
+            CostMetric::BilledCost => "BilledCost",
+            CostMetric::EffectiveCost => "EffectiveCost",
+        }
+    }
+}
+
+/// One line of spend: one resource in one service (or a charge tied to no resource, such as
+/// support, tax or an account-level credit), summed over the period. A resource billed under
+/// several services has several lines; no spend is in two lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostLine {
+    /// The resource's id (ARN for AWS, the provider's id otherwise); empty when the charge is
+    /// tied to no resource.
+    pub resource_id: CompactString,
+    pub provider: Provider,
+    pub account: CompactString,
+    pub region: CompactString,
+    /// The service the spend is billed under (`Amazon Elastic Compute Cloud`, ...).
+    pub service: CompactString,
+    /// Canonical `service:kind` when the source tells (from the id), else empty.
+    pub resource_type: CompactString,
+    /// Display name when the source gives one, else empty.
+    pub name: CompactString,
+    /// Tags the cost source carries for the line (FOCUS `Tags`), normalised: used when the
+    /// resource is not in the inventory (another cloud's resources come only from cost files).
+    pub tags: Tags,
+    pub amount: Micros,
+}
+
+impl CostLine {
+    /// The line seen as a resource, for evaluating its own tags when the inventory does not
+    /// hold it.
+    pub fn as_resource(&self) -> Resource {
+        Resource {
+            id: self.resource_id.clone(),
+            provider: self.provider,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            resource_type: self.resource_type.clone(),
+            name: self.name.clone(),
+            tags: self.tags.clone(),
+            attributes: Default::default(),
+        }
+    }
+}
+
+/// A row of a cost file that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RowProblem {
+    /// File name (no directories).
+    pub file: String,
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// How reading costs went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostReport {
+    /// What the costs came from (`FOCUS file(s) a.csv`, `demo estate costs`, `AWS Cost
+    /// Explorer`).
+    pub source: String,
+    /// True when every row or request was read; false when rows were skipped or a request
+    /// failed (see `problems` and `notes`).
+    pub complete: bool,
+    /// Rows read from cost files (0 for other sources).
+    pub rows_read: u64,
+    /// Of those, rows inside the period and used.
+    pub rows_used: u64,
+    /// Rows skipped as malformed (each is in `problems`, up to the first 50).
+    pub rows_skipped: u64,
+    pub problems: Vec<RowProblem>,
+    /// Cost Explorer requests made for this answer (each is billed by AWS).
+    pub api_calls: u64,
+    /// What else the user should know about these figures (fallbacks, limits).
+    pub notes: Vec<String>,
+}
+
+/// Resource-level costs for a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineCosts {
+    pub lines: Vec<CostLine>,
+    /// ISO 4217 code of every amount (`USD`).
+    pub currency: String,
+    /// The period the lines cover.
+    pub period: Period,
+    pub metric: CostMetric,
+    pub report: CostReport,
+}
+
+impl LineCosts {
+    pub fn total(&self) -> Micros {
+        self.lines.iter().map(|l| l.amount).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CostError {
+    /// The question cannot be asked of this source (wrong metric, bad period, ...).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot read cost file {file}: {reason}")]
+    FileRead { file: String, reason: String },
+    #[error("cost file {file} is not a FOCUS export: {reason}")]
+    FileFormat { file: String, reason: String },
+    /// The cost source could not answer (Cost Explorer down, not enabled, ...).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What to read: a period (None: everything the source has — whole files; sources that need a
+/// period use the default) and a metric (None: the source's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CostQuery {
+    pub period: Option<Period>,
+    pub metric: Option<CostMetric>,
+}
+
+/// A source of resource-level costs. Implementations do I/O; attribution is pure.
+#[async_trait]
+pub trait CostProvider: Send + Sync {
+    /// What the costs come from, for `data_quality`.
+    fn describe(&self) -> String;
+    /// The metrics this source offers, default first.
+    fn metrics(&self) -> &'static [CostMetric];
+    /// Changes whenever the data may have changed (file sizes and times, the day): part of
+    /// cached answers' keys.
+    fn version(&self) -> String;
+    /// Resource-level costs of the period; `resources` is the inventory (the demo prices it).
+    async fn line_costs(
+        &self,
+        query: &CostQuery,
+        resources: &[Resource],
+    ) -> Result<LineCosts, CostError>;
+}
+
+/// Checks `metric` against what a source offers and gives the one to use.
+pub fn choose_metric(
+    offered: &'static [CostMetric],
+    asked: Option<CostMetric>,
+    source: &str,
+) -> Result<CostMetric, CostError> {
+    match asked {
+        None => Ok(offered[0]),
+        Some(m) if offered.contains(&m) => Ok(m),
+        Some(m) => Err(CostError::Invalid(format!(
+            "argument `metric`: {} is not available from {source}; use one of {}",
+            m.as_str(),
+            offered
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
