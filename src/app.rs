@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::cache::Cache;
-use crate::compliance::evaluate_inventory;
+use crate::compliance::overlay::{VirtualOverlay, VirtualValue, evaluate_with_overlay};
 use crate::cost::explorer::CostExplorer;
 use crate::cost::{CostError, CostProvider, CostQuery, LineCosts};
 use crate::inventory::{
@@ -24,6 +24,7 @@ use crate::inventory::{
 use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_policy_file};
 use crate::store::audit::AuditLog;
 use crate::store::history::HistoryStore;
+use crate::store::virtual_tags::VirtualTagStore;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,10 +160,26 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An inventory evaluated against one policy.
+/// An inventory evaluated against one policy and one set of virtual tags.
 pub struct Evaluated {
     pub policy: Arc<Policy>,
     pub evaluations: Evaluations,
+    /// The virtual tags the effective view was evaluated with.
+    pub overlay: Arc<VirtualOverlay>,
+    /// By resource index: the tag list the effective view evaluated, where virtual tags took
+    /// effect (effective violations point into it).
+    pub combined: rustc_hash::FxHashMap<u32, crate::inventory::Tags>,
+}
+
+impl Evaluated {
+    /// The tags the effective view of resource `index` was evaluated on.
+    pub fn effective_input<'a>(
+        &'a self,
+        index: usize,
+        native: &'a crate::inventory::Tags,
+    ) -> &'a crate::inventory::Tags {
+        self.combined.get(&(index as u32)).unwrap_or(native)
+    }
 }
 
 /// One scan and the evaluations made of it.
@@ -220,6 +237,12 @@ pub struct App {
     scan_lock: Mutex<()>,
     /// Changes whenever a virtual tag changes; part of every cached answer's key.
     virtual_tag_generation: AtomicU64,
+    /// Where approved virtual tags are read from, when a data directory is in use.
+    overlay_source: Option<Arc<dyn ActiveVirtualTags>>,
+    /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
+    pub virtual_tags: Option<Arc<VirtualTagStore>>,
+    /// The approved virtual tags in effect, as last read from the store.
+    overlay: RwLock<Arc<VirtualOverlay>>,
     /// Where costs come from, when configured.
     pub costs: Option<CostSource>,
     /// Recent resource-level costs per question, so compliance answers do not re-read a large
@@ -241,6 +264,37 @@ impl CostSource {
             CostSource::Lines(p) => p.clone(),
             CostSource::Explorer(e) => e.clone(),
         }
+    }
+}
+
+/// Where the approved virtual tags in effect are read from (the virtual-tag store).
+pub trait ActiveVirtualTags: Send + Sync {
+    /// Changes whenever a virtual tag changes.
+    fn generation(&self) -> Result<u64, String>;
+    /// Every approved virtual tag in effect: (resource id, tag).
+    fn active(&self) -> Result<Vec<(compact_str::CompactString, VirtualValue)>, String>;
+}
+
+impl ActiveVirtualTags for VirtualTagStore {
+    fn generation(&self) -> Result<u64, String> {
+        VirtualTagStore::generation(self).map_err(|e| e.to_string())
+    }
+
+    fn active(&self) -> Result<Vec<(compact_str::CompactString, VirtualValue)>, String> {
+        Ok(VirtualTagStore::active(self)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|t| {
+                (
+                    t.resource_id.into(),
+                    VirtualValue {
+                        key: t.key.into(),
+                        value: t.value.into(),
+                        override_native: t.override_native,
+                    },
+                )
+            })
+            .collect())
     }
 }
 
@@ -268,8 +322,57 @@ impl App {
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
             virtual_tag_generation: AtomicU64::new(0),
+            overlay_source: None,
+            virtual_tags: None,
+            // Never a store generation: the first look at a store reads it.
+            overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
             costs: None,
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
+        }
+    }
+
+    pub fn with_overlay_source(mut self, source: Arc<dyn ActiveVirtualTags>) -> App {
+        self.overlay_source = Some(source);
+        self
+    }
+
+    /// Virtual tags: read into the effective view, and written by the virtual-tag tools.
+    pub fn with_virtual_tags(mut self, store: Arc<VirtualTagStore>) -> App {
+        self.overlay_source = Some(store.clone());
+        self.virtual_tags = Some(store);
+        self
+    }
+
+    /// The approved virtual tags in effect, re-read from the store when its generation moved
+    /// (this server or another process sharing history.db changed them). A store that cannot
+    /// be read keeps the last overlay (and says so in the log).
+    pub fn overlay(&self) -> Arc<VirtualOverlay> {
+        let current = read(&self.overlay).clone();
+        let Some(store) = &self.overlay_source else {
+            return current;
+        };
+        let generation = match store.generation() {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "virtual tags unreadable; using the last ones read");
+                return current;
+            }
+        };
+        if generation == current.generation {
+            return current;
+        }
+        match store.active() {
+            Ok(active) => {
+                let overlay = Arc::new(VirtualOverlay::new(generation, active));
+                self.virtual_tag_generation
+                    .store(generation, Ordering::Release);
+                *write(&self.overlay) = overlay.clone();
+                overlay
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "virtual tags unreadable; using the last ones read");
+                current
+            }
         }
     }
 
@@ -378,7 +481,8 @@ impl App {
         };
         let (loaded, reused) = self.loaded_inventory(&options).await?;
         let policy = self.policy.current();
-        let evaluated = evaluated_for(&loaded, policy).await;
+        let overlay = self.overlay();
+        let evaluated = evaluated_for(&loaded, policy, overlay).await;
         let parts = &loaded.inventory.report.parts;
         let scan_source = if reused {
             ScanSource::InProcess
@@ -451,32 +555,41 @@ impl App {
     }
 }
 
-/// The evaluation of a scan under `policy`, computed once per policy hash.
-async fn evaluated_for(loaded: &Arc<Loaded>, policy: Arc<Policy>) -> Arc<Evaluated> {
+/// The evaluation of a scan under `policy` and `overlay`, computed once per (policy hash,
+/// virtual-tag generation).
+async fn evaluated_for(
+    loaded: &Arc<Loaded>,
+    policy: Arc<Policy>,
+    overlay: Arc<VirtualOverlay>,
+) -> Arc<Evaluated> {
     {
         let cached = loaded.evaluated.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = cached.as_ref()
             && e.policy.hash() == policy.hash()
+            && e.overlay.generation == overlay.generation
         {
             return e.clone();
         }
     }
     let inventory = loaded.inventory.clone();
-    let for_task = policy.clone();
+    let (for_task, overlay_for_task) = (policy.clone(), overlay.clone());
     // Evaluation is CPU work (tens of ms per 100k resources): keep it off the async threads.
-    let evaluations =
-        tokio::task::spawn_blocking(move || evaluate_inventory(&for_task, &inventory.resources))
-            .await
-            .unwrap_or_else(|e| {
-                // Cancelled only at shutdown; a panic would be a bug worth logging loudly.
-                if e.is_panic() {
-                    tracing::error!(error = %e, "evaluation task panicked; evaluating inline");
-                }
-                evaluate_inventory(&policy, &loaded.inventory.resources)
-            });
+    let (evaluations, combined) = tokio::task::spawn_blocking(move || {
+        evaluate_with_overlay(&for_task, &inventory.resources, &overlay_for_task)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        // Cancelled only at shutdown; a panic would be a bug worth logging loudly.
+        if e.is_panic() {
+            tracing::error!(error = %e, "evaluation task panicked; evaluating inline");
+        }
+        evaluate_with_overlay(&policy, &loaded.inventory.resources, &overlay)
+    });
     let evaluated = Arc::new(Evaluated {
         policy,
         evaluations,
+        overlay,
+        combined,
     });
     *loaded.evaluated.lock().unwrap_or_else(|e| e.into_inner()) = Some(evaluated.clone());
     evaluated

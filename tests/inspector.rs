@@ -61,7 +61,7 @@ fn inspector_lists_tools_strictly_from_the_example_config() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), common::tool_count(), "{names:?}");
 }
 
 #[test]

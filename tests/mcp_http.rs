@@ -17,7 +17,7 @@ async fn session_lists_tools_and_matches_the_cli() {
 
     let list = c.request("tools/list", json!({})).await;
     let tools = list["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), common::tool_count());
     for t in tools {
         assert!(t["inputSchema"].is_object() && t["outputSchema"].is_object());
     }
@@ -92,7 +92,10 @@ async fn malformed_json_gets_a_jsonrpc_parse_error_and_serving_continues() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32700);
     let list = c.request("tools/list", json!({})).await;
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        list["result"]["tools"].as_array().unwrap().len(),
+        common::tool_count()
+    );
 }
 
 #[tokio::test]

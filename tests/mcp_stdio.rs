@@ -35,6 +35,10 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
             "find_untagged_resources",
             "validate_resource_tags",
             "get_cost_attribution_gap",
+            "suggest_tags",
+            "apply_virtual_tag",
+            "review_virtual_tags",
+            "manage_tag_rules",
             "get_tagging_policy",
             "get_violation_history",
             "detect_tag_drift",
@@ -228,7 +232,7 @@ fn unknown_tool_is_a_protocol_error_and_malformed_json_keeps_the_server_serving(
     let list = c.request("tools/list", json!({}));
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        7,
+        common::tool_count(),
         "still serving"
     );
 }

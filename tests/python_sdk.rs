@@ -43,7 +43,10 @@ fn sdk_client(args: &[&str]) -> Value {
         out.status.success() && summary["ok"] == true,
         "Python SDK client failed: {summary}"
     );
-    assert_eq!(summary["tools"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        summary["tools"].as_array().unwrap().len(),
+        common::tool_count()
+    );
     summary
 }
 

@@ -19,6 +19,7 @@ use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
 use crate::store::audit::{self, AuditLog, Verification};
 use crate::store::history::HistoryStore;
+use crate::store::virtual_tags::VirtualTagStore;
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
 use crate::tools::get_cost_attribution_gap::{self, GetCostAttributionGap};
 use crate::tools::{Call, Registry, Tool};
@@ -76,6 +77,11 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let mut app = args.source.app()?;
     if args.snapshot {
         app = app.with_history(open_history(args.data_dir.as_deref())?);
+    }
+    // Approved virtual tags count in the effective view wherever a store already exists.
+    let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
+    if args.snapshot || store.is_file() {
+        app = app.with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?);
     }
     let bar = super::progress::TerminalProgress::start();
     let tool_args = check_tag_compliance::Args {
@@ -162,11 +168,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let audit = Arc::new(AuditLog::open(&audit_path)?);
     tracing::info!(path = %audit_path.display(), "audit log open");
     let history = open_history(args.data_dir.as_deref())?;
+    let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;
     let app = Arc::new(
         args.source
             .app()?
             .with_audit(audit.clone())
-            .with_history(history),
+            .with_history(history)
+            .with_virtual_tags(virtual_tags),
     );
     spawn_snapshots(
         app.clone(),
@@ -236,6 +244,11 @@ fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<HistoryStore>> {
     let history = HistoryStore::open(&path)?;
     tracing::info!(path = %path.display(), "history store open");
     Ok(Arc::new(history))
+}
+
+fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<VirtualTagStore>> {
+    let path = crate::store::data_dir(data_dir).join("history.db");
+    Ok(Arc::new(VirtualTagStore::open(&path)?))
 }
 
 /// The exact JSON of each tool definition, one file per tool.

@@ -4,6 +4,7 @@
 
 pub mod capture;
 mod filter;
+pub mod overlay;
 mod summary;
 
 pub use filter::{ResourceFilter, ViolationFilter};

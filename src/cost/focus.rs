@@ -54,9 +54,13 @@ fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| "cost file".to_string())
 }
 
-fn describe_files(paths: &[PathBuf]) -> String {
+fn file_names(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| display_name(p)).collect();
-    format!("FOCUS file(s) {}", names.join(", "))
+    names.join(", ")
+}
+
+fn describe_files(paths: &[PathBuf]) -> String {
+    format!("FOCUS file(s) {}", file_names(paths))
 }
 
 #[async_trait]
@@ -103,7 +107,7 @@ impl CostProvider for FocusProvider {
         tokio::task::spawn_blocking(move || read_focus_files(&paths, metric, period))
             .await
             .map_err(|e| CostError::FileRead {
-                file: describe_files(&self.paths),
+                file: file_names(&self.paths),
                 reason: format!("the reader task failed: {e}"),
             })?
     }

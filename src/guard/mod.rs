@@ -58,6 +58,14 @@ pub struct Caller {
     pub transport: &'static str,
 }
 
+impl Caller {
+    /// How virtual tags and decisions record who made them: `client (transport session)`.
+    pub fn actor(&self) -> String {
+        let session: String = self.session.chars().take(12).collect();
+        format!("{} ({} session {session})", self.client, self.transport)
+    }
+}
+
 pub struct Guard {
     config: GuardConfig,
     budget: budget::Budget,
@@ -127,7 +135,9 @@ impl Guard {
             let (answer, outcome) = self
                 .decide(
                     registry,
-                    &Call::new(app).with_progress(progress),
+                    &Call::new(app)
+                        .with_progress(progress)
+                        .with_actor(caller.actor()),
                     caller,
                     tool,
                     &args,

@@ -189,6 +189,21 @@ impl Evaluations {
         }
     }
 
+    /// Appends one resource's evaluation (made elsewhere, e.g. with virtual tags laid over).
+    pub fn push_evaluation(&mut self, e: &Evaluation) {
+        let effective_start = self.violations.len() as u32;
+        self.violations.extend_from_slice(&e.effective);
+        let native_start = self.violations.len() as u32;
+        self.violations.extend_from_slice(&e.native);
+        self.spans.push(Span {
+            effective_start,
+            native_start,
+            effective_len: e.effective.len() as u16,
+            native_len: e.native.len() as u16,
+            in_scope: e.in_scope,
+        });
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = EvaluationRef<'_>> {
         (0..self.spans.len()).map(|i| self.get(i))
     }

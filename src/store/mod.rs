@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod history;
+pub mod virtual_tags;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

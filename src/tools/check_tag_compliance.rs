@@ -200,7 +200,14 @@ store_snapshot=true also records the answer in the history (get_violation_histor
                 let r = &resources[at.resource as usize];
                 let v = &evaluations.get(at.resource as usize).effective[at.violation as usize];
                 ViolationItem {
-                    detail: policy.render(&r.id, &r.tags, View::Effective, v),
+                    detail: policy.render(
+                        &r.id,
+                        snapshot
+                            .evaluated
+                            .effective_input(at.resource as usize, &r.tags),
+                        View::Effective,
+                        v,
+                    ),
                     resource_type: r.resource_type.to_string(),
                     resource_name: r.name.to_string(),
                     region: r.region.to_string(),

@@ -246,7 +246,21 @@ answers are cached).";
         }
         let no_virtual_tags = |_: &str, _: &mut BTreeMap<String, String>| {};
         let resources = &snapshot.inventory.resources;
-        let (attribution, period, metric, currency, report, reused) = match &source {
+        let evaluated = &snapshot.evaluated;
+        // Where approved virtual tags took effect, the effective tags are those the compliance
+        // evaluation read (the same precedence: a valid native value stays).
+        let with_virtual_tags = |id: &str, tags: &mut BTreeMap<String, String>| {
+            if evaluated.combined.is_empty() {
+                return;
+            }
+            if let Ok(i) = resources.binary_search_by(|r| r.id.as_str().cmp(id))
+                && let Some(combined) = evaluated.combined.get(&(i as u32))
+            {
+                *tags = policy.effective_tags(combined);
+            }
+        };
+        let mut notes_extra = Vec::new();
+        let (attribution, before, period, metric, currency, mut report, reused) = match &source {
             CostSource::Explorer(explorer) => {
                 if !args.resource_types.is_empty() {
                     return Err(ToolError::invalid(
@@ -270,12 +284,21 @@ answers are cached).";
                         args.metric,
                         &group_by,
                         resources,
-                        &no_virtual_tags,
+                        &with_virtual_tags,
                     )
                     .await
                     .map_err(cost_error)?;
+                if !evaluated.combined.is_empty() {
+                    notes_extra.push(
+                        "Cost Explorer's figures come from billing's native tags, so they are the \
+                         same before and after virtual tags; the resource list uses them"
+                            .to_string(),
+                    );
+                }
+                let before = gap.attribution.overall;
                 (
                     gap.attribution,
+                    before,
                     gap.period,
                     gap.metric,
                     gap.currency,
@@ -295,17 +318,24 @@ answers are cached).";
                     .map_err(cost_error)?;
                 let filter =
                     ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
-                let attribution = attribute(&AttributionInput {
+                let input = |overlay| AttributionInput {
                     judge: &judge,
                     lines: &costs.costs.lines,
                     resources,
                     filter: &filter,
                     group_by: &group_by,
-                    overlay: &no_virtual_tags,
-                });
+                    overlay,
+                };
+                let attribution = attribute(&input(&with_virtual_tags));
+                let before = if evaluated.combined.is_empty() {
+                    attribution.overall
+                } else {
+                    attribute(&input(&no_virtual_tags)).overall
+                };
                 let c = &costs.costs;
                 (
                     attribution,
+                    before,
                     c.period,
                     c.metric,
                     c.currency.clone(),
@@ -314,8 +344,7 @@ answers are cached).";
                 )
             }
         };
-        // Virtual tags are not stored yet: the view after them is the view before.
-        let before = attribution.overall;
+        report.notes.extend(notes_extra);
         Ok(output(
             attribution,
             before,

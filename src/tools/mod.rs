@@ -4,6 +4,7 @@
 //! about transports, budgets or audit.
 
 mod answer_cache;
+pub mod apply_virtual_tag;
 pub mod check_tag_compliance;
 pub mod common;
 pub mod costs;
@@ -14,7 +15,11 @@ pub mod get_cost_attribution_gap;
 pub mod get_tagging_policy;
 pub mod get_violation_history;
 mod history_common;
+pub mod manage_tag_rules;
+pub mod review_virtual_tags;
+pub mod suggest_tags;
 pub mod validate_resource_tags;
+mod virtual_common;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -77,6 +82,9 @@ pub struct Call<'a> {
     snapshot_time: Option<chrono::DateTime<chrono::Utc>>,
     progress: Option<Arc<dyn ScanProgress>>,
     snapshot: tokio::sync::OnceCell<Snapshot>,
+    /// Who is acting, recorded with virtual tags and decisions (the MCP client and session,
+    /// or the command line).
+    actor: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -87,7 +95,18 @@ impl<'a> Call<'a> {
             snapshot_time: None,
             progress: None,
             snapshot: tokio::sync::OnceCell::new(),
+            actor: None,
         }
+    }
+
+    pub fn with_actor(mut self, actor: String) -> Call<'a> {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Who is acting: the caller's identity when known, else the trigger (`cli`, ...).
+    pub fn actor(&self) -> &str {
+        self.actor.as_deref().unwrap_or(self.trigger)
     }
 
     pub fn with_trigger(mut self, trigger: &'static str) -> Call<'a> {
@@ -364,6 +383,10 @@ impl Registry {
                 ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
                 ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
                 ToolEntry::of::<get_cost_attribution_gap::GetCostAttributionGap>(),
+                ToolEntry::of::<suggest_tags::SuggestTags>(),
+                ToolEntry::of::<apply_virtual_tag::ApplyVirtualTag>(),
+                ToolEntry::of::<review_virtual_tags::ReviewVirtualTags>(),
+                ToolEntry::of::<manage_tag_rules::ManageTagRules>(),
                 ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
                 ToolEntry::of::<get_violation_history::GetViolationHistory>(),
                 ToolEntry::of::<detect_tag_drift::DetectTagDrift>(),
@@ -419,6 +442,10 @@ mod tests {
                 "find_untagged_resources",
                 "validate_resource_tags",
                 "get_cost_attribution_gap",
+                "suggest_tags",
+                "apply_virtual_tag",
+                "review_virtual_tags",
+                "manage_tag_rules",
                 "get_tagging_policy",
                 "get_violation_history",
                 "detect_tag_drift",

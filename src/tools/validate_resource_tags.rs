@@ -126,6 +126,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                         id,
                         &resources[i].resource_type,
                         &resources[i].tags,
+                        snapshot.evaluated.combined.get(&(i as u32)),
                     )),
                     Err(_) => not_found.push(id.clone()),
                 }
@@ -138,7 +139,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                     .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
                     .collect(),
             );
-            results.push(validate(&policy, "proposed", ty, &tags));
+            results.push(validate(&policy, "proposed", ty, &tags, None));
         }
         Ok(Output {
             results,
@@ -149,8 +150,28 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
     }
 }
 
-fn validate(policy: &Policy, id: &str, resource_type: &str, tags: &Tags) -> ResourceResult {
-    let e = policy.evaluate(resource_type, tags);
+/// `with_virtual`: the tags the effective view reads when approved virtual tags take effect on
+/// the resource (the native view always reads `tags`).
+fn validate(
+    policy: &Policy,
+    id: &str,
+    resource_type: &str,
+    tags: &Tags,
+    with_virtual: Option<&Tags>,
+) -> ResourceResult {
+    let native_eval = policy.evaluate(resource_type, tags);
+    let effective_tags_in = with_virtual.unwrap_or(tags);
+    let e = match with_virtual {
+        None => native_eval,
+        Some(combined) => {
+            let virtual_eval = policy.evaluate(resource_type, combined);
+            crate::policy::Evaluation {
+                in_scope: native_eval.in_scope,
+                effective: virtual_eval.effective,
+                native: native_eval.native,
+            }
+        }
+    };
     // A resource no rule applies to has nothing to fail: it passes, with in_scope false.
     let passes = |view: View| {
         !e.violations(view)
@@ -158,9 +179,13 @@ fn validate(policy: &Policy, id: &str, resource_type: &str, tags: &Tags) -> Reso
             .any(|v| v.severity >= policy.fail_at())
     };
     let render = |view: View| -> Vec<ViolationDetail> {
+        let input = match view {
+            View::Effective => effective_tags_in,
+            View::Native => tags,
+        };
         e.violations(view)
             .iter()
-            .map(|v| policy.render(id, tags, view, v))
+            .map(|v| policy.render(id, input, view, v))
             .collect()
     };
     ResourceResult {
@@ -175,6 +200,6 @@ fn validate(policy: &Policy, id: &str, resource_type: &str, tags: &Tags) -> Reso
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        effective_tags: policy.effective_tags(tags),
+        effective_tags: policy.effective_tags(effective_tags_in),
     }
 }

@@ -475,3 +475,9 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// How many tools the server lists (from the registry itself, so adding a tool does not mean
+/// editing every test that checks a tools/list).
+pub fn tool_count() -> usize {
+    tagwarden::tools::Registry::new().names().len()
+}

@@ -1,0 +1,441 @@
+//! `manage_tag_rules`: the ordered, first-match rules that derive virtual tags from resource
+//! names, types, accounts, attributes and tags — list, create, update, delete, test (matches
+//! without writing) and run (writes tags: approved for trusted rules, pending otherwise).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::DataQuality;
+use super::virtual_common::{blocking, check_key_value, effective_now, store};
+use super::{Call, Tool, ToolError};
+use crate::app::Snapshot;
+use crate::policy::Policy;
+use crate::rules::{CompiledRules, RuleSpec, RunResult};
+use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagSource, TagStatus};
+
+pub struct ManageTagRules;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The rules in order, with their counters.
+    #[default]
+    List,
+    /// Add `rule` (validated first).
+    Create,
+    /// Replace rule `id` with `rule`.
+    Update,
+    /// Delete rule `id` (kept in the history; its tags stay until reviewed).
+    Delete,
+    /// Show what the rules (or just `rule`, not yet stored, or rule `id`) would set; writes
+    /// nothing.
+    Test,
+    /// Run every enabled rule and write its tags: approved for trusted rules, pending for
+    /// review otherwise.
+    Run,
+}
+
+fn default_limit() -> u32 {
+    20
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    pub action: Action,
+    /// The rule to create, replace with (update) or test.
+    #[serde(default)]
+    pub rule: Option<RuleSpec>,
+    /// The stored rule to update, delete or test alone.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// Matches listed as examples (test, run).
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 0, max = 200))]
+    pub limit: u32,
+}
+
+/// A stored rule with its counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleView {
+    pub id: i64,
+    pub rule: RuleSpec,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Resources matched, summed over every run.
+    pub matches: u64,
+    pub last_run_at: Option<String>,
+    pub last_run_matches: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MatchItem {
+    pub resource_id: String,
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleCount {
+    pub rule_id: i64,
+    pub matches: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    pub action: Action,
+    /// The rules in evaluation order (list, and after create/update/delete).
+    pub rules: Vec<RuleView>,
+    /// The rule created, updated or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleView>,
+    /// test/run: resources some rule matched (exact) and per-rule counts.
+    pub matches_total: usize,
+    pub per_rule: Vec<RuleCount>,
+    /// test/run: the first matches.
+    pub examples: Vec<MatchItem>,
+    /// run: tags written as approved (trusted rules) and as pending.
+    pub written_approved: usize,
+    pub written_pending: usize,
+    /// run: proposed values the policy would not accept (not written), and tags already in
+    /// effect (not written again).
+    pub rejected_values: usize,
+    pub already_in_effect: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_quality: Option<DataQuality>,
+}
+
+impl Output {
+    fn empty(action: Action) -> Output {
+        Output {
+            action,
+            rules: Vec::new(),
+            rule: None,
+            matches_total: 0,
+            per_rule: Vec::new(),
+            examples: Vec::new(),
+            written_approved: 0,
+            written_pending: 0,
+            rejected_values: 0,
+            already_in_effect: 0,
+            data_quality: None,
+        }
+    }
+}
+
+impl Tool for ManageTagRules {
+    const NAME: &'static str = "manage_tag_rules";
+    const TITLE: &'static str = "Manage virtual-tagging rules";
+    const DESCRIPTION: &'static str = "Manages ordered, first-match rules that derive virtual tags by convention, e.g. \
+'EC2 instances named <app>-prod-NN get Application=<app>'. A rule has a name, a priority (lower first; unique), \
+a condition `when` over fields (type, name, id, account, region, provider, vpc, subnet, stack, creator, tag:KEY \
+on effective tags) with eq, in, glob, regex (captures usable in values as {1} or {name}), exists, absent, not, \
+all, any; `set` (key → value), trusted (its tags are approved at once; otherwise pending for review) and \
+override_native. Actions: list; create and update (validated: bad regex, unknown field, conflicting priority, \
+keys and values the policy would refuse); delete; test (what would be set, writes nothing); run (writes the tags \
+and counts matches per rule).";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        // Changes Tagwarden's own rules and tags (recorded, never the cloud); delete removes a
+        // rule from use.
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false)
+            .open_world(false)
+    }
+
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let store = store(call)?;
+        let stored = blocking(&store, |s| s.rules()).await?;
+        let policy = call.app.policy.current();
+        match args.action {
+            Action::List => Ok(Output {
+                rules: views(&stored)?,
+                ..Output::empty(Action::List)
+            }),
+            Action::Create | Action::Update => {
+                let spec = args.rule.clone().ok_or_else(|| {
+                    ToolError::invalid(
+                        "argument `rule`: give the rule (name, priority, when, set; see the \
+                         tool description)",
+                    )
+                })?;
+                let replacing = match (args.action, args.id) {
+                    (Action::Update, Some(id)) => {
+                        if !stored.iter().any(|r| r.id == id) {
+                            return Err(unknown_rule(id, &stored));
+                        }
+                        Some(id)
+                    }
+                    (Action::Update, None) => {
+                        return Err(ToolError::invalid(
+                            "argument `id`: which rule to update (ids from action list)",
+                        ));
+                    }
+                    _ => None,
+                };
+                validate(&policy, &stored, replacing, &spec)?;
+                let text = serde_json::to_string(&spec)
+                    .map_err(|e| ToolError::Internal(format!("rule not encodable: {e}")))?;
+                let by = call.actor().to_string();
+                let row = blocking(&store, move |s| match replacing {
+                    Some(id) => s.update_rule(
+                        id,
+                        Some(&spec.name),
+                        Some(spec.priority),
+                        Some(spec.enabled),
+                        Some(spec.trusted),
+                        Some(&text),
+                    ),
+                    None => s.create_rule(
+                        &spec.name,
+                        spec.priority,
+                        spec.enabled,
+                        spec.trusted,
+                        &text,
+                        &by,
+                    ),
+                })
+                .await?;
+                let rules = blocking(&store, |s| s.rules()).await?;
+                Ok(Output {
+                    rule: Some(view(&row)?),
+                    rules: views(&rules)?,
+                    ..Output::empty(args.action)
+                })
+            }
+            Action::Delete => {
+                let id = args
+                    .id
+                    .ok_or_else(|| ToolError::invalid("argument `id`: which rule to delete"))?;
+                if !stored.iter().any(|r| r.id == id) {
+                    return Err(unknown_rule(id, &stored));
+                }
+                let row = blocking(&store, move |s| s.delete_rule(id)).await?;
+                let rules = blocking(&store, |s| s.rules()).await?;
+                Ok(Output {
+                    rule: Some(view(&row)?),
+                    rules: views(&rules)?,
+                    ..Output::empty(Action::Delete)
+                })
+            }
+            Action::Test | Action::Run => {
+                let specs: Vec<(i64, RuleSpec)> = match (&args.rule, args.id, args.action) {
+                    (Some(spec), _, Action::Test) => {
+                        validate(&policy, &stored, None, spec)?;
+                        vec![(0, spec.clone())]
+                    }
+                    (None, Some(id), Action::Test) => {
+                        let row = stored
+                            .iter()
+                            .find(|r| r.id == id)
+                            .ok_or_else(|| unknown_rule(id, &stored))?;
+                        vec![(id, parse_spec(row)?)]
+                    }
+                    (Some(_), _, _) | (_, Some(_), _) => {
+                        return Err(ToolError::invalid(
+                            "run takes no `rule` or `id`: it runs every enabled stored rule; use \
+                             test to try one",
+                        ));
+                    }
+                    (None, None, _) => stored
+                        .iter()
+                        .map(|r| Ok((r.id, parse_spec(r)?)))
+                        .collect::<Result<_, ToolError>>()?,
+                };
+                let compiled = CompiledRules::compile(&specs).map_err(rule_errors)?;
+                let snapshot = call.snapshot(false).await?;
+                let result = run_rules(&compiled, &snapshot);
+                let mut out = Output {
+                    matches_total: result.matches.len(),
+                    per_rule: result
+                        .per_rule
+                        .iter()
+                        .map(|(rule_id, matches)| RuleCount {
+                            rule_id: *rule_id,
+                            matches: *matches,
+                        })
+                        .collect(),
+                    examples: examples(&snapshot, &result, args.limit as usize),
+                    data_quality: Some(DataQuality::of(&snapshot, &call.app.cache)),
+                    ..Output::empty(args.action)
+                };
+                if args.action == Action::Run {
+                    write_matches(call, &snapshot, &result, &mut out).await?;
+                    let counts = result.per_rule.clone();
+                    blocking(&store, move |s| s.record_rule_run(&counts)).await?;
+                    out.rules = views(&blocking(&store, |s| s.rules()).await?)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn run_rules(compiled: &CompiledRules, snapshot: &Snapshot) -> RunResult {
+    let effective = |i: usize| Cow::Owned(effective_now(snapshot, i));
+    compiled.run(&snapshot.inventory.resources, &effective)
+}
+
+/// Writes each match's tags the policy accepts and that are not already in effect.
+async fn write_matches(
+    call: &Call<'_>,
+    snapshot: &Snapshot,
+    result: &RunResult,
+    out: &mut Output,
+) -> Result<(), ToolError> {
+    let store = store(call)?;
+    let policy = snapshot.policy();
+    let resources = &snapshot.inventory.resources;
+    let mut rows = Vec::new();
+    for (i, m) in &result.matches {
+        let effective = effective_now(snapshot, *i);
+        for (key, value) in &m.tags {
+            let Ok(key) = check_key_value(policy, key, value) else {
+                out.rejected_values += 1;
+                continue;
+            };
+            if effective.get(&key) == Some(value) {
+                out.already_in_effect += 1;
+                continue;
+            }
+            if m.trusted {
+                out.written_approved += 1;
+            } else {
+                out.written_pending += 1;
+            }
+            rows.push(NewVirtualTag {
+                resource_id: resources[*i].id.to_string(),
+                key,
+                value: value.clone(),
+                source: TagSource::Rule,
+                confidence: 1.0,
+                status: if m.trusted {
+                    TagStatus::Approved
+                } else {
+                    TagStatus::Pending
+                },
+                rule_id: Some(m.rule_id),
+                reason: format!("rule `{}`", m.rule_name),
+                override_native: m.override_native,
+                evidence: vec!["rule".to_string()],
+                created_by: call.actor().to_string(),
+            });
+        }
+    }
+    if !rows.is_empty() {
+        blocking(&store, move |s| s.add(&rows)).await?;
+    }
+    Ok(())
+}
+
+fn examples(snapshot: &Snapshot, result: &RunResult, limit: usize) -> Vec<MatchItem> {
+    result
+        .matches
+        .iter()
+        .take(limit)
+        .map(|(i, m)| MatchItem {
+            resource_id: snapshot.inventory.resources[*i].id.to_string(),
+            rule_id: m.rule_id,
+            rule_name: m.rule_name.clone(),
+            tags: m.tags.iter().cloned().collect(),
+        })
+        .collect()
+}
+
+/// The rule compiles alongside the other stored rules (priorities), and every literal value
+/// it sets is one the policy accepts (values with captures are checked when the rule runs).
+fn validate(
+    policy: &Policy,
+    stored: &[RuleRow],
+    replacing: Option<i64>,
+    spec: &RuleSpec,
+) -> Result<(), ToolError> {
+    let mut all: Vec<(i64, RuleSpec)> = stored
+        .iter()
+        .filter(|r| Some(r.id) != replacing)
+        .map(|r| Ok((r.id, parse_spec(r)?)))
+        .collect::<Result<_, ToolError>>()?;
+    if all.iter().any(|(_, s)| s.name == spec.name) {
+        return Err(ToolError::invalid(format!(
+            "argument `rule.name`: a rule named `{}` already exists; pick another name or update \
+             it",
+            spec.name
+        )));
+    }
+    all.push((replacing.unwrap_or(i64::MAX), spec.clone()));
+    CompiledRules::compile(&all).map_err(rule_errors)?;
+    for (key, value) in &spec.set {
+        let literal = !value.contains('{');
+        let checked = if literal {
+            check_key_value(policy, key, value)
+        } else {
+            check_key_value(policy, key, "x").or_else(|e| match e {
+                // Only the key can be checked before captures are known.
+                ToolError::InvalidArgument(m) if m.starts_with("argument `value`") => {
+                    Ok(String::new())
+                }
+                other => Err(other),
+            })
+        };
+        checked.map_err(|e| ToolError::invalid(format!("rule `{}`: set.{key}: {e}", spec.name)))?;
+    }
+    Ok(())
+}
+
+fn rule_errors(errors: Vec<crate::rules::RuleError>) -> ToolError {
+    let text: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
+    ToolError::invalid(text.join("; "))
+}
+
+fn unknown_rule(id: i64, stored: &[RuleRow]) -> ToolError {
+    let ids: Vec<String> = stored
+        .iter()
+        .map(|r| format!("{} ({})", r.id, r.name))
+        .collect();
+    ToolError::invalid(format!(
+        "argument `id`: no rule {id}; the rules are: {}",
+        if ids.is_empty() {
+            "none yet".to_string()
+        } else {
+            ids.join(", ")
+        }
+    ))
+}
+
+fn parse_spec(row: &RuleRow) -> Result<RuleSpec, ToolError> {
+    serde_json::from_str(&row.spec).map_err(|e| {
+        ToolError::Internal(format!(
+            "stored rule {} ({}) is unreadable: {e}; update or delete it",
+            row.id, row.name
+        ))
+    })
+}
+
+fn view(row: &RuleRow) -> Result<RuleView, ToolError> {
+    Ok(RuleView {
+        id: row.id,
+        rule: parse_spec(row)?,
+        created_by: row.created_by.clone(),
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+        matches: row.matches,
+        last_run_at: row.last_run_at.clone(),
+        last_run_matches: row.last_run_matches,
+    })
+}
+
+fn views(rows: &[RuleRow]) -> Result<Vec<RuleView>, ToolError> {
+    rows.iter().map(view).collect()
+}

@@ -1,0 +1,207 @@
+//! `suggest_tags`: likely values for a resource's missing or invalid required keys, each with a
+//! calibrated confidence, its evidence and one line of reasoning; optionally proposes the
+//! confident ones as pending virtual tags for review (never approved automatically).
+
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::DataQuality;
+use super::virtual_common::{ResourceSelector, blocking, effective_now, select, store};
+use super::{Call, Tool, ToolError};
+use crate::rules::{CompiledRules, RuleSpec};
+use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
+use crate::suggest::{Band, KeySuggestion, Reliability, SuggestConfig, Suggester};
+
+pub struct SuggestTags;
+
+/// Most resources one call suggests for.
+const MAX_RESOURCES: usize = 1000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Resources to suggest for (at most 1,000). Or use `filter`.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub resource_ids: Vec<String>,
+    /// Resources chosen by type, region, account, name and tags (at most 1,000 may match).
+    #[serde(default)]
+    pub filter: Option<ResourceSelector>,
+    /// Only these keys (default: every required key that is missing or invalid).
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub keys: Vec<String>,
+    /// Store each best suggestion at or above 0.9 confidence as a *pending* virtual tag, for
+    /// review with review_virtual_tags (never approved automatically).
+    #[serde(default)]
+    pub propose: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceSuggestions {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub name: String,
+    pub suggestions: Vec<KeySuggestion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BandCounts {
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    /// Keys with no candidate at all.
+    pub none: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    pub resources: Vec<ResourceSuggestions>,
+    /// Ids given that are not in the inventory.
+    pub not_found: Vec<String>,
+    /// Keys needing a value, by the band of their best candidate (high ≥ 0.9: may be proposed;
+    /// medium 0.7–0.9: suggestions; low < 0.7: options only).
+    pub by_band: BandCounts,
+    /// Pending virtual tags stored (propose=true).
+    pub proposed: usize,
+    pub proposed_ids: Vec<i64>,
+    /// Evidence sources whose weight users' decisions have changed (approved, denied).
+    pub feedback: std::collections::BTreeMap<String, (u64, u64)>,
+    pub data_quality: DataQuality,
+}
+
+impl Tool for SuggestTags {
+    const NAME: &'static str = "suggest_tags";
+    const TITLE: &'static str = "Suggest tag values";
+    const DESCRIPTION: &'static str = "Suggests values for the required tags a resource lacks or carries invalid values \
+for — for one resource, a list of ids or a filter (up to 1,000). Each candidate has a confidence in [0,1] \
+(calibrated on labelled data: at 0.9 and above at least 9 in 10 are right), a band (high ≥ 0.9, medium 0.7–0.9, \
+low < 0.7 = options only), the evidence (name tokens, similar resources in the same stack, VPC, account or name \
+prefix, matching rules, the policy's allowed values — never a value the policy would refuse) and one line of \
+reasoning. propose=true stores the high-confidence ones as pending virtual tags for review_virtual_tags (never \
+approved automatically). Approvals and denials of suggested tags tune how much each evidence source is trusted.";
+
+    type Args = Args;
+    type Output = Output;
+
+    fn annotations() -> ToolAnnotations {
+        // propose=true adds pending rows to Tagwarden's own store; nothing takes effect
+        // without a review, and the cloud is never changed.
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false)
+    }
+
+    async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
+        let snapshot = call.snapshot(false).await?;
+        let (chosen, not_found) = select(
+            &snapshot,
+            &args.resource_ids,
+            args.filter.as_ref(),
+            MAX_RESOURCES,
+        )?;
+        let (feedback, rules) = match &call.app.virtual_tags {
+            Some(s) => {
+                let feedback = blocking(s, |s| s.feedback()).await?;
+                let rules = blocking(s, |s| s.rules()).await?;
+                (feedback, rules)
+            }
+            None => (Reliability::new(), Vec::new()),
+        };
+        let specs: Vec<(i64, RuleSpec)> = rules
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.spec).ok().map(|s| (r.id, s)))
+            .collect();
+        // Rules that no longer compile add no evidence (manage_tag_rules reports them).
+        let compiled = CompiledRules::compile(&specs).ok();
+        let policy = snapshot.policy();
+        let resources = &snapshot.inventory.resources;
+        // Synchronous work in its own scope: the suggester's closures are not `Send`, so it
+        // must be gone before the store is awaited.
+        let (out, by_band, proposals) = {
+            let effective = |i: usize| effective_now(&snapshot, i);
+            let config = SuggestConfig::default();
+            let mut suggester = Suggester::new(policy, resources, &effective, &feedback, config);
+            if let Some(compiled) = compiled.filter(|c| !c.is_empty()) {
+                let snapshot = &snapshot;
+                suggester = suggester.with_rule_values(Box::new(move |i, key| {
+                    let tags = effective_now(snapshot, i);
+                    compiled
+                        .first_match(&snapshot.inventory.resources[i], &tags)
+                        .and_then(|m| m.tags.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+                }));
+            }
+            let mut by_band = BandCounts::default();
+            let mut out = Vec::with_capacity(chosen.len());
+            let mut proposals = Vec::new();
+            for &i in &chosen {
+                let r = &resources[i];
+                let suggestions = suggester.suggest(i, &args.keys);
+                for s in &suggestions {
+                    match s.candidates.first() {
+                        None => by_band.none += 1,
+                        Some(best) => {
+                            match best.band {
+                                Band::High => by_band.high += 1,
+                                Band::Medium => by_band.medium += 1,
+                                Band::Low => by_band.low += 1,
+                            }
+                            if args.propose && best.band == Band::High {
+                                proposals.push(NewVirtualTag {
+                                    resource_id: r.id.to_string(),
+                                    key: s.key.clone(),
+                                    value: best.value.clone(),
+                                    source: TagSource::Suggestion,
+                                    confidence: best.confidence,
+                                    status: TagStatus::Pending,
+                                    rule_id: None,
+                                    reason: best.reasoning.clone(),
+                                    override_native: false,
+                                    evidence: distinct_sources(best),
+                                    created_by: call.actor().to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                out.push(ResourceSuggestions {
+                    resource_id: r.id.to_string(),
+                    resource_type: r.resource_type.to_string(),
+                    name: r.name.to_string(),
+                    suggestions,
+                });
+            }
+            (out, by_band, proposals)
+        };
+        let (proposed, proposed_ids) = if proposals.is_empty() {
+            (0, Vec::new())
+        } else {
+            let store = store(call)?;
+            let (mut ids, written) = blocking(&store, move |s| s.add(&proposals)).await?;
+            ids.truncate(1000);
+            (written, ids)
+        };
+        Ok(Output {
+            resources: out,
+            not_found,
+            by_band,
+            proposed,
+            proposed_ids,
+            feedback,
+            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+        })
+    }
+}
+
+fn distinct_sources(c: &crate::suggest::Candidate) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for e in &c.evidence {
+        if !sources.contains(&e.source) {
+            sources.push(e.source.clone());
+        }
+    }
+    sources
+}
