@@ -153,11 +153,14 @@ fn cache_of(answer: &Value) -> &Value {
 }
 
 /// The answer without what may differ between equal answers (its data_quality).
+/// The answer without its quality blocks (`data_quality`, and the costs' `cost_quality`,
+/// which says whether the costs were read for this answer): what a cache must not change.
 fn without_quality(mut answer: Value) -> Value {
-    answer
-        .as_object_mut()
-        .map(|m| m.remove("data_quality"))
-        .expect("object answer");
+    let map = answer.as_object_mut().expect("object answer");
+    map.remove("data_quality");
+    if let Some(spend) = map.get_mut("spend").and_then(Value::as_object_mut) {
+        spend.remove("cost_quality");
+    }
     answer
 }
 

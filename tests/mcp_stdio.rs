@@ -48,11 +48,21 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
     for t in tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
-        // check_tag_compliance can store a snapshot (store_snapshot): it says it is not
-        // read-only; every other tool only reads.
-        let read_only = t["name"] != "check_tag_compliance";
+        // check_tag_compliance can store a snapshot (store_snapshot) and the virtual-tag
+        // tools write Tagwarden's own store: they say they are not read-only; every other
+        // tool only reads. Only deleting a rule destroys anything (manage_tag_rules).
+        let writers = [
+            "check_tag_compliance",
+            "suggest_tags",
+            "apply_virtual_tag",
+            "review_virtual_tags",
+            "manage_tag_rules",
+        ];
+        let name = t["name"].as_str().unwrap();
+        let read_only = !writers.contains(&name);
         assert_eq!(t["annotations"]["readOnlyHint"], read_only, "{}", t["name"]);
-        assert_eq!(t["annotations"]["destructiveHint"], false, "{}", t["name"]);
+        let destructive = name == "manage_tag_rules";
+        assert_eq!(t["annotations"]["destructiveHint"], destructive, "{}", t["name"]);
         assert!(t["description"].as_str().unwrap().len() > 100);
     }
     let check = &tools[0];

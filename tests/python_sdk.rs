@@ -65,6 +65,10 @@ fn python_sdk_over_stdio_both_eras() {
             "serve",
             "--stdio",
             "--demo",
+            "--data-dir",
+            &path_str(dir.path()),
+            "--budget-burst",
+            "0",
         ]);
         assert_eq!(summary["protocol_version"], version);
     }

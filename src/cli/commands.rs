@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Audit(cmd) => audit(cmd),
         Command::Cost(CostCommand::Inspect(args)) => super::cost::inspect(&args),
+        Command::Suggest(args) => suggest(&args),
     }
 }
 
@@ -244,6 +245,38 @@ fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<HistoryStore>> {
     let history = HistoryStore::open(&path)?;
     tracing::info!(path = %path.display(), "history store open");
     Ok(Arc::new(history))
+}
+
+/// `suggest --evaluate --demo`: the calibration report of tag suggestions.
+fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
+    if !args.evaluate || !args.demo {
+        anyhow::bail!(
+            "use `tagwarden suggest --evaluate --demo` to measure calibration on the demo \
+             estate; suggestions for your resources come from the suggest_tags tool"
+        );
+    }
+    let policy = crate::app::PolicyStore::open(args.policy.as_deref())
+        .map_err(|e| anyhow::anyhow!("cannot use the policy: {e}"))?
+        .current();
+    let started = std::time::Instant::now();
+    let report = crate::suggest::evaluate_demo(
+        args.demo_seed,
+        args.demo_size,
+        &policy,
+        crate::suggest::SuggestConfig::default(),
+    );
+    let text = match args.format {
+        super::Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        super::Format::Text | super::Format::Markdown => report.render_text(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    eprintln!(
+        "tagwarden: evaluated in {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(0)
 }
 
 fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<VirtualTagStore>> {

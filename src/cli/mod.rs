@@ -57,6 +57,29 @@ pub enum Command {
     /// Work with cost files.
     #[command(subcommand)]
     Cost(CostCommand),
+    /// Measure how well tag suggestions are calibrated.
+    Suggest(SuggestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// Hide tags the demo estate's truth knows, predict them back, and print precision and
+    /// coverage per confidence band (≥ 0.9, 0.7–0.9, < 0.7).
+    #[arg(long)]
+    pub evaluate: bool,
+    /// Evaluate on the built-in demo estate (the only labelled estate built in).
+    #[arg(long)]
+    pub demo: bool,
+    #[arg(long, default_value_t = crate::inventory::demo::DEFAULT_SEED)]
+    pub demo_seed: u64,
+    #[arg(long, default_value_t = crate::inventory::demo::DEFAULT_SIZE)]
+    pub demo_size: usize,
+    /// Policy file (default: policies/tagging_policy.json if present, else the built-in policy).
+    #[arg(long, env = "TAGWARDEN_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// `text` or `json`.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]

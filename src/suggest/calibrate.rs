@@ -27,7 +27,7 @@ pub struct BandStats {
     /// Pairs whose best candidate fell in this band.
     pub suggestions: usize,
     pub correct: usize,
-    /// correct / suggestions (1 when there were none).
+    /// correct / suggestions (1 when there were none: no suggestion was wrong; shown as `-`).
     pub precision: f64,
     /// suggestions / evaluated pairs.
     pub coverage: f64,
@@ -77,7 +77,7 @@ impl CalibrationReport {
     /// A small table: band, suggestions, correct, precision %, coverage %.
     pub fn render_text(&self) -> String {
         let mut out = format!(
-            "demo estate seed {} size {}: {} pairs ({} hidden, {} damaged{}), {} without a \
+            "estate seed {} size {}: {} pairs ({} hidden, {} damaged{}), {} without a \
              suggestion\n",
             self.seed,
             self.size,
@@ -93,12 +93,17 @@ impl CalibrationReport {
         );
         out.push_str("band     suggestions   correct  precision  coverage\n");
         for b in &self.bands {
+            let precision = if b.suggestions == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", b.precision * 100.0)
+            };
             out.push_str(&format!(
-                "{:<8} {:>11} {:>9} {:>9.1}% {:>8.1}%\n",
+                "{:<8} {:>11} {:>9} {:>10} {:>8.1}%\n",
                 b.band.as_str(),
                 b.suggestions,
                 b.correct,
-                b.precision * 100.0,
+                precision,
                 b.coverage * 100.0
             ));
         }

@@ -110,7 +110,9 @@ pub struct Evidence {
     pub detail: String,
     /// Resources (or assertions) backing the value in this source.
     pub support: u32,
-    /// The source's weight in the combination, after users' feedback (1 = as designed).
+    /// The weight this evidence had in the combination: the source's designed weight scaled
+    /// by users' feedback (1 for a stack with no feedback), and for one of several name
+    /// tokens or other tags, by its share of that source.
     pub weight: f64,
 }
 
