@@ -243,6 +243,9 @@ pub struct App {
     pub virtual_tags: Option<Arc<VirtualTagStore>>,
     /// The approved virtual tags in effect, as last read from the store.
     overlay: RwLock<Arc<VirtualOverlay>>,
+    /// Suggestion statistics of the last estate they were built for, keyed by what they
+    /// depend on (inventory, policy, virtual tags, feedback).
+    pub suggest_stats: std::sync::Mutex<Option<(String, Arc<crate::suggest::SuggestStats>)>>,
     /// Where costs come from, when configured.
     pub costs: Option<CostSource>,
     /// Recent resource-level costs per question, so compliance answers do not re-read a large
@@ -324,6 +327,7 @@ impl App {
             virtual_tag_generation: AtomicU64::new(0),
             overlay_source: None,
             virtual_tags: None,
+            suggest_stats: std::sync::Mutex::new(None),
             // Never a store generation: the first look at a store reads it.
             overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
             costs: None,

@@ -62,7 +62,11 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
         let read_only = !writers.contains(&name);
         assert_eq!(t["annotations"]["readOnlyHint"], read_only, "{}", t["name"]);
         let destructive = name == "manage_tag_rules";
-        assert_eq!(t["annotations"]["destructiveHint"], destructive, "{}", t["name"]);
+        assert_eq!(
+            t["annotations"]["destructiveHint"], destructive,
+            "{}",
+            t["name"]
+        );
         assert!(t["description"].as_str().unwrap().len() > 100);
     }
     let check = &tools[0];

@@ -52,7 +52,10 @@ fn ok(c: &mut dyn Client, tool: &str, args: Value) -> Value {
 fn err(c: &mut dyn Client, tool: &str, args: Value) -> String {
     let r = c.call(tool, args.clone());
     assert_eq!(r["isError"], true, "{tool} {args} should fail: {r}");
-    r["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    r["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn micros(v: &Value) -> i64 {
@@ -62,7 +65,10 @@ fn micros(v: &Value) -> i64 {
 fn scenario(c: &mut dyn Client) {
     let check0 = ok(c, "check_tag_compliance", json!({"limit": 0}));
     let gap0 = ok(c, "get_cost_attribution_gap", json!({}));
-    assert_eq!(gap0["before_virtual_tags"]["attributable"], gap0["attributable"]);
+    assert_eq!(
+        gap0["before_virtual_tags"]["attributable"],
+        gap0["attributable"]
+    );
 
     // Suggest owners for instances in one region that lack one, proposing the confident ones.
     let filter = json!({"resource_types": ["ec2:instance"], "regions": ["eu-west-1"],
@@ -122,7 +128,11 @@ fn scenario(c: &mut dyn Client) {
     assert_eq!(decided["tags"][0]["decided_by"], "alice@example.com");
     let check1 = ok(c, "check_tag_compliance", json!({"limit": 0}));
     let compliant = |v: &Value| v["effective"]["compliant"].as_u64().unwrap() as usize;
-    assert_eq!(compliant(&check1), compliant(&check0) + fixed, "exactly the approved effect");
+    assert_eq!(
+        compliant(&check1),
+        compliant(&check0) + fixed,
+        "exactly the approved effect"
+    );
     assert!(fixed > 0);
     assert_eq!(check1["native"], check0["native"], "native view untouched");
     assert_eq!(check1["data_quality"]["cache"]["result"], "miss");
@@ -140,7 +150,10 @@ fn scenario(c: &mut dyn Client) {
     // The native view of a tagged resource is unchanged; its effective tags carry the owner.
     let (id, tags) = by_resource.iter().next().unwrap();
     let v = ok(c, "validate_resource_tags", json!({"resource_ids": [id]}));
-    assert_eq!(v["results"][0]["effective_tags"][&tags[0].0], json!(tags[0].1));
+    assert_eq!(
+        v["results"][0]["effective_tags"][&tags[0].0],
+        json!(tags[0].1)
+    );
     assert!(v["results"][0]["native_tags"].get(&tags[0].0).is_none());
 }
 
@@ -181,17 +194,25 @@ fn apply_and_rules(c: &mut dyn Client) {
     let check = ok(c, "check_tag_compliance", json!({"limit": 0}));
     assert_eq!(check["score_pct"].as_f64().unwrap(), after);
     // Applying the same to the same resources again changes nothing and writes nothing.
-    let ids: Vec<Value> = ok(c, "review_virtual_tags", json!({
-        "filter": {"statuses": ["approved"], "sources": ["manual"]}, "limit": 500}))["tags"]
+    let ids: Vec<Value> = ok(
+        c,
+        "review_virtual_tags",
+        json!({
+        "filter": {"statuses": ["approved"], "sources": ["manual"]}, "limit": 500}),
+    )["tags"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["resource_id"].clone())
         .collect();
     assert_eq!(ids.len() as u64, matched);
-    let again = ok(c, "apply_virtual_tag", json!({
+    let again = ok(
+        c,
+        "apply_virtual_tag",
+        json!({
         "resource_ids": ids, "key": "CostCenter", "value": "CC-1234",
-        "reason": "finance mapping"}));
+        "reason": "finance mapping"}),
+    );
     assert_eq!(again["written"], 0);
     assert_eq!(again["effect"]["resources_changed"], 0);
 
@@ -202,7 +223,10 @@ fn apply_and_rules(c: &mut dyn Client) {
         json!({"action": "create", "rule": {"name": "bad", "priority": 5,
                "when": {"field": "name", "regex": "(unclosed"}, "set": {"Owner": "x@example.com"}}}),
     );
-    assert!(e.contains("regex") || e.contains("regular expression"), "{e}");
+    assert!(
+        e.contains("regex") || e.contains("regular expression"),
+        "{e}"
+    );
     let e = err(
         c,
         "manage_tag_rules",
@@ -215,7 +239,11 @@ fn apply_and_rules(c: &mut dyn Client) {
                          {"field": "tag:Environment", "exists": true},
                          {"field": "name", "regex": "^(?P<app>[a-z]+)-"}]},
         "set": {"CostCenter": "CC-9999"}});
-    let created = ok(c, "manage_tag_rules", json!({"action": "create", "rule": rule}));
+    let created = ok(
+        c,
+        "manage_tag_rules",
+        json!({"action": "create", "rule": rule}),
+    );
     let rule_id = created["rule"]["id"].as_i64().unwrap();
     let e = err(
         c,
@@ -224,13 +252,20 @@ fn apply_and_rules(c: &mut dyn Client) {
                "when": {"field": "type", "eq": "s3:bucket"}, "set": {"CostCenter": "CC-1111"}}}),
     );
     assert!(e.contains("priority"), "{e}");
-    let tested = ok(c, "manage_tag_rules", json!({"action": "test", "id": rule_id}));
+    let tested = ok(
+        c,
+        "manage_tag_rules",
+        json!({"action": "test", "id": rule_id}),
+    );
     let matches = tested["matches_total"].as_u64().unwrap();
     assert!(matches > 0, "{tested}");
     let ran = ok(c, "manage_tag_rules", json!({"action": "run"}));
     let written = ran["written_pending"].as_u64().unwrap();
     assert_eq!(ran["written_approved"], 0, "untrusted rule: pending only");
-    assert_eq!(written + ran["already_in_effect"].as_u64().unwrap(), matches);
+    assert_eq!(
+        written + ran["already_in_effect"].as_u64().unwrap(),
+        matches
+    );
     let pending = ok(
         c,
         "review_virtual_tags",
@@ -238,7 +273,10 @@ fn apply_and_rules(c: &mut dyn Client) {
     );
     assert_eq!(pending["total"].as_u64().unwrap(), written);
     let listed = ok(c, "manage_tag_rules", json!({}));
-    assert_eq!(listed["rules"][0]["last_run_matches"].as_u64(), Some(matches));
+    assert_eq!(
+        listed["rules"][0]["last_run_matches"].as_u64(),
+        Some(matches)
+    );
     let resources: BTreeSet<&str> = pending["tags"]
         .as_array()
         .unwrap()

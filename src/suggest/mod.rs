@@ -17,6 +17,7 @@ mod text;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
@@ -159,8 +160,14 @@ struct Target {
 pub struct Suggester<'a> {
     policy: &'a Policy,
     resources: &'a [Resource],
-    config: SuggestConfig,
     rule_values: Option<RuleValues<'a>>,
+    stats: Arc<SuggestStats>,
+}
+
+/// What a suggester learned from an estate, owned, so a server can keep it between calls
+/// (counting 100k resources takes a few hundred ms; answering takes tens).
+pub struct SuggestStats {
+    config: SuggestConfig,
     /// Per source: its weight after feedback.
     weights: [f64; Source::COUNT],
     keys: Vec<KeyValues>,
@@ -197,6 +204,14 @@ fn value_usable(policy: &Policy, key: usize, value: &str) -> bool {
 
 fn passes(check: &ValueCheck, value: &str) -> bool {
     !value.trim().is_empty() && check.check(value).is_none()
+}
+
+impl std::ops::Deref for Suggester<'_> {
+    type Target = SuggestStats;
+
+    fn deref(&self) -> &SuggestStats {
+        &self.stats
+    }
 }
 
 impl<'a> Suggester<'a> {
@@ -370,11 +385,8 @@ impl<'a> Suggester<'a> {
             }
         }
 
-        Suggester {
-            policy,
-            resources,
+        let stats = SuggestStats {
             config,
-            rule_values: None,
             weights: score::weights(reliability),
             keys,
             cells,
@@ -384,7 +396,32 @@ impl<'a> Suggester<'a> {
             token_start,
             token_ids,
             targets,
+        };
+        Suggester {
+            policy,
+            resources,
+            rule_values: None,
+            stats: Arc::new(stats),
         }
+    }
+
+    /// A suggester over statistics built earlier for the same resources, policy and feedback.
+    pub fn from_stats(
+        policy: &'a Policy,
+        resources: &'a [Resource],
+        stats: Arc<SuggestStats>,
+    ) -> Suggester<'a> {
+        Suggester {
+            policy,
+            resources,
+            rule_values: None,
+            stats,
+        }
+    }
+
+    /// The statistics, to keep for later calls on the same data.
+    pub fn stats(&self) -> Arc<SuggestStats> {
+        self.stats.clone()
     }
 
     /// Adds virtual-tagging rule values as evidence (`rule`): `f(i, key)` is the value a rule

@@ -122,9 +122,36 @@ approved automatically). Approvals and denials of suggested tags tune how much e
         // Synchronous work in its own scope: the suggester's closures are not `Send`, so it
         // must be gone before the store is awaited.
         let (out, by_band, proposals) = {
-            let effective = |i: usize| effective_now(&snapshot, i);
             let config = SuggestConfig::default();
-            let mut suggester = Suggester::new(policy, resources, &effective, &feedback, config);
+            let key = format!(
+                "{}|{}|{}|{:?}|{:?}",
+                snapshot.inventory_version,
+                policy.hash(),
+                snapshot.evaluated.overlay.generation,
+                feedback,
+                config
+            );
+            let kept = call
+                .app
+                .suggest_stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, stats)| stats.clone());
+            let mut suggester = match kept {
+                Some(stats) => Suggester::from_stats(policy, resources, stats),
+                None => {
+                    let effective = |i: usize| effective_now(&snapshot, i);
+                    let built = Suggester::new(policy, resources, &effective, &feedback, config);
+                    *call
+                        .app
+                        .suggest_stats
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some((key, built.stats()));
+                    built
+                }
+            };
             if let Some(compiled) = compiled.filter(|c| !c.is_empty()) {
                 let snapshot = &snapshot;
                 suggester = suggester.with_rule_values(Box::new(move |i, key| {
