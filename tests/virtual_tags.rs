@@ -116,6 +116,13 @@ fn scenario(c: &mut dyn Client) {
         }
     }
 
+    let untagged = json!({"tag_keys": ["Owner"], "resource_types": ["ec2:instance"],
+                          "regions": ["eu-west-1"], "limit": 0});
+    let mut native_untagged = untagged.clone();
+    native_untagged["view"] = json!("native");
+    let untagged0 = ok(c, "find_untagged_resources", untagged.clone())["total"].clone();
+    let native0 = ok(c, "find_untagged_resources", native_untagged.clone())["total"].clone();
+
     // Approve them all (by filter), then check again.
     let decided = ok(
         c,
@@ -136,6 +143,16 @@ fn scenario(c: &mut dyn Client) {
     assert!(fixed > 0);
     assert_eq!(check1["native"], check0["native"], "native view untouched");
     assert_eq!(check1["data_quality"]["cache"]["result"], "miss");
+    // Resources given an owner are no longer missing one, except in the native view.
+    let untagged1 = ok(c, "find_untagged_resources", untagged)["total"].clone();
+    assert_eq!(
+        untagged1.as_u64().unwrap(),
+        untagged0.as_u64().unwrap() - by_resource.len() as u64
+    );
+    assert_eq!(
+        ok(c, "find_untagged_resources", native_untagged)["total"],
+        native0
+    );
     let gap1 = ok(c, "get_cost_attribution_gap", json!({}));
     assert_eq!(gap1["total"], gap0["total"]);
     assert_eq!(
@@ -215,6 +232,20 @@ fn apply_and_rules(c: &mut dyn Client) {
     );
     assert_eq!(again["written"], 0);
     assert_eq!(again["effect"]["resources_changed"], 0);
+
+    // Deciding needs a reason, and ids that exist.
+    let e = err(
+        c,
+        "review_virtual_tags",
+        json!({"action": "deny", "ids": [1]}),
+    );
+    assert!(e.contains("reason"), "{e}");
+    let e = err(
+        c,
+        "review_virtual_tags",
+        json!({"action": "deny", "ids": [999999], "reason": "not ours"}),
+    );
+    assert!(e.contains("999999"), "{e}");
 
     // Rules: an invalid one is refused; a valid one is tested, then run as pending tags.
     let e = err(

@@ -13,7 +13,7 @@ use super::virtual_common::{
     Effect, MAX_RESOURCES, ResourceSelector, blocking, check_key_value, effect, select, store,
     virtual_value,
 };
-use super::{Call, Tool, ToolError};
+use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 
 pub struct ApplyVirtualTag;
@@ -84,11 +84,7 @@ to see the effect without writing. Nothing in the cloud changes.";
 
     fn annotations() -> ToolAnnotations {
         // Writes to Tagwarden's own store (append-only), never to the cloud.
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        own_store_annotations()
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -161,7 +161,12 @@ ordered by number of missing keys. Page with next_cursor.";
             let missing = if args.tag_keys.is_empty() {
                 missing_required(policy, e, args.view, args.include_empty)
             } else {
-                missing_named(policy, r, &args.tag_keys, args.view, args.include_empty)
+                // The effective view reads approved virtual tags too.
+                let tags = match args.view {
+                    View::Effective => snapshot.evaluated.effective_input(index, &r.tags),
+                    View::Native => &r.tags,
+                };
+                missing_named(policy, tags, &args.tag_keys, args.view, args.include_empty)
             };
             // A resource with no tags at all is what only_without_any_tags asks for, even when
             // the policy requires nothing of its type.
@@ -288,13 +293,13 @@ fn missing_required(
 
 fn missing_named(
     policy: &Policy,
-    r: &Resource,
+    tags: &crate::inventory::Tags,
     keys: &[String],
     view: View,
     include_empty: bool,
 ) -> Vec<String> {
     keys.iter()
-        .filter(|k| match policy.value_of(&r.tags, k, view) {
+        .filter(|k| match policy.value_of(tags, k, view) {
             None => true,
             Some(v) => include_empty && v.trim().is_empty(),
         })

@@ -175,6 +175,16 @@ pub fn read_only_annotations(open_world: bool) -> ToolAnnotations {
         .open_world(open_world)
 }
 
+/// Annotations of a tool that writes only Tagwarden's own store (append-only rows, never the
+/// cloud): not read-only, not destructive, the same call twice changes nothing more.
+pub fn own_store_annotations() -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(false)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(false)
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type CallFn = for<'a> fn(&'a Call<'a>, Value) -> BoxFuture<'a, Result<Value, ToolError>>;
 

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::virtual_common::{MAX_RESOURCES, blocking, store};
-use super::{Call, Tool, ToolError};
+use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::store::virtual_tags::{Decision, TagQuery, TagSource, TagStatus, VirtualTag};
 
 pub struct ReviewVirtualTags;
@@ -118,11 +118,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
 
     fn annotations() -> ToolAnnotations {
         // Decisions change Tagwarden's own store (recorded, never deleted), never the cloud.
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        own_store_annotations()
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
@@ -184,6 +180,20 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                 let (decided, skipped) = match (args.ids.is_empty(), by_filter) {
                     (false, false) => {
                         let ids = args.ids;
+                        let asked = ids.clone();
+                        let known = blocking(&store, move |s| s.get(&asked)).await?;
+                        let unknown: Vec<String> = ids
+                            .iter()
+                            .filter(|id| !known.iter().any(|t| t.id == **id))
+                            .map(ToString::to_string)
+                            .collect();
+                        if !unknown.is_empty() {
+                            return Err(ToolError::invalid(format!(
+                                "argument `ids`: no virtual tag {}; list them first \
+                                 (action list)",
+                                unknown.join(", ")
+                            )));
+                        }
                         blocking(&store, move |s| s.decide(&ids, &decision)).await?
                     }
                     (true, true) => {

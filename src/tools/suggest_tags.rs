@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
 use super::virtual_common::{ResourceSelector, blocking, effective_now, select, store};
-use super::{Call, Tool, ToolError};
+use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::rules::{CompiledRules, RuleSpec};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 use crate::suggest::{Band, KeySuggestion, Reliability, SuggestConfig, Suggester};
@@ -88,11 +88,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
     fn annotations() -> ToolAnnotations {
         // propose=true adds pending rows to Tagwarden's own store; nothing takes effect
         // without a review, and the cloud is never changed.
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        own_store_annotations()
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
