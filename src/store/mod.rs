@@ -105,6 +105,9 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Brings the schema up to date in one IMMEDIATE transaction: the version is read under the
+/// write lock, so two processes opening a new database at once (two MCP servers started
+/// together) cannot both apply the same migration; the second waits, then finds nothing to do.
 fn migrate(conn: &Connection, path: &str, migrations: &[(i64, &str)]) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -112,6 +115,25 @@ fn migrate(conn: &Connection, path: &str, migrations: &[(i64, &str)]) -> Result<
              applied_at TEXT NOT NULL
          )",
     )?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match apply_pending(conn, path, migrations) {
+        Ok(()) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(())
+        }
+        Err(e) => {
+            // Nothing of a failed migration is kept; the error says which one failed.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn apply_pending(
+    conn: &Connection,
+    path: &str,
+    migrations: &[(i64, &str)],
+) -> Result<(), StoreError> {
     let current: i64 = conn.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
         [],
@@ -131,14 +153,12 @@ fn migrate(conn: &Connection, path: &str, migrations: &[(i64, &str)]) -> Result<
             version: *version,
             reason: e.to_string(),
         };
-        let tx = conn.unchecked_transaction().map_err(failed)?;
-        tx.execute_batch(sql).map_err(failed)?;
-        tx.execute(
+        conn.execute_batch(sql).map_err(failed)?;
+        conn.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             rusqlite::params![version, chrono::Utc::now().to_rfc3339()],
         )
         .map_err(failed)?;
-        tx.commit().map_err(failed)?;
     }
     Ok(())
 }
@@ -146,6 +166,29 @@ fn migrate(conn: &Connection, path: &str, migrations: &[(i64, &str)]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn databases_opened_at_once_by_many_migrate_once() {
+        // Regression: two servers starting together both applied migration 1 to a new
+        // history.db ("table resources already exists").
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("h{round}.db"));
+            let m: &[(i64, &str)] = &[
+                (1, "CREATE TABLE a (x INTEGER)"),
+                (2, "CREATE TABLE b (y INTEGER)"),
+            ];
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || open(&path, m).map(|_| ()))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
+    }
 
     #[test]
     fn migrations_apply_once_and_in_order() {
