@@ -7,7 +7,6 @@
 //! The cache of tool answers and the history store hang off the application too.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -235,8 +234,6 @@ pub struct App {
     ttl: Duration,
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
     scan_lock: Mutex<()>,
-    /// Changes whenever a virtual tag changes; part of every cached answer's key.
-    virtual_tag_generation: AtomicU64,
     /// Where approved virtual tags are read from, when a data directory is in use.
     overlay_source: Option<Arc<dyn ActiveVirtualTags>>,
     /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
@@ -324,7 +321,6 @@ impl App {
             ttl,
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
-            virtual_tag_generation: AtomicU64::new(0),
             overlay_source: None,
             virtual_tags: None,
             suggest_stats: std::sync::Mutex::new(None),
@@ -368,8 +364,6 @@ impl App {
         match store.active() {
             Ok(active) => {
                 let overlay = Arc::new(VirtualOverlay::new(generation, active));
-                self.virtual_tag_generation
-                    .store(generation, Ordering::Release);
                 *write(&self.overlay) = overlay.clone();
                 overlay
             }
@@ -399,10 +393,12 @@ impl App {
         &self,
         query: &CostQuery,
         resources: &[crate::inventory::Resource],
+        inventory_version: &str,
         force_refresh: bool,
     ) -> Option<Result<CostsForAnswer, CostError>> {
         let provider = self.costs.as_ref()?.provider();
-        let key = format!("{}|{:?}", provider.version(), query);
+        // Lines are joined to the inventory when read: a rescan reads them again.
+        let key = format!("{}|{:?}|{inventory_version}", provider.version(), query);
         let mut kept = self.line_costs.lock().await;
         if !force_refresh
             && let Some((at, result)) = kept.get(&key)
@@ -413,7 +409,13 @@ impl App {
                 reused: true,
             }));
         }
-        let result = provider.line_costs(query, resources).await.map(Arc::new);
+        let result = provider
+            .line_costs(query, resources)
+            .await
+            .map(|mut costs| {
+                crate::cost::join_to_inventory(&mut costs.lines, resources);
+                Arc::new(costs)
+            });
         if let Err(e) = &result {
             tracing::warn!(error = %e, "costs unavailable");
         }
@@ -447,10 +449,6 @@ impl App {
     /// How long scans and cached answers stay fresh.
     pub fn ttl(&self) -> Duration {
         self.ttl
-    }
-
-    pub fn virtual_tag_generation(&self) -> u64 {
-        self.virtual_tag_generation.load(Ordering::Acquire)
     }
 
     pub fn source_description(&self) -> String {

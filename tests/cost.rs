@@ -386,3 +386,51 @@ fn focus_files_give_per_provider_attribution_and_report_bad_rows() {
     ));
     assert_eq!(micros(&effective["total"]), 1_238_465_678);
 }
+
+/// Regression: AWS exports often name resources by their short id (`i-0abc…`); such lines were
+/// counted as resources outside the inventory (no tags, no virtual tags, no money on findings).
+#[test]
+fn focus_lines_with_short_ids_join_the_inventory() {
+    let mut resources: Vec<Resource> = generate(42, 5000).resources;
+    sort_and_dedupe(&mut resources);
+    let instance = resources
+        .iter()
+        .find(|r| r.resource_type == "ec2:instance")
+        .unwrap();
+    let short = instance.id.rsplit('/').next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let costs = dir.path().join("short.csv");
+    std::fs::write(
+        &costs,
+        format!(
+            "ResourceId,ChargePeriodStart,ServiceName,BilledCost,ProviderName\n\
+             {short},2026-10-05T00:00:00Z,Amazon Elastic Compute Cloud,100.00,AWS\n\
+             {},2026-10-06T00:00:00Z,Amazon Elastic Compute Cloud,50.00,AWS\n",
+            instance.id
+        ),
+    )
+    .unwrap();
+    let args = ["--demo", "--no-prewarm", "--cost", &path_str(&costs)];
+    let (mut c, _) = StdioClient::initialized(&args, &[]);
+    let out = ok(c.call("get_cost_attribution_gap", json!({})));
+    assert_eq!(out["resources_priced"], 1, "{out}");
+    assert_eq!(out["resources_in_inventory"], 1);
+    let check = ok(c.call(
+        "validate_resource_tags",
+        json!({"resource_ids": [instance.id.as_str()]}),
+    ));
+    assert!(check["results"][0]["resource_id"].is_string());
+    let found = ok(c.call(
+        "find_untagged_resources",
+        json!({"resource_types": ["ec2:instance"], "only_without_any_tags": false,
+               "limit": 500, "min_cost": 1}),
+    ));
+    let listed = found["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource_id"] == instance.id.as_str());
+    if let Some(r) = listed {
+        assert_eq!(micros(&r["cost"]), 150_000_000);
+    }
+}

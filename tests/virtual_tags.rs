@@ -190,6 +190,35 @@ fn apply_and_rules(c: &mut dyn Client) {
     );
     assert!(e.contains("does not govern"), "{e}");
 
+    // Keys in filters are read as the policy reads them (regression: `costcenter` matched
+    // every resource as missing, `env`/`prod` matched none).
+    let canonical = |tags_missing: &str| {
+        json!({"filter": {"resource_types": ["ec2:volume"], "tags_missing": [tags_missing]},
+               "key": "CostCenter", "value": "CC-1234", "reason": "finance mapping",
+               "dry_run": true})
+    };
+    let exact = ok(c, "apply_virtual_tag", canonical("CostCenter"))["matched"].clone();
+    assert_eq!(
+        ok(c, "apply_virtual_tag", canonical("costcenter"))["matched"],
+        exact
+    );
+    let by_alias = ok(
+        c,
+        "apply_virtual_tag",
+        json!({
+        "filter": {"resource_types": ["ec2:volume"], "tags_equal": {"env": "prod"}},
+        "key": "CostCenter", "value": "CC-1234", "reason": "finance mapping", "dry_run": true}),
+    );
+    let by_name = ok(
+        c,
+        "apply_virtual_tag",
+        json!({
+        "filter": {"resource_types": ["ec2:volume"], "tags_equal": {"Environment": "production"}},
+        "key": "CostCenter", "value": "CC-1234", "reason": "finance mapping", "dry_run": true}),
+    );
+    assert_eq!(by_alias["matched"], by_name["matched"]);
+    assert!(by_name["matched"].as_u64().unwrap() > 0);
+
     // A dry run reports the effect and writes nothing.
     let args = json!({"filter": {"resource_types": ["ec2:volume"], "tags_missing": ["CostCenter"]},
                       "key": "CostCenter", "value": "CC-1234", "reason": "finance mapping",
@@ -232,6 +261,20 @@ fn apply_and_rules(c: &mut dyn Client) {
     );
     assert_eq!(again["written"], 0);
     assert_eq!(again["effect"]["resources_changed"], 0);
+
+    // Deciding by filter needs a narrowing condition and acts on pending tags only.
+    let e = err(
+        c,
+        "review_virtual_tags",
+        json!({"action": "approve", "filter": {}, "reason": "all of them"}),
+    );
+    assert!(e.contains("filter"), "{e}");
+    let e = err(
+        c,
+        "review_virtual_tags",
+        json!({"action": "approve", "filter": {"statuses": ["denied"]}, "reason": "again"}),
+    );
+    assert!(e.contains("statuses"), "{e}");
 
     // Deciding needs a reason, and ids that exist.
     let e = err(
@@ -290,12 +333,36 @@ fn apply_and_rules(c: &mut dyn Client) {
     );
     let matches = tested["matches_total"].as_u64().unwrap();
     assert!(matches > 0, "{tested}");
+    // A person's tag on one matched resource: the rule must leave it alone (regression: a run
+    // superseded manual tags).
+    let manual_on = tested["examples"][0]["resource_id"].clone();
+    let manual = ok(
+        c,
+        "apply_virtual_tag",
+        json!({
+        "resource_ids": [manual_on], "key": "CostCenter", "value": "CC-4242",
+        "reason": "finance says so", "override_native": true}),
+    );
+    assert_eq!(manual["written"], 1);
     let ran = ok(c, "manage_tag_rules", json!({"action": "run"}));
     let written = ran["written_pending"].as_u64().unwrap();
     assert_eq!(ran["written_approved"], 0, "untrusted rule: pending only");
+    assert_eq!(ran["kept_decided"], 1, "{ran}");
     assert_eq!(
-        written + ran["already_in_effect"].as_u64().unwrap(),
+        written + ran["already_in_effect"].as_u64().unwrap() + 1,
         matches
+    );
+    // Running again writes nothing new (the proposals are already pending).
+    let again = ok(c, "manage_tag_rules", json!({"action": "run"}));
+    assert_eq!(again["written_pending"], 0, "{again}");
+    let kept = ok(
+        c,
+        "validate_resource_tags",
+        json!({"resource_ids": [manual_on]}),
+    );
+    assert_eq!(
+        kept["results"][0]["effective_tags"]["CostCenter"],
+        "CC-4242"
     );
     let pending = ok(
         c,
@@ -308,6 +375,7 @@ fn apply_and_rules(c: &mut dyn Client) {
         listed["rules"][0]["last_run_matches"].as_u64(),
         Some(matches)
     );
+    assert_eq!(listed["rules"][0]["matches"].as_u64(), Some(2 * matches));
     let resources: BTreeSet<&str> = pending["tags"]
         .as_array()
         .unwrap()

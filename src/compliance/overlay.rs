@@ -29,6 +29,9 @@ pub struct VirtualOverlay {
     by_resource: FxHashMap<CompactString, Vec<VirtualValue>>,
     pub generation: u64,
     tags: usize,
+    /// A content hash of the tags in effect: part of cached answers' keys and cursors, so two
+    /// stores (or two moments of one) with different tags never share an answer.
+    pub fingerprint: String,
 }
 
 impl VirtualOverlay {
@@ -45,10 +48,12 @@ impl VirtualOverlay {
             list.push(v);
             count += 1;
         }
+        let fingerprint = fingerprint(&by_resource);
         VirtualOverlay {
             by_resource,
             generation,
             tags: count,
+            fingerprint,
         }
     }
 
@@ -69,6 +74,28 @@ impl VirtualOverlay {
     pub fn of(&self, resource_id: &str) -> Option<&[VirtualValue]> {
         self.by_resource.get(resource_id).map(Vec::as_slice)
     }
+}
+
+fn fingerprint(by_resource: &FxHashMap<CompactString, Vec<VirtualValue>>) -> String {
+    use sha2::{Digest, Sha256};
+    if by_resource.is_empty() {
+        return "none".to_string();
+    }
+    let mut ids: Vec<&CompactString> = by_resource.keys().collect();
+    ids.sort_unstable();
+    let mut h = Sha256::new();
+    for id in ids {
+        let mut tags: Vec<&VirtualValue> = by_resource[id].iter().collect();
+        tags.sort_by(|a, b| a.key.cmp(&b.key));
+        for t in tags {
+            for part in [id.as_str(), t.key.as_str(), t.value.as_str()] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+            h.update([u8::from(t.override_native)]);
+        }
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Kinds that mean a key's native value cannot be used as it is.
@@ -246,6 +273,18 @@ mod tests {
             ])
         );
         assert!(evals.get(0).effective.is_empty());
+    }
+
+    #[test]
+    fn fingerprints_follow_content_not_generation() {
+        // Regression: answers were keyed by the store's generation, which two stores (or a
+        // change racing an evaluation) can share with different tags.
+        let a = VirtualOverlay::new(1, [("a".into(), v("Team", "x", false))]);
+        let b = VirtualOverlay::new(1, [("a".into(), v("Team", "y", false))]);
+        let a_again = VirtualOverlay::new(9, [("a".into(), v("Team", "x", false))]);
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.fingerprint, a_again.fingerprint);
+        assert_ne!(a.fingerprint, VirtualOverlay::new(1, []).fingerprint);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use compact_str::CompactString;
 use super::attribution::{Attribution, GroupBy, GroupSplit, KeyJudge, Split, Unattributed};
 use super::{
     CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Micros,
-    Period, choose_metric, parse_micros,
+    Period, ResourceIndex, choose_metric, parse_micros,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
 use crate::inventory::{Provider, Resource, Tags};
@@ -130,6 +130,9 @@ impl CostExplorer {
         .await?;
         let valid = valid_values(judge, &key_groups);
         let attributable = match all_valid_filter(judge, &valid) {
+            // No key is required of every resource: the overall figure requires none, so all
+            // spend is attributable (per-key figures still show each key's gap).
+            _ if overall_requires_nothing(judge) => totals.clone(),
             Some(filter) => {
                 fetch_groups(
                     &session,
@@ -165,8 +168,12 @@ impl CostExplorer {
             ));
         }
         let recent = resource_level_period(period);
-        match fetch_resource_costs(&session, recent, metric).await {
-            Ok(costs) => {
+        let resource_costs = match recent {
+            Some(recent) => fetch_resource_costs(&session, recent, metric).await,
+            None => Err(OUTSIDE_RESOURCE_LEVEL.to_string()),
+        };
+        match (resource_costs, recent) {
+            (Ok(costs), Some(recent)) => {
                 attribution.unattributed =
                     unattributed_resources(judge, &costs, resources, overlay);
                 notes.push(format!(
@@ -175,10 +182,12 @@ impl CostExplorer {
                     recent.start, recent.end
                 ));
             }
-            Err(e) => notes.push(format!(
+            (Err(e), _) => notes.push(format!(
                 "resource-level costs are unavailable, so no resources are listed (the figures \
                  above stand): {e}"
             )),
+            // Without a period no request is made, so there is nothing to list.
+            (Ok(_), None) => {}
         }
         let api_calls = session.counter.attempts();
         Ok(ExplorerGap {
@@ -223,7 +232,10 @@ impl CostProvider for CostExplorer {
             query
                 .period
                 .unwrap_or_else(|| super::demo::default_period(Utc::now().date_naive())),
-        );
+        )
+        .ok_or_else(|| {
+            CostError::Unavailable(format!("resource-level costs: {OUTSIDE_RESOURCE_LEVEL}"))
+        })?;
         let session = self.session().await;
         let costs = fetch_resource_costs(&session, period, metric).await;
         let api_calls = session.counter.attempts();
@@ -269,16 +281,19 @@ impl CostProvider for CostExplorer {
     }
 }
 
-/// The part of `period` AWS keeps resource-level data for (the last 14 days up to today).
-fn resource_level_period(period: Period) -> Period {
+/// The part of `period` AWS keeps resource-level data for: the last 14 days up to today. None
+/// when the period lies wholly before them.
+fn resource_level_period(period: Period) -> Option<Period> {
     let today = Utc::now().date_naive();
     let end = period.end.min(today + Duration::days(1));
-    let start = period.start.max(end - Duration::days(RESOURCE_LEVEL_DAYS));
-    Period {
-        start: start.min(end - Duration::days(1)),
-        end,
-    }
+    let start = period
+        .start
+        .max(today - Duration::days(RESOURCE_LEVEL_DAYS));
+    (start < end).then_some(Period { start, end })
 }
+
+const OUTSIDE_RESOURCE_LEVEL: &str = "the period ends before the last 14 days, the only days AWS \
+    keeps resource-level costs for";
 
 fn group_definition(group_by: &GroupBy) -> Result<GroupDefinition, CostError> {
     let dimension = |d: Dimension| {
@@ -427,6 +442,12 @@ fn valid_values(judge: &KeyJudge<'_>, key_groups: &[Vec<(String, Micros)>]) -> V
                 .collect()
         })
         .collect()
+}
+
+/// True when no required key applies to every resource: billing data cannot tell where the
+/// others apply, so the overall figure requires none of them.
+fn overall_requires_nothing(judge: &KeyJudge<'_>) -> bool {
+    !(0..judge.len()).any(|i| judge.applies_to_every_type(i))
 }
 
 /// Spend whose every required key has one of its valid values; None when some key has none
@@ -599,39 +620,6 @@ async fn fetch_resource_costs(
     }
 }
 
-/// Finds inventory resources by the id billing uses: the full ARN, or its last segment
-/// (`i-0abc...` for `arn:aws:ec2:...:instance/i-0abc...`).
-struct ResourceIndex<'a> {
-    by_short: rustc_hash::FxHashMap<&'a str, &'a Resource>,
-    resources: &'a [Resource],
-}
-
-impl<'a> ResourceIndex<'a> {
-    fn new(resources: &'a [Resource]) -> ResourceIndex<'a> {
-        let by_short = resources
-            .iter()
-            .filter_map(|r| {
-                r.id.rsplit(['/', ':'])
-                    .next()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| (s, r))
-            })
-            .collect();
-        ResourceIndex {
-            by_short,
-            resources,
-        }
-    }
-
-    fn find(&self, id: &str) -> Option<&'a Resource> {
-        self.resources
-            .binary_search_by(|r| r.id.as_str().cmp(id))
-            .ok()
-            .map(|i| &self.resources[i])
-            .or_else(|| self.by_short.get(id).copied())
-    }
-}
-
 /// The resource-level costs that are not attributable, most costly first. Resources the
 /// inventory does not hold are listed with every key missing (billing knows no tags for them
 /// here).
@@ -792,6 +780,15 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_some_types_only_require_nothing_overall() {
+        // Regression: such a policy reported 0 attributable (a 100% gap).
+        let p = parse_policy(r#"{"required_tags": [{"name": "team", "applies_to": ["ec2:*"]}]}"#)
+            .unwrap();
+        assert!(overall_requires_nothing(&KeyJudge::new(&p)));
+        assert!(!overall_requires_nothing(&KeyJudge::new(&policy())));
+    }
+
+    #[test]
     fn billing_ids_find_inventory_resources() {
         let estate = crate::inventory::demo::generate(42, 200);
         let mut resources = estate.resources;
@@ -813,13 +810,21 @@ mod tests {
         let p = resource_level_period(Period {
             start: today - Duration::days(60),
             end: today,
-        });
+        })
+        .unwrap();
         assert_eq!(p.days(), 14);
         assert_eq!(p.end, today);
         let short = resource_level_period(Period {
             start: today - Duration::days(3),
             end: today,
-        });
+        })
+        .unwrap();
         assert_eq!(short.days(), 3);
+        // A period wholly before the window makes no request.
+        let old = resource_level_period(Period {
+            start: today - Duration::days(90),
+            end: today - Duration::days(60),
+        });
+        assert_eq!(old, None);
     }
 }

@@ -204,6 +204,60 @@ pub trait CostProvider: Send + Sync {
     ) -> Result<LineCosts, CostError>;
 }
 
+/// Finds inventory resources by the id billing uses: the full ARN, or its last segment
+/// (`i-0abc...` for `arn:aws:ec2:...:instance/i-0abc...`).
+pub struct ResourceIndex<'a> {
+    by_short: rustc_hash::FxHashMap<&'a str, &'a Resource>,
+    resources: &'a [Resource],
+}
+
+impl<'a> ResourceIndex<'a> {
+    pub fn new(resources: &'a [Resource]) -> ResourceIndex<'a> {
+        let by_short = resources
+            .iter()
+            .filter_map(|r| {
+                r.id.rsplit(['/', ':'])
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| (s, r))
+            })
+            .collect();
+        ResourceIndex {
+            by_short,
+            resources,
+        }
+    }
+
+    pub fn find(&self, id: &str) -> Option<&'a Resource> {
+        self.resources
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.resources[i])
+            .or_else(|| self.by_short.get(id).copied())
+    }
+}
+
+/// Points each line at the inventory's resource when the cost source names it by its short id
+/// (`i-0abc…`, a bucket name) rather than the ARN, so lines join the inventory (its tags,
+/// virtual tags, money on findings) whatever the export's habit.
+pub fn join_to_inventory(lines: &mut [CostLine], resources: &[Resource]) {
+    let index = ResourceIndex::new(resources);
+    for line in lines.iter_mut().filter(|l| !l.resource_id.is_empty()) {
+        if let Some(r) = index.find(&line.resource_id)
+            && r.id != line.resource_id
+        {
+            line.resource_id = r.id.clone();
+            line.resource_type = r.resource_type.clone();
+            if line.account.is_empty() {
+                line.account = r.account.clone();
+            }
+            if line.region.is_empty() {
+                line.region = r.region.clone();
+            }
+        }
+    }
+}
+
 /// Checks `metric` against what a source offers and gives the one to use.
 pub fn choose_metric(
     offered: &'static [CostMetric],

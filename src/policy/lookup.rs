@@ -57,6 +57,15 @@ impl Policy {
         out
     }
 
+    /// The canonical name of a policy key given as written (an alias or case variant), or the
+    /// key unchanged when the policy does not govern it.
+    pub fn canonical_key<'k>(&'k self, key: &'k str) -> &'k str {
+        match self.classify(key) {
+            Some(KeyRef::Canonical(id) | KeyRef::Alias(id)) => self.key_name(id),
+            _ => key,
+        }
+    }
+
     /// The value of `key` in a view. A policy key (or one of its aliases) is resolved as the
     /// evaluator does; any other key matches exactly, or ignoring case in the effective view
     /// when the policy matches keys case-insensitively.

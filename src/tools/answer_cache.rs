@@ -1,6 +1,6 @@
 //! Cached answers of read-only tools. The key is the SHA-256 of the tool name, the canonical
-//! arguments (without `force_refresh`/`store_snapshot`), the policy hash, the virtual-tag
-//! generation, the inventory's content hash and the cost data's version — so a policy change,
+//! arguments (without `force_refresh`/`store_snapshot`), the policy hash, a content hash of the
+//! virtual tags in effect, the inventory's content hash and the cost data's version — so a policy change,
 //! a virtual-tag change, a rescan that found different data or new costs simply asks for
 //! another key. A cached answer gets the current `data_quality` (its data is the same; its
 //! freshness and cache facts are now), and its `cost_quality` says no cost request was made.
@@ -68,7 +68,9 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, snapshot: &Snapshot) ->
             tool.as_bytes(),
             crate::util::canonical_json(&question).as_bytes(),
             snapshot.policy().hash().as_bytes(),
-            &app.virtual_tag_generation().to_le_bytes(),
+            // The virtual tags this answer was evaluated with (not the store's latest
+            // generation, which may have moved meanwhile), by content.
+            snapshot.evaluated.overlay.fingerprint.as_bytes(),
             snapshot.inventory_version.as_bytes(),
             app.costs_version().as_bytes(),
         ],

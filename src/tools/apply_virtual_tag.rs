@@ -111,10 +111,7 @@ to see the effect without writing. Nothing in the cloud changes.";
                 )
             }));
         }
-        let costs = resource_costs(call, &snapshot.inventory.resources, false)
-            .await
-            .ok()
-            .flatten();
+        let costs = resource_costs(call, &snapshot, false).await.ok().flatten();
         let additions: FxHashMap<usize, Vec<_>> = chosen
             .iter()
             .map(|&i| {

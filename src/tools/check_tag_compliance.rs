@@ -218,7 +218,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             .collect();
         let next_cursor = paging.next(offset, page.len(), total);
         let (costs, spend_unavailable) =
-            match resource_costs(call, resources, args.force_refresh).await {
+            match resource_costs(call, &snapshot, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };
@@ -403,6 +403,9 @@ impl Scoped {
             let Some(cost) = costs.of(&r.id) else {
                 continue;
             };
+            // A weight, not a balance: a resource whose credits exceed its charges weighs 0
+            // (else the score could leave 0–100%).
+            let cost = cost.max(0);
             priced += 1;
             in_scope += cost;
             if !self.violation_filter.fails(e.effective, fail_at) {

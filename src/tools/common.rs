@@ -132,6 +132,7 @@ impl Paging {
         h.update(crate::util::canonical_json(question).as_bytes());
         h.update(snapshot.inventory_version.as_bytes());
         h.update(snapshot.policy().hash().as_bytes());
+        h.update(snapshot.evaluated.overlay.fingerprint.as_bytes());
         Paging {
             fingerprint: hex::encode(&h.finalize()[..6]),
         }

@@ -132,14 +132,20 @@ impl ResourceCosts {
 
 pub async fn resource_costs(
     call: &Call<'_>,
-    resources: &[crate::inventory::Resource],
+    snapshot: &crate::app::Snapshot,
     force_refresh: bool,
 ) -> Result<Option<ResourceCosts>, String> {
     let query = CostQuery {
         period: None,
         metric: None,
     };
-    match call.app.line_costs(&query, resources, force_refresh).await {
+    let resources = &snapshot.inventory.resources;
+    let version = &snapshot.inventory_version;
+    match call
+        .app
+        .line_costs(&query, resources, version, force_refresh)
+        .await
+    {
         None => Ok(None),
         Some(Err(e)) => Err(e.to_string()),
         Some(Ok(found)) => Ok(Some(ResourceCosts {

@@ -176,7 +176,7 @@ ordered by number of missing keys. Page with next_cursor.";
             found.push((index, missing));
         }
         let (costs, spend_unavailable) =
-            match resource_costs(call, resources, args.force_refresh).await {
+            match resource_costs(call, &snapshot, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };
@@ -227,6 +227,8 @@ ordered by number of missing keys. Page with next_cursor.";
             "regions": args.regions, "accounts": args.accounts, "view": args.view,
             "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
             "min_cost": args.min_cost,
+            // The order follows costs when they are known: new costs, new pages.
+            "costs": call.app.costs_version(),
         });
         let paging = Paging::new(Self::NAME, &question, &snapshot);
         let offset = paging.offset(args.cursor.as_deref())?;

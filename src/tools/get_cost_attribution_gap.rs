@@ -237,6 +237,11 @@ answers are cached).";
         let group_by = group_by(&args)?;
         let snapshot = call.snapshot(args.force_refresh).await?;
         let policy = snapshot.policy();
+        // Effective tags carry canonical keys: `team` groups by the policy's `Team`.
+        let group_by = match group_by {
+            GroupBy::Tag(key) => GroupBy::Tag(policy.canonical_key(&key).to_string()),
+            other => other,
+        };
         let judge = KeyJudge::new(policy);
         if judge.is_empty() {
             return Err(ToolError::invalid(
@@ -312,7 +317,12 @@ answers are cached).";
                     metric: args.metric,
                 };
                 let costs = app
-                    .line_costs(&query, resources, args.force_refresh)
+                    .line_costs(
+                        &query,
+                        resources,
+                        &snapshot.inventory_version,
+                        args.force_refresh,
+                    )
                     .await
                     .ok_or_else(no_cost_source)?
                     .map_err(cost_error)?;

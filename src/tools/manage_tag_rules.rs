@@ -15,7 +15,7 @@ use super::{Call, Tool, ToolError};
 use crate::app::Snapshot;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
-use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagSource, TagStatus};
+use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
 
 pub struct ManageTagRules;
 
@@ -108,6 +108,10 @@ pub struct Output {
     /// effect (not written again).
     pub rejected_values: usize,
     pub already_in_effect: usize,
+    /// run: matches left alone because a person set or approved that key on that resource.
+    pub kept_decided: usize,
+    /// run: more than 10,000 tags to write; the first 10,000 were written, run again.
+    pub truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_quality: Option<DataQuality>,
 }
@@ -125,6 +129,8 @@ impl Output {
             written_pending: 0,
             rejected_values: 0,
             already_in_effect: 0,
+            kept_decided: 0,
+            truncated: false,
             data_quality: None,
         }
     }
@@ -298,7 +304,25 @@ async fn write_matches(
     let store = store(call)?;
     let policy = snapshot.policy();
     let resources = &snapshot.inventory.resources;
-    let mut rows = Vec::new();
+    // Tags people set or approved (manual, reviewed suggestions, imports) are never replaced
+    // by a rule: a rule proposes where nobody has decided.
+    let decided_by_people: std::collections::HashSet<(String, String)> = blocking(&store, |s| {
+        s.list(
+            &TagQuery {
+                statuses: vec![TagStatus::Approved],
+                sources: vec![TagSource::Manual, TagSource::Suggestion, TagSource::Import],
+                ..TagQuery::default()
+            },
+            usize::MAX,
+            0,
+        )
+    })
+    .await?
+    .0
+    .into_iter()
+    .map(|t| (t.resource_id, t.key))
+    .collect();
+    let (mut approved, mut pending) = (Vec::new(), Vec::new());
     for (i, m) in &result.matches {
         let effective = effective_now(snapshot, *i);
         for (key, value) in &m.tags {
@@ -310,11 +334,20 @@ async fn write_matches(
                 out.already_in_effect += 1;
                 continue;
             }
-            if m.trusted {
-                out.written_approved += 1;
-            } else {
-                out.written_pending += 1;
+            let id = resources[*i].id.to_string();
+            if decided_by_people.contains(&(id, key.clone())) {
+                out.kept_decided += 1;
+                continue;
             }
+            if approved.len() + pending.len() >= MAX_WRITES {
+                out.truncated = true;
+                continue;
+            }
+            let rows = if m.trusted {
+                &mut approved
+            } else {
+                &mut pending
+            };
             rows.push(NewVirtualTag {
                 resource_id: resources[*i].id.to_string(),
                 key,
@@ -334,11 +367,19 @@ async fn write_matches(
             });
         }
     }
-    if !rows.is_empty() {
-        blocking(&store, move |s| s.add(&rows)).await?;
+    // `add` skips what is already pending or approved with the same value: count what it wrote.
+    if !approved.is_empty() {
+        out.written_approved = blocking(&store, move |s| s.add(&approved)).await?.1;
+    }
+    if !pending.is_empty() {
+        out.written_pending = blocking(&store, move |s| s.add(&pending)).await?.1;
     }
     Ok(())
 }
+
+/// Most tags one run writes (one transaction each for approved and pending); run again for the
+/// rest.
+const MAX_WRITES: usize = 10_000;
 
 fn examples(snapshot: &Snapshot, result: &RunResult, limit: usize) -> Vec<MatchItem> {
     result

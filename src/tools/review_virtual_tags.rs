@@ -136,7 +136,8 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
         match args.action {
             Action::List => {
                 if !args.ids.is_empty() {
-                    let ids = args.ids.clone();
+                    let mut ids = args.ids.clone();
+                    ids.truncate(args.limit as usize);
                     let tags = blocking(&store, move |s| s.get(&ids)).await?;
                     return Ok(Output {
                         action: Action::List,
@@ -197,6 +198,25 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                         blocking(&store, move |s| s.decide(&ids, &decision)).await?
                     }
                     (true, true) => {
+                        if !query.statuses.is_empty() {
+                            return Err(ToolError::invalid(
+                                "argument `filter.statuses`: only pending tags can be approved \
+                                 or denied; remove statuses from the filter",
+                            ));
+                        }
+                        let narrows = !query.sources.is_empty()
+                            || !query.keys.is_empty()
+                            || !query.resource_ids.is_empty()
+                            || query.rule_id.is_some()
+                            || query.min_confidence.is_some()
+                            || query.max_confidence.is_some();
+                        if !narrows {
+                            return Err(ToolError::invalid(
+                                "argument `filter`: say which pending tags to decide (sources, \
+                                 keys, resource_ids, rule_id or a confidence range); an empty \
+                                 filter would decide every pending tag",
+                            ));
+                        }
                         let decided = blocking(&store, move |s| {
                             s.decide_matching(&query, &decision, MAX_RESOURCES)
                         })

@@ -147,6 +147,25 @@ fn select_by_filter(snapshot: &Snapshot, f: &ResourceSelector) -> Result<Vec<usi
         None => None,
     };
     let needs_tags = !f.tags_equal.is_empty() || !f.tags_missing.is_empty();
+    // Effective tags carry canonical keys and values: read the filter the same way (`env` →
+    // `Environment`, `prod` → `production`).
+    let tags_equal: Vec<(String, String)> = f
+        .tags_equal
+        .iter()
+        .map(|(k, v)| {
+            let key = policy.canonical_key(k).to_string();
+            let value = policy
+                .effective_tags(&[(key.as_str(), v.as_str())])
+                .remove(&key)
+                .unwrap_or_else(|| v.clone());
+            (key, value)
+        })
+        .collect();
+    let tags_missing: Vec<&str> = f
+        .tags_missing
+        .iter()
+        .map(|k| policy.canonical_key(k))
+        .collect();
     let resources = &snapshot.inventory.resources;
     let mut chosen = Vec::new();
     for (i, r) in resources.iter().enumerate() {
@@ -158,15 +177,12 @@ fn select_by_filter(snapshot: &Snapshot, f: &ResourceSelector) -> Result<Vec<usi
         }
         if needs_tags {
             let effective = policy.effective_tags(snapshot.evaluated.effective_input(i, &r.tags));
-            let equal = f
-                .tags_equal
+            let equal = tags_equal
                 .iter()
                 .all(|(k, v)| effective.get(k.as_str()) == Some(v));
-            let missing = f.tags_missing.iter().all(|k| {
-                effective
-                    .get(k.as_str())
-                    .is_none_or(|v| v.trim().is_empty())
-            });
+            let missing = tags_missing
+                .iter()
+                .all(|k| effective.get(*k).is_none_or(|v| v.trim().is_empty()));
             if !equal || !missing {
                 continue;
             }
