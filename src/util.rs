@@ -75,6 +75,19 @@ pub fn json_depth_within(bytes: &[u8], max: usize) -> bool {
     true
 }
 
+/// `1234567` → `"1,234,567"`, for text output.
+pub fn thousands(n: impl std::fmt::Display) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::util::thousands;
+
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
 use crate::tools::check_tag_compliance::Output;
@@ -12,18 +14,6 @@ use crate::tools::get_cost_attribution_gap::Output as GapOutput;
 fn pct(p: Option<f64>) -> String {
     p.map(|v| format!("{v:.1}%"))
         .unwrap_or_else(|| "n/a".into())
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn status(o: &Output) -> String {

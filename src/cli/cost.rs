@@ -14,6 +14,7 @@ use clap::ValueEnum;
 use crate::cost::focus::read_focus_files;
 use crate::cost::money::format_amount;
 use crate::cost::{CostMetric, LineCosts, Micros, Period, micros_to_amount};
+use crate::util::thousands;
 
 /// Services listed by name; the rest are summed as `others`.
 const TOP_SERVICES: usize = 10;
@@ -152,18 +153,6 @@ impl Summary {
             outside_period: r.rows_read.saturating_sub(r.rows_used + r.rows_skipped),
         }
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn render_text(costs: &LineCosts, s: &Summary) -> String {

@@ -79,14 +79,7 @@ pub fn format_amount(micros: Micros) -> String {
     let cents = (micros as i128 + if micros >= 0 { 5_000 } else { -5_000 }) / 10_000;
     let negative = cents < 0;
     let cents = cents.unsigned_abs();
-    let units = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = crate::util::thousands(cents / 100);
     format!(
         "{}{grouped}.{:02}",
         if negative { "-" } else { "" },
