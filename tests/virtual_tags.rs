@@ -262,6 +262,22 @@ fn apply_and_rules(c: &mut dyn Client) {
     assert_eq!(again["written"], 0);
     assert_eq!(again["effect"]["resources_changed"], 0);
 
+    // A priority held by a disabled rule is refused as an argument error, not a database
+    // failure (regression: store refusals read "virtual-tag store: database error: ...").
+    ok(
+        c,
+        "manage_tag_rules",
+        json!({"action": "create", "rule": {"name": "parked", "priority": 50, "enabled": false,
+               "when": {"field": "type", "eq": "sqs:queue"}, "set": {"CostCenter": "CC-1111"}}}),
+    );
+    let e = err(
+        c,
+        "manage_tag_rules",
+        json!({"action": "create", "rule": {"name": "same slot", "priority": 50,
+               "when": {"field": "type", "eq": "sns:topic"}, "set": {"CostCenter": "CC-1111"}}}),
+    );
+    assert!(e.contains("priority 50") && !e.contains("database"), "{e}");
+
     // Deciding by filter needs a narrowing condition and acts on pending tags only.
     let e = err(
         c,

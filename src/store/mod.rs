@@ -30,6 +30,10 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(String),
+    /// The request was refused as asked (unknown id, a name or priority taken, too many
+    /// matches): the message says what to change.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

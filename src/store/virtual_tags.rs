@@ -488,7 +488,7 @@ impl VirtualTagStore {
                 .query_row(params_from_iter(&values), |r| r.get(0))?;
             let matching = unsigned(matching);
             if matching > u64::try_from(max).unwrap_or(u64::MAX) {
-                return Err(StoreError::Sql(format!(
+                return Err(StoreError::Refused(format!(
                     "{matching} pending tags match, more than the {max} one call may decide; \
                      narrow the filter"
                 )));
@@ -667,7 +667,7 @@ struct Current {
 
 fn validate(i: usize, t: &NewVirtualTag) -> Result<(), StoreError> {
     let bad = |why: String| {
-        Err(StoreError::Sql(format!(
+        Err(StoreError::Refused(format!(
             "virtual tag {i} ({} {:?}): {why}",
             t.resource_id, t.key
         )))
@@ -720,7 +720,7 @@ fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided,
         let tag = select
             .query_row(params![id], read_tag)
             .optional()?
-            .ok_or_else(|| StoreError::Sql(format!("no virtual tag with id {id}")))?;
+            .ok_or_else(|| StoreError::Refused(format!("no virtual tag with id {id}")))?;
         if tag.status != TagStatus::Pending {
             skipped.push((id, tag.status));
             continue;
@@ -850,7 +850,7 @@ fn rule(conn: &Connection, id: i64) -> Result<(RuleRow, bool), StoreError> {
 fn live_rule(conn: &Connection, id: i64) -> Result<RuleRow, StoreError> {
     match rule(conn, id)? {
         (row, false) => Ok(row),
-        (row, true) => Err(StoreError::Sql(format!(
+        (row, true) => Err(StoreError::Refused(format!(
             "rule {id} ({:?}) was deleted",
             row.name
         ))),
@@ -858,12 +858,12 @@ fn live_rule(conn: &Connection, id: i64) -> Result<RuleRow, StoreError> {
 }
 
 fn no_rule(id: i64) -> StoreError {
-    StoreError::Sql(format!("no rule with id {id}"))
+    StoreError::Refused(format!("no rule with id {id}"))
 }
 
 fn check_name(name: &str) -> Result<(), StoreError> {
     if name.trim().is_empty() {
-        return Err(StoreError::Sql("a rule needs a name".into()));
+        return Err(StoreError::Refused("a rule needs a name".into()));
     }
     Ok(())
 }
@@ -884,7 +884,7 @@ fn ensure_free(
             .query_row(params![name, except], |r| r.get(0))
             .optional()?;
         if let Some(holder) = holder {
-            return Err(StoreError::Sql(format!(
+            return Err(StoreError::Refused(format!(
                 "a rule named {name:?} already exists (rule {holder})"
             )));
         }
@@ -897,7 +897,7 @@ fn ensure_free(
             .query_row(params![priority, except], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((holder, holder_name)) = holder {
-            return Err(StoreError::Sql(format!(
+            return Err(StoreError::Refused(format!(
                 "priority {priority} is taken by rule {holder_name:?} (rule {holder})"
             )));
         }

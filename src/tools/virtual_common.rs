@@ -47,7 +47,10 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&store))
         .await
         .map_err(|e| ToolError::Internal(format!("the virtual-tag store task stopped: {e}")))?
-        .map_err(|e| ToolError::Unavailable(format!("virtual-tag store: {e}")))
+        .map_err(|e| match e {
+            StoreError::Refused(why) => ToolError::InvalidArgument(why),
+            other => ToolError::Unavailable(format!("virtual-tag store: {other}")),
+        })
 }
 
 /// Which resources to act on, when not given by id. Every condition given must hold.
