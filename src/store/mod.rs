@@ -103,7 +103,21 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it
     // returns, so an acknowledged write survives a crash or power loss.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Turning a new file into WAL needs a lock SQLite does not wait for (the busy timeout does
+    // not apply): when several processes open a new database at once, retry briefly.
+    let mut attempts = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempts < 100 =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
