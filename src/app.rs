@@ -234,8 +234,6 @@ pub struct App {
     ttl: Duration,
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
     scan_lock: Mutex<()>,
-    /// Where approved virtual tags are read from, when a data directory is in use.
-    overlay_source: Option<Arc<dyn ActiveVirtualTags>>,
     /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
     pub virtual_tags: Option<Arc<VirtualTagStore>>,
     /// The approved virtual tags in effect, as last read from the store.
@@ -267,45 +265,17 @@ impl CostSource {
     }
 }
 
-/// Where the approved virtual tags in effect are read from (the virtual-tag store).
-pub trait ActiveVirtualTags: Send + Sync {
-    /// Changes whenever a virtual tag changes.
-    fn generation(&self) -> Result<u64, String>;
-    /// Every approved virtual tag in effect: (resource id, tag).
-    fn active(&self) -> Result<Vec<(compact_str::CompactString, VirtualValue)>, String>;
-}
-
-impl ActiveVirtualTags for VirtualTagStore {
-    fn generation(&self) -> Result<u64, String> {
-        VirtualTagStore::generation(self).map_err(|e| e.to_string())
-    }
-
-    fn active(&self) -> Result<Vec<(compact_str::CompactString, VirtualValue)>, String> {
-        Ok(VirtualTagStore::active(self)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|t| {
-                (
-                    t.resource_id.into(),
-                    VirtualValue {
-                        key: t.key.into(),
-                        value: t.value.into(),
-                        override_native: t.override_native,
-                    },
-                )
-            })
-            .collect())
-    }
-}
-
 /// Resource-level costs for an answer, and whether they were read for it (else reused).
+#[derive(Clone)]
 pub struct CostsForAnswer {
     pub costs: Arc<LineCosts>,
+    /// Each resource's cost over all its lines, computed once when the costs are read.
+    pub by_resource: Arc<rustc_hash::FxHashMap<compact_str::CompactString, crate::cost::Micros>>,
     pub reused: bool,
 }
 
 /// Resource-level costs read at an instant (or why they could not be).
-type KeptCosts = (Instant, Result<Arc<LineCosts>, CostError>);
+type KeptCosts = (Instant, Result<CostsForAnswer, CostError>);
 
 /// Cost questions kept at once (a handful of periods and metrics).
 const LINE_COSTS_KEPT: usize = 8;
@@ -321,7 +291,6 @@ impl App {
             ttl,
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
-            overlay_source: None,
             virtual_tags: None,
             suggest_stats: std::sync::Mutex::new(None),
             // Never a store generation: the first look at a store reads it.
@@ -331,14 +300,8 @@ impl App {
         }
     }
 
-    pub fn with_overlay_source(mut self, source: Arc<dyn ActiveVirtualTags>) -> App {
-        self.overlay_source = Some(source);
-        self
-    }
-
     /// Virtual tags: read into the effective view, and written by the virtual-tag tools.
     pub fn with_virtual_tags(mut self, store: Arc<VirtualTagStore>) -> App {
-        self.overlay_source = Some(store.clone());
         self.virtual_tags = Some(store);
         self
     }
@@ -348,7 +311,7 @@ impl App {
     /// be read keeps the last overlay (and says so in the log).
     pub fn overlay(&self) -> Arc<VirtualOverlay> {
         let current = read(&self.overlay).clone();
-        let Some(store) = &self.overlay_source else {
+        let Some(store) = &self.virtual_tags else {
             return current;
         };
         let generation = match store.generation() {
@@ -363,7 +326,19 @@ impl App {
         }
         match store.active() {
             Ok(active) => {
-                let overlay = Arc::new(VirtualOverlay::new(generation, active));
+                let overlay = Arc::new(VirtualOverlay::new(
+                    generation,
+                    active.into_iter().map(|t| {
+                        (
+                            t.resource_id.into(),
+                            VirtualValue {
+                                key: t.key.into(),
+                                value: t.value.into(),
+                                override_native: t.override_native,
+                            },
+                        )
+                    }),
+                ));
                 *write(&self.overlay) = overlay.clone();
                 overlay
             }
@@ -405,8 +380,8 @@ impl App {
             && at.elapsed() < self.ttl
         {
             return Some(result.clone().map(|costs| CostsForAnswer {
-                costs,
                 reused: true,
+                ..costs
             }));
         }
         let result = provider
@@ -414,7 +389,11 @@ impl App {
             .await
             .map(|mut costs| {
                 crate::cost::join_to_inventory(&mut costs.lines, resources);
-                Arc::new(costs)
+                CostsForAnswer {
+                    by_resource: Arc::new(crate::cost::attribution::cost_by_resource(&costs.lines)),
+                    costs: Arc::new(costs),
+                    reused: false,
+                }
             });
         if let Err(e) = &result {
             tracing::warn!(error = %e, "costs unavailable");
@@ -425,10 +404,7 @@ impl App {
         if !self.ttl.is_zero() {
             kept.insert(key, (Instant::now(), result.clone()));
         }
-        Some(result.map(|costs| CostsForAnswer {
-            costs,
-            reused: false,
-        }))
+        Some(result)
     }
 
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {

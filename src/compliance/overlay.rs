@@ -134,22 +134,11 @@ pub fn combine(
             continue;
         }
         // Drop every native spelling of the key (canonical, case variant, alias).
-        combined.retain(|(k, _)| !same_key(policy, k, &v.key));
+        combined.retain(|(k, _)| policy.canonical_key(k) != v.key.as_str());
         combined.push((v.key.clone(), v.value.clone()));
         changed = true;
     }
     changed.then(|| normalise_tags(combined))
-}
-
-fn same_key(policy: &Policy, tag_key: &str, canonical: &str) -> bool {
-    if tag_key == canonical {
-        return true;
-    }
-    match (policy.key_id(canonical), policy.classify(tag_key)) {
-        (Some(id), Some(crate::policy::compiled::KeyRef::Canonical(other)))
-        | (Some(id), Some(crate::policy::compiled::KeyRef::Alias(other))) => id == other,
-        _ => false,
-    }
 }
 
 /// Evaluates every resource; resources with virtual tags in effect get their effective view

@@ -385,6 +385,13 @@ fn add_groups(
     sums: &mut Vec<(String, Micros)>,
     currency: &mut Option<String>,
 ) -> Result<(), CostError> {
+    // Position of each label in `sums` (resource-level answers have thousands of groups per
+    // day, so a linear search per group would be quadratic).
+    let mut at: rustc_hash::FxHashMap<String, usize> = sums
+        .iter()
+        .enumerate()
+        .map(|(i, (label, _))| (label.clone(), i))
+        .collect();
     for result in results {
         for group in result.groups() {
             let raw = group.keys().first().map(String::as_str).unwrap_or("");
@@ -413,9 +420,12 @@ fn add_groups(
                     Some(_) => {}
                 }
             }
-            match sums.iter_mut().find(|(l, _)| l == label) {
-                Some((_, sum)) => *sum += amount,
-                None => sums.push((label.to_string(), amount)),
+            match at.get(label) {
+                Some(&i) => sums[i].1 += amount,
+                None => {
+                    at.insert(label.to_string(), sums.len());
+                    sums.push((label.to_string(), amount));
+                }
             }
         }
     }

@@ -229,8 +229,6 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             }
         }
         let spend = costs.map(|c| scoped.spend(&snapshot, &c));
-        let mut scoped = scoped;
-        scoped.spend_score_pct = spend.as_ref().and_then(|s| s.spend_weighted_score_pct);
         let snapshot_id = if args.store_snapshot {
             let history = call.app.history.clone().ok_or_else(|| {
                 ToolError::Unavailable(
@@ -239,7 +237,9 @@ store_snapshot=true also records the answer in the history (get_violation_histor
                         .into(),
                 )
             })?;
-            let record = scoped.record(&snapshot, question, call.snapshot_time(), call.trigger());
+            let mut record =
+                scoped.record(&snapshot, question, call.snapshot_time(), call.trigger());
+            record.spend_score_pct = spend.as_ref().and_then(|s| s.spend_weighted_score_pct);
             Some(store_snapshot(history, record).await?)
         } else {
             None
@@ -364,8 +364,6 @@ pub struct Scoped {
     pub resource_filter: ResourceFilter,
     pub violation_filter: ViolationFilter,
     pub summary: Summary,
-    /// The spend-weighted score, recorded with a snapshot when costs are known.
-    pub spend_score_pct: Option<f64>,
 }
 
 impl Scoped {
@@ -387,7 +385,6 @@ impl Scoped {
             resource_filter,
             violation_filter,
             summary,
-            spend_score_pct: None,
         })
     }
 
@@ -440,7 +437,7 @@ impl Scoped {
         taken_at: chrono::DateTime<chrono::Utc>,
         trigger: &str,
     ) -> crate::history::NewSnapshot {
-        let mut record = capture(
+        capture(
             snapshot.policy(),
             &snapshot.inventory.resources,
             &snapshot.evaluated.evaluations,
@@ -453,8 +450,6 @@ impl Scoped {
                 source: &snapshot.inventory.source,
                 filters,
             },
-        );
-        record.spend_score_pct = self.spend_score_pct;
-        record
+        )
     }
 }

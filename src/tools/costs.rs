@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Duration, NaiveDate, Utc};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
@@ -70,8 +70,8 @@ pub fn api_charge(calls: u64) -> f64 {
 
 /// Validates a `time_period` argument.
 pub fn period_arg(start: &str, end: &str, today: NaiveDate) -> Result<Period, ToolError> {
-    let start_day = super::get_cost_attribution_gap::parse_day(start, "time_period.start")?;
-    let end_day = super::get_cost_attribution_gap::parse_day(end, "time_period.end")?;
+    let start_day = parse_day(start, "time_period.start")?;
+    let end_day = parse_day(end, "time_period.end")?;
     if start_day >= end_day {
         return Err(ToolError::invalid(format!(
             "argument `time_period`: start {start} must be before end {end} (end is excluded: \
@@ -97,6 +97,20 @@ pub fn period_arg(start: &str, end: &str, today: NaiveDate) -> Result<Period, To
     })
 }
 
+/// `YYYY-MM-DD` → date, for messages that name the argument.
+pub fn parse_day(text: &str, argument: &str) -> Result<NaiveDate, ToolError> {
+    let padded = text.len() == 10;
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| padded)
+        .ok_or_else(|| {
+            ToolError::invalid(format!(
+                "argument `{argument}`: {text:?} is not a date; use YYYY-MM-DD, e.g. {}",
+                Utc::now().date_naive() - Duration::days(30)
+            ))
+        })
+}
+
 /// Spend of the resources a compliance answer covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpendSummary {
@@ -120,7 +134,7 @@ pub struct SpendSummary {
 /// period. `Ok(None)` when no cost source is configured; `Err` says why costs are missing.
 pub struct ResourceCosts {
     pub costs: Arc<LineCosts>,
-    pub by_resource: FxHashMap<CompactString, Micros>,
+    pub by_resource: std::sync::Arc<FxHashMap<CompactString, Micros>>,
     pub quality: CostQuality,
 }
 
@@ -149,7 +163,7 @@ pub async fn resource_costs(
         None => Ok(None),
         Some(Err(e)) => Err(e.to_string()),
         Some(Ok(found)) => Ok(Some(ResourceCosts {
-            by_resource: crate::cost::attribution::cost_by_resource(&found.costs.lines),
+            by_resource: found.by_resource,
             quality: CostQuality::of(&found.costs.report, found.reused),
             costs: found.costs,
         })),

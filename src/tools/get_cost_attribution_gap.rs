@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::Utc;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -478,18 +478,4 @@ fn cost_error(e: crate::cost::CostError) -> ToolError {
         crate::cost::CostError::Invalid(m) => ToolError::InvalidArgument(m),
         other => ToolError::Unavailable(other.to_string()),
     }
-}
-
-/// `YYYY-MM-DD` → date, for messages that name the argument.
-pub fn parse_day(text: &str, argument: &str) -> Result<NaiveDate, ToolError> {
-    let padded = text.len() == 10;
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .filter(|_| padded)
-        .ok_or_else(|| {
-            ToolError::invalid(format!(
-                "argument `{argument}`: {text:?} is not a date; use YYYY-MM-DD, e.g. {}",
-                Utc::now().date_naive() - Duration::days(30)
-            ))
-        })
 }
