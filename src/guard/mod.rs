@@ -47,10 +47,33 @@ impl Default for GuardConfig {
     }
 }
 
+/// Who the server verified the caller to be. Every limit and every access decision is keyed
+/// on this, never on a value the client chooses (a session id, a header it made up).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// Stable and not secret: `token:<12 hex of the token's SHA-256>` for a bearer token,
+    /// `ip:<address>` for a tokenless loopback client, `local` for stdio and the command line.
+    pub id: String,
+    /// May read every principal's audit rows (`--admin-tokens`); stdio is always admin.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// The one principal of a stdio connection or a command: the local user, with all rights.
+    pub fn local() -> Principal {
+        Principal {
+            id: "local".into(),
+            admin: true,
+        }
+    }
+}
+
 /// Who is calling, as far as the transport can tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
-    /// Budgets and loop detection are kept per session.
+    /// The verified identity (set by the transport after authentication).
+    pub principal: Principal,
+    /// The MCP session within the principal (as the transport reports it).
     pub session: String,
     /// `name/version` of the MCP client.
     pub client: String,

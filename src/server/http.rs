@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use super::TagwardenServer;
+use crate::guard::Principal;
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -309,12 +310,22 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
 }
 
 /// Bearer-token check in constant time; no tokens configured means loopback-only and open.
+/// Puts the verified [`Principal`] in the request's extensions: the token's digest when tokens
+/// are configured, else the client address.
 async fn require_bearer(
     State(tokens): State<Arc<Vec<String>>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if tokens.is_empty() {
+        let id = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| format!("ip:{}", c.0.ip()))
+            .unwrap_or_else(|| "http:anonymous".to_string());
+        request
+            .extensions_mut()
+            .insert(Principal { id, admin: false });
         return next.run(request).await;
     }
     let presented = request
@@ -323,12 +334,22 @@ async fn require_bearer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let accepted = presented.is_some_and(|p| {
-        tokens.iter().fold(false, |ok, t| {
-            ok | bool::from(t.as_bytes().ct_eq(p.as_bytes()))
+    let accepted = presented.and_then(|p| {
+        tokens.iter().fold(None, |found, t| {
+            if bool::from(t.as_bytes().ct_eq(p.as_bytes())) {
+                Some(t)
+            } else {
+                found
+            }
         })
     });
-    if accepted {
+    if let Some(token) = accepted {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        request.extensions_mut().insert(Principal {
+            id: format!("token:{}", &digest[..12]),
+            admin: false,
+        });
         return next.run(request).await;
     }
     let mut response = (

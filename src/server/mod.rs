@@ -26,7 +26,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use sha2::Digest;
 
 use crate::app::App;
-use crate::guard::{Caller, Guard};
+use crate::guard::{Caller, Guard, Principal};
 use crate::tools::Registry;
 
 /// What an assistant should know to use the tools well.
@@ -75,6 +75,7 @@ impl TagwardenServer {
             .unwrap_or_else(|| "unknown".to_string());
         let Some(parts) = context.extensions.get::<axum::http::request::Parts>() else {
             return Caller {
+                principal: Principal::local(),
                 session: self.stdio_session.to_string(),
                 client,
                 transport: "stdio",
@@ -102,7 +103,23 @@ impl TagwardenServer {
         } else {
             "http:anonymous".to_string()
         };
+        // The HTTP layer authenticates every request and puts the verified principal in its
+        // extensions; without one (a handler served outside that layer) the client address is
+        // the principal.
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .unwrap_or_else(|| {
+                let id = parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| format!("ip:{}", c.0.ip()))
+                    .unwrap_or_else(|| "http:anonymous".to_string());
+                Principal { id, admin: false }
+            });
         Caller {
+            principal,
             session,
             client,
             transport: "http",
