@@ -223,6 +223,7 @@ fn thousands_of_hostile_calls_never_crash_or_leak() {
         &[
             ("TAGWARDEN_BUDGET_PER_HOUR", "0"),
             ("TAGWARDEN_BUDGET_BURST", "0"),
+            ("TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR", "0"),
             ("TAGWARDEN_BUDGET_GLOBAL_PER_HOUR", "0"),
             ("TAGWARDEN_LOOP_MAX_REPEATS", "0"),
             ("TAGWARDEN_LOG", "warn"),

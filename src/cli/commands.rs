@@ -151,6 +151,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .collect(),
+                admin_tokens: args
+                    .admin_tokens
+                    .iter()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
                 rate_limit_per_minute: args.http_rate_limit,
                 allowed_hosts: args.allowed_hosts,
                 allowed_origins: if args.allowed_origins.is_empty() {
@@ -427,13 +433,14 @@ fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
                 } else {
                     let r = &row.record;
                     println!(
-                        "{:>6} {} {:<24} {:<18} {:>9.1}ms {:>8}B {} {} {}",
+                        "{:>6} {} {:<24} {:<18} {:>9.1}ms {:>8}B {} {} {} {}",
                         row.seq,
                         r.ts,
                         r.tool,
                         r.outcome,
                         r.duration_us as f64 / 1000.0,
                         r.result_bytes,
+                        r.principal.as_deref().unwrap_or("-"),
                         r.session,
                         r.client,
                         r.arguments

@@ -179,6 +179,16 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_tokens: Vec<String>,
+    /// Bearer tokens of administrators (comma-separated; each is also an accepted API token).
+    /// An administrator's get_audit_trail lists every principal's calls; everyone else sees
+    /// only their own.
+    #[arg(
+        long,
+        env = "TAGWARDEN_ADMIN_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
     /// Host header values accepted over HTTP (DNS-rebinding protection). Default: localhost,
     /// 127.0.0.1, ::1 and the bound address.
     #[arg(long, env = "TAGWARDEN_ALLOWED_HOSTS", value_delimiter = ',')]
@@ -218,11 +228,24 @@ pub struct GuardArgs {
     /// Tool calls each session may make per minute (0 = unlimited).
     #[arg(long, env = "TAGWARDEN_BUDGET_BURST", default_value_t = 20)]
     pub budget_burst: u32,
-    /// Tool calls all sessions together may make per hour (0 = unlimited).
+    /// Tool calls each principal (a bearer token; the client address without tokens) may
+    /// make per hour, all its sessions together (0 = unlimited). Keep it below the global
+    /// budget so that one client cannot lock out the others.
+    #[arg(
+        long,
+        env = "TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR",
+        default_value_t = 500
+    )]
+    pub budget_principal_per_hour: u32,
+    /// Tool calls each principal may make per minute, all its sessions together (0 =
+    /// unlimited). Default: the same as --budget-burst.
+    #[arg(long, env = "TAGWARDEN_BUDGET_PRINCIPAL_BURST")]
+    pub budget_principal_burst: Option<u32>,
+    /// Tool calls all clients together may make per hour (0 = unlimited).
     #[arg(long, env = "TAGWARDEN_BUDGET_GLOBAL_PER_HOUR", default_value_t = 2000)]
     pub budget_global_per_hour: u32,
-    /// Identical calls (same tool, same arguments) allowed per session within the loop window
-    /// (0 = loop detection off).
+    /// Identical calls (same tool, same arguments once defaults are applied) allowed per
+    /// principal, all its sessions together, within the loop window (0 = loop detection off).
     #[arg(long, env = "TAGWARDEN_LOOP_MAX_REPEATS", default_value_t = 3)]
     pub loop_max_repeats: u32,
     /// The loop-detection window (e.g. 5m).
@@ -257,6 +280,10 @@ impl GuardArgs {
             budget: BudgetConfig {
                 per_session_per_hour: self.budget_per_hour,
                 burst_per_minute: self.budget_burst,
+                per_principal_per_hour: self.budget_principal_per_hour,
+                principal_burst_per_minute: self
+                    .budget_principal_burst
+                    .unwrap_or(self.budget_burst),
                 global_per_hour: self.budget_global_per_hour,
             },
             loops: LoopConfig {

@@ -1,9 +1,23 @@
-//! Call budgets (governor token buckets): per session per hour, a per-session burst limit per
-//! minute, and a global hourly budget for the whole server. A refusal says when the next call
-//! will be allowed. Buckets are keyed by session id, so a client that reconnects to the same
-//! HTTP session keeps its budget; stdio is one session.
+//! Call budgets (governor token buckets), keyed on who the server verified the caller to be —
+//! never on a value the client chooses alone:
+//! - per session, an hourly budget and a burst limit per minute, keyed on (principal, session),
+//!   so a client that reconnects to its HTTP session keeps its budget and another principal
+//!   cannot spend it;
+//! - per principal, an hourly budget and a burst limit that every session of that principal
+//!   draws from, so opening new sessions (or sending made-up session ids) never resets them;
+//!   the hourly share is below the global budget, so one principal cannot lock out the others;
+//! - a global hourly budget for the whole server.
+//!
+//! Governor cannot give a cell back, so the buckets are checked in an order where a refusal
+//! costs as little as possible: bursts before hourly budgets (a burst refusal spends no hourly
+//! budget), the session's before its principal's, and the global budget last (a principal over
+//! its share never drains what the others share). A refusal says when the next call is allowed.
+//! Keys of callers whose buckets are full again are forgotten now and then, which bounds memory
+//! however many session ids a client makes up.
 
+use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -17,6 +31,10 @@ use governor::{Quota, RateLimiter};
 pub struct BudgetConfig {
     pub per_session_per_hour: u32,
     pub burst_per_minute: u32,
+    /// Every session of one principal together, per hour.
+    pub per_principal_per_hour: u32,
+    /// Every session of one principal together, per minute.
+    pub principal_burst_per_minute: u32,
     pub global_per_hour: u32,
 }
 
@@ -25,20 +43,30 @@ impl Default for BudgetConfig {
         BudgetConfig {
             per_session_per_hour: 100,
             burst_per_minute: 20,
+            per_principal_per_hour: 500,
+            principal_burst_per_minute: 20,
             global_per_hour: 2000,
         }
     }
 }
 
-type Keyed<C> =
-    RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+/// Calls between two sweeps of forgotten keys.
+const SWEEP_EVERY: u64 = 1024;
+
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// A principal and one of its sessions.
+type SessionKey = (String, String);
 
 pub struct Budget<C: Clock = DefaultClock> {
     clock: C,
-    burst: Option<(Keyed<C>, u32)>,
-    hourly: Option<(Keyed<C>, u32)>,
+    session_burst: Option<(Keyed<SessionKey, C>, u32)>,
+    principal_burst: Option<(Keyed<String, C>, u32)>,
+    session_hourly: Option<(Keyed<SessionKey, C>, u32)>,
+    principal_hourly: Option<(Keyed<String, C>, u32)>,
     global: Option<(Direct<C>, u32)>,
+    calls: AtomicU64,
 }
 
 impl Budget<DefaultClock> {
@@ -47,47 +75,74 @@ impl Budget<DefaultClock> {
     }
 }
 
+/// A bucket of n cells refilled evenly over the period: at most n calls in any period.
+fn quota(n: u32, period: Duration) -> Option<Quota> {
+    NonZeroU32::new(n).and_then(|n| Quota::with_period(period / n.get()).map(|q| q.allow_burst(n)))
+}
+
+fn keyed<K: Hash + Eq + Clone, C: Clock + Clone>(
+    n: u32,
+    period: Duration,
+    clock: &C,
+) -> Option<(Keyed<K, C>, u32)> {
+    quota(n, period).map(|q| (RateLimiter::dashmap_with_clock(q, clock.clone()), n))
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
 impl<C: Clock + Clone> Budget<C> {
     pub fn with_clock(config: &BudgetConfig, clock: C) -> Self {
-        // A bucket of n cells refilled evenly over the period: at most n calls in any period.
-        let quota = |n: u32, period: Duration| {
-            NonZeroU32::new(n)
-                .and_then(|n| Quota::with_period(period / n.get()).map(|q| q.allow_burst(n)))
-        };
-        let keyed = |n: u32, period: Duration| {
-            quota(n, period).map(|q| (RateLimiter::dashmap_with_clock(q, clock.clone()), n))
-        };
         Budget {
-            burst: keyed(config.burst_per_minute, Duration::from_secs(60)),
-            hourly: keyed(config.per_session_per_hour, Duration::from_secs(3600)),
-            global: quota(config.global_per_hour, Duration::from_secs(3600)).map(|q| {
+            session_burst: keyed(config.burst_per_minute, MINUTE, &clock),
+            principal_burst: keyed(config.principal_burst_per_minute, MINUTE, &clock),
+            session_hourly: keyed(config.per_session_per_hour, HOUR, &clock),
+            principal_hourly: keyed(config.per_principal_per_hour, HOUR, &clock),
+            global: quota(config.global_per_hour, HOUR).map(|q| {
                 (
                     RateLimiter::direct_with_clock(q, clock.clone()),
                     config.global_per_hour,
                 )
             }),
             clock,
+            calls: AtomicU64::new(0),
         }
     }
 
-    /// Takes one call from the session's budgets, or says when the next call is allowed.
-    pub fn take(&self, session: &str) -> Result<(), String> {
-        let key = session.to_string();
-        if let Some((limiter, n)) = &self.burst
-            && let Err(not_until) = limiter.check_key(&key)
+    /// Takes one call from the budgets of this principal's session, of the principal, and of
+    /// the server; or says which is used up and when the next call is allowed.
+    pub fn take(&self, principal: &str, session: &str) -> Result<(), String> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.forget_idle();
+        }
+        let session_key: SessionKey = (principal.to_string(), session.to_string());
+        let principal_key = principal.to_string();
+        let wait =
+            |not_until: governor::NotUntil<C::Instant>| not_until.wait_time_from(self.clock.now());
+        if let Some((limiter, n)) = &self.session_burst
+            && let Err(not_until) = limiter.check_key(&session_key)
         {
-            let wait = not_until.wait_time_from(self.clock.now());
             return Err(format!(
                 "too many calls at once: this session may make {n} calls per minute \
                  (TAGWARDEN_BUDGET_BURST); the next call is allowed in {}. Work with the \
                  answers you already have meanwhile.",
-                human(wait)
+                human(wait(not_until))
             ));
         }
-        if let Some((limiter, n)) = &self.hourly
-            && let Err(not_until) = limiter.check_key(&key)
+        if let Some((limiter, n)) = &self.principal_burst
+            && let Err(not_until) = limiter.check_key(&principal_key)
         {
-            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(format!(
+                "too many calls at once: this client may make {n} calls per minute, all its \
+                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_BURST); the next call is allowed \
+                 in {}. Work with the answers you already have meanwhile.",
+                human(wait(not_until))
+            ));
+        }
+        if let Some((limiter, n)) = &self.session_hourly
+            && let Err(not_until) = limiter.check_key(&session_key)
+        {
+            let wait = wait(not_until);
             return Err(format!(
                 "call budget used up: this session may make {n} calls per hour \
                  (TAGWARDEN_BUDGET_PER_HOUR); the next call is allowed in {}, at {}. Work \
@@ -96,12 +151,25 @@ impl<C: Clock + Clone> Budget<C> {
                 at(wait)
             ));
         }
+        if let Some((limiter, n)) = &self.principal_hourly
+            && let Err(not_until) = limiter.check_key(&principal_key)
+        {
+            let wait = wait(not_until);
+            return Err(format!(
+                "call budget used up: this client may make {n} calls per hour, all its \
+                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR); a new session does \
+                 not reset it. The next call is allowed in {}, at {}. Work with the answers \
+                 you already have meanwhile.",
+                human(wait),
+                at(wait)
+            ));
+        }
         if let Some((limiter, n)) = &self.global
             && let Err(not_until) = limiter.check()
         {
-            let wait = not_until.wait_time_from(self.clock.now());
+            let wait = wait(not_until);
             return Err(format!(
-                "the server's call budget is used up: {n} calls per hour for all sessions \
+                "the server's call budget is used up: {n} calls per hour for all clients \
                  together (TAGWARDEN_BUDGET_GLOBAL_PER_HOUR); the next call is allowed in {}, \
                  at {}.",
                 human(wait),
@@ -111,11 +179,38 @@ impl<C: Clock + Clone> Budget<C> {
         Ok(())
     }
 
-    /// Forgets sessions whose buckets are full again (bounds memory on long-running servers).
+    /// Forgets callers whose buckets are full again (as if never seen), so the key space stays
+    /// bounded by the recent call rate, not by how many session ids clients invent.
     pub fn forget_idle(&self) {
-        for (limiter, _) in [&self.burst, &self.hourly].into_iter().flatten() {
+        for (limiter, _) in [&self.session_burst, &self.session_hourly]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
+        for (limiter, _) in [&self.principal_burst, &self.principal_hourly]
+            .into_iter()
+            .flatten()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Callers remembered (sessions and principals), for tests of the bound.
+    pub fn remembered(&self) -> usize {
+        let sessions: usize = [&self.session_burst, &self.session_hourly]
+            .into_iter()
+            .flatten()
+            .map(|(l, _)| l.len())
+            .sum();
+        let principals: usize = [&self.principal_burst, &self.principal_hourly]
+            .into_iter()
+            .flatten()
+            .map(|(l, _)| l.len())
+            .sum();
+        sessions + principals
     }
 }
 
@@ -139,71 +234,196 @@ mod tests {
     use super::*;
     use governor::clock::FakeRelativeClock;
 
+    fn with(config: BudgetConfig) -> (Budget<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (Budget::with_clock(&config, clock.clone()), clock)
+    }
+
+    /// Only the per-session and global budgets (principal budgets off).
     fn budget(
         per_hour: u32,
         burst: u32,
         global: u32,
     ) -> (Budget<FakeRelativeClock>, FakeRelativeClock) {
-        let clock = FakeRelativeClock::default();
-        let b = Budget::with_clock(
-            &BudgetConfig {
-                per_session_per_hour: per_hour,
-                burst_per_minute: burst,
-                global_per_hour: global,
-            },
-            clock.clone(),
-        );
-        (b, clock)
+        with(BudgetConfig {
+            per_session_per_hour: per_hour,
+            burst_per_minute: burst,
+            per_principal_per_hour: 0,
+            principal_burst_per_minute: 0,
+            global_per_hour: global,
+        })
+    }
+
+    fn off() -> BudgetConfig {
+        BudgetConfig {
+            per_session_per_hour: 0,
+            burst_per_minute: 0,
+            per_principal_per_hour: 0,
+            principal_burst_per_minute: 0,
+            global_per_hour: 0,
+        }
     }
 
     #[test]
     fn the_101st_call_in_an_hour_is_refused_with_a_retry_time() {
         let (b, clock) = budget(100, 0, 0);
         for i in 0..100 {
-            assert!(b.take("s").is_ok(), "call {}", i + 1);
+            assert!(b.take("p", "s").is_ok(), "call {}", i + 1);
         }
-        let refusal = b.take("s").unwrap_err();
+        let refusal = b.take("p", "s").unwrap_err();
         assert!(
             refusal.contains("100 calls per hour") && refusal.contains("36 s"),
             "{refusal}"
         );
         // Another session has its own budget.
-        assert!(b.take("other").is_ok());
+        assert!(b.take("p", "other").is_ok());
         // The bucket refills: one call every 36 seconds.
         clock.advance(Duration::from_secs(36));
-        assert!(b.take("s").is_ok());
-        assert!(b.take("s").is_err());
+        assert!(b.take("p", "s").is_ok());
+        assert!(b.take("p", "s").is_err());
+    }
+
+    #[test]
+    fn a_session_id_is_the_principals_own() {
+        // The same session id under another principal is another budget: a client cannot
+        // spend someone else's session by sending its id.
+        let (b, _) = budget(2, 0, 0);
+        assert!(b.take("token:a", "s").is_ok());
+        assert!(b.take("token:a", "s").is_ok());
+        assert!(b.take("token:a", "s").is_err());
+        assert!(b.take("token:b", "s").is_ok());
     }
 
     #[test]
     fn burst_limit_per_minute() {
         let (b, clock) = budget(100, 20, 0);
         for _ in 0..20 {
-            assert!(b.take("s").is_ok());
+            assert!(b.take("p", "s").is_ok());
         }
-        let refusal = b.take("s").unwrap_err();
+        let refusal = b.take("p", "s").unwrap_err();
         assert!(
             refusal.contains("20 calls per minute") && refusal.contains("3 s"),
             "{refusal}"
         );
         clock.advance(Duration::from_secs(3));
-        assert!(b.take("s").is_ok());
+        assert!(b.take("p", "s").is_ok());
+    }
+
+    #[test]
+    fn new_session_ids_do_not_escape_the_principals_burst() {
+        let (b, clock) = with(BudgetConfig {
+            principal_burst_per_minute: 20,
+            ..BudgetConfig::default()
+        });
+        for i in 0..20 {
+            assert!(b.take("token:a", &format!("random-{i}")).is_ok(), "{i}");
+        }
+        let refusal = b.take("token:a", "random-20").unwrap_err();
+        assert!(
+            refusal.contains("all its sessions together")
+                && refusal.contains("TAGWARDEN_BUDGET_PRINCIPAL_BURST"),
+            "{refusal}"
+        );
+        // Another principal is not affected.
+        assert!(b.take("token:b", "random-20").is_ok());
+        clock.advance(Duration::from_secs(3));
+        assert!(b.take("token:a", "random-21").is_ok());
+    }
+
+    #[test]
+    fn new_sessions_do_not_reset_the_principals_hourly_budget() {
+        let (b, _) = with(BudgetConfig {
+            per_principal_per_hour: 5,
+            ..off()
+        });
+        for i in 0..5 {
+            assert!(b.take("token:a", &format!("s{i}")).is_ok());
+        }
+        let refusal = b.take("token:a", "fresh").unwrap_err();
+        assert!(
+            refusal.contains("5 calls per hour") && refusal.contains("a new session"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn one_principal_cannot_use_up_the_global_budget() {
+        // A (2,100 calls) exhausts its own share; B's first call still succeeds, and A's
+        // refused calls took nothing from the global budget.
+        let (b, _) = with(BudgetConfig {
+            per_principal_per_hour: 500,
+            global_per_hour: 2000,
+            ..off()
+        });
+        let refused = (0..2100)
+            .filter(|i| b.take("token:a", &format!("s{i}")).is_err())
+            .count();
+        assert_eq!(refused, 1600);
+        assert!(b.take("token:b", "s").is_ok());
+        // 501 of the 2,000 were used: the rest is there for the others.
+        for p in ["token:c", "token:d"] {
+            for _ in 0..500 {
+                assert!(b.take(p, "s").is_ok(), "{p}");
+            }
+        }
+        for _ in 0..499 {
+            assert!(b.take("token:e", "s").is_ok());
+        }
+        assert!(
+            b.take("token:e", "s")
+                .unwrap_err()
+                .contains("all clients together")
+        );
     }
 
     #[test]
     fn global_budget_across_sessions() {
         let (b, _) = budget(0, 0, 5);
         for i in 0..5 {
-            assert!(b.take(&format!("s{i}")).is_ok());
+            assert!(b.take("p", &format!("s{i}")).is_ok());
         }
-        assert!(b.take("s9").unwrap_err().contains("all sessions together"));
+        assert!(
+            b.take("p", "s9")
+                .unwrap_err()
+                .contains("all clients together")
+        );
+    }
+
+    #[test]
+    fn made_up_session_ids_are_forgotten_once_their_buckets_refill() {
+        let (b, clock) = with(BudgetConfig::default());
+        for i in 0..1000 {
+            let _ = b.take(&format!("ip:{}", i % 7), &format!("random-{i}"));
+        }
+        assert!(b.remembered() > 1000, "{}", b.remembered());
+        // After an hour every bucket is full again: nothing needs remembering.
+        clock.advance(HOUR);
+        b.forget_idle();
+        assert_eq!(b.remembered(), 0);
+        // The sweep also runs by itself, every SWEEP_EVERY calls.
+        let (b, clock) = with(BudgetConfig {
+            principal_burst_per_minute: 0,
+            ..BudgetConfig::default()
+        });
+        for i in 0..SWEEP_EVERY - 1 {
+            let _ = b.take("p", &format!("random-{i}"));
+        }
+        // Each made-up session twice (burst, hourly), the principal once (hourly).
+        assert_eq!(b.remembered(), 2 * (SWEEP_EVERY as usize - 1) + 1);
+        clock.advance(HOUR);
+        assert!(b.take("p", "one-more").is_ok());
+        assert_eq!(
+            b.remembered(),
+            3,
+            "only the last call's session and principal"
+        );
     }
 
     #[test]
     fn zero_means_unlimited() {
-        let (b, _) = budget(0, 0, 0);
+        let (b, _) = with(off());
         for _ in 0..10_000 {
-            assert!(b.take("s").is_ok());
+            assert!(b.take("p", "s").is_ok());
         }
     }
 }

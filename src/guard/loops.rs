@@ -2,6 +2,11 @@
 //! tool with the same canonical arguments more than N times in a window is refused, and so is an
 //! A-B-A-B alternation of two identical calls. Refused calls are not remembered, so a refusal
 //! never extends itself.
+//!
+//! Calls are remembered per principal (who the server verified the caller to be), not per
+//! session: a client that sends each call under a new session id is still the same client. The
+//! fingerprint is taken over the arguments with the tool's defaults applied (see
+//! `ToolEntry::canonical_args`), so spelling out a default value is not a different call.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -23,29 +28,32 @@ impl Default for LoopConfig {
     }
 }
 
-/// Calls remembered per session (enough for any window at the budget's burst rate).
-const HISTORY: usize = 64;
+/// Calls remembered per principal (a default window at the default burst rate holds 100).
+const HISTORY: usize = 256;
+/// Principals remembered before those with no call in the window are forgotten.
+const MAX_PRINCIPALS: usize = 10_000;
 
-/// `sha256(tool, canonical arguments)`: identical calls, whatever the key order or spacing.
+/// `sha256(tool, canonical arguments)`: identical calls, whatever the key order, spacing or
+/// spelled-out defaults.
 pub type Fingerprint = [u8; 32];
 
 pub struct LoopDetector {
     config: LoopConfig,
-    sessions: Mutex<HashMap<String, VecDeque<(Instant, Fingerprint)>>>,
+    principals: Mutex<HashMap<String, VecDeque<(Instant, Fingerprint)>>>,
 }
 
 impl LoopDetector {
     pub fn new(config: LoopConfig) -> Self {
         LoopDetector {
             config,
-            sessions: Mutex::new(HashMap::new()),
+            principals: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Admits the call and remembers it, or refuses it with a hint.
+    /// Admits the principal's call and remembers it, or refuses it with a hint.
     pub fn admit(
         &self,
-        session: &str,
+        principal: &str,
         tool: &str,
         call: Fingerprint,
         now: Instant,
@@ -53,16 +61,16 @@ impl LoopDetector {
         if self.config.max_repeats == 0 {
             return Ok(());
         }
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if sessions.len() > 10_000 {
+        let mut principals = self.principals.lock().unwrap_or_else(|e| e.into_inner());
+        if principals.len() > MAX_PRINCIPALS {
             let window = self.config.window;
-            sessions.retain(|_, calls| {
+            principals.retain(|_, calls| {
                 calls
                     .back()
                     .is_some_and(|(t, _)| now.duration_since(*t) < window)
             });
         }
-        let calls = sessions.entry(session.to_string()).or_default();
+        let calls = principals.entry(principal.to_string()).or_default();
         while calls
             .front()
             .is_some_and(|(t, _)| now.duration_since(*t) >= self.config.window)
@@ -73,10 +81,10 @@ impl LoopDetector {
         let repeats = calls.iter().filter(|(_, f)| *f == call).count();
         if repeats >= self.config.max_repeats as usize {
             return Err(format!(
-                "loop detected: {tool} was already called {repeats} times with exactly these \
-                 arguments in the last {minutes} minutes (TAGWARDEN_LOOP_MAX_REPEATS). Reuse \
-                 the earlier answer, or change the arguments (filters, cursor, limit, or \
-                 force_refresh to rescan)."
+                "loop detected: {tool} was already called {repeats} times with these arguments \
+                 (defaults included, in any session of this client) in the last {minutes} \
+                 minutes (TAGWARDEN_LOOP_MAX_REPEATS). Reuse the earlier answer, or change the \
+                 arguments (filters, cursor, limit, or force_refresh to rescan)."
             ));
         }
         let n = calls.len();
@@ -133,7 +141,7 @@ mod tests {
             e.contains("3 times") && e.contains("5 minutes") && e.contains("Reuse"),
             "{e}"
         );
-        // Other arguments and other sessions are unaffected.
+        // Other arguments and other principals are unaffected.
         assert!(
             d.admit(
                 "s",

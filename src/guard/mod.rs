@@ -160,7 +160,8 @@ impl Guard {
                     registry,
                     &Call::new(app)
                         .with_progress(progress)
-                        .with_actor(caller.actor()),
+                        .with_actor(caller.actor())
+                        .with_principal(caller.principal.clone()),
                     caller,
                     tool,
                     &args,
@@ -224,19 +225,26 @@ impl Guard {
         if let Err(why) = limits::check(&self.config.limits, args) {
             return (refusal(&why), Outcome::Refused("validation"));
         }
-        if let Err(why) = self.budget.take(&caller.session) {
+        // Budgets and loops are keyed on the verified principal: a made-up session id neither
+        // escapes them nor spends another principal's.
+        if let Err(why) = self.budget.take(&caller.principal.id, &caller.session) {
             return (refusal(&why), Outcome::Refused("budget"));
         }
+        // The same call with defaults spelled out (`force_refresh: false`, `accounts: []`) is
+        // the same call: fingerprint the arguments as the tool reads them.
+        let normalised = entry
+            .canonical_args(args)
+            .map(|typed| crate::util::canonical_json(&typed));
         let fingerprint: loops::Fingerprint = {
             let mut h = Sha256::new();
             h.update(tool.as_bytes());
             h.update([0]);
-            h.update(canonical.as_bytes());
+            h.update(normalised.as_deref().unwrap_or(canonical).as_bytes());
             h.finalize().into()
         };
         if let Err(why) = self
             .loops
-            .admit(&caller.session, tool, fingerprint, Instant::now())
+            .admit(&caller.principal.id, tool, fingerprint, Instant::now())
         {
             return (refusal(&why), Outcome::Refused("loop"));
         }
@@ -307,6 +315,7 @@ impl Guard {
             ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             correlation_id: correlation_id.to_string(),
             session: caller.session.clone(),
+            principal: Some(caller.principal.id.clone()),
             client: self.sanitizer.text(&caller.client).into_owned(),
             transport: caller.transport.to_string(),
             tool: shorten(&self.sanitizer.text(tool), 128),

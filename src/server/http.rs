@@ -28,6 +28,9 @@ pub struct HttpOptions {
     pub addr: SocketAddr,
     /// Accepted bearer tokens; required when binding a non-loopback address.
     pub api_tokens: Vec<String>,
+    /// Bearer tokens of administrators (who may read every principal's audit rows); each is
+    /// accepted like an API token.
+    pub admin_tokens: Vec<String>,
     /// Accepted `Host` values (hostname or host:port). Empty: loopback names and the bound IP.
     pub allowed_hosts: Vec<String>,
     /// Accepted browser `Origin`s (`scheme://host:port`, `:*` for any port). Requests without
@@ -44,6 +47,7 @@ impl HttpOptions {
         HttpOptions {
             addr,
             api_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
             rate_limit_per_minute: 600,
             allowed_hosts: Vec::new(),
             allowed_origins: default_origins(),
@@ -56,7 +60,10 @@ impl HttpOptions {
 impl HttpOptions {
     /// Refuses setups that would expose the server unauthenticated.
     pub fn check(&self) -> Result<(), HttpError> {
-        if !self.addr.ip().is_loopback() && self.api_tokens.is_empty() {
+        if !self.addr.ip().is_loopback()
+            && self.api_tokens.is_empty()
+            && self.admin_tokens.is_empty()
+        {
             return Err(HttpError::TokensRequired(self.addr));
         }
         Ok(())
@@ -162,7 +169,7 @@ where
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let tokens = Arc::new(options.api_tokens.clone());
+    let tokens = Arc::new(BearerTokens::of(options));
     Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn_with_state(
@@ -309,15 +316,39 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
         .into_response()
 }
 
+/// The bearer tokens `require_bearer` accepts, and which of them are administrators'.
+struct BearerTokens {
+    accepted: Vec<String>,
+    admin: Vec<String>,
+}
+
+impl BearerTokens {
+    fn of(options: &HttpOptions) -> BearerTokens {
+        let mut accepted = options.api_tokens.clone();
+        accepted.extend(options.admin_tokens.iter().cloned());
+        BearerTokens {
+            accepted,
+            admin: options.admin_tokens.clone(),
+        }
+    }
+
+    /// Whether this (accepted) token is an administrator's; constant time like the check.
+    fn is_admin(&self, token: &str) -> bool {
+        self.admin.iter().fold(false, |found, a| {
+            bool::from(a.as_bytes().ct_eq(token.as_bytes())) | found
+        })
+    }
+}
+
 /// Bearer-token check in constant time; no tokens configured means loopback-only and open.
 /// Puts the verified [`Principal`] in the request's extensions: the token's digest when tokens
 /// are configured, else the client address.
 async fn require_bearer(
-    State(tokens): State<Arc<Vec<String>>>,
+    State(tokens): State<Arc<BearerTokens>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if tokens.is_empty() {
+    if tokens.accepted.is_empty() {
         let id = request
             .extensions()
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -335,7 +366,7 @@ async fn require_bearer(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let accepted = presented.and_then(|p| {
-        tokens.iter().fold(None, |found, t| {
+        tokens.accepted.iter().fold(None, |found, t| {
             if bool::from(t.as_bytes().ct_eq(p.as_bytes())) {
                 Some(t)
             } else {
@@ -348,7 +379,7 @@ async fn require_bearer(
         let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
         request.extensions_mut().insert(Principal {
             id: format!("token:{}", &digest[..12]),
-            admin: false,
+            admin: tokens.is_admin(token),
         });
         return next.run(request).await;
     }

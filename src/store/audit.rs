@@ -20,9 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE audit (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE audit (
          seq            INTEGER PRIMARY KEY,
          ts             TEXT    NOT NULL,
          correlation_id TEXT    NOT NULL,
@@ -41,7 +42,15 @@ const MIGRATIONS: &[(i64, &str)] = &[(
      CREATE INDEX audit_ts ON audit (ts);
      CREATE INDEX audit_tool ON audit (tool);
      CREATE INDEX audit_session ON audit (session);",
-)];
+    ),
+    // Who the server verified each caller to be. Rows written before have none (NULL), and
+    // their hash does not cover it (see `chain_hash`).
+    (
+        2,
+        "ALTER TABLE audit ADD COLUMN principal TEXT;
+         CREATE INDEX audit_principal ON audit (principal, seq);",
+    ),
+];
 
 /// The hash the first row chains from.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -58,6 +67,11 @@ pub struct AuditRecord {
     pub ts: String,
     pub correlation_id: String,
     pub session: String,
+    /// Who the server verified the caller to be: `token:<12 hex of the token's SHA-256>`,
+    /// `ip:<address>` (tokenless loopback HTTP) or `local` (stdio). Absent on rows written
+    /// before Tagwarden recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// `name/version` of the MCP client, or `unknown`.
     pub client: String,
     /// `stdio` or `http`.
@@ -223,8 +237,9 @@ fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> Result<i64, S
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO audit (seq, ts, correlation_id, session, client, transport, tool,
-                 arguments, arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 arguments, arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash,
+                 principal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for r in records {
             seq += 1;
@@ -243,7 +258,8 @@ fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> Result<i64, S
                 r.duration_us as i64,
                 r.result_bytes as i64,
                 prev,
-                hash
+                hash,
+                r.principal
             ])?;
             prev = hash;
         }
@@ -253,8 +269,11 @@ fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> Result<i64, S
 }
 
 /// `sha256(prev_hash || canonical row)`, the row being its fields in a fixed order as JSON.
+/// The principal, when the row has one, is the last field; rows written before it was recorded
+/// have none and hash as they always did, so old logs still verify. Removing a recorded
+/// principal changes the hash like any other edit.
 pub fn chain_hash(prev_hash: &str, seq: i64, r: &AuditRecord) -> String {
-    let canonical = serde_json::json!([
+    let mut row = serde_json::json!([
         seq,
         r.ts,
         r.correlation_id,
@@ -267,8 +286,11 @@ pub fn chain_hash(prev_hash: &str, seq: i64, r: &AuditRecord) -> String {
         r.outcome,
         r.duration_us,
         r.result_bytes
-    ])
-    .to_string();
+    ]);
+    if let (Some(principal), Some(fields)) = (&r.principal, row.as_array_mut()) {
+        fields.push(serde_json::Value::from(principal.as_str()));
+    }
+    let canonical = row.to_string();
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(canonical.as_bytes());
@@ -285,6 +307,8 @@ pub struct AuditFilter {
     /// Exact outcome, or a prefix ending in `:` / the word `refused` or `error`.
     pub outcome: Option<String>,
     pub session: Option<String>,
+    /// Only rows of this principal (rows without one never match).
+    pub principal: Option<String>,
     /// Only rows with `seq` below this (paging backwards).
     pub before_seq: Option<i64>,
     pub limit: usize,
@@ -318,6 +342,10 @@ fn query(conn: &Connection, f: &AuditFilter) -> Result<(Vec<StoredRecord>, u64),
         clauses.push("session = ?");
         values.push(session.clone());
     }
+    if let Some(principal) = &f.principal {
+        clauses.push("principal = ?");
+        values.push(principal.clone());
+    }
     let filter_sql = if clauses.is_empty() {
         String::new()
     } else {
@@ -341,14 +369,26 @@ fn query(conn: &Connection, f: &AuditFilter) -> Result<(Vec<StoredRecord>, u64),
     };
     let mut stmt = conn.prepare(&format!(
         "SELECT seq, ts, correlation_id, session, client, transport, tool, arguments,
-                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash
+                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash, {}
          FROM audit{page_sql} ORDER BY seq DESC LIMIT {}",
+        principal_column(conn)?,
         f.limit
     ))?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(page_values.iter()), read_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total.max(0) as u64))
+}
+
+/// What to select for the principal: the column, or NULL in a log no server of this version
+/// has opened yet (the command line reads logs without migrating them).
+fn principal_column(conn: &Connection) -> Result<&'static str, StoreError> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('audit') WHERE name = 'principal'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(if present { "principal" } else { "NULL" })
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
@@ -358,6 +398,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
             ts: r.get(1)?,
             correlation_id: r.get(2)?,
             session: r.get(3)?,
+            principal: r.get(14)?,
             client: r.get(4)?,
             transport: r.get(5)?,
             tool: r.get(6)?,
@@ -389,11 +430,12 @@ pub enum Verification {
 /// Recomputes every row's hash and link, in order; stops at the first broken row.
 pub fn verify(path: &Path) -> Result<Verification, StoreError> {
     let conn = super::open_read_only(path)?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT seq, ts, correlation_id, session, client, transport, tool, arguments,
-                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash
+                arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash, {}
          FROM audit ORDER BY seq",
-    )?;
+        principal_column(&conn)?
+    ))?;
     let mut rows = stmt.query([])?;
     let mut expected_prev = GENESIS.to_string();
     let mut expected_seq = 1i64;
@@ -458,6 +500,7 @@ mod tests {
             ts: format!("2026-11-22T10:00:{:02}.000000Z", i % 60),
             correlation_id: format!("c-{i}"),
             session: "s1".into(),
+            principal: Some(format!("token:{}", i % 2)),
             client: "test/1".into(),
             transport: "stdio".into(),
             tool: if i.is_multiple_of(2) {
@@ -584,6 +627,114 @@ mod tests {
         assert!(matches!(
             verify(&path).unwrap(),
             Verification::Intact { rows: 200, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn rows_from_before_the_principal_column_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        // A log written by a version without principals: schema 1, rows hashed without one.
+        {
+            let conn = super::super::open(&path, &MIGRATIONS[..1]).unwrap();
+            let mut prev = GENESIS.to_string();
+            for i in 0..3 {
+                let old = AuditRecord {
+                    principal: None,
+                    ..record(i, "ok")
+                };
+                let seq = i as i64 + 1;
+                let hash = chain_hash(&prev, seq, &old);
+                conn.execute(
+                    "INSERT INTO audit (seq, ts, correlation_id, session, client, transport, tool,
+                         arguments, arguments_hash, outcome, duration_us, result_bytes,
+                         prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![
+                        seq,
+                        old.ts,
+                        old.correlation_id,
+                        old.session,
+                        old.client,
+                        old.transport,
+                        old.tool,
+                        old.arguments,
+                        old.arguments_hash,
+                        old.outcome,
+                        old.duration_us as i64,
+                        old.result_bytes as i64,
+                        prev,
+                        hash
+                    ],
+                )
+                .unwrap();
+                prev = hash;
+            }
+        }
+        // The command line reads it as it is, without migrating it.
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 3, .. }
+        ));
+        assert_eq!(tail(&path, 5).unwrap()[0].record.principal, None);
+        // This version migrates the log and chains new rows, with principals, onto the old.
+        let log = AuditLog::open(&path).unwrap();
+        for i in 3..7 {
+            log.append(record(i, "ok"), Duration::from_secs(5)).await;
+        }
+        let (rows, total) = log
+            .query(&AuditFilter {
+                principal: Some("token:1".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(total, 2, "old rows have no principal and match none");
+        assert_eq!(
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![6, 4],
+            "newest first"
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.record.principal.as_deref() == Some("token:1"))
+        );
+        let (_, all) = log
+            .query(&AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all, 7);
+        log.close();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 7, .. }
+        ));
+        // The principal of a new row is covered by its hash: changing or removing it shows.
+        let conn = Connection::open(&path).unwrap();
+        for edit in [
+            "UPDATE audit SET principal = 'token:1' WHERE seq = 5",
+            "UPDATE audit SET principal = NULL WHERE seq = 5",
+        ] {
+            conn.execute(edit, []).unwrap();
+            match verify(&path).unwrap() {
+                Verification::Broken { seq, .. } => assert_eq!(seq, 5, "{edit}"),
+                other => panic!("{edit}: {other:?}"),
+            }
+        }
+        // Giving an old row a principal breaks it too.
+        conn.execute("UPDATE audit SET principal = 'token:0' WHERE seq = 5", [])
+            .unwrap();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Intact { rows: 7, .. }
+        ));
+        conn.execute("UPDATE audit SET principal = 'token:0' WHERE seq = 2", [])
+            .unwrap();
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verification::Broken { seq: 2, .. }
         ));
     }
 }

@@ -130,6 +130,14 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
              denied   INTEGER NOT NULL DEFAULT 0
          );",
     ),
+    // Who the server verified the author of a virtual tag, decision or rule to be, beside
+    // the name the caller gave (`created_by`, `decided_by`). Older rows have none.
+    (
+        3,
+        "ALTER TABLE vt_tags ADD COLUMN created_by_principal TEXT;
+         ALTER TABLE vt_tags ADD COLUMN decided_by_principal TEXT;
+         ALTER TABLE vt_rules ADD COLUMN created_by_principal TEXT;",
+    ),
 ];
 
 // `taken_at` keeps the exact instant (RFC 3339, nanoseconds); `taken_at_us` (Unix

@@ -152,7 +152,10 @@ pub struct NewVirtualTag {
     pub override_native: bool,
     /// Names of the evidence sources behind a suggestion (e.g. `name_token`).
     pub evidence: Vec<String>,
+    /// Who says they made it (a client and session, a person, `cli`).
     pub created_by: String,
+    /// Who the server verified the author to be (see `guard::Principal`).
+    pub created_by_principal: String,
 }
 
 /// A stored row. `decided_*` are set only by a review (`decide`); a tag added as approved has
@@ -170,10 +173,17 @@ pub struct VirtualTag {
     pub reason: String,
     pub override_native: bool,
     pub evidence: Vec<String>,
+    /// Who made it, as the caller put it.
     pub created_by: String,
+    /// Who the server verified the author to be (`token:<digest>`, `ip:<address>`, `local`);
+    /// absent on tags made before it was recorded.
+    pub created_by_principal: Option<String>,
     /// RFC 3339, UTC, seconds.
     pub created_at: String,
+    /// Who decided, as the caller put it (`decided_by`, or the client and session).
     pub decided_by: Option<String>,
+    /// Who the server verified the decider to be, whatever `decided_by` says.
+    pub decided_by_principal: Option<String>,
     pub decided_at: Option<String>,
     pub decision_reason: Option<String>,
     pub superseded_by: Option<i64>,
@@ -212,9 +222,19 @@ pub struct TagQuery {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub approve: bool,
+    /// Who decides, as the caller put it.
     pub by: String,
+    /// Who the server verified the caller to be.
+    pub by_principal: String,
     /// Stored as the decision reason; empty stores none.
     pub reason: String,
+}
+
+/// Who makes a change: the name the caller gives, and who the server verified it to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub name: &'a str,
+    pub principal: &'a str,
 }
 
 /// A tag rule as stored (deleted rules are never returned by `rules`).
@@ -230,6 +250,8 @@ pub struct RuleRow {
     /// The rule's definition (JSON), opaque to the store.
     pub spec: String,
     pub created_by: String,
+    /// Who the server verified the author to be; absent on rules made before it was recorded.
+    pub created_by_principal: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Matches summed over every recorded run.
@@ -240,10 +262,10 @@ pub struct RuleRow {
 
 const TAG_COLUMNS: &str = "id, resource_id, key, value, source, confidence, status, rule_id,
     reason, override_native, evidence, created_by, created_at, decided_by, decided_at,
-    decision_reason, superseded_by";
+    decision_reason, superseded_by, created_by_principal, decided_by_principal";
 
 const RULE_COLUMNS: &str = "id, name, priority, enabled, trusted, spec, created_by, created_at,
-    updated_at, matches, last_run_at, last_run_matches";
+    updated_at, matches, last_run_at, last_run_matches, created_by_principal";
 
 /// Virtual tags and tag rules on disk. Calls block; run them off the async runtime.
 pub struct VirtualTagStore {
@@ -334,8 +356,9 @@ impl VirtualTagStore {
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO vt_tags (id, resource_id, key, value, source, confidence, status,
-                     rule_id, reason, override_native, evidence, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     rule_id, reason, override_native, evidence, created_by, created_at,
+                     created_by_principal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             let mut ids = Vec::with_capacity(tags.len());
             let mut inserted = 0;
@@ -385,6 +408,7 @@ impl VirtualTagStore {
                     json_list(&t.evidence)?,
                     t.created_by,
                     now,
+                    t.created_by_principal,
                 ])?;
                 ids.push(id);
                 inserted += 1;
@@ -552,7 +576,7 @@ impl VirtualTagStore {
         enabled: bool,
         trusted: bool,
         spec: &str,
-        by: &str,
+        by: Author<'_>,
     ) -> Result<RuleRow, StoreError> {
         check_name(name)?;
         self.write(|tx| {
@@ -560,10 +584,19 @@ impl VirtualTagStore {
             let now = now();
             tx.prepare_cached(
                 "INSERT INTO vt_rules (name, priority, enabled, trusted, spec, created_by,
-                     created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                     created_at, updated_at, created_by_principal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
             )?
-            .execute(params![name, priority, enabled, trusted, spec, by, now])?;
+            .execute(params![
+                name,
+                priority,
+                enabled,
+                trusted,
+                spec,
+                by.name,
+                now,
+                by.principal
+            ])?;
             let (row, _) = rule(tx, tx.last_insert_rowid())?;
             Ok((row, true))
         })
@@ -701,7 +734,8 @@ fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided,
          WHERE resource_id = ?1 AND key = ?2 AND status = 'approved'",
     )?;
     let mut set = tx.prepare_cached(
-        "UPDATE vt_tags SET status = ?2, decided_by = ?3, decided_at = ?4, decision_reason = ?5
+        "UPDATE vt_tags SET status = ?2, decided_by = ?3, decided_at = ?4, decision_reason = ?5,
+             decided_by_principal = ?6
          WHERE id = ?1",
     )?;
     let mut feedback = tx.prepare_cached(
@@ -728,7 +762,7 @@ fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided,
         if d.approve {
             supersede.execute(params![tag.resource_id, tag.key, id])?;
         }
-        set.execute(params![id, status, d.by, now, reason])?;
+        set.execute(params![id, status, d.by, now, reason, d.by_principal])?;
         if tag.source == TagSource::Suggestion {
             for source in tag.evidence.iter().collect::<BTreeSet<_>>() {
                 feedback.execute(params![source, approved, denied])?;
@@ -737,6 +771,7 @@ fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided,
         decided.push(VirtualTag {
             status,
             decided_by: Some(d.by.clone()),
+            decided_by_principal: Some(d.by_principal.clone()),
             decided_at: Some(now.clone()),
             decision_reason: reason.map(str::to_string),
             ..tag
@@ -816,6 +851,8 @@ fn read_tag(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualTag> {
         decided_at: r.get(14)?,
         decision_reason: r.get(15)?,
         superseded_by: r.get(16)?,
+        created_by_principal: r.get(17)?,
+        decided_by_principal: r.get(18)?,
     })
 }
 
@@ -833,6 +870,7 @@ fn read_rule(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
         matches: unsigned(r.get(9)?),
         last_run_at: r.get(10)?,
         last_run_matches: r.get::<_, Option<i64>>(11)?.map(unsigned),
+        created_by_principal: r.get(12)?,
     })
 }
 
@@ -841,7 +879,7 @@ fn rule(conn: &Connection, id: i64) -> Result<(RuleRow, bool), StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {RULE_COLUMNS}, deleted FROM vt_rules WHERE id = ?1"
     ))?
-    .query_row(params![id], |r| Ok((read_rule(r)?, r.get::<_, bool>(12)?)))
+    .query_row(params![id], |r| Ok((read_rule(r)?, r.get::<_, bool>(13)?)))
     .optional()?
     .ok_or_else(|| no_rule(id))
 }
@@ -951,6 +989,7 @@ mod tests {
             override_native: false,
             evidence: vec![],
             created_by: "tester".into(),
+            created_by_principal: "token:tester".into(),
         }
     }
 
@@ -963,10 +1002,18 @@ mod tests {
         }
     }
 
+    fn by(name: &str) -> Author<'_> {
+        Author {
+            name,
+            principal: "token:t",
+        }
+    }
+
     fn decision(approve: bool) -> Decision {
         Decision {
             approve,
             by: "reviewer".into(),
+            by_principal: "token:reviewer".into(),
             reason: "looked right".into(),
         }
     }
@@ -1132,7 +1179,7 @@ mod tests {
             .unwrap();
         assert_eq!(g(&store), 3);
         let rule = store
-            .create_rule("r", 1, true, false, "{}", "tester")
+            .create_rule("r", 1, true, false, "{}", by("tester"))
             .unwrap();
         assert_eq!(g(&store), 4);
         store
@@ -1305,6 +1352,14 @@ mod tests {
         );
         assert_eq!(decided, store.get(&[ids[0], ids[2]]).unwrap());
         assert_eq!(decided[0].decided_by.as_deref(), Some("reviewer"));
+        assert_eq!(
+            decided[0].decided_by_principal.as_deref(),
+            Some("token:reviewer")
+        );
+        assert_eq!(
+            decided[0].created_by_principal.as_deref(),
+            Some("token:tester")
+        );
         assert_eq!(decided[0].decision_reason.as_deref(), Some("looked right"));
         assert!(decided[0].decided_at.is_some());
         assert_eq!(
@@ -1316,6 +1371,7 @@ mod tests {
         assert_eq!(denied.status, TagStatus::Denied);
         assert_eq!(denied.decided_by.as_deref(), Some("reviewer"));
         assert_eq!(one(&store, ids[1]).decided_by, None);
+        assert_eq!(one(&store, ids[1]).decided_by_principal, None);
         // An unknown id fails the whole call.
         let (more, _) = store
             .add(&[tag("i-2", "A", "1", TagStatus::Pending)])
@@ -1440,16 +1496,17 @@ mod tests {
     fn rules_crud_with_conflicts() {
         let (_dir, store) = store();
         let a = store
-            .create_rule("web-team", 10, true, false, r#"{"when":1}"#, "alice")
+            .create_rule("web-team", 10, true, false, r#"{"when":1}"#, by("alice"))
             .unwrap();
         assert_eq!(a.name, "web-team");
         assert_eq!((a.priority, a.enabled, a.trusted), (10, true, false));
         assert_eq!(a.spec, r#"{"when":1}"#);
         assert_eq!(a.created_by, "alice");
+        assert_eq!(a.created_by_principal.as_deref(), Some("token:t"));
         assert_eq!(a.created_at, a.updated_at);
         assert_eq!((a.matches, a.last_run_at.clone()), (0, None));
         let b = store
-            .create_rule("db-team", 5, false, true, "{}", "alice")
+            .create_rule("db-team", 5, false, true, "{}", by("alice"))
             .unwrap();
         assert_eq!(
             store
@@ -1461,7 +1518,7 @@ mod tests {
             vec![b.id, a.id]
         );
         let err = store
-            .create_rule("web-team", 99, true, false, "{}", "bob")
+            .create_rule("web-team", 99, true, false, "{}", by("bob"))
             .unwrap_err()
             .to_string();
         assert!(
@@ -1469,7 +1526,7 @@ mod tests {
             "{err}"
         );
         let err = store
-            .create_rule("other", 10, true, false, "{}", "bob")
+            .create_rule("other", 10, true, false, "{}", by("bob"))
             .unwrap_err()
             .to_string();
         assert!(
@@ -1478,7 +1535,7 @@ mod tests {
         );
         assert!(
             store
-                .create_rule(" ", 11, true, false, "{}", "bob")
+                .create_rule(" ", 11, true, false, "{}", by("bob"))
                 .is_err()
         );
         // Updates: conflicts with others are refused, keeping its own name/priority is fine.
@@ -1524,7 +1581,7 @@ mod tests {
             vec![b.id]
         );
         let again = store
-            .create_rule("web-team", 10, true, false, "{}", "bob")
+            .create_rule("web-team", 10, true, false, "{}", by("bob"))
             .unwrap();
         assert_ne!(again.id, a.id);
         assert_eq!(count_rows(&store, "vt_rules"), 3);
@@ -1541,8 +1598,12 @@ mod tests {
     #[test]
     fn rule_runs_accumulate() {
         let (_dir, store) = store();
-        let a = store.create_rule("a", 1, true, true, "{}", "t").unwrap();
-        let b = store.create_rule("b", 2, true, true, "{}", "t").unwrap();
+        let a = store
+            .create_rule("a", 1, true, true, "{}", by("t"))
+            .unwrap();
+        let b = store
+            .create_rule("b", 2, true, true, "{}", by("t"))
+            .unwrap();
         store.record_rule_run(&[(a.id, 5), (b.id, 0)]).unwrap();
         store.record_rule_run(&[(a.id, 3)]).unwrap();
         let rules = store.rules().unwrap();
@@ -1574,7 +1635,9 @@ mod tests {
                 ])
                 .unwrap();
             store.decide(&ids[1..], &decision(true)).unwrap();
-            let rule = store.create_rule("r", 1, true, false, "{}", "t").unwrap();
+            let rule = store
+                .create_rule("r", 1, true, false, "{}", by("t"))
+                .unwrap();
             (ids, rule)
         };
         // The history store opens the same file (same migrations, same version)...

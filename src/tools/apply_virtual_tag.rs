@@ -140,6 +140,7 @@ to see the effect without writing. Nothing in the cloud changes.";
                     override_native: args.override_native,
                     evidence: Vec::new(),
                     created_by: call.actor().to_string(),
+                    created_by_principal: call.principal().id.clone(),
                 })
                 .collect();
             let (mut ids, written) = blocking(&store, move |s| s.add(&rows)).await?;

@@ -1,5 +1,8 @@
 //! `get_audit_trail`: who called which tool when, with what outcome — read from the
 //! hash-chained audit log.
+//!
+//! A caller sees only its own principal's rows (its arguments and sessions are nobody else's
+//! business); an administrator (`--admin-tokens`, or the local user over stdio) sees every row.
 
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
@@ -38,6 +41,11 @@ pub struct Args {
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub session: Option<String>,
+    /// Only calls of this principal (`token:<digest>`, `ip:<address>`, `local`), for
+    /// administrators; everyone else always sees only their own calls.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub principal: Option<String>,
     /// Rows to return, newest first.
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 200))]
@@ -50,6 +58,11 @@ pub struct Args {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Output {
+    /// Who you are to this server. Without administrator rights only this principal's calls
+    /// are listed and counted.
+    pub principal: String,
+    /// Whether you may read every principal's calls (an administrator token).
+    pub admin: bool,
     /// Matching calls, newest first.
     pub rows: Vec<StoredRecord>,
     /// All calls matching the filters (exact).
@@ -63,10 +76,12 @@ impl Tool for GetAuditTrail {
     const NAME: &'static str = "get_audit_trail";
     const TITLE: &'static str = "Get audit trail";
     const DESCRIPTION: &'static str = "Reads the audit log of tool calls made to this server: time, correlation id, \
-session, client, tool, redacted arguments, outcome (ok, refused:<guard> such as refused:budget or refused:loop, \
-or error:<class>), duration and result size, newest first. Filter by time range (since/until, RFC 3339), tool, \
-outcome and session; totals are exact and pages continue with next_cursor. Each row carries its place in the \
-log's SHA-256 hash chain (`tagwarden audit verify` checks it).";
+session, principal, client, tool, redacted arguments, outcome (ok, refused:<guard> such as refused:budget or \
+refused:loop, or error:<class>), duration and result size, newest first. Only your own calls are listed (those \
+of your principal: your token, or your address without tokens) unless you are an administrator. Filter by time \
+range (since/until, RFC 3339), tool, outcome, session and (administrators) principal; totals are exact and pages \
+continue with next_cursor. Each row carries its place in the log's SHA-256 hash chain (`tagwarden audit \
+verify` checks it).";
 
     type Args = Args;
     type Output = Output;
@@ -107,12 +122,25 @@ log's SHA-256 hash chain (`tagwarden audit verify` checks it).";
                 })
             })
         };
+        let me = call.principal();
+        let principal = match (&args.principal, me.admin) {
+            (asked, true) => asked.clone(),
+            (Some(asked), false) if *asked != me.id => {
+                return Err(ToolError::invalid(format!(
+                    "argument `principal`: you may read only your own calls ({}); reading \
+                     other principals' calls needs an administrator token (--admin-tokens)",
+                    me.id
+                )));
+            }
+            (_, false) => Some(me.id.clone()),
+        };
         let filter = AuditFilter {
             since: normalise(&args.since),
             until: normalise(&args.until),
             tool: args.tool.clone(),
             outcome: args.outcome.clone(),
             session: args.session.clone(),
+            principal,
             before_seq,
             limit: args.limit as usize,
         };
@@ -124,6 +152,8 @@ log's SHA-256 hash chain (`tagwarden audit verify` checks it).";
             .then(|| rows.last().map(|r| r.seq.to_string()))
             .flatten();
         Ok(Output {
+            principal: me.id.clone(),
+            admin: me.admin,
             rows,
             total,
             next_cursor,

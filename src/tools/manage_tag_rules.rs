@@ -15,7 +15,7 @@ use super::{Call, Tool, ToolError};
 use crate::app::Snapshot;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
-use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
+use crate::store::virtual_tags::{Author, NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
 
 pub struct ManageTagRules;
 
@@ -66,6 +66,9 @@ pub struct RuleView {
     pub id: i64,
     pub rule: RuleSpec,
     pub created_by: String,
+    /// Who the server verified the rule's author to be; absent on rules made before it was
+    /// recorded.
+    pub created_by_principal: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Resources matched, summed over every run.
@@ -195,6 +198,7 @@ and counts matches per rule).";
                 let text = serde_json::to_string(&spec)
                     .map_err(|e| ToolError::Internal(format!("rule not encodable: {e}")))?;
                 let by = call.actor().to_string();
+                let by_principal = call.principal().id.clone();
                 let row = blocking(&store, move |s| match replacing {
                     Some(id) => s.update_rule(
                         id,
@@ -210,7 +214,10 @@ and counts matches per rule).";
                         spec.enabled,
                         spec.trusted,
                         &text,
-                        &by,
+                        Author {
+                            name: &by,
+                            principal: &by_principal,
+                        },
                     ),
                 })
                 .await?;
@@ -364,6 +371,7 @@ async fn write_matches(
                 override_native: m.override_native,
                 evidence: vec!["rule".to_string()],
                 created_by: call.actor().to_string(),
+                created_by_principal: call.principal().id.clone(),
             });
         }
     }
@@ -469,6 +477,7 @@ fn view(row: &RuleRow) -> Result<RuleView, ToolError> {
         id: row.id,
         rule: parse_spec(row)?,
         created_by: row.created_by.clone(),
+        created_by_principal: row.created_by_principal.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
         matches: row.matches,

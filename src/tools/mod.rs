@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::app::{App, Snapshot};
+use crate::guard::Principal;
 use crate::inventory::{InventoryError, ScanProgress};
 
 /// An error a tool reports to the assistant as an `isError` result: the message says what to do.
@@ -85,6 +86,8 @@ pub struct Call<'a> {
     /// Who is acting, recorded with virtual tags and decisions (the MCP client and session,
     /// or the command line).
     actor: Option<String>,
+    /// Who the server verified the caller to be; the local user for the command line.
+    principal: Principal,
 }
 
 impl<'a> Call<'a> {
@@ -96,7 +99,19 @@ impl<'a> Call<'a> {
             progress: None,
             snapshot: tokio::sync::OnceCell::new(),
             actor: None,
+            principal: Principal::local(),
         }
+    }
+
+    pub fn with_principal(mut self, principal: Principal) -> Call<'a> {
+        self.principal = principal;
+        self
+    }
+
+    /// Who the server verified the caller to be (what access checks and records rely on; the
+    /// actor is what the client says about itself).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     pub fn with_actor(mut self, actor: String) -> Call<'a> {
@@ -153,7 +168,7 @@ pub trait Tool: Send + Sync + 'static {
     fn caches_answer(_args: &Value) -> bool {
         false
     }
-    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+    type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
     type Output: Serialize + JsonSchema + 'static;
 
     /// True hints only: say what the tool really does.
@@ -194,6 +209,7 @@ pub struct ToolEntry {
     validator: jsonschema::Validator,
     call: CallFn,
     caches_answer: fn(&Value) -> bool,
+    canonical: fn(&Value) -> Option<Value>,
 }
 
 impl ToolEntry {
@@ -221,11 +237,19 @@ impl ToolEntry {
             validator,
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
             caches_answer: T::caches_answer,
+            canonical: canonical_typed::<T>,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.definition.name
+    }
+
+    /// The arguments as the tool reads them — every default applied, in one spelling — or
+    /// None when they are not valid arguments of the tool. Two calls with the same canonical
+    /// arguments do the same thing.
+    pub fn canonical_args(&self, args: &Value) -> Option<Value> {
+        (self.canonical)(args)
     }
 
     /// Validates the arguments against the published input schema, then answers from the
@@ -380,6 +404,11 @@ async fn call_typed<T: Tool>(call: &Call<'_>, args: Value) -> Result<Value, Tool
         .map_err(|e| ToolError::Internal(format!("could not encode the result: {e}")))
 }
 
+fn canonical_typed<T: Tool>(args: &Value) -> Option<Value> {
+    let typed: T::Args = serde_json::from_value(args.clone()).ok()?;
+    serde_json::to_value(typed).ok()
+}
+
 /// All tools, in the order they are listed.
 pub struct Registry {
     entries: Vec<ToolEntry>,
@@ -439,6 +468,55 @@ mod tests {
             assert!(!text.contains("\"format\":\"uint"), "{}", d.name);
             assert!(!text.contains("\"format\":\"int"), "{}", d.name);
             assert!(!text.contains("\"format\":\"double\""), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn canonical_arguments_apply_defaults() {
+        let registry = Registry::new();
+        let check = registry.get("check_tag_compliance").unwrap();
+        let canon = |v: Value| {
+            check
+                .canonical_args(&v)
+                .map(|c| crate::util::canonical_json(&c))
+        };
+        let plain = canon(serde_json::json!({"limit": 7}));
+        assert!(plain.is_some());
+        for same in [
+            serde_json::json!({"limit": 7, "force_refresh": false}),
+            serde_json::json!({"limit": 7, "accounts": []}),
+            serde_json::json!({"accounts": [], "limit": 7, "cursor": null, "store_snapshot": false}),
+        ] {
+            assert_eq!(canon(same.clone()), plain, "{same}");
+        }
+        assert_eq!(
+            canon(serde_json::json!({})),
+            canon(serde_json::json!({
+                "limit": check_tag_compliance::DEFAULT_LIMIT
+            })),
+            "the default limit"
+        );
+        for other in [
+            serde_json::json!({"limit": 7, "force_refresh": true}),
+            serde_json::json!({"limit": 7, "accounts": ["123456789012"]}),
+            serde_json::json!({"limit": 8}),
+        ] {
+            assert_ne!(canon(other.clone()), plain, "{other}");
+        }
+        // Not arguments of the tool: no canonical form (the guard fingerprints them as sent).
+        assert_eq!(canon(serde_json::json!({"limit": "seven"})), None);
+        assert_eq!(canon(serde_json::json!({"nope": 1})), None);
+    }
+
+    #[test]
+    fn canonical_arguments_are_stable_for_every_tool() {
+        // Re-reading canonical arguments changes nothing: the form is a fixed point.
+        for name in Registry::new().names() {
+            let registry = Registry::new();
+            let entry = registry.get(name).unwrap();
+            if let Some(once) = entry.canonical_args(&serde_json::json!({})) {
+                assert_eq!(entry.canonical_args(&once).as_ref(), Some(&once), "{name}");
+            }
         }
     }
 

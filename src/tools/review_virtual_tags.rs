@@ -69,7 +69,8 @@ pub struct Args {
     #[schemars(length(max = 500))]
     pub reason: Option<String>,
     /// Who decides, when not the caller's own identity (e.g. the person the assistant acts
-    /// for: "alice@example.com").
+    /// for: "alice@example.com"). Stored as given; the principal the server verified is
+    /// stored beside it (`decided_by_principal`).
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub decided_by: Option<String>,
@@ -109,7 +110,7 @@ impl Tool for ReviewVirtualTags {
     const DESCRIPTION: &'static str = "Lists virtual tags waiting for review (proposed by suggest_tags or by untrusted \
 rules) — or any status via filter.statuses — with exact totals and paging, and approves or denies pending ones \
 by ids or by filter (sources, keys, resource_ids, rule_id, confidence range), recording who decided (the caller, \
-or decided_by) and why. Only approved virtual tags take effect in compliance and cost attribution. Decisions on \
+or decided_by) and why, and beside it the principal the server verified (decided_by_principal). Only approved virtual tags take effect in compliance and cost attribution. Decisions on \
 suggested tags are feedback: evidence sources that keep being denied get lower confidence in later \
 suggestions. Approving or denying by filter decides at most 10,000 tags per call.";
 
@@ -175,6 +176,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                         .decided_by
                         .filter(|d| !d.trim().is_empty())
                         .unwrap_or_else(|| call.actor().to_string()),
+                    by_principal: call.principal().id.clone(),
                     reason,
                 };
                 let by_filter = args.filter.is_some();

@@ -185,6 +185,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
                                     override_native: false,
                                     evidence: distinct_sources(best),
                                     created_by: call.actor().to_string(),
+                                    created_by_principal: call.principal().id.clone(),
                                 });
                             }
                         }
