@@ -127,16 +127,27 @@ impl PolicyStore {
             }
             Err(e) => {
                 tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
-                *write(&self.last_error) = Some(e.to_string());
+                let shown = match &e {
+                    PolicyError::Read { .. } if !path.exists() => format!(
+                        "policy file {} is missing (deleted or moved); the previous policy stays \
+                         in force until the file is back",
+                        self.source.display()
+                    ),
+                    _ => e.to_string(),
+                };
+                *write(&self.last_error) = Some(shown);
                 Err(e)
             }
         }
     }
 
-    /// Reloads when the file's modification time changed since the last load.
+    /// Reloads when the file's modification time changed since the last load, or the file
+    /// went missing (so `last_error` says so rather than keep an older error).
     pub fn reload_if_changed(&self) {
-        let now = modified(&self.source);
-        if now.is_some() && now != *read(&self.mtime) {
+        let PolicySource::File(_) = &self.source else {
+            return;
+        };
+        if modified(&self.source) != *read(&self.mtime) {
             let _ = self.reload();
         }
     }
@@ -387,6 +398,9 @@ impl App {
         let result = provider
             .line_costs(query, resources)
             .await
+            // Sources check their sums; this keeps a wrong total out of every answer whatever
+            // the source.
+            .and_then(|costs| costs.check_sums().map(|()| costs))
             .map(|mut costs| {
                 crate::cost::join_to_inventory(&mut costs.lines, resources);
                 CostsForAnswer {
@@ -571,4 +585,59 @@ async fn evaluated_for(
     });
     *loaded.evaluated.lock().unwrap_or_else(|e| e.into_inner()) = Some(evaluated.clone());
     evaluated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` with a modification time of `second` (seconds past the epoch), so each
+    /// write is a change the watcher sees, however coarse the file system's clock.
+    fn write_at(path: &Path, text: &str, second: u64) {
+        std::fs::write(path, text).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(second))
+            .unwrap();
+    }
+
+    /// Issue 12: after the policy file was deleted, `reload_error` still showed the error of an
+    /// earlier broken version.
+    #[test]
+    fn a_deleted_policy_file_is_reported_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        write_at(&path, r#"{"required_tags": [{"name": "team"}]}"#, 1_000);
+        let store = PolicyStore::open(Some(&path)).unwrap();
+        let hash = store.current().hash().to_string();
+
+        write_at(&path, "{ broken", 2_000);
+        store.reload_if_changed();
+        let broken = store.last_error().unwrap();
+        assert!(broken.contains("not valid JSON"), "{broken}");
+
+        std::fs::remove_file(&path).unwrap();
+        store.reload_if_changed();
+        let missing = store.last_error().unwrap();
+        assert!(
+            missing.contains("policy.json is missing") && missing.contains("previous policy"),
+            "{missing}"
+        );
+        assert!(
+            !missing.contains(&dir.path().display().to_string()),
+            "no directories"
+        );
+        assert_eq!(
+            store.current().hash(),
+            hash,
+            "the previous policy stays in force"
+        );
+        // Nothing changes while the file stays away.
+        store.reload_if_changed();
+        assert_eq!(store.last_error().unwrap(), missing);
+
+        write_at(&path, r#"{"required_tags": [{"name": "owner"}]}"#, 3_000);
+        store.reload_if_changed();
+        assert_eq!(store.last_error(), None);
+        assert_ne!(store.current().hash(), hash);
+    }
 }

@@ -116,7 +116,7 @@ impl SourceArgs {
         if self.demo {
             Arc::new(DemoProvider::new(self.demo_seed, self.demo_size))
         } else if !self.inventory.is_empty() {
-            Arc::new(FileProvider::new(self.inventory.clone()))
+            Arc::new(FileProvider::new(self.inventory.clone()).with_failure_ttl(self.inventory_ttl))
         } else {
             let tuning = AwsTuning {
                 max_attempts: self.aws_max_attempts.max(1),

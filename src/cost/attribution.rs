@@ -5,11 +5,19 @@
 //! (the rule's `applies_to` and `when`), or its resource carries a valid value for it (present,
 //! non-empty, accepted by the rule's allowed values / pattern), read from effective tags (the
 //! policy's key and value aliases applied; approved virtual tags on top). It is
-//! *attributable* when that holds for every required key. A charge tied to no resource is
-//! judged by its own tags (usually none: shared costs are part of the gap). A rule with a
-//! `when` condition requires its key only where the condition holds, as in compliance. Every
-//! line is counted once, so attributable + unattributable = total, exactly, per key, per
-//! group and overall.
+//! *attributable* when that holds for every required key. A rule with a `when` condition
+//! requires its key only where the condition holds, as in compliance.
+//!
+//! A charge tied to no resource (support, tax, a fee, an account-level credit) has no type for
+//! `applies_to` to match, and no resource for a condition to describe, so every required key
+//! applies to it, whatever its rules' `applies_to` and `when`: it is attributable by a key only
+//! when its own tags carry a valid value for it (judged by the key's first rule, as billing data
+//! is), and attributable only when they do for every key. Shared costs that no tag allocates are
+//! part of the gap, and stay so when a rule for other types is added or removed.
+//!
+//! Every line is counted once, so attributable + unattributable = total, exactly, per key, per
+//! group and overall. The sums cannot overflow: cost sources bound the absolute values of their
+//! lines' amounts (`LineCosts::check_sums`), which bounds every sum here.
 
 use std::collections::BTreeMap;
 
@@ -161,14 +169,36 @@ impl<'p> KeyJudge<'p> {
         (0..self.keys.len())
             .map(|i| {
                 let rule = self.rule_for(i, resource_type, effective)?;
-                match self.value(i, effective) {
-                    None => Some(KeyProblem::Missing),
-                    Some(v) if v.trim().is_empty() => Some(KeyProblem::Missing),
-                    Some(v) if self.value_is_valid_under(i, Some(rule), v) => None,
-                    Some(_) => Some(KeyProblem::Invalid),
-                }
+                self.verdict(i, Some(rule), effective)
             })
             .collect()
+    }
+
+    /// Each key's verdict for a charge tied to no resource: every key is required of it (see
+    /// the module docs), its value judged by the key's first rule.
+    pub fn problems_without_resource(
+        &self,
+        effective: &BTreeMap<String, String>,
+    ) -> Vec<Option<KeyProblem>> {
+        (0..self.keys.len())
+            .map(|i| self.verdict(i, None, effective))
+            .collect()
+    }
+
+    /// Key `index`'s verdict on effective tags, where it is required (under `rule`; None: the
+    /// key's first rule).
+    fn verdict(
+        &self,
+        index: usize,
+        rule: Option<&RequiredRule>,
+        effective: &BTreeMap<String, String>,
+    ) -> Option<KeyProblem> {
+        match self.value(index, effective) {
+            None => Some(KeyProblem::Missing),
+            Some(v) if v.trim().is_empty() => Some(KeyProblem::Missing),
+            Some(v) if self.value_is_valid_under(index, rule, v) => None,
+            Some(_) => Some(KeyProblem::Invalid),
+        }
     }
 
     /// Bit i set when key i attributes the resource.
@@ -250,7 +280,8 @@ pub struct Attribution {
     pub by_provider: Vec<GroupSplit>,
     /// Unattributed resources, most costly first (all of them; callers truncate).
     pub unattributed: Vec<Unattributed>,
-    /// Spend on lines tied to no resource (support, tax, account-level credits).
+    /// Spend on lines tied to no resource (support, tax, account-level credits): attributable
+    /// only where their own tags carry a valid value for every required key.
     pub without_resource: Split,
     /// Lines and distinct resources priced, and of those resources how many the inventory
     /// holds.
@@ -325,8 +356,13 @@ pub fn attribute(input: &AttributionInput<'_>) -> Attribution {
             if !line.resource_id.is_empty() {
                 (input.overlay)(&line.resource_id, &mut effective);
             }
+            let problems = if line.resource_id.is_empty() {
+                judge.problems_without_resource(&effective)
+            } else {
+                judge.problems(&resource.resource_type, &effective)
+            };
             Verdict {
-                problems: judge.problems(&resource.resource_type, &effective),
+                problems,
                 effective,
                 inventory_index,
             }

@@ -52,13 +52,9 @@ impl CostProvider for DemoCosts {
         let period = query
             .period
             .unwrap_or_else(|| default_period(Utc::now().date_naive()));
-        Ok(demo_line_costs(
-            self.seed,
-            resources,
-            period,
-            metric,
-            self.describe(),
-        ))
+        let costs = demo_line_costs(self.seed, resources, period, metric, self.describe());
+        costs.check_sums()?;
+        Ok(costs)
     }
 }
 

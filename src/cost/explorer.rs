@@ -16,6 +16,14 @@
 //! That is at most (required keys + 3) requests, plus one per extra page of a large answer.
 //! Cost Explorer groups by native tag keys exactly as billing records them: value aliases are
 //! applied when judging values, but key aliases and case variants are separate keys there.
+//!
+//! Grouped billing data cannot tell charges tied to no resource (support, tax, fees) from
+//! resource spend: they are judged like all spend, by the keys required of every type; when no
+//! key is, the overall figure counts them attributable and `notes` says so. In the
+//! resource-level list, billing's `NoResourceId` group is a charge tied to no resource (an empty
+//! id), judged as such by `attribution`.
+//!
+//! Amounts are summed exactly or not at all: a sum past what `Micros` holds is an error.
 
 use std::collections::BTreeMap;
 
@@ -32,8 +40,8 @@ use compact_str::CompactString;
 
 use super::attribution::{Attribution, GroupBy, GroupSplit, KeyJudge, Split, Unattributed};
 use super::{
-    CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Micros,
-    Period, ResourceIndex, choose_metric, parse_micros,
+    CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Magnitude,
+    Micros, Period, ResourceIndex, choose_metric, parse_micros,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
 use crate::inventory::{Provider, Resource, Tags};
@@ -52,6 +60,9 @@ const RESOURCE_LEVEL_SERVICE: &str = "Amazon Elastic Compute Cloud - Compute";
 
 /// Days of resource-level data AWS keeps.
 const RESOURCE_LEVEL_DAYS: i64 = 14;
+
+/// The `RESOURCE_ID` group of resource-level spend tied to no resource.
+const NO_RESOURCE_ID: &str = "NoResourceId";
 
 pub struct CostExplorer {
     tuning: AwsTuning,
@@ -129,10 +140,11 @@ impl CostExplorer {
         )
         .await?;
         let valid = valid_values(judge, &key_groups);
+        let requires_nothing = overall_requires_nothing(judge);
         let attributable = match all_valid_filter(judge, &valid) {
             // No key is required of every resource: the overall figure requires none, so all
             // spend is attributable (per-key figures still show each key's gap).
-            _ if overall_requires_nothing(judge) => totals.clone(),
+            _ if requires_nothing => totals.clone(),
             Some(filter) => {
                 fetch_groups(
                     &session,
@@ -146,7 +158,7 @@ impl CostExplorer {
             }
             None => Vec::new(),
         };
-        let mut attribution = attribution_from_groups(judge, &key_groups, &totals, &attributable);
+        let mut attribution = attribution_from_groups(judge, &key_groups, &totals, &attributable)?;
         let mut notes = vec![
             "Cost Explorer groups spend by native tag keys as billing records them: a key \
              spelled another way (an alias or another case) counts as missing here"
@@ -158,6 +170,15 @@ impl CostExplorer {
             .filter(|(i, _)| !judge.applies_to_every_type(*i))
             .map(|(_, k)| k)
             .collect();
+        if requires_nothing && !partial.is_empty() {
+            notes.push(
+                "no required key applies to every resource type, and grouped billing data cannot \
+                 tell charges tied to no resource (support, tax, fees) from resource spend: the \
+                 overall figure counts them attributable, where resource-level cost files \
+                 (--cost) require every key of them"
+                    .to_string(),
+            );
+        }
         if !partial.is_empty() {
             notes.push(format!(
                 "{} {} required of some resources only (by type or condition); billing data cannot tell which, so the \
@@ -242,28 +263,8 @@ impl CostProvider for CostExplorer {
         let costs = costs.map_err(|e| {
             CostError::Unavailable(format!("{e} ({api_calls} Cost Explorer request(s) made)"))
         })?;
-        let index = ResourceIndex::new(resources);
-        let lines = costs
-            .into_iter()
-            .map(|(id, amount)| {
-                let resource = index.find(&id);
-                CostLine {
-                    resource_id: resource.map(|r| r.id.clone()).unwrap_or_else(|| id.into()),
-                    provider: Provider::Aws,
-                    account: resource.map(|r| r.account.clone()).unwrap_or_default(),
-                    region: resource.map(|r| r.region.clone()).unwrap_or_default(),
-                    service: RESOURCE_LEVEL_SERVICE.into(),
-                    resource_type: resource
-                        .map(|r| r.resource_type.clone())
-                        .unwrap_or_default(),
-                    name: resource.map(|r| r.name.clone()).unwrap_or_default(),
-                    tags: resource.map(|r| r.tags.clone()).unwrap_or_default(),
-                    amount,
-                }
-            })
-            .collect();
-        Ok(LineCosts {
-            lines,
+        let costs = LineCosts {
+            lines: resource_lines(costs, resources),
             currency: "USD".to_string(),
             period,
             metric,
@@ -277,8 +278,46 @@ impl CostProvider for CostExplorer {
                 )],
                 ..CostReport::default()
             },
-        })
+        };
+        costs.check_sums()?;
+        Ok(costs)
     }
+}
+
+/// Resource-level spend (billing id, amount) as cost lines, joined to the inventory where it
+/// holds the resource. `NoResourceId` spend is a line tied to no resource (an empty id), which
+/// attribution judges as shared cost, not as a resource of unknown type; a resource the
+/// inventory lacks is an EC2 instance (the only spend AWS keeps by resource), as in the list of
+/// unattributed resources, so rules for that type apply to it.
+fn resource_lines(costs: Vec<(String, Micros)>, resources: &[Resource]) -> Vec<CostLine> {
+    let index = ResourceIndex::new(resources);
+    costs
+        .into_iter()
+        .map(|(id, amount)| {
+            let id = if id == NO_RESOURCE_ID {
+                String::new()
+            } else {
+                id
+            };
+            let resource = index.find(&id).filter(|_| !id.is_empty());
+            let resource_type = match resource {
+                Some(r) => r.resource_type.clone(),
+                None if id.is_empty() => CompactString::default(),
+                None => "ec2:instance".into(),
+            };
+            CostLine {
+                resource_id: resource.map(|r| r.id.clone()).unwrap_or_else(|| id.into()),
+                provider: Provider::Aws,
+                account: resource.map(|r| r.account.clone()).unwrap_or_default(),
+                region: resource.map(|r| r.region.clone()).unwrap_or_default(),
+                service: RESOURCE_LEVEL_SERVICE.into(),
+                resource_type,
+                name: resource.map(|r| r.name.clone()).unwrap_or_default(),
+                tags: resource.map(|r| r.tags.clone()).unwrap_or_default(),
+                amount,
+            }
+        })
+        .collect()
 }
 
 /// The part of `period` AWS keeps resource-level data for: the last 14 days up to today. None
@@ -421,7 +460,15 @@ fn add_groups(
                 }
             }
             match at.get(label) {
-                Some(&i) => sums[i].1 += amount,
+                Some(&i) => {
+                    sums[i].1 = sums[i].1.checked_add(amount).ok_or_else(|| {
+                        CostError::TooLarge(format!(
+                            "AWS Cost Explorer's amounts for {raw} add up beyond {}, the \
+                             largest total kept exactly",
+                            super::money::format_amount(super::money::MAX_MICROS)
+                        ))
+                    })?;
+                }
                 None => {
                     at.insert(label.to_string(), sums.len());
                     sums.push((label.to_string(), amount));
@@ -497,12 +544,23 @@ fn all_valid_filter(judge: &KeyJudge<'_>, valid: &[Vec<String>]) -> Option<Expre
 /// The attribution from Cost Explorer's groupings (pure). Per key: spend on valid values is
 /// attributable, the rest of the total is not. Overall and per group: the filtered grouping
 /// is attributable, the rest of each group's total is not. Parts add up by construction.
+/// Refused (`TooLarge`) when the groupings' amounts are too large to sum exactly.
 pub fn attribution_from_groups(
     judge: &KeyJudge<'_>,
     key_groups: &[Vec<(String, Micros)>],
     totals: &[(String, Micros)],
     attributable: &[(String, Micros)],
-) -> Attribution {
+) -> Result<Attribution, CostError> {
+    // Every figure below is a sum, or a difference of sums, of these amounts: bounding their
+    // magnitude together makes all of them exact.
+    Magnitude::of(
+        key_groups
+            .iter()
+            .map(Vec::as_slice)
+            .chain([totals, attributable])
+            .flat_map(|groups| groups.iter().map(|(_, a)| *a)),
+    )
+    .map_err(|e| CostError::TooLarge(format!("AWS Cost Explorer's figures: {e}")))?;
     let total: Micros = totals.iter().map(|(_, a)| a).sum();
     let valid = valid_values(judge, key_groups);
     let by_key = judge
@@ -553,7 +611,7 @@ pub fn attribution_from_groups(
             .cmp(&a.split.unattributable)
             .then_with(|| a.group.cmp(&b.group))
     });
-    Attribution {
+    Ok(Attribution {
         overall,
         by_key,
         by_provider: vec![GroupSplit {
@@ -566,7 +624,7 @@ pub fn attribution_from_groups(
         lines: 0,
         resources: 0,
         resources_in_inventory: 0,
-    }
+    })
 }
 
 /// Resource-level EC2 compute costs, per resource id as billing writes it (`i-0abc...`).
@@ -643,7 +701,7 @@ fn unattributed_resources(
     let keys: Vec<&str> = judge.keys().collect();
     let mut out: Vec<Unattributed> = costs
         .iter()
-        .filter(|(id, _)| !id.is_empty() && id != "NoResourceId")
+        .filter(|(id, _)| !id.is_empty() && id != NO_RESOURCE_ID)
         .filter_map(|(id, amount)| {
             let resource = index.find(id);
             let tags: Tags = resource.map(|r| r.tags.clone()).unwrap_or_default();
@@ -723,7 +781,7 @@ mod tests {
         ];
         let totals = g(&[("Amazon EC2", 70), ("Amazon S3", 30)]);
         let attributable = g(&[("Amazon EC2", 40)]);
-        let a = attribution_from_groups(&judge, &key_groups, &totals, &attributable);
+        let a = attribution_from_groups(&judge, &key_groups, &totals, &attributable).unwrap();
         assert_eq!(
             a.overall,
             Split {
@@ -769,6 +827,97 @@ mod tests {
         );
         let sum: Micros = a.groups.iter().map(|g| g.split.total()).sum();
         assert_eq!(sum, 100);
+    }
+
+    /// Issue 12: sums of large amounts wrapped to wrong figures. Each grouping alone may fit
+    /// while figures mixing them (total - attributable) do not: all are bounded together.
+    #[test]
+    fn figures_too_large_to_sum_are_refused() {
+        let p = policy();
+        let judge = KeyJudge::new(&p);
+        let big = 5_000_000_000_000_000_000;
+        let key_groups = vec![g(&[("payments", big)]), g(&[("prod", big)])];
+        let totals = g(&[("Amazon EC2", big)]);
+        let err = attribution_from_groups(&judge, &key_groups, &totals, &totals).unwrap_err();
+        assert!(matches!(err, CostError::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("Cost Explorer"), "{err}");
+        let small = vec![g(&[("payments", 1)]), g(&[("prod", 1)])];
+        assert!(attribution_from_groups(&judge, &small, &g(&[("x", 1)]), &[]).is_ok());
+
+        // Pages and months of one answer are summed checked.
+        use aws_sdk_costexplorer::types::{Group, MetricValue};
+        let result = |amount: &str| {
+            ResultByTime::builder()
+                .groups(
+                    Group::builder()
+                        .keys("Amazon EC2")
+                        .metrics(
+                            "UnblendedCost",
+                            MetricValue::builder().amount(amount).unit("USD").build(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        let mut sums = Vec::new();
+        let mut currency = None;
+        let month = [result("9000000000000")];
+        add_groups(
+            &month,
+            CostMetric::UnblendedCost,
+            None,
+            &mut sums,
+            &mut currency,
+        )
+        .unwrap();
+        let err = add_groups(
+            &month,
+            CostMetric::UnblendedCost,
+            None,
+            &mut sums,
+            &mut currency,
+        )
+        .unwrap_err();
+        assert!(matches!(err, CostError::TooLarge(_)), "{err}");
+        assert_eq!(sums, g(&[("Amazon EC2", 9_000_000_000_000_000_000)]));
+    }
+
+    /// Issue 12: billing's `NoResourceId` spend was a "resource" of no type, attributable
+    /// whenever every rule names types. It is a charge tied to no resource now.
+    #[test]
+    fn spend_without_a_resource_id_is_a_resource_less_line() {
+        let p = parse_policy(
+            r#"{"required_tags": [{"name": "team", "applies_to": ["ec2:instance"]}]}"#,
+        )
+        .unwrap();
+        let lines = resource_lines(g(&[(NO_RESOURCE_ID, 7), ("i-0unknown", 5)]), &[]);
+        assert_eq!(lines[0].resource_id, "");
+        assert_eq!(lines[0].resource_type, "");
+        assert_eq!(lines[1].resource_id, "i-0unknown");
+        assert_eq!(lines[1].resource_type, "ec2:instance");
+        let judge = KeyJudge::new(&p);
+        let a = crate::cost::attribution::attribute(&crate::cost::attribution::AttributionInput {
+            judge: &judge,
+            lines: &lines,
+            resources: &[],
+            filter: &crate::compliance::ResourceFilter::default(),
+            group_by: &GroupBy::Service,
+            overlay: &|_, _| {},
+        });
+        assert_eq!(
+            a.without_resource,
+            Split {
+                attributable: 0,
+                unattributable: 7
+            }
+        );
+        assert_eq!(
+            a.overall,
+            Split {
+                attributable: 0,
+                unattributable: 7 + 5
+            }
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! with the number of distinct resources, not with the size of the export. A malformed row is
 //! skipped and reported with its file and line, never silently dropped and never fatal; a file
 //! that cannot be read at all (missing, not CSV, no required columns) is an error naming it.
+//! So are amounts too large to total exactly (their absolute values adding up beyond what
+//! `Micros` holds): the read stops at the row that crosses the bound, naming file and line,
+//! rather than give a wrapped total. A single amount beyond the bound is a malformed row.
 
 use std::fs::File;
 use std::io::Read;
@@ -16,9 +19,10 @@ use compact_str::{CompactString, format_compact};
 use csv::ByteRecord;
 use rustc_hash::FxHashMap;
 
+use super::money::{AmountError, parse_amount};
 use super::{
-    CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Micros,
-    Period, RowProblem, choose_metric, parse_micros,
+    CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Magnitude,
+    Micros, Period, RowProblem, choose_metric,
 };
 use crate::inventory::{Provider, Resource, Tags, arn, normalise_tags};
 
@@ -274,7 +278,23 @@ pub struct FocusAggregate {
     /// Earliest and latest `YYYY-MM-DD` of used rows (ISO dates order as bytes).
     first_day: Option<[u8; 10]>,
     last_day: Option<[u8; 10]>,
+    /// Absolute values of the used rows' amounts, summed: bounds every total of the lines.
+    magnitude: Magnitude,
     report: CostReport,
+}
+
+/// Why a row is not used.
+enum RowError {
+    /// Malformed: skipped and reported with its line; the rest of the file is read.
+    Skip(String),
+    /// Its amount would take the used rows' magnitude past the bound: the read fails.
+    TooLarge,
+}
+
+impl From<String> for RowError {
+    fn from(reason: String) -> RowError {
+        RowError::Skip(reason)
+    }
 }
 
 impl Default for FocusAggregate {
@@ -305,6 +325,7 @@ impl FocusAggregate {
             currency_assumed: false,
             first_day: None,
             last_day: None,
+            magnitude: Magnitude::default(),
             report: CostReport::default(),
         }
     }
@@ -384,14 +405,14 @@ impl FocusAggregate {
 
     /// Adds one data row, or says why it cannot be used. Rows outside the period are read but
     /// not checked beyond their date.
-    fn add_row(&mut self, row: &ByteRecord, f: &mut FileState) -> Result<(), String> {
+    fn add_row(&mut self, row: &ByteRecord, f: &mut FileState) -> Result<(), RowError> {
         let c = &f.columns;
         if row.len() != c.width {
-            return Err(format!(
+            return Err(RowError::Skip(format!(
                 "the row has {} fields where the header has {}; check the row's quoting",
                 row.len(),
                 c.width
-            ));
+            )));
         }
         let day_text = field(row, c.day);
         let bad_day = || {
@@ -422,11 +443,11 @@ impl FocusAggregate {
 
         let amount_text = field(row, c.amount);
         let amount = std::str::from_utf8(amount_text)
-            .ok()
-            .and_then(parse_micros)
-            .ok_or_else(|| {
+            .map_err(|_| AmountError::NotANumber)
+            .and_then(parse_amount)
+            .map_err(|e| {
                 format!(
-                    "{} {} is not a number",
+                    "{} {} {e}",
                     f.amount_column,
                     shown(amount_text, SHOWN_CHARS)
                 )
@@ -442,22 +463,27 @@ impl FocusAggregate {
         match &self.currency {
             Some(known) if known.as_bytes().eq_ignore_ascii_case(currency) => {}
             Some(known) => {
-                return Err(format!(
+                return Err(RowError::Skip(format!(
                     "currency {} differs from {known} of earlier rows; convert the export or \
                      pass files of one currency",
                     clipped(currency, 12)
-                ));
+                )));
             }
             None => {}
         }
 
         let id = text_field(row, c.resource_id, "ResourceId")?;
         let service = text_field(row, c.service, "ServiceName")?;
+        let magnitude = self
+            .magnitude
+            .plus(amount)
+            .map_err(|_| RowError::TooLarge)?;
         if id.is_empty() {
             self.add_unowned(row, c, service, amount)?;
         } else {
             self.add_owned(row, c, id, service, amount)?;
         }
+        self.magnitude = magnitude;
 
         if self.currency.is_none() {
             let code = String::from_utf8_lossy(currency).to_ascii_uppercase();
@@ -848,9 +874,22 @@ pub fn read_focus<R: Read>(
             continue; // a blank line (`\r\n` in a Windows file)
         }
         into.report.rows_read += 1;
-        if let Err(reason) = into.add_row(&row, &mut state) {
-            let line = start_line(&row, csv.position());
-            into.problem(state.label, line, reason);
+        match into.add_row(&row, &mut state) {
+            Ok(()) => {}
+            Err(RowError::Skip(reason)) => {
+                let line = start_line(&row, csv.position());
+                into.problem(state.label, line, reason);
+            }
+            Err(RowError::TooLarge) => {
+                let line = start_line(&row, csv.position());
+                return Err(CostError::TooLarge(format!(
+                    "cost file {file_label}: {amount_column} amounts add up (in absolute value) \
+                     beyond {}, the largest total kept exactly, at line {line}; no total is \
+                     given rather than a wrong one. Check the {amount_column} column for a unit \
+                     or decimal-point error, or read fewer files or a shorter period",
+                    super::money::format_amount(super::money::MAX_MICROS)
+                )));
+            }
         }
     }
     Ok(())
@@ -1025,6 +1064,60 @@ mod tests {
         assert_eq!(line(&c, "r1", "EC2").amount, -3_000_001);
         assert_eq!(line(&c, "", "Credits").amount, -100_000_000);
         assert_eq!(c.total(), -103_000_001);
+    }
+
+    /// Issue 12: two rows of 9,000,000,000,000 (each below the bound) summed to a negative
+    /// total. Now the read fails naming the file and the line that crossed the bound, for
+    /// different resources, the same line, and a charge against a credit alike.
+    #[test]
+    fn amounts_too_large_to_total_are_refused_not_wrapped() {
+        for (second, why) in [
+            ("r2,,EC2,9000000000000", "another resource"),
+            ("r1,,EC2,9000000000000", "the same line"),
+            (",,Credit,-9000000000000", "a credit tied to no resource"),
+        ] {
+            let text = format!(
+                "{HEADER}\nr1,,EC2,9000000000000,1,USD,2026-10-01,AWS,,,\n\
+                 r3,,EC2,1,1,USD,2026-09-01,AWS,,,\n\
+                 {second},1,USD,2026-10-02,AWS,,,\n"
+            );
+            let err = read_with(&text, CostMetric::BilledCost, Some(oct())).unwrap_err();
+            assert!(matches!(err, CostError::TooLarge(_)), "{why}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.contains("t.csv") && message.contains("line 4"),
+                "{why}: {message}"
+            );
+            assert!(message.contains("9,223,372,036,854.78"), "{message}");
+            // The other metric's small amounts are fine.
+            let effective = read_with(&text, CostMetric::EffectiveCost, Some(oct())).unwrap();
+            assert_eq!(effective.total(), 2_000_000);
+        }
+        // One such row is exact; rows outside the period do not count.
+        let text = format!(
+            "{HEADER}\nr1,,EC2,9000000000000,1,USD,2026-10-01,AWS,,,\n\
+             r2,,EC2,9000000000000,1,USD,2026-09-30,AWS,,,\n"
+        );
+        assert_eq!(read(&text).total(), 9_000_000_000_000_000_000);
+        assert!(read_with(&text, CostMetric::BilledCost, None).is_err());
+    }
+
+    #[test]
+    fn an_amount_beyond_the_bound_is_a_malformed_row() {
+        let text = format!(
+            "{HEADER}\nr1,,EC2,99999999999999,1,USD,2026-10-01,AWS,,,\n\
+             r1,,EC2,1e300,1,USD,2026-10-01,AWS,,,\n\
+             r1,,EC2,2.5,1,USD,2026-10-01,AWS,,,\n"
+        );
+        let c = read(&text);
+        assert_eq!(c.total(), 2_500_000);
+        assert_eq!(problem_lines(&c), vec![2, 3]);
+        let reason = &c.report.problems[0].reason;
+        assert!(
+            reason.contains("99999999999999") && reason.contains("largest amount"),
+            "{reason}"
+        );
+        assert!(!reason.contains("not a number"), "{reason}");
     }
 
     #[test]

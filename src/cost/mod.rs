@@ -4,7 +4,9 @@
 //! (`attribution`).
 //!
 //! Amounts are integer micro-units of the currency (`Micros`), so sums are exact and the parts
-//! of a total always add up to it; they become decimal numbers only in outputs.
+//! of a total always add up to it; they become decimal numbers only in outputs. Every source
+//! keeps the absolute values of one answer's amounts within `Micros` (`LineCosts::check_sums`),
+//! which is what makes every sum of them exact (`money` explains why).
 
 pub mod attribution;
 pub mod demo;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Provider, Resource, Tags};
 
-pub use money::{Micros, micros_to_amount, parse_micros};
+pub use money::{Magnitude, Micros, micros_to_amount, parse_micros};
 
 /// A half-open range of days, `[start, end)`, as Cost Explorer takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -159,8 +161,24 @@ pub struct LineCosts {
 }
 
 impl LineCosts {
+    /// The sum of every line: exact, since the lines passed `check_sums`.
     pub fn total(&self) -> Micros {
         self.lines.iter().map(|l| l.amount).sum()
+    }
+
+    /// Refuses lines whose absolute values add up beyond what `Micros` holds: no sum of them
+    /// (total, group, key, resource) could then be trusted. Every source calls it on what it
+    /// returns.
+    pub fn check_sums(&self) -> Result<(), CostError> {
+        Magnitude::of(self.lines.iter().map(|l| l.amount))
+            .map(|_| ())
+            .map_err(|e| {
+                CostError::TooLarge(format!(
+                    "costs from {}: {e}; check the source's amounts (a unit or decimal-point \
+                     error?) or ask for a shorter period",
+                    self.report.source
+                ))
+            })
     }
 }
 
@@ -176,6 +194,10 @@ pub enum CostError {
     /// The cost source could not answer (Cost Explorer down, not enabled, ...).
     #[error("{0}")]
     Unavailable(String),
+    /// Amounts too large to total exactly (the message names the file or source): refused
+    /// rather than summed into a wrong figure.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// What to read: a period (None: everything the source has — whole files; sources that need a
@@ -197,6 +219,7 @@ pub trait CostProvider: Send + Sync {
     /// cached answers' keys.
     fn version(&self) -> String;
     /// Resource-level costs of the period; `resources` is the inventory (the demo prices it).
+    /// The lines pass `LineCosts::check_sums` (else `CostError::TooLarge`).
     async fn line_costs(
         &self,
         query: &CostQuery,

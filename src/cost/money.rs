@@ -1,19 +1,47 @@
 //! Money as integer micro-units: cost sources write decimals with many places (Cost Explorer
 //! `"12.3456789012"`, FOCUS `0.000123`, sometimes `1.2E-5`); summing them as integers keeps
 //! every total exact and every breakdown adding up to it.
+//!
+//! Exact only while the numbers fit: `i64` micro-units reach ±9,223,372,036,854.775807. A
+//! wrapped sum would be a wrong figure that looks right, so the amounts of one answer are held
+//! to one bound: the sum of their absolute values (`Magnitude`) must fit in `Micros`. Then
+//! every sum of any of them, in any order, and every difference of two such sums fits too, so
+//! the totals, groups, per-key and per-resource figures built from them need no further checks.
+//! A source whose amounts break the bound is refused with an error, never summed.
 
 /// Millionths of the currency unit (USD 1.00 = 1_000_000).
 pub type Micros = i64;
 
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
 
+/// The largest amount, and the largest sum of absolute values, kept exactly.
+pub const MAX_MICROS: Micros = Micros::MAX;
+
+/// Why a text is not an amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("is not a number")]
+    NotANumber,
+    #[error(
+        "is beyond ±{}, the largest amount kept exactly",
+        format_amount(MAX_MICROS)
+    )]
+    TooLarge,
+}
+
 /// Parses a decimal amount into micro-units, rounding half away from zero at the sixth place.
 /// Accepts an optional sign, digits with an optional fraction, and an exponent (`1.5E-3`).
-/// `None` when the text is not a number or is too large (over about 9.2 trillion units).
+/// `None` when the text is not a number or is too large (see `parse_amount`).
 pub fn parse_micros(text: &str) -> Option<Micros> {
+    parse_amount(text).ok()
+}
+
+/// As `parse_micros`, telling a number too large to hold (over ±9.2 trillion units) from text
+/// that is not a number.
+pub fn parse_amount(text: &str) -> Result<Micros, AmountError> {
     let t = text.trim();
     if t.is_empty() {
-        return None;
+        return Err(AmountError::NotANumber);
     }
     if t.contains(['e', 'E']) {
         return parse_scientific(t);
@@ -31,11 +59,15 @@ pub fn parse_micros(text: &str) -> Option<Micros> {
         || !int.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
     {
-        return None;
+        return Err(AmountError::NotANumber);
     }
+    let too_large = AmountError::TooLarge;
     let mut value: i64 = 0;
     for b in int.bytes() {
-        value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(b - b'0')))
+            .ok_or(too_large)?;
     }
     let mut places = 0;
     let mut fraction: i64 = 0;
@@ -54,19 +86,65 @@ pub fn parse_micros(text: &str) -> Option<Micros> {
         places += 1;
     }
     let mut micros = value
-        .checked_mul(MICROS_PER_UNIT)?
-        .checked_add(fraction)?
-        .checked_add(i64::from(round_up))?;
+        .checked_mul(MICROS_PER_UNIT)
+        .and_then(|v| v.checked_add(fraction))
+        .and_then(|v| v.checked_add(i64::from(round_up)))
+        .ok_or(too_large)?;
     if negative {
         micros = -micros;
     }
-    Some(micros)
+    Ok(micros)
 }
 
-fn parse_scientific(t: &str) -> Option<Micros> {
-    let v: f64 = t.parse().ok()?;
+fn parse_scientific(t: &str) -> Result<Micros, AmountError> {
+    let v: f64 = t.parse().map_err(|_| AmountError::NotANumber)?;
+    if v.is_nan() {
+        return Err(AmountError::NotANumber);
+    }
     let scaled = (v * MICROS_PER_UNIT as f64).round();
-    (scaled.is_finite() && scaled.abs() < i64::MAX as f64).then_some(scaled as i64)
+    // `i64::MAX as f64` is 2^63, one past the largest i64: `<` keeps the cast exact.
+    if scaled.is_finite() && scaled.abs() < i64::MAX as f64 {
+        Ok(scaled as i64)
+    } else {
+        Err(AmountError::TooLarge)
+    }
+}
+
+/// The sum of the absolute values of the amounts added so far: while it fits in `Micros`,
+/// every sum of any of those amounts is exact (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Magnitude(u64);
+
+/// Amounts whose absolute values add up beyond `MAX_MICROS`: no total of them is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the amounts add up (in absolute value) beyond {}, the largest total kept exactly",
+    format_amount(MAX_MICROS)
+)]
+pub struct TooLargeToSum;
+
+impl Magnitude {
+    /// The magnitude with `amount` added, or the error when it would pass the bound.
+    pub fn plus(self, amount: Micros) -> Result<Magnitude, TooLargeToSum> {
+        self.0
+            .checked_add(amount.unsigned_abs())
+            .filter(|&m| m <= MAX_MICROS as u64)
+            .map(Magnitude)
+            .ok_or(TooLargeToSum)
+    }
+
+    /// Adds `amount` in place.
+    pub fn add(&mut self, amount: Micros) -> Result<(), TooLargeToSum> {
+        *self = self.plus(amount)?;
+        Ok(())
+    }
+
+    /// The magnitude of all of `amounts`.
+    pub fn of(amounts: impl IntoIterator<Item = Micros>) -> Result<Magnitude, TooLargeToSum> {
+        amounts
+            .into_iter()
+            .try_fold(Magnitude::default(), Magnitude::plus)
+    }
 }
 
 /// Micro-units as a decimal number for outputs (exact to the micro-unit for any real bill).
@@ -122,6 +200,55 @@ mod tests {
         ] {
             assert_eq!(parse_micros(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn too_large_is_told_from_not_a_number() {
+        assert_eq!(parse_amount("abc"), Err(AmountError::NotANumber));
+        assert_eq!(parse_amount("NaN"), Err(AmountError::NotANumber));
+        assert_eq!(parse_amount("1e"), Err(AmountError::NotANumber));
+        assert_eq!(parse_amount("99999999999999"), Err(AmountError::TooLarge));
+        assert_eq!(
+            parse_amount("-9223372036854.775808"),
+            Err(AmountError::TooLarge)
+        );
+        assert_eq!(parse_amount("1e300"), Err(AmountError::TooLarge));
+        assert_eq!(parse_amount("-1E19"), Err(AmountError::TooLarge));
+        // The bound itself is an amount; the README's example row is one too.
+        assert_eq!(parse_amount("9223372036854.775807"), Ok(MAX_MICROS));
+        assert_eq!(parse_amount("-9223372036854.775807"), Ok(-MAX_MICROS));
+        assert_eq!(parse_amount("9000000000000"), Ok(9_000_000_000_000_000_000));
+        let e = AmountError::TooLarge.to_string();
+        assert!(e.contains("9,223,372,036,854.78"), "{e}");
+    }
+
+    #[test]
+    fn magnitudes_bound_every_sum() {
+        let nine_trillion = 9_000_000_000_000_000_000;
+        // One amount near the bound is fine; two of them (the sum that used to wrap to a
+        // negative total) are refused, whatever their signs.
+        assert!(Magnitude::of([nine_trillion]).is_ok());
+        assert_eq!(
+            Magnitude::of([nine_trillion, nine_trillion]),
+            Err(TooLargeToSum)
+        );
+        assert_eq!(
+            Magnitude::of([nine_trillion, -nine_trillion]),
+            Err(TooLargeToSum)
+        );
+        assert!(Magnitude::of([MAX_MICROS]).is_ok());
+        assert!(Magnitude::of([-MAX_MICROS]).is_ok());
+        assert_eq!(Magnitude::of([MAX_MICROS, 1]), Err(TooLargeToSum));
+        assert_eq!(Magnitude::of([Micros::MIN]), Err(TooLargeToSum));
+        let mut m = Magnitude::default();
+        m.add(-5).unwrap();
+        m.add(MAX_MICROS - 5).unwrap();
+        assert!(m.add(1).is_err());
+        assert_eq!(
+            m,
+            Magnitude(MAX_MICROS as u64),
+            "a refused add leaves it unchanged"
+        );
     }
 
     #[test]

@@ -4,12 +4,19 @@
 //! A file that cannot be read or parsed is an error (the user named it); entries inside a good
 //! file that are not ARNs are skipped and reported, making the inventory partial. Files are
 //! streamed: each entry becomes a resource as it is parsed.
+//!
+//! A good scan is kept by the application for the inventory TTL; a failed one is not, so every
+//! question would parse a broken (say, truncated) multi-gigabyte file again. The provider keeps
+//! parse failures instead, for the same TTL, keyed by the file's identity (path, size,
+//! modification time): an unchanged file fails at once, saying so; a changed one is read again.
+//! Read errors (missing file, permissions) are cheap to hit and often fixed quickly: not kept.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use compact_str::CompactString;
@@ -52,11 +59,111 @@ pub struct TagPair {
 
 pub struct FileProvider {
     paths: Vec<PathBuf>,
+    failures: Arc<KnownFailures>,
 }
 
 impl FileProvider {
+    /// Failures are not kept until `with_failure_ttl` says for how long.
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        FileProvider { paths }
+        FileProvider {
+            paths,
+            failures: Arc::new(KnownFailures {
+                ttl: Duration::ZERO,
+                by_path: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Keeps a file's parse failure for `ttl` (the inventory TTL) while the file is unchanged.
+    pub fn with_failure_ttl(mut self, ttl: Duration) -> Self {
+        self.failures = Arc::new(KnownFailures {
+            ttl,
+            by_path: Mutex::new(HashMap::new()),
+        });
+        self
+    }
+}
+
+/// What tells a file's content apart without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileIdentity {
+    /// None when the file cannot be looked at (then nothing is kept for it).
+    fn of(path: &Path) -> Option<FileIdentity> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileIdentity {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// Parse failures of unchanged files, per path.
+struct KnownFailures {
+    ttl: Duration,
+    by_path: Mutex<HashMap<PathBuf, KnownFailure>>,
+}
+
+struct KnownFailure {
+    identity: FileIdentity,
+    at: Instant,
+    error: InventoryError,
+}
+
+impl KnownFailures {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, KnownFailure>> {
+        // A poisoned lock only means a panic elsewhere; the map is still consistent.
+        self.by_path.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The failure kept for `path`, when the file is unchanged since and the TTL has not
+    /// passed, as an error that says it was not parsed again.
+    fn known(&self, path: &Path) -> Option<InventoryError> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let mut map = self.map();
+        let kept = map.get(path)?;
+        let age = kept.at.elapsed();
+        if age >= self.ttl || FileIdentity::of(path) != Some(kept.identity) {
+            map.remove(path);
+            return None;
+        }
+        let again = format!(
+            "; unchanged since this failure {} s ago, so not parsed again (it is read again \
+             when it changes, or after {} s)",
+            age.as_secs(),
+            self.ttl.as_secs()
+        );
+        Some(match &kept.error {
+            InventoryError::FileFormat { file, reason } => InventoryError::FileFormat {
+                file: file.clone(),
+                reason: format!("{reason}{again}"),
+            },
+            other => other.clone(),
+        })
+    }
+
+    /// Keeps a parse failure of the file as it was (`identity`, taken before reading it: a
+    /// file rewritten meanwhile differs from it and is read again).
+    fn remember(&self, path: &Path, identity: Option<FileIdentity>, error: &InventoryError) {
+        if self.ttl.is_zero() || !matches!(error, InventoryError::FileFormat { .. }) {
+            return;
+        }
+        if let Some(identity) = identity {
+            self.map().insert(
+                path.to_path_buf(),
+                KnownFailure {
+                    identity,
+                    at: Instant::now(),
+                    error: error.clone(),
+                },
+            );
+        }
     }
 }
 
@@ -78,7 +185,8 @@ impl InventoryProvider for FileProvider {
         let paths = self.paths.clone();
         let source = self.describe();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || read_files(&paths, source, &options))
+        let failures = self.failures.clone();
+        tokio::task::spawn_blocking(move || read_files(&paths, source, &options, &failures))
             .await
             .map_err(|e| InventoryError::FileRead {
                 file: "inventory".into(),
@@ -91,7 +199,12 @@ fn read_files(
     paths: &[PathBuf],
     source: String,
     options: &ScanOptions,
+    failures: &KnownFailures,
 ) -> Result<Inventory, InventoryError> {
+    // A known failure fails the scan before any other file is read.
+    if let Some(e) = paths.iter().find_map(|p| failures.known(p)) {
+        return Err(e);
+    }
     let started = Instant::now();
     let mut report = ScanReport {
         complete: true,
@@ -101,7 +214,11 @@ fn read_files(
     for path in paths {
         let name = display_name(path);
         let mut sink = Sink::default();
-        read_into(path, &name, &mut sink)?;
+        let identity = FileIdentity::of(path);
+        if let Err(e) = read_into(path, &name, &mut sink) {
+            failures.remember(path, identity, &e);
+            return Err(e);
+        }
         let error = sink.skipped.map(|(n, first)| {
             format!("{n} entries skipped: `ResourceARN` is not an ARN (first: `{first}`)")
         });
@@ -437,5 +554,65 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("get-resources"), "{err}");
+    }
+
+    /// Writes `text` with modification time `second` past the epoch.
+    fn write_at(path: &Path, text: &str, second: u64) {
+        std::fs::write(path, text).unwrap();
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(second))
+            .unwrap();
+    }
+
+    /// Issue 12: a failed (truncated) file was parsed again on every call. Its failure is kept
+    /// while the file is unchanged: a good file of the same size and time (which a new parse
+    /// would accept) still gets the kept error, so nothing was read; a changed file is read.
+    #[tokio::test]
+    async fn a_parse_failure_is_kept_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inv.json");
+        // Cut short, padded to the good file's size.
+        let truncated = format!("{}{}", &PAGE[..PAGE.len() - 30], " ".repeat(30));
+        write_at(&path, &truncated, 1_000);
+        let other = write(&dir, "other.json", PAGE);
+        let provider = FileProvider::new(vec![other, path.clone()])
+            .with_failure_ttl(Duration::from_secs(3600));
+        let options = ScanOptions::default();
+        let scan = || provider.scan(&options);
+        let first = scan().await.unwrap_err().to_string();
+        assert!(
+            first.contains("inv.json") && first.contains("invalid JSON"),
+            "{first}"
+        );
+        assert!(!first.contains("not parsed again"), "{first}");
+        let again = scan().await.unwrap_err().to_string();
+        assert!(
+            again.starts_with(&first) && again.contains("not parsed again"),
+            "{again}"
+        );
+        write_at(&path, PAGE, 1_000);
+        let unchanged = scan().await.unwrap_err().to_string();
+        assert!(unchanged.contains("not parsed again"), "{unchanged}");
+        // A new modification time is a new file: read, and good.
+        write_at(&path, PAGE, 2_000);
+        assert_eq!(scan().await.unwrap().resources.len(), 4);
+
+        // Without a TTL nothing is kept; read errors are never kept.
+        write_at(&path, &truncated, 3_000);
+        let plain = FileProvider::new(vec![path.clone()]);
+        for _ in 0..2 {
+            let e = plain.scan(&ScanOptions::default()).await.unwrap_err();
+            assert!(!e.to_string().contains("not parsed again"), "{e}");
+        }
+        let missing = FileProvider::new(vec![dir.path().join("gone.json")])
+            .with_failure_ttl(Duration::from_secs(3600));
+        for _ in 0..2 {
+            let e = missing.scan(&ScanOptions::default()).await.unwrap_err();
+            assert!(e.to_string().contains("no such file"), "{e}");
+            assert!(!e.to_string().contains("not parsed again"), "{e}");
+        }
     }
 }

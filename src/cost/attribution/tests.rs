@@ -121,8 +121,9 @@ fn spend_splits_exactly_per_key_group_and_overall() {
     let key = |k: &str| a.by_key.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(key("team").unattributable, 20 + 9 + 4);
     assert_eq!(key("env").unattributable, 9 + 4);
-    // cc applies to ec2 only (and the no-type lines are not ec2): b is the only gap.
-    assert_eq!(key("cc").unattributable, 50);
+    // cc applies to ec2 only: of the resources, b is the only gap (z has no known type); the
+    // support charge has no resource, so every key is required of it.
+    assert_eq!(key("cc").unattributable, 50 + 9);
     for (_, split) in &a.by_key {
         assert_eq!(split.total(), 215);
     }
@@ -156,6 +157,14 @@ fn spend_splits_exactly_per_key_group_and_overall() {
         a.unattributed[0].problems,
         vec![("cc".to_string(), KeyProblem::Missing)]
     );
+    assert_eq!(
+        a.unattributed[2].problems,
+        vec![
+            ("team".to_string(), KeyProblem::Missing),
+            ("env".to_string(), KeyProblem::Missing),
+            ("cc".to_string(), KeyProblem::Missing)
+        ]
+    );
     assert!(!a.unattributed[3].in_inventory);
     assert_eq!(
         a.unattributed.iter().map(|u| u.cost).sum::<Micros>(),
@@ -164,6 +173,97 @@ fn spend_splits_exactly_per_key_group_and_overall() {
     assert_eq!(a.resources, 5);
     assert_eq!(a.resources_in_inventory, 4);
     assert_eq!(a.lines, 8);
+}
+
+/// Issue 12: when every rule named resource types, support, tax and fees (no type, so no
+/// `applies_to` matched) counted as attributable, and the gap flipped once an unrelated rule
+/// for all types was added. A resource-less line needs a valid value for every required key.
+#[test]
+fn resource_less_charges_need_every_key_whatever_the_rules_types() {
+    let rules = r#"
+        {"name": "team", "allowed_values": ["payments"], "applies_to": ["ec2:*"]},
+        {"name": "env", "allowed_values": ["prod", "dev"], "applies_to": ["s3:bucket"]},
+        {"name": "owner", "applies_to": ["lambda:function"], "when": {"key": "env", "equals": "prod"}}"#;
+    let typed = format!(r#"{{"required_tags": [{rules}]}}"#);
+    // The same, plus a rule for every type that every resource and the tagged tax satisfy.
+    let with_all_types = format!(
+        r#"{{"required_tags": [{rules}, {{"name": "cc", "validation_regex": "CC-[0-9]{{3}}"}}]}}"#
+    );
+    // Sorted by id, as inventories are.
+    let resources = vec![
+        resource("b-1", "s3:bucket", &[("env", "dev"), ("cc", "CC-100")]),
+        resource(
+            "i-1",
+            "ec2:instance",
+            &[("team", "payments"), ("cc", "CC-100")],
+        ),
+    ];
+    let mut support = line("", "AWS Support (Business)", 100);
+    support.account = "111".into();
+    let mut tax = line("", "Tax", 20);
+    tax.tags = normalise_tags(vec![
+        ("team".into(), "payments".into()),
+        ("env".into(), "dev".into()),
+        ("owner".into(), "ops@example.com".into()),
+        ("cc".into(), "CC-100".into()),
+    ]);
+    // A fee tagged with an invalid team: invalid for that key, missing for owner.
+    let mut fee = line("", "Fee", 3);
+    fee.tags = normalise_tags(vec![
+        ("team".into(), "nobody".into()),
+        ("env".into(), "prod".into()),
+        ("cc".into(), "CC-100".into()),
+    ]);
+    let lines = vec![
+        line("i-1", "EC2", 50),
+        line("b-1", "S3", 30),
+        support,
+        tax,
+        fee,
+    ];
+    for policy in [typed, with_all_types] {
+        let p = parse_policy(&policy).unwrap();
+        let a = run(&p, &lines, &resources, GroupBy::Service);
+        assert_eq!(a.resources_in_inventory, 2);
+        assert_eq!(
+            a.overall,
+            Split {
+                attributable: 50 + 30 + 20,
+                unattributable: 100 + 3
+            },
+            "{policy}"
+        );
+        assert_eq!(
+            a.without_resource,
+            Split {
+                attributable: 20,
+                unattributable: 100 + 3
+            }
+        );
+        assert_eq!(a.by_provider[0].split, a.overall);
+        let key = |k: &str| a.by_key.iter().find(|(n, _)| n == k).unwrap().1;
+        // Resources are judged only where a key applies; charges without one, always.
+        assert_eq!(key("team").unattributable, 100 + 3);
+        assert_eq!(key("env").unattributable, 100);
+        assert_eq!(key("owner").unattributable, 100 + 3);
+        let fee = a
+            .unattributed
+            .iter()
+            .find(|u| u.services == ["Fee"])
+            .unwrap();
+        assert_eq!(
+            fee.problems,
+            vec![
+                ("team".to_string(), KeyProblem::Invalid),
+                ("owner".to_string(), KeyProblem::Missing)
+            ]
+        );
+        let support = a
+            .groups
+            .iter()
+            .find(|g| g.group == "AWS Support (Business)");
+        assert_eq!(support.unwrap().split.unattributable, 100);
+    }
 }
 
 #[test]
@@ -294,7 +394,15 @@ fn random_estates_add_up_and_match_a_recount() {
                     _ => format!("r{:02}", rng.usize(0..30)),
                 };
                 let service = ["S1", "S2", "S3"][rng.usize(0..3)];
-                line(&id, service, rng.i64(-1_000..100_000))
+                let mut l = line(&id, service, rng.i64(-1_000..100_000));
+                // Charges without a resource carry tags of their own, sometimes.
+                if id.is_empty() && rng.bool() {
+                    l.tags = normalise_tags(vec![
+                        ("team".into(), values[rng.usize(..values.len())].into()),
+                        ("env".into(), values[rng.usize(..values.len())].into()),
+                    ]);
+                }
+                l
             })
             .collect();
         let group_by = [
@@ -325,21 +433,37 @@ fn random_estates_add_up_and_match_a_recount() {
             a.overall.unattributable,
             "seed {seed}"
         );
-        // Recount.
-        let mut attributable = 0;
+        // Recount: a resource's type decides whether env applies; a charge without a resource
+        // needs both keys, from its own tags.
+        let (mut attributable, mut team_gap, mut env_gap) = (0, 0, 0);
         for l in &lines {
             let r = resources
                 .iter()
                 .find(|r| r.id == l.resource_id && !l.resource_id.is_empty());
             let ty = r.map(|r| r.resource_type.as_str()).unwrap_or("");
-            let tag = |k: &str| r.and_then(|r| r.tag(k)).unwrap_or("");
+            let tag = |k: &str| {
+                if l.resource_id.is_empty() {
+                    l.tags
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.as_str())
+                } else {
+                    r.and_then(|r| r.tag(k))
+                }
+                .unwrap_or("")
+            };
             let team_ok = ["a", "b"].contains(&tag("team"));
-            let env_ok = !ty.starts_with("ec2:") || ["prod", "dev"].contains(&tag("env"));
+            let env_applies = l.resource_id.is_empty() || ty.starts_with("ec2:");
+            let env_ok = !env_applies || ["prod", "dev"].contains(&tag("env"));
             if team_ok && env_ok {
                 attributable += l.amount;
             }
+            team_gap += if team_ok { 0 } else { l.amount };
+            env_gap += if env_ok { 0 } else { l.amount };
         }
         assert_eq!(a.overall.attributable, attributable, "seed {seed}");
+        assert_eq!(a.by_key[0].1.unattributable, team_gap, "seed {seed}");
+        assert_eq!(a.by_key[1].1.unattributable, env_gap, "seed {seed}");
     }
 }
 
