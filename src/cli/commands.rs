@@ -17,7 +17,7 @@ use crate::server::http::{HttpOptions, default_origins, serve_http};
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
-use crate::store::audit::{self, AuditLog, Verification};
+use crate::store::audit::{self, AuditLog, AuditOptions, Verification};
 use crate::store::history::HistoryStore;
 use crate::store::virtual_tags::VirtualTagStore;
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
@@ -172,7 +172,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
-    let audit = Arc::new(AuditLog::open(&audit_path)?);
+    let audit = Arc::new(AuditLog::open_with(
+        &audit_path,
+        &AuditOptions {
+            max_bytes: args.audit_max_bytes,
+        },
+    )?);
     tracing::info!(path = %audit_path.display(), "audit log open");
     let history = open_history(args.data_dir.as_deref())?;
     let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;

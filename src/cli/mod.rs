@@ -208,6 +208,11 @@ pub struct ServeArgs {
     /// exists here, else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Largest size of audit.db (e.g. 500M, 2G; bytes without a unit). When it is reached,
+    /// calls are answered with an error until the log is archived or the bound raised.
+    /// Default: unbounded.
+    #[arg(long, env = "TAGWARDEN_AUDIT_MAX_BYTES", value_name = "SIZE", value_parser = source::parse_bytes)]
+    pub audit_max_bytes: Option<u64>,
     /// Take a compliance snapshot of the whole estate this often in the background (e.g. 6h;
     /// a rescan each time). Off by default.
     #[arg(long, env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = source::parse_duration)]
@@ -263,8 +268,9 @@ pub struct GuardArgs {
     /// Deepest nesting of objects and lists in tool arguments.
     #[arg(long, env = "TAGWARDEN_MAX_DEPTH", default_value_t = 8)]
     pub max_depth: usize,
-    /// How long a call waits for its audit row to be on disk before answering anyway.
-    #[arg(long, env = "TAGWARDEN_AUDIT_WAIT", default_value = "500ms", value_parser = source::parse_duration)]
+    /// How long a call waits for its audit row to be on disk; past it, the call is answered
+    /// with an error (no call is answered unrecorded).
+    #[arg(long, env = "TAGWARDEN_AUDIT_WAIT", default_value = "5s", value_parser = source::parse_duration)]
     pub audit_wait: Duration,
 }
 

@@ -1,6 +1,11 @@
 //! The guard pipeline every `tools/call` goes through, on every transport, in this order:
 //! correlation id → input limits → budget → loop detection → the tool (its schema check, then
 //! its work) → output sanitisation → audit. Tools know nothing of it; nothing bypasses it.
+//!
+//! The audit fails closed: an answer leaves only after its row is on disk. When the row cannot
+//! be written (full disk, the log's size bound, a stopped writer, a disk slower than
+//! `audit_wait`), the answer is replaced by an error that says so, and while the log is failing,
+//! tools that change data are refused before they run.
 
 pub mod budget;
 pub mod limits;
@@ -32,7 +37,8 @@ pub struct GuardConfig {
     pub limits: Limits,
     pub budget: BudgetConfig,
     pub loops: LoopConfig,
-    /// How long a call waits for its audit row to reach the disk before answering anyway.
+    /// How long a call waits for its audit row to reach the disk; past it the call is
+    /// answered with an error instead (the row stays queued).
     pub audit_wait: Duration,
 }
 
@@ -42,7 +48,7 @@ impl Default for GuardConfig {
             limits: Limits::default(),
             budget: BudgetConfig::default(),
             loops: LoopConfig::default(),
-            audit_wait: Duration::from_millis(500),
+            audit_wait: Duration::from_secs(5),
         }
     }
 }
@@ -185,18 +191,23 @@ impl Guard {
                 }
                 Outcome::Error(_) => tracing::info!(tool, ms, outcome = %label, "tool call failed"),
             }
-            self.audit(
-                caller,
-                tool,
-                &args,
-                &canonical,
-                &correlation_id,
-                &outcome,
-                elapsed,
-                result_bytes,
-            )
-            .await;
-            answer
+            let recorded = self
+                .audit(
+                    caller,
+                    tool,
+                    &args,
+                    &canonical,
+                    &correlation_id,
+                    &outcome,
+                    elapsed,
+                    result_bytes,
+                )
+                .await;
+            match recorded {
+                Ok(()) => answer,
+                // Nothing of the answer leaves without its row: not data, not an error's text.
+                Err(why) => Ok(self.finish(unaudited(&outcome, &why), &correlation_id)),
+            }
         }
         .instrument(span)
         .await
@@ -224,6 +235,26 @@ impl Guard {
         };
         if let Err(why) = limits::check(&self.config.limits, args) {
             return (refusal(&why), Outcome::Refused("validation"));
+        }
+        // A tool that changes data does not run while rows cannot be written: its effect
+        // would stand unrecorded. (This refusal's own row is tried; once it is written, the
+        // log works again and the next call runs.)
+        let read_only = entry
+            .definition
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            == Some(true);
+        if !read_only && let Some(why) = self.audit.as_ref().and_then(|log| log.failing()) {
+            return (
+                refusal(&format!(
+                    "the audit log cannot be written ({}), and `{tool}` changes data; it runs \
+                     only when its call can be recorded. Retry later; the operator must make \
+                     the audit log writable (see /healthz and the server log).",
+                    self.sanitizer.text(&why)
+                )),
+                Outcome::Refused("audit"),
+            );
         }
         // Budgets and loops are keyed on the verified principal: a made-up session id neither
         // escapes them nor spends another principal's.
@@ -296,6 +327,7 @@ impl Guard {
         error
     }
 
+    /// Writes the call's row; the error says why it is not on disk.
     #[allow(clippy::too_many_arguments)]
     async fn audit(
         &self,
@@ -307,22 +339,28 @@ impl Guard {
         outcome: &Outcome,
         elapsed: Duration,
         result_bytes: usize,
-    ) {
+    ) -> Result<(), String> {
         let Some(log) = &self.audit else {
-            return;
+            return Ok(());
+        };
+        // A refused call did nothing: a short excerpt of its arguments (and their hash) is
+        // enough, and it keeps refusals — the cheapest calls to make — from filling the disk.
+        let max_arguments = match outcome {
+            Outcome::Refused(_) => REFUSED_ARGUMENT_BYTES,
+            _ => ARGUMENT_BYTES,
         };
         let record = AuditRecord {
             ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             correlation_id: correlation_id.to_string(),
-            session: caller.session.clone(),
-            principal: Some(caller.principal.id.clone()),
-            client: self.sanitizer.text(&caller.client).into_owned(),
+            session: shorten(&caller.session, FIELD_BYTES),
+            principal: Some(shorten(&caller.principal.id, FIELD_BYTES)),
+            client: shorten(&self.sanitizer.text(&caller.client), FIELD_BYTES),
             transport: caller.transport.to_string(),
-            tool: shorten(&self.sanitizer.text(tool), 128),
+            tool: shorten(&self.sanitizer.text(tool), FIELD_BYTES),
             arguments: if canonical.is_empty() {
                 "[over the size limit: not recorded]".to_string()
             } else {
-                redacted_arguments(&self.sanitizer, args)
+                redacted_arguments(&self.sanitizer, args, max_arguments)
             },
             arguments_hash: hex::encode(Sha256::digest(canonical.as_bytes())),
             outcome: outcome.label(),
@@ -330,14 +368,46 @@ impl Guard {
             result_bytes: result_bytes as u64,
         };
         match log.append(record, self.config.audit_wait).await {
-            Appended::Written(_) => {}
-            Appended::Pending => tracing::warn!(
-                "audit row not yet on disk after {:?}; answering anyway (it stays queued)",
-                self.config.audit_wait
-            ),
-            Appended::Failed(e) => tracing::error!(error = %e, "audit row could not be written"),
+            Appended::Written(_) => Ok(()),
+            Appended::Pending => {
+                tracing::error!(
+                    "audit row not on disk after {:?}; the answer is withheld (the row stays queued)",
+                    self.config.audit_wait
+                );
+                Err(format!(
+                    "the disk did not confirm it within {} ms; it stays queued",
+                    self.config.audit_wait.as_millis()
+                ))
+            }
+            Appended::Failed(e) => {
+                tracing::error!(error = %e, "audit row could not be written; the answer is withheld");
+                Err(e)
+            }
         }
     }
+}
+
+/// Bytes of arguments recorded for a call that ran, and for one that was refused.
+const ARGUMENT_BYTES: usize = 4096;
+const REFUSED_ARGUMENT_BYTES: usize = 1024;
+/// Bytes recorded of the session, client and tool names (the client chooses them).
+const FIELD_BYTES: usize = 128;
+
+/// The answer to a call whose audit row is not on disk: what happened, and nothing of the
+/// answer itself.
+fn unaudited(outcome: &Outcome, why: &str) -> CallToolResult {
+    let what = match outcome {
+        Outcome::Ok => "The call ran, but its answer is withheld",
+        Outcome::Error(_) => "The call failed, and its error is withheld",
+        Outcome::Refused(_) => "The call was refused before running",
+    };
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "{what}: its audit row could not be written ({why}). This server answers no call it \
+         has not recorded, and runs no call that changes data until it can record it. The \
+         operator must make the audit log writable again (free disk space where it lives, or \
+         archive it or raise --audit-max-bytes) and check the server log; /healthz shows the \
+         state."
+    ))])
 }
 
 /// Prepends the guard's wording: the assistant should know this was a guard, not the tool.
@@ -347,8 +417,9 @@ fn refusal(why: &str) -> Result<CallToolResult, McpError> {
     ))]))
 }
 
-/// Arguments for the audit log: secrets redacted, long strings shortened, at most 4 KiB.
-fn redacted_arguments(sanitizer: &sanitize::Sanitizer, args: &Value) -> String {
+/// Arguments for the audit log: secrets redacted (keys and values), long strings shortened,
+/// at most `max_bytes` (and a marker).
+fn redacted_arguments(sanitizer: &sanitize::Sanitizer, args: &Value, max_bytes: usize) -> String {
     fn shorten_all(v: &mut Value) {
         match v {
             Value::String(s) if s.len() > 256 => *s = shorten(s, 256),
@@ -368,7 +439,7 @@ fn redacted_arguments(sanitizer: &sanitize::Sanitizer, args: &Value) -> String {
     sanitizer.value(&mut copy);
     shorten_all(&mut copy);
     let text = crate::util::canonical_json(&copy);
-    shorten(&text, 4096)
+    shorten(&text, max_bytes)
 }
 
 fn shorten(s: &str, max_bytes: usize) -> String {

@@ -1,8 +1,18 @@
 //! Output sanitisation: nothing a tool returns or an error says may carry credentials,
 //! secret-looking tokens, the server's own file paths or stack traces. Applied to every string of
-//! every result and error, and to the arguments written to the audit log.
+//! every result and error — object keys included (a tag *key* can hold a secret as well as a
+//! value) — and to the arguments written to the audit log.
+//!
+//! Redaction must not break the names it passes through: an answer's resource ids are the next
+//! call's arguments. So a resource id (an ARN, an Azure id, a GCP name: `limits::resource_id`)
+//! is left whole except for an explicit `password=…`-style assignment inside it, and an
+//! access-key-shaped word counts as a key only when it stands alone, not when it is part of a
+//! longer name (`bucket-AKIA…`, `role/AKIA…`). AWS key ids are upper case (`AKIA` + 16 upper-case
+//! letters and digits), so the match is case-sensitive: `bucket-akia-…` is not a key.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ops::Range;
 use std::path::Path;
 
 use regex::{Captures, Regex, RegexSet};
@@ -11,19 +21,35 @@ use serde_json::Value;
 pub struct Sanitizer {
     /// Quick test: does any rule apply to this string at all?
     any: RegexSet,
-    rules: Vec<(Regex, Replace)>,
+    rules: Vec<Rule>,
     trace: RegexSet,
+}
+
+struct Rule {
+    re: Regex,
+    replace: Replace,
+    scope: Scope,
 }
 
 #[derive(Clone, Copy)]
 enum Replace {
     /// Replace the whole match.
     Whole(&'static str),
+    /// Replace the whole match when it stands alone (see `stands_alone`).
+    Standalone(&'static str),
     /// Keep capture group 1 (a label such as `password=`), replace the rest.
     KeepLabel(&'static str),
     /// A 40-character base64 token: replace only when it mixes upper case, lower case and
     /// digits the way generated secrets do (plain words and hex digests stay).
     MixedSecret,
+}
+
+/// Where a rule applies: in free text, inside a resource id, or both.
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    Everywhere,
+    OutsideIds,
+    InsideIds,
 }
 
 const TRACE_MARKERS: &[&str] = &[
@@ -33,6 +59,27 @@ const TRACE_MARKERS: &[&str] = &[
     r"(?m)^\s+at \S.*\(.*:\d+(:\d+)?\)\s*$",
     r"(?m)^\s+\d+: [\w:<>]+::[\w<>]+",
 ];
+
+/// Labels whose value is a secret: (label, what the value looks like).
+const LABELS: &[(&str, &str)] = &[
+    (
+        r"(?:aws_?)?(?:secret_?access_?key|session_?token|security_?token)",
+        r"[A-Za-z0-9/+=]{16,}",
+    ),
+    (
+        r"\b(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|private[_-]?key|client[_-]?secret|x-api-key)",
+        r"[^\s\x22',;}]{4,}",
+    ),
+];
+
+/// Characters that end a word in free text (and so a resource id within it).
+fn is_delimiter(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '`' | ',' | ';' | '(' | ')' | '<' | '>' | '[' | ']' | '{' | '}' | '|'
+        )
+}
 
 impl Sanitizer {
     /// Rules for secrets, plus this server's own paths (home, working directory, binary,
@@ -59,40 +106,57 @@ impl Sanitizer {
     }
 
     pub fn with_paths(paths: &[String]) -> Sanitizer {
-        let mut rules: Vec<(String, Replace)> = vec![
+        let mut rules: Vec<(String, Replace, Scope)> = vec![
             (
-                r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)".into(),
+                r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
+                    .into(),
                 Replace::Whole("[redacted: private key]"),
+                Scope::Everywhere,
             ),
             (
-                r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b".into(),
-                Replace::Whole("[redacted: AWS access key]"),
+                r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}"
+                    .into(),
+                Replace::Standalone("[redacted: AWS access key]"),
+                Scope::OutsideIds,
             ),
-            (
-                r"(?i)((?:aws_?)?(?:secret_?access_?key|session_?token|security_?token)[\x22'\s]*[:=]\s*[\x22']?)[A-Za-z0-9/+=]{16,}".into(),
+        ];
+        for (label, value) in LABELS {
+            // In free text `secret: x` and `secret=x` both assign; inside an id `:` is the
+            // id's own separator (`…:secret:prod/db` in a Secrets Manager ARN), `=` still
+            // assigns.
+            rules.push((
+                format!(r"(?i)({label}[\x22'\s]*[:=]\s*[\x22']?){value}"),
                 Replace::KeepLabel("[redacted]"),
-            ),
+                Scope::OutsideIds,
+            ));
+            rules.push((
+                format!(r"(?i)({label}=){value}"),
+                Replace::KeepLabel("[redacted]"),
+                Scope::InsideIds,
+            ));
+        }
+        rules.extend([
             (
                 r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}".into(),
                 Replace::KeepLabel("[redacted]"),
-            ),
-            (
-                r"(?i)(\b(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|private[_-]?key|client[_-]?secret|x-api-key)[\x22'\s]*[:=]\s*[\x22']?)[^\s\x22',;}]{4,}".into(),
-                Replace::KeepLabel("[redacted]"),
+                Scope::Everywhere,
             ),
             (
                 r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}".into(),
                 Replace::Whole("[redacted: token]"),
+                Scope::Everywhere,
             ),
             (
                 r"(^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})($|[^A-Za-z0-9/+=])".into(),
                 Replace::MixedSecret,
+                Scope::OutsideIds,
             ),
             (
                 r"(?:/home|/Users)/[^/\s\x22'<>]+(?:/[^\s\x22'<>,;)]*)?".into(),
                 Replace::Whole("<server path>"),
+                Scope::OutsideIds,
             ),
-        ];
+        ]);
         if !paths.is_empty() {
             let alternatives: Vec<String> = paths.iter().map(|p| regex::escape(p)).collect();
             rules.push((
@@ -101,19 +165,24 @@ impl Sanitizer {
                     alternatives.join("|")
                 ),
                 Replace::Whole("<server path>"),
+                Scope::OutsideIds,
             ));
         }
-        let compiled: Vec<(Regex, Replace)> = rules
+        let compiled: Vec<Rule> = rules
             .iter()
-            .filter_map(|(p, r)| match Regex::new(p) {
-                Ok(re) => Some((re, *r)),
+            .filter_map(|(p, replace, scope)| match Regex::new(p) {
+                Ok(re) => Some(Rule {
+                    re,
+                    replace: *replace,
+                    scope: *scope,
+                }),
                 Err(e) => {
                     tracing::error!(pattern = %p, error = %e, "sanitizer rule does not compile");
                     None
                 }
             })
             .collect();
-        let any = RegexSet::new(compiled.iter().map(|(re, _)| re.as_str()))
+        let any = RegexSet::new(compiled.iter().map(|r| r.re.as_str()))
             .unwrap_or_else(|_| RegexSet::empty());
         let trace = RegexSet::new(TRACE_MARKERS).unwrap_or_else(|_| RegexSet::empty());
         Sanitizer {
@@ -125,24 +194,72 @@ impl Sanitizer {
 
     /// A clean version of `text` (borrowed when nothing had to change).
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        // Most keys and many values are short plain words, which no rule can match: each
+        // needs 20 characters or more, or a character other than a letter, digit or `_`.
+        if text.len() < 20 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Cow::Borrowed(text);
+        }
         if self.trace.is_match(text) {
             return Cow::Borrowed("[removed: internal error details; see the server log]");
         }
+        if !self.any.is_match(text) {
+            return Cow::Borrowed(text);
+        }
+        let ids = resource_ids(text);
+        if ids.is_empty() {
+            return self.clean(text, false);
+        }
+        // Free text and ids alternate; each piece gets the rules of its kind.
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for id in ids {
+            out.push_str(&self.clean(&text[at..id.start], false));
+            out.push_str(&self.clean(&text[id.clone()], true));
+            at = id.end;
+        }
+        out.push_str(&self.clean(&text[at..], false));
+        if out == text {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(out)
+        }
+    }
+
+    /// Applies the rules of one kind of piece: free text, or a resource id.
+    fn clean<'a>(&self, text: &'a str, inside_id: bool) -> Cow<'a, str> {
         let matched = self.any.matches(text);
         if !matched.matched_any() {
             return Cow::Borrowed(text);
         }
         let mut out = text.to_string();
-        for (i, (re, replace)) in self.rules.iter().enumerate() {
-            if !matched.matched(i) {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let applies = match rule.scope {
+                Scope::Everywhere => true,
+                Scope::OutsideIds => !inside_id,
+                Scope::InsideIds => inside_id,
+            };
+            if !applies || !matched.matched(i) {
                 continue;
             }
-            out = match replace {
-                Replace::Whole(with) => re.replace_all(&out, *with).into_owned(),
-                Replace::KeepLabel(with) => re
+            let replaced = match rule.replace {
+                Replace::Whole(with) => rule.re.replace_all(&out, with).into_owned(),
+                Replace::Standalone(with) => rule
+                    .re
+                    .replace_all(&out, |c: &Captures| {
+                        let m = c.get(0).map_or(0..0, |m| m.range());
+                        if stands_alone(&out, m.clone()) {
+                            with.to_string()
+                        } else {
+                            out[m].to_string()
+                        }
+                    })
+                    .into_owned(),
+                Replace::KeepLabel(with) => rule
+                    .re
                     .replace_all(&out, |c: &Captures| format!("{}{with}", &c[1]))
                     .into_owned(),
-                Replace::MixedSecret => re
+                Replace::MixedSecret => rule
+                    .re
                     .replace_all(&out, |c: &Captures| {
                         let token = &c[2];
                         let mixed = token.chars().any(|c| c.is_ascii_uppercase())
@@ -156,6 +273,7 @@ impl Sanitizer {
                     })
                     .into_owned(),
             };
+            out = replaced;
         }
         if out == text {
             Cow::Borrowed(text)
@@ -164,7 +282,8 @@ impl Sanitizer {
         }
     }
 
-    /// Cleans every string in a JSON value in place; returns how many strings changed.
+    /// Cleans every string in a JSON value in place, object keys included; returns how many
+    /// strings changed. Two keys that redact to the same text stay distinct (` (2)`, ...).
     pub fn value(&self, value: &mut Value) -> usize {
         match value {
             Value::String(s) => match self.text(s) {
@@ -175,10 +294,98 @@ impl Sanitizer {
                 }
             },
             Value::Array(items) => items.iter_mut().map(|v| self.value(v)).sum(),
-            Value::Object(map) => map.values_mut().map(|v| self.value(v)).sum(),
+            Value::Object(map) => {
+                let mut changed: usize = map.values_mut().map(|v| self.value(v)).sum();
+                let clean_keys: Vec<Option<String>> = map
+                    .keys()
+                    .map(|k| match self.text(k) {
+                        Cow::Borrowed(_) => None,
+                        Cow::Owned(clean) => Some(clean),
+                    })
+                    .collect();
+                if clean_keys.iter().all(Option::is_none) {
+                    return changed;
+                }
+                // Keys that stay are taken first, so a redacted key never replaces one.
+                let mut taken: HashSet<String> = map
+                    .keys()
+                    .zip(&clean_keys)
+                    .filter(|(_, clean)| clean.is_none())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let old = std::mem::take(map);
+                for ((key, item), clean) in old.into_iter().zip(clean_keys) {
+                    let key = match clean {
+                        None => key,
+                        Some(clean) => {
+                            changed += 1;
+                            let mut unique = clean.clone();
+                            let mut n = 2;
+                            while taken.contains(&unique) {
+                                unique = format!("{clean} ({n})");
+                                n += 1;
+                            }
+                            taken.insert(unique.clone());
+                            unique
+                        }
+                    };
+                    map.insert(key, item);
+                }
+                changed
+            }
             _ => 0,
         }
     }
+}
+
+/// An access-key-shaped match is a key only when it stands alone: not glued to a letter or
+/// digit, and not joined by `-`, `_`, `.` or `/` to a longer name (`bucket-AKIA…`,
+/// `role/AKIA…`). Quotes, spaces, `=`, `:` and `,` separate: `key=AKIA…`, `"AKIA…"`,
+/// `id:AKIA…` are keys; so is a key at the end of a sentence (`… AKIA….`).
+fn stands_alone(text: &str, m: Range<usize>) -> bool {
+    fn glued(next: Option<char>, beyond: Option<char>) -> bool {
+        match next {
+            Some(c) if c.is_alphanumeric() => true,
+            Some('-' | '_' | '.' | '/') => beyond.is_some_and(char::is_alphanumeric),
+            _ => false,
+        }
+    }
+    let mut before = text[..m.start].chars().rev();
+    let (b1, b2) = (before.next(), before.next());
+    let mut after = text[m.end..].chars();
+    let (a1, a2) = (after.next(), after.next());
+    !glued(b1, b2) && !glued(a1, a2)
+}
+
+/// The spans of `text` that are whole resource ids: words (between delimiters, or after an
+/// `=`) that pass the resource-id grammar the input limits apply.
+fn resource_ids(text: &str) -> Vec<Range<usize>> {
+    if !(text.contains("arn:") || text.contains("/subscriptions/") || text.contains("//")) {
+        return Vec::new();
+    }
+    let mut spans = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut skip_to = 0;
+    for (i, c) in text.char_indices() {
+        let starts_word = prev.is_none_or(|p| is_delimiter(p) || p == '=');
+        prev = Some(c);
+        if i < skip_to || !starts_word {
+            continue;
+        }
+        let rest = &text[i..];
+        if !(rest.starts_with("arn:")
+            || rest.starts_with("/subscriptions/")
+            || rest.starts_with("//"))
+        {
+            continue;
+        }
+        let end = rest.find(is_delimiter).map_or(text.len(), |n| i + n);
+        if super::limits::resource_id(&text[i..end]).is_ok() {
+            spans.push(i..end);
+            skip_to = end;
+        }
+    }
+    spans
 }
 
 impl Default for Sanitizer {
@@ -208,6 +415,7 @@ mod tests {
         assert_eq!(t, "aws_secret_access_key = [redacted]");
         let t = s.text(r#"{"password": "hunter22", "api_key":"k-123456"}"#);
         assert!(!t.contains("hunter22") && !t.contains("k-123456"), "{t}");
+        assert_eq!(s.text("pwd=abcd1"), "pwd=[redacted]");
         let t = s.text("Authorization: Bearer abc.def.ghijklmnop");
         assert_eq!(t, "Authorization: Bearer [redacted]");
         let t = s.text("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U here");
@@ -262,6 +470,136 @@ mod tests {
         ] {
             assert!(s.text(trace).starts_with("[removed"), "{trace}");
         }
+    }
+
+    #[test]
+    fn access_keys_are_caught_only_when_they_stand_alone() {
+        let s = s();
+        const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+        for alone in [
+            KEY.to_string(),
+            format!("key={KEY}"),
+            format!("aws_access_key_id: {KEY}"),
+            format!("id:{KEY}"),
+            format!(r#"{{"k": "{KEY}"}}"#),
+            format!("'{KEY}', next"),
+            format!("creds {KEY}:wJalr"),
+            format!("the key was {KEY}."),
+            format!("-{KEY}-"),
+            format!("_{KEY}"),
+            "(ASIAY34FZKBOKMUTVV7A)".to_string(),
+        ] {
+            let t = s.text(&alone);
+            assert!(
+                !t.contains(KEY) && !t.contains("ASIAY34FZKBOKMUTVV7A"),
+                "{alone} -> {t}"
+            );
+            assert!(t.contains("[redacted: AWS access key]"), "{alone} -> {t}");
+        }
+        for part in [
+            format!("bucket-{KEY}"),
+            format!("{KEY}-backup"),
+            format!("role/{KEY}"),
+            format!("logs.{KEY}.archive"),
+            format!("x_{KEY}"),
+            format!("X{KEY}"),
+            format!("{KEY}9"),
+            // AWS key ids are upper case: a lower-case look-alike is a name.
+            "bucket-akia-0123456789abcdef".to_string(),
+            "akiaiosfodnn7example".to_string(),
+        ] {
+            assert!(
+                matches!(s.text(&part), Cow::Borrowed(_)),
+                "{part} -> {}",
+                s.text(&part)
+            );
+        }
+    }
+
+    #[test]
+    fn resource_ids_survive_whole() {
+        let s = s();
+        for id in [
+            "arn:aws:s3:::bucket-AKIAIOSFODNN7EXAMPLE",
+            "arn:aws:s3:::bucket-akia-0123456789abcdef",
+            "arn:aws:iam::111122223333:user/AKIAIOSFODNN7EXAMPLE",
+            "arn:aws:iam::111122223333:AKIAIOSFODNN7EXAMPLE",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-password-AbCdEf",
+            "arn:aws:ssm:us-east-1:111122223333:parameter/app/api_key:3",
+            "arn:aws:lambda:us-east-1:111122223333:function:w-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd",
+            "arn:aws:s3:::home/alice/reports",
+            "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg-AKIAIOSFODNN7EXAMPLE/providers/Microsoft.Compute/virtualMachines/vm1",
+            "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/prod1/providers/Microsoft.KeyVault/vaults/secret:kv-prod",
+            "//compute.googleapis.com/projects/p1/zones/us-central1-a/instances/AKIAIOSFODNN7EXAMPLE",
+            "//storage.googleapis.com/projects/_/buckets/home/Users/x",
+        ] {
+            assert!(
+                matches!(s.text(id), Cow::Borrowed(_)),
+                "{id} -> {}",
+                s.text(id)
+            );
+            // Inside a sentence, a JSON document or after `=`, too.
+            for text in [
+                format!("resource {id} lacks CostCenter"),
+                format!(r#"{{"resource_id":"{id}"}}"#),
+                format!("id={id}, fix it"),
+                format!("`{id}`"),
+            ] {
+                assert!(
+                    matches!(s.text(&text), Cow::Borrowed(_)),
+                    "{text} -> {}",
+                    s.text(&text)
+                );
+            }
+        }
+        // A key beside an id is still caught; an id is not a hiding place for an assignment.
+        let t = s.text("arn:aws:s3:::bucket-AKIAIOSFODNN7EXAMPLE leaked AKIAI44QH8DHBEXAMPLE");
+        assert_eq!(
+            t,
+            "arn:aws:s3:::bucket-AKIAIOSFODNN7EXAMPLE leaked [redacted: AWS access key]"
+        );
+        let t = s.text("arn:aws:iam::111122223333:role/x?password=hunter2xyz");
+        assert_eq!(t, "arn:aws:iam::111122223333:role/x?password=[redacted]");
+        // Words that only look like the start of an id are free text.
+        let t = s.text("arn:nope AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(t, "arn:nope [redacted: AWS access key]");
+    }
+
+    #[test]
+    fn object_keys_are_cleaned_and_stay_distinct() {
+        let s = s();
+        let mut v = serde_json::json!({
+            "AKIAIOSFODNN7EXAMPLE": "a",
+            "AKIAI44QH8DHBEXAMPLE": "b",
+            "[redacted: AWS access key]": "c",
+            "password=hunter2xyz": {"AKIAIOSFODNN7EXAMPLE": 1},
+            "Environment": "prod",
+        });
+        assert_eq!(s.value(&mut v), 4);
+        let text = v.to_string();
+        assert!(
+            !text.contains("AKIAIOSFODNN7EXAMPLE")
+                && !text.contains("AKIAI44QH8DHBEXAMPLE")
+                && !text.contains("hunter2xyz"),
+            "{text}"
+        );
+        let map = v.as_object().unwrap();
+        assert_eq!(map.len(), 5, "no key lost to a collision: {text}");
+        assert_eq!(
+            map["[redacted: AWS access key]"], "c",
+            "an unchanged key keeps its value"
+        );
+        let mut redacted: Vec<&str> = [
+            "[redacted: AWS access key] (2)",
+            "[redacted: AWS access key] (3)",
+        ]
+        .into_iter()
+        .map(|k| map[k].as_str().unwrap())
+        .collect();
+        redacted.sort();
+        assert_eq!(redacted, ["a", "b"]);
+        assert_eq!(map["password=[redacted]"]["[redacted: AWS access key]"], 1);
+        assert_eq!(map["Environment"], "prod");
     }
 
     #[test]

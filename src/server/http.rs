@@ -188,14 +188,28 @@ where
 }
 
 /// Liveness and a few facts for operators (no secrets, no paths).
+/// 200 and `"audit": "ok"` while calls can be recorded; 503 and `"audit": "failing: <why>"`
+/// when the last audit write failed (the server then answers no tool call).
 async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
     let app = server.app();
-    axum::Json(serde_json::json!({
-        "status": "ok",
+    let failing = app.audit.as_ref().and_then(|log| log.failing());
+    let (status, code) = match &failing {
+        None => ("ok", StatusCode::OK),
+        Some(_) => ("failing", StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let audit = match (&app.audit, failing) {
+        (None, _) => "off".to_string(),
+        (Some(_), None) => "ok".to_string(),
+        (Some(_), Some(why)) => format!("failing: {why}"),
+    };
+    let body = axum::Json(serde_json::json!({
+        "status": status,
+        "audit": audit,
         "version": env!("CARGO_PKG_VERSION"),
         "policy_hash": app.policy.current().hash(),
         "resources_cached": app.cached_resources().await,
-    }))
+    }));
+    (code, body)
 }
 
 /// Per-client request rate at the HTTP layer (before any MCP processing): keyed by bearer

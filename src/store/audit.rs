@@ -3,13 +3,19 @@
 //! verify`).
 //!
 //! Writes go through one writer thread fed by a bounded queue. Each row is committed (WAL,
-//! synchronous FULL) before its call is answered, unless the disk is slower than the caller's
-//! wait bound; then the answer goes out and the row follows. The writer groups queued rows into
-//! one transaction, and reads the chain's last hash inside that transaction, so several
-//! processes can share a log without breaking the chain. A clean shutdown drains the queue.
+//! synchronous FULL) before its call is answered; the caller learns whether it was (`Appended`)
+//! and refuses to answer a call whose row is not on disk (the guard fails closed). The writer
+//! groups queued rows into one transaction, and reads the chain's last hash inside that
+//! transaction, so several processes can share a log without breaking the chain. A clean
+//! shutdown drains the queue.
+//!
+//! The log can be bounded (`max_bytes`, SQLite's `max_page_count`): an operator's cap on its
+//! disk use, and a full disk on demand for tests. The outcome of the last write is kept
+//! (`failing`) for `/healthz` and for refusing calls that change data while rows cannot be
+//! written.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -102,7 +108,7 @@ pub struct StoredRecord {
 pub enum Appended {
     /// Committed to disk as row `seq`.
     Written(i64),
-    /// Still queued when the caller's wait ran out (slow disk); it will be written.
+    /// Still queued when the caller's wait ran out (slow disk); it may yet be written.
     Pending,
     /// The log could not take it (writer stopped or a database error); logged loudly.
     Failed(String),
@@ -113,23 +119,44 @@ struct Job {
     done: oneshot::Sender<Result<i64, String>>,
 }
 
+/// How the log is kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditOptions {
+    /// The most bytes audit.db may hold (rounded down to whole pages); when reached, rows
+    /// cannot be written and the server stops answering. None: as much as the disk holds.
+    pub max_bytes: Option<u64>,
+}
+
 /// The audit log of a running server.
 pub struct AuditLog {
     path: PathBuf,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<Connection>,
+    /// Why the last write failed; None after a write succeeded (and before any write).
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl AuditLog {
-    /// Opens (creating and migrating) the log and starts its writer thread.
+    /// Opens (creating and migrating) the log, unbounded, and starts its writer thread.
     pub fn open(path: &Path) -> Result<AuditLog, StoreError> {
+        AuditLog::open_with(path, &AuditOptions::default())
+    }
+
+    /// Opens (creating and migrating) the log and starts its writer thread.
+    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditLog, StoreError> {
         let writer_conn = super::open(path, MIGRATIONS)?;
+        let bound = match options.max_bytes {
+            Some(bytes) => Some(set_max_bytes(&writer_conn, bytes)?),
+            None => None,
+        };
         let reader = super::open(path, MIGRATIONS)?;
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let failing = Arc::new(Mutex::new(None));
+        let state = failing.clone();
         let writer = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(writer_conn, rx))
+            .spawn(move || write_loop(writer_conn, rx, bound, &state))
             .map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
                 reason: format!("cannot start the audit writer: {e}"),
@@ -139,7 +166,26 @@ impl AuditLog {
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
+            failing,
         })
+    }
+
+    /// Why rows cannot be written now (the last write failed, or the writer stopped); None
+    /// when the last write succeeded.
+    pub fn failing(&self) -> Option<String> {
+        let stopped = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(mpsc::Sender::is_closed);
+        if stopped {
+            return Some("the audit writer has stopped".into());
+        }
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -198,7 +244,41 @@ impl Drop for AuditLog {
     }
 }
 
-fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+/// Caps the database at `bytes` (whole pages, at least what it holds now); returns the cap in
+/// pages.
+fn set_max_bytes(conn: &Connection, bytes: u64) -> Result<i64, StoreError> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let pages = i64::try_from(bytes / page_size.max(1) as u64)
+        .unwrap_or(i64::MAX)
+        .max(1);
+    // SQLite never sets the cap below the current size; it answers with the cap it set.
+    let set: i64 = conn.pragma_update_and_check(None, "max_page_count", pages, |r| r.get(0))?;
+    Ok(set)
+}
+
+/// Why a batch could not be written, in words for an operator and an assistant (no paths).
+fn failure_reason(conn: &Connection, error: &rusqlite::Error, bound: Option<i64>) -> String {
+    if error.sqlite_error_code() != Some(rusqlite::ErrorCode::DiskFull) {
+        return format!("database error: {error}");
+    }
+    let pages: Option<i64> = conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .ok();
+    match (bound, pages) {
+        // A row takes a few pages (the row and its index entries): near the cap is at it.
+        (Some(max), Some(pages)) if pages + 16 >= max => {
+            "the audit log is full: it reached its size bound (--audit-max-bytes)".into()
+        }
+        _ => "the disk holding the audit log is full".into(),
+    }
+}
+
+fn write_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    bound: Option<i64>,
+    failing: &Mutex<Option<String>>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -208,22 +288,25 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let records: Vec<&AuditRecord> = batch.iter().map(|j| &j.record).collect();
-        let result = write_batch(&mut conn, &records);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, rows = batch.len(), "audit rows could not be written");
+        let result =
+            write_batch(&mut conn, &records).map_err(|e| (failure_reason(&conn, &e, bound), e));
+        if let Err((reason, e)) = &result {
+            tracing::error!(error = %e, rows = batch.len(), "audit rows could not be written: {reason}");
         }
+        *failing.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.as_ref().err().map(|(reason, _)| reason.clone());
         for (i, job) in batch.into_iter().enumerate() {
             let answer = match &result {
                 Ok(first_seq) => Ok(first_seq + i as i64),
-                Err(e) => Err(e.to_string()),
+                Err((reason, _)) => Err(reason.clone()),
             };
             let _ = job.done.send(answer);
         }
     }
 }
 
-/// Appends rows in one transaction; returns the seq of the first.
-fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> Result<i64, StoreError> {
+/// Appends rows in one transaction; returns the seq of the first. All or none are written.
+fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> rusqlite::Result<i64> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let last: Option<(i64, String)> = tx
         .query_row(
@@ -605,6 +688,67 @@ mod tests {
             verify(&path).unwrap(),
             Verification::Intact { rows: 20, .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_full_log_refuses_rows_says_so_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open_with(
+            &path,
+            &AuditOptions {
+                max_bytes: Some(64 * 1024),
+            },
+        )
+        .unwrap();
+        assert_eq!(log.failing(), None);
+        let big = |i| AuditRecord {
+            arguments: format!("{{\"x\":\"{}\"}}", "a".repeat(900)),
+            ..record(i, "ok")
+        };
+        let mut written = 0;
+        let mut failed = None;
+        for i in 0..1000 {
+            match log.append(big(i), Duration::from_secs(5)).await {
+                Appended::Written(seq) => {
+                    written += 1;
+                    assert_eq!(seq, written);
+                }
+                Appended::Failed(why) => {
+                    failed = Some(why);
+                    break;
+                }
+                Appended::Pending => panic!("a local disk answers within 5 s"),
+            }
+        }
+        let why = failed.expect("a 64 KiB log fills up");
+        assert!(why.contains("size bound"), "{why}");
+        assert!(written > 5, "{written} rows fit in 64 KiB");
+        assert_eq!(log.failing(), Some(why));
+        // A later row of that size fails too, and nothing half-written appears.
+        assert!(matches!(
+            log.append(big(0), Duration::from_secs(5)).await,
+            Appended::Failed(_)
+        ));
+        match verify(&path).unwrap() {
+            Verification::Intact { rows, .. } => assert_eq!(rows, written as u64),
+            other => panic!("{other:?}"),
+        }
+        // Room again (an operator archived old rows): the next row is written, health is back.
+        Connection::open(&path)
+            .unwrap()
+            .execute("DELETE FROM audit WHERE seq <= 20", [])
+            .unwrap();
+        assert!(matches!(
+            log.append(big(0), Duration::from_secs(5)).await,
+            Appended::Written(_)
+        ));
+        assert_eq!(log.failing(), None);
+        log.close();
+        assert_eq!(
+            log.failing().as_deref(),
+            Some("the audit writer has stopped")
+        );
     }
 
     #[tokio::test]
