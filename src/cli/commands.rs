@@ -13,7 +13,7 @@ use super::{
 };
 use crate::app::App;
 use crate::guard::Guard;
-use crate::server::http::{HttpOptions, default_origins, serve_http};
+use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http};
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
@@ -145,18 +145,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Refuse a bad HTTP setup before anything starts (no scan, no watcher).
     let http = match args.http {
         Some(addr) => {
+            let limits = &args.http_limits;
             let options = HttpOptions {
-                api_tokens: args
-                    .api_tokens
-                    .into_iter()
-                    .filter(|t| !t.is_empty())
-                    .collect(),
-                admin_tokens: args
-                    .admin_tokens
-                    .iter()
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| !t.is_empty())
-                    .collect(),
+                api_tokens: parse_tokens(args.api_tokens)?,
+                admin_tokens: parse_tokens(args.admin_tokens)?,
                 rate_limit_per_minute: args.http_rate_limit,
                 allowed_hosts: args.allowed_hosts,
                 allowed_origins: if args.allowed_origins.is_empty() {
@@ -164,6 +156,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 } else {
                     args.allowed_origins
                 },
+                auth_failures_per_minute: limits.http_auth_failures_per_minute,
+                request_timeout: limits.http_request_timeout,
+                header_timeout: limits.http_header_timeout,
+                idle_timeout: limits.http_idle_timeout,
+                max_connections: limits.http_max_connections,
+                max_connections_per_address: limits.http_max_connections_per_address,
+                max_sessions: limits.http_max_sessions,
+                max_sessions_per_principal: limits.http_max_sessions_per_principal,
+                session_idle_timeout: limits.http_session_idle_timeout,
+                shutdown_timeout: limits.shutdown_timeout,
                 ..HttpOptions::loopback(addr)
             };
             options.check()?;

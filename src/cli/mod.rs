@@ -221,7 +221,63 @@ pub struct ServeArgs {
     #[arg(long, env = "TAGWARDEN_KEEP_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub keep_days: u32,
     #[command(flatten)]
+    pub http_limits: HttpLimitArgs,
+    #[command(flatten)]
     pub guard: GuardArgs,
+}
+
+/// Limits of the HTTP transport: slow clients, connections, failed logins, sessions, shutdown.
+#[derive(Debug, Clone, Args)]
+pub struct HttpLimitArgs {
+    /// A client must send a whole request head within this long of connecting, or of the first
+    /// byte of its next request (partial or trickled headers are cut off).
+    #[arg(long, env = "TAGWARDEN_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = source::parse_duration)]
+    pub http_header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    #[arg(long, env = "TAGWARDEN_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = source::parse_duration)]
+    pub http_idle_timeout: Duration,
+    /// The longest a request may take, from its head to the end of its answer (a call still
+    /// running then is answered with a timeout error); SSE streams opened with GET excepted.
+    #[arg(long, env = "TAGWARDEN_HTTP_REQUEST_TIMEOUT", default_value = "120s", value_parser = source::parse_duration)]
+    pub http_request_timeout: Duration,
+    /// Open HTTP connections in all (0 = three quarters of the open-file limit, at most 4096).
+    /// At the cap, idle connections are closed to make room; new ones are refused only when
+    /// none is idle.
+    #[arg(long, env = "TAGWARDEN_HTTP_MAX_CONNECTIONS", default_value_t = 0)]
+    pub http_max_connections: usize,
+    /// Open HTTP connections per client address (IPv6: per /64).
+    #[arg(
+        long,
+        env = "TAGWARDEN_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128
+    )]
+    pub http_max_connections_per_address: usize,
+    /// Failed logins (wrong or missing bearer token) per minute per client address; past it
+    /// every request from that address gets 429 for a while (0 = unlimited).
+    #[arg(
+        long,
+        env = "TAGWARDEN_HTTP_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 20
+    )]
+    pub http_auth_failures_per_minute: u32,
+    /// Open MCP sessions in all (0 = unlimited); beyond it `initialize` gets 503.
+    #[arg(long, env = "TAGWARDEN_HTTP_MAX_SESSIONS", default_value_t = 1000)]
+    pub http_max_sessions: usize,
+    /// Open MCP sessions per token (or client address without tokens; 0 = unlimited); beyond
+    /// it `initialize` gets 429.
+    #[arg(
+        long,
+        env = "TAGWARDEN_HTTP_MAX_SESSIONS_PER_PRINCIPAL",
+        default_value_t = 100
+    )]
+    pub http_max_sessions_per_principal: usize,
+    /// A session with no request for this long is closed (its client must initialize again).
+    #[arg(long, env = "TAGWARDEN_HTTP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = source::parse_duration)]
+    pub http_session_idle_timeout: Duration,
+    /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the server
+    /// exits anyway.
+    #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = source::parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// Guard rails applied to every tool call.

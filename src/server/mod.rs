@@ -23,8 +23,6 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
-use sha2::Digest;
-
 use crate::app::App;
 use crate::guard::{Caller, Guard, Principal};
 use crate::tools::Registry;
@@ -66,8 +64,9 @@ impl TagwardenServer {
         &self.app
     }
 
-    /// Who is calling: the HTTP session (or, for stateless requests, the bearer token or the
-    /// client address), or the stdio connection.
+    /// Who is calling: the principal the HTTP layer verified (or the local user on stdio), and
+    /// the session the transport validated — an HTTP session that exists and is the caller's,
+    /// or `stateless` for requests without one (never a client-chosen header value).
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let client = context
             .client_info()
@@ -81,27 +80,9 @@ impl TagwardenServer {
                 transport: "stdio",
             };
         };
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let session = if let Some(id) = header("mcp-session-id") {
-            format!("http:{id}")
-        } else if let Some(token) =
-            header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
-        {
-            let digest = sha2::Sha256::digest(token.trim().as_bytes());
-            format!("token:{}", &hex::encode(digest)[..12])
-        } else if let Some(addr) = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        {
-            format!("ip:{}", addr.0.ip())
-        } else {
-            "http:anonymous".to_string()
+        let session = match parts.extensions.get::<http::ValidatedSession>() {
+            Some(s) => format!("http:{}", s.0),
+            None => "stateless".to_string(),
         };
         // The HTTP layer authenticates every request and puts the verified principal in its
         // extensions; without one (a handler served outside that layer) the client address is

@@ -1,0 +1,313 @@
+//! Who is calling, and how often: bearer tokens, failed logins, the request rate.
+//!
+//! Authentication runs first and puts the verified [`Principal`] in the request's extensions;
+//! the request rate is keyed on that principal, never on header text the client chooses (with
+//! `Bearer` + k spaces + token, or any random header, a raw-header key gave a fresh allowance
+//! each time). Failed logins are limited per client address with their own allowance: past it,
+//! every request from that address is refused before its token is even compared, so a guess
+//! can never be confirmed — a correct token from that address waits too. Client addresses are
+//! counted per IPv4 address and per IPv6 /64 (one host usually holds a whole /64).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::Value;
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use super::jsonrpc::jsonrpc_error;
+use crate::guard::Principal;
+
+/// The address a client is counted as: IPv4 as is, IPv6 by its /64 (IPv4-mapped IPv6 as IPv4).
+pub(super) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn peer(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
+/// The accepted tokens, and failed logins per client address.
+pub(super) struct Auth {
+    /// (token, its principal)
+    tokens: Vec<(String, Principal)>,
+    failures: Option<FailedLogins>,
+}
+
+struct FailedLogins {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    per_minute: u32,
+    /// Addresses over their allowance, and until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl Auth {
+    /// `admin_tokens` are accepted too, as administrators' principals.
+    pub(super) fn new(
+        tokens: &[String],
+        admin_tokens: &[String],
+        failures_per_minute: u32,
+    ) -> Auth {
+        let tokens = tokens
+            .iter()
+            .map(|t| (t, false))
+            .chain(admin_tokens.iter().map(|t| (t, true)))
+            .map(|(t, admin)| {
+                let digest = hex::encode(sha2::Sha256::digest(t.as_bytes()));
+                let principal = Principal {
+                    id: format!("token:{}", &digest[..12]),
+                    admin,
+                };
+                (t.clone(), principal)
+            })
+            .collect();
+        let failures = NonZeroU32::new(failures_per_minute).map(|n| FailedLogins {
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            per_minute: n.get(),
+            blocked: Mutex::new(HashMap::new()),
+        });
+        Auth { tokens, failures }
+    }
+
+    /// Forgets addresses whose allowance is whole again (the key space stays bounded).
+    pub(super) fn prune(&self) {
+        if let Some(f) = &self.failures {
+            f.limiter.retain_recent();
+            f.limiter.shrink_to_fit();
+            let now = Instant::now();
+            lock(&f.blocked).retain(|_, until| *until > now);
+        }
+    }
+
+    /// The principal of a presented token, compared in constant time against every token.
+    fn verify(&self, presented: &str) -> Option<&Principal> {
+        self.tokens.iter().fold(None, |found, (t, principal)| {
+            if bool::from(t.as_bytes().ct_eq(presented.as_bytes())) {
+                Some(principal)
+            } else {
+                found
+            }
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive, surrounding blanks ignored).
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Bearer-token check; no tokens configured means loopback-only and open (the client address
+/// is the principal). Puts the verified [`Principal`] in the request's extensions.
+pub(super) async fn require_bearer(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let ip = peer(&request);
+    if auth.tokens.is_empty() {
+        let id = ip.map_or_else(|| "http:anonymous".to_string(), |ip| format!("ip:{ip}"));
+        request
+            .extensions_mut()
+            .insert(Principal { id, admin: false });
+        return next.run(request).await;
+    }
+    let key = ip.map(client_key);
+    if let (Some(f), Some(key)) = (&auth.failures, key) {
+        let until = lock(&f.blocked).get(&key).copied();
+        if let Some(until) = until.filter(|u| *u > Instant::now()) {
+            return too_many_failures(f.per_minute, until - Instant::now());
+        }
+    }
+    if let Some(principal) = bearer(&request).and_then(|t| auth.verify(t)) {
+        request.extensions_mut().insert(principal.clone());
+        return next.run(request).await;
+    }
+    if let (Some(f), Some(key)) = (&auth.failures, key)
+        && let Err(not_until) = f.limiter.check_key(&key)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        lock(&f.blocked).insert(key, Instant::now() + wait);
+        tracing::warn!(client = %key, "too many failed logins; refusing this address for {} s", wait.as_secs() + 1);
+        return too_many_failures(f.per_minute, wait);
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid bearer token: send `Authorization: Bearer <token>` with one of the \
+         server's TAGWARDEN_API_TOKENS",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tagwarden\""),
+    );
+    response
+}
+
+fn too_many_failures(per_minute: u32, wait: Duration) -> Response {
+    let secs = wait.as_secs() + 1;
+    with_retry_after(
+        jsonrpc_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            -32000,
+            &format!(
+                "too many failed logins from this address: {per_minute} per minute \
+                 (TAGWARDEN_HTTP_AUTH_FAILURES_PER_MINUTE); every request from it is refused \
+                 for {secs} s"
+            ),
+            Value::Null,
+        ),
+        secs,
+    )
+}
+
+fn with_retry_after(mut response: Response, secs: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// Requests per minute per verified principal, checked after authentication.
+pub(super) struct RequestRate {
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    per_minute: u32,
+}
+
+impl RequestRate {
+    pub(super) fn new(per_minute: u32) -> RequestRate {
+        let limiter = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        RequestRate {
+            limiter,
+            per_minute,
+        }
+    }
+
+    pub(super) fn prune(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+pub(super) async fn rate_limit(
+    State(rate): State<Arc<RequestRate>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = &rate.limiter else {
+        return next.run(request).await;
+    };
+    // Authentication ran first: every request here carries its principal.
+    let key = request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "http:anonymous".to_string(), |p| p.id.clone());
+    match limiter.check_key(&key) {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => {
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                + 1;
+            let id = request
+                .extensions()
+                .get::<super::jsonrpc::Envelope>()
+                .and_then(|e| e.id.clone())
+                .unwrap_or(Value::Null);
+            with_retry_after(
+                jsonrpc_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    -32000,
+                    &format!(
+                        "too many requests: {} per minute per client (TAGWARDEN_HTTP_RATE_LIMIT); \
+                         retry after {wait} s",
+                        rate.per_minute
+                    ),
+                    id,
+                ),
+                wait,
+            )
+        }
+    }
+}
+
+/// Keeps the limiters' key spaces bounded while serving.
+pub(super) fn spawn_pruning(
+    auth: Arc<Auth>,
+    rate: Arc<RequestRate>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    auth.prune();
+                    rate.prune();
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(client_key(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bearer_scheme_and_blanks() {
+        let req = |v: &str| {
+            axum::http::Request::builder()
+                .header("authorization", v)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert_eq!(bearer(&req("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&req("bearer    abc  ")), Some("abc"));
+        assert_eq!(bearer(&req("Basic abc")), None);
+        assert_eq!(bearer(&req("Bearer    ")), None);
+    }
+}
