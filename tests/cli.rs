@@ -158,6 +158,55 @@ fn policy_check_command() {
 }
 
 #[test]
+fn suggest_evaluates_the_demo_and_the_irregular_estate() {
+    let (code, stdout, stderr) = run(&["suggest", "--evaluate", "--demo", "--size", "600"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("demo estate seed 42 size 600:"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("high ")), "{stdout}");
+    let (code, stdout, stderr) = run(
+        &[
+            "suggest",
+            "--evaluate",
+            "--estate",
+            "irregular",
+            "--seed",
+            "7",
+            "--size",
+            "600",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["estate"], "irregular");
+    assert_eq!(report["seed"], 7);
+    assert_eq!(report["size"], 600);
+    assert_eq!(report["bands"][0]["band"], "high");
+    let patterns: Vec<&str> = report["patterns"]
+        .as_array()
+        .expect("patterns")
+        .iter()
+        .filter(|p| p["key"] == "Environment")
+        .filter_map(|p| p["pattern"].as_str())
+        .collect();
+    assert!(patterns.contains(&"sandbox-*"), "{patterns:?}");
+    // Without an estate: one line saying what to run; with two: a usage error.
+    let (code, _, stderr) = run(&["suggest", "--evaluate"], &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--estate irregular"), "{stderr}");
+    let (code, _, _) = run(
+        &["suggest", "--evaluate", "--demo", "--estate", "irregular"],
+        &[],
+    );
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn tools_directory_matches_what_the_server_serves() {
     let (code, _, stderr) = run(&["tools", "check", "tools"], &[]);
     assert_eq!(code, 0, "tools/*.json are stale: {stderr}");

@@ -262,17 +262,27 @@ fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<HistoryStore>> {
 
 /// `suggest --evaluate --demo`: the calibration report of tag suggestions.
 fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
-    if !args.evaluate || !args.demo {
+    let estate = match (args.estate, args.demo) {
+        (Some(estate), _) => Some(estate),
+        (None, true) => Some(super::Estate::Demo),
+        (None, false) => None,
+    };
+    let (true, Some(estate)) = (args.evaluate, estate) else {
         anyhow::bail!(
-            "use `tagwarden suggest --evaluate --demo` to measure calibration on the demo \
-             estate; suggestions for your resources come from the suggest_tags tool"
+            "use `tagwarden suggest --evaluate --demo` (or `--estate irregular`) to measure \
+             calibration on a generated estate; suggestions for your resources come from the \
+             suggest_tags tool"
         );
-    }
+    };
     let policy = crate::app::PolicyStore::open(args.policy.as_deref())
         .map_err(|e| anyhow::anyhow!("cannot use the policy: {e}"))?
         .current();
     let started = std::time::Instant::now();
-    let report = crate::suggest::evaluate_demo(
+    let evaluate = match estate {
+        super::Estate::Demo => crate::suggest::evaluate_demo,
+        super::Estate::Irregular => crate::suggest::evaluate_irregular,
+    };
+    let report = evaluate(
         args.demo_seed,
         args.demo_size,
         &policy,

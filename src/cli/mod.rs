@@ -65,16 +65,24 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SuggestArgs {
-    /// Hide tags the demo estate's truth knows, predict them back, and print precision and
-    /// coverage per confidence band (≥ 0.9, 0.7–0.9, < 0.7).
+    /// Hide tags a generated estate's truth knows, predict them back, and print precision and
+    /// coverage per confidence band (≥ 0.9, 0.7–0.9, < 0.7), per key and per allowed-value
+    /// pattern.
     #[arg(long)]
     pub evaluate: bool,
-    /// Evaluate on the built-in demo estate (the only labelled estate built in).
+    /// Evaluate on the built-in demo estate (same as `--estate demo`).
     #[arg(long)]
     pub demo: bool,
-    #[arg(long, default_value_t = crate::inventory::demo::DEFAULT_SEED)]
+    /// The generated estate: `demo` (one stack per deployment) or `irregular` (shared stacks,
+    /// per-person sandboxes, mixed accounts and VPCs, inconsistent names; built independently
+    /// of the demo).
+    #[arg(long, value_enum, conflicts_with = "demo")]
+    pub estate: Option<Estate>,
+    /// Seed of the generated estate.
+    #[arg(long, visible_alias = "seed", default_value_t = crate::inventory::demo::DEFAULT_SEED)]
     pub demo_seed: u64,
-    #[arg(long, default_value_t = crate::inventory::demo::DEFAULT_SIZE)]
+    /// Resources in the generated estate.
+    #[arg(long, visible_alias = "size", default_value_t = crate::inventory::demo::DEFAULT_SIZE)]
     pub demo_size: usize,
     /// Policy file (default: policies/tagging_policy.json if present, else the built-in policy).
     #[arg(long, env = "TAGWARDEN_POLICY", value_name = "FILE")]
@@ -82,6 +90,13 @@ pub struct SuggestArgs {
     /// `text` or `json`.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+}
+
+/// A generated estate with known truth, for `suggest --evaluate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Estate {
+    Demo,
+    Irregular,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod arn;
 pub mod aws;
 pub mod demo;
 pub mod file;
+pub mod irregular;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,5 +1,8 @@
-//! Calibration: how often suggestions of each confidence band are right, measured on the demo
-//! estate, whose ground truth (the tags each resource *should* carry) is known.
+//! Calibration: how often suggestions of each confidence band are right, measured on generated
+//! estates whose ground truth (the tags each resource *should* carry) is known: the demo, and an
+//! irregular estate built differently (shared stacks, per-person sandboxes, mixed accounts and
+//! VPCs, inconsistent names; `inventory::irregular`), so that the figures are not only those of
+//! the estate the scoring was tuned on.
 //!
 //! Two kinds of labelled (resource, key) pairs are predicted:
 //! - **hidden**: the resource carries a valid value; it is hidden (the key, its aliases and
@@ -17,7 +20,7 @@ use serde::Serialize;
 use super::score::round3;
 use super::stats::NONE;
 use super::{Band, Reliability, SuggestConfig, Suggester};
-use crate::inventory::{Resource, Tags, demo};
+use crate::inventory::{Resource, Tags, demo, irregular};
 use crate::policy::Policy;
 
 /// Suggestions of one band and how many were right.
@@ -53,9 +56,21 @@ pub struct ConfidenceBucket {
     pub accuracy: f64,
 }
 
+/// The bands for the pairs of one key whose true value falls under one allowed-value pattern
+/// (`production`, `sandbox-*`); keys with allowed values only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatternCalibration {
+    pub key: String,
+    pub pattern: String,
+    pub pairs: usize,
+    pub bands: Vec<BandStats>,
+}
+
 /// The calibration report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibrationReport {
+    /// `demo` or `irregular`.
+    pub estate: String,
     pub seed: u64,
     pub size: usize,
     /// Evaluated (resource, key) pairs.
@@ -70,15 +85,18 @@ pub struct CalibrationReport {
     pub sampled_every: usize,
     pub bands: Vec<BandStats>,
     pub keys: Vec<KeyCalibration>,
+    pub patterns: Vec<PatternCalibration>,
     pub curve: Vec<ConfidenceBucket>,
 }
 
 impl CalibrationReport {
-    /// A small table: band, suggestions, correct, precision %, coverage %.
+    /// A small table: band, suggestions, correct, precision %, coverage %; then the high band
+    /// per key and per pattern of the true value, and accuracy per range of confidence.
     pub fn render_text(&self) -> String {
         let mut out = format!(
-            "estate seed {} size {}: {} pairs ({} hidden, {} damaged{}), {} without a \
+            "{} estate seed {} size {}: {} pairs ({} hidden, {} damaged{}), {} without a \
              suggestion\n",
+            self.estate,
             self.seed,
             self.size,
             self.pairs,
@@ -107,8 +125,41 @@ impl CalibrationReport {
                 b.coverage * 100.0
             ));
         }
+        out.push_str("\nhigh band by key and true pattern  pairs   high  precision  coverage\n");
+        for k in &self.keys {
+            push_high_row(&mut out, &k.key, k.pairs, &k.bands[0]);
+            for p in self.patterns.iter().filter(|p| p.key == k.key) {
+                push_high_row(
+                    &mut out,
+                    &format!("  = {}", p.pattern),
+                    p.pairs,
+                    &p.bands[0],
+                );
+            }
+        }
+        out.push_str("\nconfidence    suggestions  mean confidence  accuracy\n");
+        for c in self.curve.iter().filter(|c| c.suggestions > 0) {
+            out.push_str(&format!(
+                "{:.2}–{:<8.2} {:>11} {:>16.3} {:>9.3}\n",
+                c.from, c.to, c.suggestions, c.mean_confidence, c.accuracy
+            ));
+        }
         out
     }
+}
+
+/// One row of the high band by key or pattern: pairs, high suggestions, precision, coverage.
+fn push_high_row(out: &mut String, label: &str, pairs: usize, high: &BandStats) {
+    let precision = if high.suggestions == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", high.precision * 100.0)
+    };
+    out.push_str(&format!(
+        "{label:<32} {pairs:>7} {:>6} {precision:>10} {:>8.1}%\n",
+        high.suggestions,
+        high.coverage * 100.0
+    ));
 }
 
 #[derive(Default, Clone, Copy)]
@@ -174,6 +225,28 @@ pub fn evaluate_demo_with(
     report
 }
 
+/// As `evaluate_demo`, on the irregular estate (`inventory::irregular`).
+pub fn evaluate_irregular(
+    seed: u64,
+    size: usize,
+    policy: &Policy,
+    config: SuggestConfig,
+) -> CalibrationReport {
+    let estate = irregular::generate(seed, size);
+    let mut report = evaluate_estate(
+        policy,
+        &estate.resources,
+        &estate.truth,
+        config,
+        &Reliability::new(),
+        1,
+    );
+    report.estate = "irregular".to_string();
+    report.seed = seed;
+    report.size = size;
+    report
+}
+
 /// Calibration over any estate with known truth; `every` > 1 evaluates every k-th pair.
 pub(super) fn evaluate_estate(
     policy: &Policy,
@@ -196,6 +269,19 @@ pub(super) fn evaluate_estate(
     let mut per_key: Vec<(usize, [Tally; 3])> =
         vec![(0, [Tally::default(); 3]); suggester.targets.len()];
     let mut curve = vec![(0usize, 0usize, 0.0f64); CURVE.len() - 1];
+    // Per target and pattern of the true value (targets with several patterns only).
+    let mut per_pattern: Vec<Vec<(usize, [Tally; 3])>> = suggester
+        .targets
+        .iter()
+        .map(|t| {
+            let n = if t.patterns.len() > 1 {
+                t.patterns.len()
+            } else {
+                0
+            };
+            vec![(0, [Tally::default(); 3]); n]
+        })
+        .collect();
     for (i, truth_tags) in truth.iter().enumerate().take(resources.len()) {
         let truth_tags = policy.effective_tags(truth_tags);
         for (t, target) in suggester.targets.iter().enumerate() {
@@ -222,18 +308,26 @@ pub(super) fn evaluate_estate(
                 damaged_pairs += 1;
             }
             let analysis = suggester.analyse(i, t, rule, valid);
+            let pattern = target.patterns.classify(truth_value);
+            let mut by_pattern = per_pattern[t].get_mut(pattern);
+            per_key[t].0 += 1;
+            if let Some((n, _)) = by_pattern.as_deref_mut() {
+                *n += 1;
+            }
             let Some((value, confidence)) = suggester.top_candidate(&analysis, t) else {
                 none += 1;
-                per_key[t].0 += 1;
                 continue;
             };
             let right = value == *truth_value;
             let band = suggester.band(confidence) as usize;
-            for tally in [&mut totals[band], &mut per_key[t].1[band]] {
+            let mut tallies = vec![&mut totals[band], &mut per_key[t].1[band]];
+            if let Some((_, p)) = by_pattern {
+                tallies.push(&mut p[band]);
+            }
+            for tally in tallies {
                 tally.suggestions += 1;
                 tally.correct += usize::from(right);
             }
-            per_key[t].0 += 1;
             if let Some(b) = CURVE
                 .windows(2)
                 .position(|w| confidence >= w[0] && confidence < w[1])
@@ -244,7 +338,24 @@ pub(super) fn evaluate_estate(
             }
         }
     }
+    let patterns = suggester
+        .targets
+        .iter()
+        .zip(&per_pattern)
+        .flat_map(|(target, rows)| {
+            rows.iter()
+                .enumerate()
+                .filter(|(_, (n, _))| *n > 0)
+                .map(|(p, (n, tallies))| PatternCalibration {
+                    key: suggester.keys[target.key].name.clone(),
+                    pattern: target.patterns.name(p).to_string(),
+                    pairs: *n,
+                    bands: band_stats(tallies, *n),
+                })
+        })
+        .collect();
     CalibrationReport {
+        estate: "demo".to_string(),
         seed: 0,
         size: resources.len(),
         pairs,
@@ -263,6 +374,7 @@ pub(super) fn evaluate_estate(
                 bands: band_stats(tallies, *n),
             })
             .collect(),
+        patterns,
         curve: CURVE
             .windows(2)
             .zip(&curve)

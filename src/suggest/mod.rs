@@ -5,8 +5,9 @@
 //! comes from the resource's name, from resources that share its stack, network, account, name
 //! prefix or another tag value, from virtual-tagging rules and from stray tags on the resource
 //! itself; it is combined per value (see `score.rs`) and the combination is checked against the
-//! demo estate's ground truth (`calibrate.rs`). Pure: statistics are computed once per estate,
-//! then each resource is answered from them without I/O.
+//! ground truth of two generated estates, the demo and an irregular one (`calibrate.rs`). Pure:
+//! statistics are computed once per estate, then each resource is answered from them without
+//! I/O.
 
 mod calibrate;
 mod score;
@@ -26,12 +27,14 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::Resource;
 use crate::policy::Policy;
 use crate::policy::compiled::ValueCheck;
+use crate::policy::pattern::Wildcard;
 
 pub use calibrate::{
-    BandStats, CalibrationReport, ConfidenceBucket, KeyCalibration, evaluate_demo,
+    BandStats, CalibrationReport, ConfidenceBucket, KeyCalibration, PatternCalibration,
+    evaluate_demo, evaluate_irregular,
 };
 use score::Source;
-use stats::{Interner, NONE, Table};
+use stats::{Interner, NONE, Patterns, Table};
 
 /// Confidence thresholds and how many candidates to return per key.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -154,6 +157,8 @@ struct Target {
     env: FxHashMap<Box<str>, u32>,
     /// The literal allowed values, as value ids, in policy order.
     allowed: Vec<u32>,
+    /// The allowed-value pattern of each value, and the counts per pattern.
+    patterns: Patterns,
 }
 
 /// Built once per (inventory, policy, reliability); answers many resources fast.
@@ -311,59 +316,74 @@ impl<'a> Suggester<'a> {
                 counts: Vec::new(),
                 valid: 0,
                 distinct: 0,
-                attrs: std::array::from_fn(|a| Table::new(group_names[a].len())),
-                tokens: Table::new(tokens.len()),
+                attrs: std::array::from_fn(|_| Table::new(0, 1)),
+                tokens: Table::new(0, 1),
                 related: Vec::new(),
                 squashed: FxHashMap::default(),
                 local: FxHashMap::default(),
                 env,
                 allowed,
+                patterns: Patterns::default(),
             });
         }
 
         // Pass 2: count each valid value in every group its resource belongs to.
         for t in &mut targets {
             let kv = &keys[t.key];
+            t.patterns = classify_values(policy, &t.rules, kv);
+            let np = t.patterns.len();
             t.counts = vec![0; kv.values.len()];
+            t.attrs = std::array::from_fn(|a| Table::new(group_names[a].len(), np));
+            t.tokens = Table::new(tokens.len(), np);
             t.related = (0..key_count)
-                .map(|j| (j != t.key).then(|| Table::new(keys[j].values.len())))
+                .map(|j| (j != t.key).then(|| Table::new(keys[j].values.len(), np)))
                 .collect();
             for (i, g) in groups.iter().enumerate() {
                 let own = cells[i * key_count + t.key];
                 if own == NONE || !kv.usable[own as usize] {
                     continue;
                 }
+                let pattern = t.patterns.of(own).unwrap_or(0);
                 t.counts[own as usize] += 1;
                 t.valid += 1;
                 for (a, &group) in g.iter().enumerate() {
                     if group != NONE {
-                        t.attrs[a].add(group, own);
+                        t.attrs[a].add(group, own, pattern);
                     }
                 }
                 let (s, e) = (token_start[i] as usize, token_start[i + 1] as usize);
                 for &token in &token_ids[s..e] {
-                    t.tokens.add(token, own);
+                    t.tokens.add(token, own, pattern);
                 }
                 for (j, table) in t.related.iter_mut().enumerate() {
                     if let Some(table) = table {
                         let other = cells[i * key_count + j];
                         if other != NONE && keys[j].usable[other as usize] {
-                            table.add(other, own);
+                            table.add(other, own, pattern);
                         }
                     }
                 }
             }
-            t.distinct = t
-                .counts
-                .iter()
-                .enumerate()
-                .filter(|&(v, &c)| c > 0 || t.allowed.contains(&(v as u32)))
-                .count() as u32;
+            for (v, &c) in t.counts.iter().enumerate() {
+                if c > 0 || t.allowed.contains(&(v as u32)) {
+                    t.distinct += 1;
+                    let p = t.patterns.of(v as u32).unwrap_or(0);
+                    t.patterns.counts[p] += c;
+                    t.patterns.distinct[p] += 1;
+                }
+            }
             let denominator = f64::from(t.valid) + 0.5 * f64::from(t.distinct + 1);
             let counts = &t.counts;
             let prior = |v: u32| {
                 (f64::from(counts.get(v as usize).copied().unwrap_or(0)) + 0.5) / denominator
             };
+            let patterns = &t.patterns;
+            let mass: Vec<f64> = patterns
+                .counts
+                .iter()
+                .zip(&patterns.distinct)
+                .map(|(&c, &d)| (f64::from(c) + 0.5 * f64::from(d)) / denominator)
+                .collect();
             for table in t
                 .attrs
                 .iter_mut()
@@ -371,7 +391,7 @@ impl<'a> Suggester<'a> {
                 .chain(t.related.iter_mut().flatten())
             {
                 table.finish();
-                table.fit_beta(&prior);
+                table.fit(&prior, &|v| patterns.of(v), &mass);
             }
             for (id, &count) in t.counts.iter().enumerate() {
                 if count == 0 && !t.allowed.contains(&(id as u32)) {
@@ -509,6 +529,25 @@ impl<'a> Suggester<'a> {
             .get(rule)
             .is_some_and(|r| passes(&r.check, value))
     }
+}
+
+/// The key's allowed-value patterns (allowed values and globs of its required rules, each
+/// once, in policy order, then one for values matching none) and each known value's pattern.
+/// A key without allowed values has a single pattern.
+fn classify_values(policy: &Policy, rules: &[usize], kv: &KeyValues) -> Patterns {
+    let mut globs: Vec<Wildcard> = Vec::new();
+    for &r in rules {
+        let allowed = policy
+            .required_rules()
+            .get(r)
+            .and_then(|rule| rule.check.allowed.as_ref());
+        for v in allowed.map(|a| a.values()).unwrap_or(&[]) {
+            if !globs.iter().any(|g| g.as_str() == v) {
+                globs.push(Wildcard::new(v));
+            }
+        }
+    }
+    Patterns::new(globs, &kv.values)
 }
 
 /// Inserts `key → id`, marking the key ambiguous (`NONE`) when another id already holds it.

@@ -10,12 +10,18 @@
 //! (an account) moves nothing between values it holds in proportion.
 //!
 //! Two things keep it calibrated: each table's smoothing is fitted to how much its groups
-//! really agree (`Table::fit_beta`: a two-resource stack is decisive, a project is not), and
+//! really agree (`Table::fit`: a two-resource stack is decisive, a project is not), and
 //! correlated opinions are tempered: the name's tokens, and the resource's other tags, each
 //! share one source's weight; group sources that mostly restate the stack weigh less than 1.
 //! Users' feedback scales the weights further.
+//!
+//! Agreement is measured per allowed-value pattern: a group's share of a value is its share of
+//! the value's pattern (`sandbox-*`) times the value's share within the pattern, each smoothed
+//! as much as groups of that kind disagree at that level. Two members of a stack saying
+//! `sandbox-alice` then make a sandbox likely, but say little about whose it is when stacks
+//! are usually shared by several people's sandboxes.
 
-use super::stats::{DEFAULT_BETA, NONE, TOP, Table, insert_top};
+use super::stats::{NONE, Patterns, Smoothing, TOP, Table, insert_top};
 use super::text;
 use super::{Band, Candidate, Evidence, Reliability, Suggester, Target};
 
@@ -162,8 +168,6 @@ pub(super) struct Opinion<'s> {
     /// An asserted value or dictionary word, with its pseudo-count.
     extra: Option<(u32, f64)>,
     n: f64,
-    /// Smoothing strength towards the estate-wide frequencies (fitted per table).
-    beta: f64,
     weight: f64,
 }
 
@@ -210,9 +214,43 @@ impl Opinion<'_> {
         out
     }
 
-    /// The smoothed share of the value in this opinion.
-    fn share(&self, value: u32, prior: f64) -> f64 {
-        (self.count(value) + self.beta * prior) / (self.n + self.beta)
+    /// The members of the opinion with a value of `pattern`, the resource itself excluded.
+    fn pattern_count(&self, pattern: usize, prior: &Prior<'_>) -> f64 {
+        let learned = match self.table {
+            Some((table, group)) => {
+                let c = table.pattern_total(group, pattern);
+                let own = self.own != NONE && prior.patterns.of(self.own) == Some(pattern);
+                f64::from(c.saturating_sub(u32::from(own && c > 0)))
+            }
+            None => 0.0,
+        };
+        let extra = match self.extra {
+            Some((v, c)) if prior.patterns.of(v) == Some(pattern) => c,
+            _ => 0.0,
+        };
+        learned + extra
+    }
+
+    /// The smoothed share of the value in this opinion: for a table of a key with several
+    /// patterns, the share of the value's pattern times the value's share within it, each
+    /// smoothed as fitted for the table (and within, for the pattern).
+    fn share(&self, value: u32, prior: &Prior<'_>) -> f64 {
+        let p = prior.of(value);
+        let count = self.count(value);
+        let Some((table, _)) = self.table else {
+            return Smoothing::DEFAULT.share(count, self.n, p);
+        };
+        if table.patterns() == 1 {
+            return table.smoothing(0).share(count, self.n, p);
+        }
+        let Some(pattern) = prior.patterns.of(value) else {
+            // A value new to the estate: a pattern of its own.
+            return table.pattern_smoothing.share(count, self.n, p);
+        };
+        let mass = prior.mass(pattern).max(p);
+        let in_pattern = self.pattern_count(pattern, prior);
+        table.pattern_smoothing.share(in_pattern, self.n, mass)
+            * table.smoothing(pattern).share(count, in_pattern, p / mass)
     }
 
     /// How far this opinion is from the estate-wide frequencies (Kullback-Leibler divergence
@@ -221,7 +259,7 @@ impl Opinion<'_> {
         let (mut kl, mut shares, mut priors) = (0.0, 0.0, 0.0);
         for (v, _) in self.top() {
             let p = prior.of(v);
-            let q = self.share(v, p);
+            let q = self.share(v, prior);
             kl += q * (q / p).ln();
             shares += q;
             priors += p;
@@ -253,15 +291,26 @@ fn share_weight<'s>(mut opinions: Vec<Opinion<'s>>, prior: &Prior<'_>) -> Vec<Op
 /// unseen values (and values never seen at all) keep a little mass.
 pub(super) struct Prior<'s> {
     counts: &'s [u32],
+    patterns: &'s Patterns,
     own: u32,
     denominator: f64,
 }
 
 impl Prior<'_> {
+    /// The value's frequency (values new to the estate: as one never seen).
     pub(super) fn of(&self, value: u32) -> f64 {
         let c = self.counts.get(value as usize).copied().unwrap_or(0);
         let c = c.saturating_sub(u32::from(value == self.own && c > 0));
         (f64::from(c) + 0.5) / self.denominator
+    }
+
+    /// The frequency of a pattern's values: the sum of `of` over them.
+    fn mass(&self, pattern: usize) -> f64 {
+        let c = self.patterns.counts.get(pattern).copied().unwrap_or(0);
+        let own = self.own != NONE && self.patterns.of(self.own) == Some(pattern);
+        let c = c.saturating_sub(u32::from(own && c > 0));
+        let d = self.patterns.distinct.get(pattern).copied().unwrap_or(0);
+        (f64::from(c) + 0.5 * f64::from(d)) / self.denominator
     }
 }
 
@@ -301,6 +350,7 @@ impl<'a> Suggester<'a> {
         let adj = u32::from(own != NONE);
         let prior = Prior {
             counts: &target.counts,
+            patterns: &target.patterns,
             own,
             denominator: f64::from(target.valid.saturating_sub(adj))
                 + 0.5 * f64::from(target.distinct + 1),
@@ -326,7 +376,6 @@ impl<'a> Suggester<'a> {
                         own,
                         extra: None,
                         n: f64::from(n),
-                        beta: table.beta,
                         weight: self.weights[source as usize],
                     });
                 }
@@ -355,7 +404,6 @@ impl<'a> Suggester<'a> {
                     own,
                     extra,
                     n,
-                    beta: target.tokens.beta,
                     weight: self.weights[Source::NameToken as usize],
                 })
             })
@@ -379,7 +427,6 @@ impl<'a> Suggester<'a> {
                     own,
                     extra: None,
                     n: f64::from(n),
-                    beta: table.beta,
                     weight: self.weights[Source::RelatedTag as usize],
                 })
             })
@@ -397,7 +444,6 @@ impl<'a> Suggester<'a> {
                     own: NONE,
                     extra: Some((v, c)),
                     n: c,
-                    beta: DEFAULT_BETA,
                     weight: self.weights[source as usize],
                 });
             }
@@ -446,13 +492,7 @@ impl<'a> Suggester<'a> {
                 }
             }
         }
-        let ranked = rank(&opinions, &candidates, &|v| {
-            if v >= base {
-                0.5 / prior.denominator
-            } else {
-                prior.of(v)
-            }
-        });
+        let ranked = rank(&opinions, &candidates, &prior);
         Analysis {
             opinions,
             extras,
@@ -616,16 +656,12 @@ impl<'a> Suggester<'a> {
             .map(|(_, &(v, p))| {
                 let value = self.value_text(a, v).to_string();
                 let confidence = round3(p);
-                let pi = if v >= a.base {
-                    0.5 / a.prior.denominator
-                } else {
-                    a.prior.of(v)
-                };
+                let pi = a.prior.of(v);
                 let mut support: Vec<(f64, &Opinion)> = a
                     .opinions
                     .iter()
                     .filter(|o| o.count(v) > 0.0)
-                    .map(|o| (o.weight * (o.share(v, pi) / pi).ln(), o))
+                    .map(|o| (o.weight * (o.share(v, &a.prior) / pi).ln(), o))
                     .filter(|(strength, _)| *strength >= LISTED)
                     .collect();
                 support.sort_by(|x, y| y.0.total_cmp(&x.0));
@@ -770,22 +806,18 @@ fn value_name<'s>(kv: &'s super::KeyValues, extras: &'s [String], base: u32, v: 
 /// normalised over the candidates plus one lump for every other value (each opinion's
 /// remaining share against the remaining prior), so a candidate is never more certain than
 /// the evidence against all the values not listed allows.
-fn rank(
-    opinions: &[Opinion<'_>],
-    candidates: &[u32],
-    prior: &dyn Fn(u32) -> f64,
-) -> Vec<(u32, f64)> {
+fn rank(opinions: &[Opinion<'_>], candidates: &[u32], prior: &Prior<'_>) -> Vec<(u32, f64)> {
     if candidates.is_empty() {
         return Vec::new();
     }
-    let priors: Vec<f64> = candidates.iter().map(|&v| prior(v)).collect();
+    let priors: Vec<f64> = candidates.iter().map(|&v| prior.of(v)).collect();
     let rest_prior = (1.0 - priors.iter().sum::<f64>()).max(1e-6);
     let mut logs: Vec<f64> = priors.iter().map(|p| p.ln()).collect();
     let mut lump = rest_prior.ln();
     for o in opinions {
         let mut shares = 0.0;
         for (k, &v) in candidates.iter().enumerate() {
-            let share = o.share(v, priors[k]);
+            let share = o.share(v, prior);
             shares += share;
             logs[k] += o.weight * (share.ln() - priors[k].ln());
         }
