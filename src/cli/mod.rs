@@ -14,7 +14,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::run;
-pub use source::{SourceArgs, parse_duration};
+pub use source::SourceArgs;
+
+pub use crate::util::parse_duration;
 
 use crate::guard::{BudgetConfig, GuardConfig, Limits, LoopConfig};
 use crate::policy::Severity;
@@ -232,7 +234,7 @@ pub struct ServeArgs {
     pub audit_max_bytes: Option<u64>,
     /// Take a compliance snapshot of the whole estate this often in the background (e.g. 6h;
     /// a rescan each time). Off by default.
-    #[arg(long, env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = parse_duration)]
     pub snapshot_every: Option<Duration>,
     /// Delete snapshots older than this many days (checked after each snapshot and at start).
     #[arg(long, env = "TAGWARDEN_KEEP_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=36500))]
@@ -248,14 +250,14 @@ pub struct ServeArgs {
 pub struct HttpLimitArgs {
     /// A client must send a whole request head within this long of connecting, or of the first
     /// byte of its next request (partial or trickled headers are cut off).
-    #[arg(long, env = "TAGWARDEN_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http_header_timeout: Duration,
     /// An idle keep-alive connection is closed after this long.
-    #[arg(long, env = "TAGWARDEN_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub http_idle_timeout: Duration,
     /// The longest a request may take, from its head to the end of its answer (a call still
     /// running then is answered with a timeout error); SSE streams opened with GET excepted.
-    #[arg(long, env = "TAGWARDEN_HTTP_REQUEST_TIMEOUT", default_value = "120s", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_HTTP_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub http_request_timeout: Duration,
     /// Open HTTP connections in all (0 = three quarters of the open-file limit, at most 4096).
     /// At the cap, idle connections are closed to make room; new ones are refused only when
@@ -289,11 +291,11 @@ pub struct HttpLimitArgs {
     )]
     pub http_max_sessions_per_principal: usize,
     /// A session with no request for this long is closed (its client must initialize again).
-    #[arg(long, env = "TAGWARDEN_HTTP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_HTTP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub http_session_idle_timeout: Duration,
     /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the server
     /// exits anyway.
-    #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }
 
@@ -327,7 +329,7 @@ pub struct GuardArgs {
     #[arg(long, env = "TAGWARDEN_LOOP_MAX_REPEATS", default_value_t = 3)]
     pub loop_max_repeats: u32,
     /// The loop-detection window (e.g. 5m).
-    #[arg(long, env = "TAGWARDEN_LOOP_WINDOW", default_value = "5m", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_LOOP_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub loop_window: Duration,
     /// Largest tool-argument object, in bytes.
     #[arg(long, env = "TAGWARDEN_MAX_ARGUMENT_BYTES", default_value_t = 65536)]
@@ -343,7 +345,7 @@ pub struct GuardArgs {
     pub max_depth: usize,
     /// How long a call waits for its audit row to be on disk; past it, the call is answered
     /// with an error (no call is answered unrecorded).
-    #[arg(long, env = "TAGWARDEN_AUDIT_WAIT", default_value = "5s", value_parser = source::parse_duration)]
+    #[arg(long, env = "TAGWARDEN_AUDIT_WAIT", default_value = "5s", value_parser = parse_duration)]
     pub audit_wait: Duration,
 }
 

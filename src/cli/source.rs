@@ -17,6 +17,7 @@ use crate::inventory::InventoryProvider;
 use crate::inventory::aws::{AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
+use crate::util::parse_duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
@@ -169,27 +170,6 @@ impl SourceArgs {
     }
 }
 
-/// `500ms`, `90s`, `30m`, `1h`, `2d`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (use e.g. 90s, 30m, 1h)"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86_400),
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}` (use ms, s, m, h or d)"
-            ));
-        }
-    })
-}
-
 /// A size in bytes: `65536`, `64K`, `500M`, `2G` (powers of 1024; `KiB`, `MB`, ... too).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -222,16 +202,5 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("5X").is_err());
         assert!(parse_bytes("99999999999T").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("1y").is_err());
-        assert!(parse_duration("h").is_err());
     }
 }

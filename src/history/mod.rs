@@ -1,6 +1,6 @@
 //! Compliance history: what a snapshot of a compliance check records, and the pure computations
 //! over stored snapshots — a score series with its trend (`series`) and what changed between two
-//! snapshots (`drift`). Storage lives in `crate::store::history`; this module does no I/O.
+//! snapshots (`drift`). Storing snapshots is the store layer's job; this module does no I/O.
 
 pub mod drift;
 pub mod series;

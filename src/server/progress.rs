@@ -19,7 +19,7 @@ use crate::inventory::ScanProgress;
 pub fn progress_after() -> Duration {
     std::env::var("TAGWARDEN_PROGRESS_AFTER")
         .ok()
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .and_then(|v| crate::util::parse_duration(&v).ok())
         .unwrap_or(Duration::from_secs(1))
 }
 

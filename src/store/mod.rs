@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod history;
+mod history_db;
 pub mod virtual_tags;
 
 use std::path::{Path, PathBuf};
