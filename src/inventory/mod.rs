@@ -4,10 +4,10 @@
 //! A scan never silently drops a region, type or file that failed: it is listed in the
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
-pub mod arn;
 pub mod aws;
 pub mod demo;
 pub mod file;
+pub mod id;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
