@@ -95,6 +95,12 @@ pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
     before - resources.len()
 }
 
+/// The position of the resource with this id. `resources` must be in `sort_and_dedupe` order
+/// (by id, one resource per id), as every inventory is after a scan.
+pub fn index_of(resources: &[Resource], id: &str) -> Option<usize> {
+    resources.binary_search_by(|r| r.id.as_str().cmp(id)).ok()
+}
+
 /// How one part of a scan went (a region, a region × type filter, a file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScanPart {
