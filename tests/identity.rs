@@ -234,7 +234,7 @@ async fn one_principal_using_up_its_share_leaves_the_others_served() {
 async fn each_principal_reads_only_its_own_audit_rows_and_an_administrator_reads_all() {
     let server = HttpServer::start(
         &["--demo", "--no-prewarm"],
-        &[TOKENS, ("TAGWARDEN_ADMIN_TOKENS", " token-admin ,")],
+        &[TOKENS, ("TAGWARDEN_ADMIN_TOKENS", " token-admin ")],
     );
     let (pa, pb, padmin) = (
         principal_of("token-a"),

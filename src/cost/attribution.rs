@@ -26,7 +26,7 @@ use rustc_hash::FxHashMap;
 
 use super::{CostLine, Micros};
 use crate::compliance::ResourceFilter;
-use crate::inventory::{Provider, Resource};
+use crate::inventory::{Provider, Resource, index_of};
 use crate::policy::Policy;
 use crate::policy::compiled::RequiredRule;
 
@@ -328,10 +328,7 @@ pub fn attribute(input: &AttributionInput<'_>) -> Attribution {
         let inventory_index = if line.resource_id.is_empty() {
             None
         } else {
-            input
-                .resources
-                .binary_search_by(|r| r.id.as_str().cmp(line.resource_id.as_str()))
-                .ok()
+            index_of(input.resources, &line.resource_id)
         };
         let as_resource;
         let resource: &Resource = match inventory_index {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{Days, NaiveDate};
-use compact_str::{CompactString, format_compact};
+use compact_str::CompactString;
 use csv::ByteRecord;
 use rustc_hash::FxHashMap;
 
@@ -24,7 +24,7 @@ use super::{
     CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Magnitude,
     Micros, Period, RowProblem, choose_metric,
 };
-use crate::inventory::{Provider, Resource, Tags, arn, normalise_tags};
+use crate::inventory::{Provider, Resource, Tags, id, normalise_tags};
 
 /// The metrics a FOCUS export carries; `BilledCost` (what was invoiced) is the default.
 const METRICS: &[CostMetric] = &[CostMetric::BilledCost, CostMetric::EffectiveCost];
@@ -592,7 +592,7 @@ fn overflow(service: &str) -> String {
 /// The facts of a resource from its first row: columns first, then what its id tells.
 fn resource_template(row: &ByteRecord, c: &Columns, id: &str) -> Result<CostLine, String> {
     let tags = parse_tags(optional_field(row, c.tags))?;
-    let facts = id_facts(id);
+    let facts = id::facts(id);
     let column = |i: Option<usize>| text_or_empty(optional_field(row, i).trim_ascii());
     let pick = |column: CompactString, from_id: &str| {
         if column.is_empty() {
@@ -613,90 +613,6 @@ fn resource_template(row: &ByteRecord, c: &Columns, id: &str) -> Result<CostLine
         name: pick(column(c.resource_name), facts.name),
         tags,
         amount: 0,
-    })
-}
-
-/// What a resource id says about the resource (ARN, Azure or GCP id); empty for other ids.
-#[derive(Default)]
-struct IdFacts<'a> {
-    provider: Option<Provider>,
-    resource_type: CompactString,
-    name: &'a str,
-    account: &'a str,
-    region: &'a str,
-}
-
-fn id_facts(id: &str) -> IdFacts<'_> {
-    if let Some(arn) = arn::parse(id) {
-        return IdFacts {
-            provider: Some(Provider::Aws),
-            resource_type: arn.canonical_type(),
-            name: arn.name(),
-            account: arn.account,
-            region: arn.region,
-        };
-    }
-    azure_facts(id)
-        .or_else(|| gcp_facts(id))
-        .unwrap_or_default()
-}
-
-/// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}`
-/// → `compute:virtualmachines`, `{name}`, account `{sub}`. Azure ids are case-insensitive and
-/// exports often lowercase them, so the type is lowercased.
-fn azure_facts(id: &str) -> Option<IdFacts<'_>> {
-    let prefix = "/subscriptions/";
-    let rest = id
-        .get(..prefix.len())
-        .filter(|p| p.eq_ignore_ascii_case(prefix))
-        .map(|_| &id[prefix.len()..])?;
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let subscription = *segments.first()?;
-    let resource_type = match segments
-        .iter()
-        .position(|s| s.eq_ignore_ascii_case("providers"))
-    {
-        Some(at) if at + 3 < segments.len() => {
-            let namespace = segments[at + 1].to_ascii_lowercase();
-            let namespace = namespace.strip_prefix("microsoft.").unwrap_or(&namespace);
-            format_compact!("{namespace}:{}", segments[at + 2].to_ascii_lowercase())
-        }
-        _ => CompactString::default(),
-    };
-    Some(IdFacts {
-        provider: Some(Provider::Azure),
-        resource_type,
-        name: segments.last().copied().unwrap_or_default(),
-        account: subscription,
-        region: "",
-    })
-}
-
-/// `//compute.googleapis.com/projects/p/zones/z/instances/vm-1` → `compute:instances`, `vm-1`,
-/// account `p`, region `z`.
-fn gcp_facts(id: &str) -> Option<IdFacts<'_>> {
-    let (host, path) = id.strip_prefix("//")?.split_once('/')?;
-    let service = host.strip_suffix(".googleapis.com")?;
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let [.., collection, name] = segments.as_slice() else {
-        return None;
-    };
-    let after = |key: &str| {
-        segments
-            .windows(2)
-            .find(|w| w[0] == key)
-            .map(|w| w[1])
-            .filter(|v| *v != "_")
-    };
-    Some(IdFacts {
-        provider: Some(Provider::Gcp),
-        resource_type: format_compact!("{service}:{collection}"),
-        name,
-        account: after("projects").unwrap_or_default(),
-        region: after("zones")
-            .or_else(|| after("regions"))
-            .or_else(|| after("locations"))
-            .unwrap_or_default(),
     })
 }
 

@@ -20,7 +20,7 @@ use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{Provider, Resource, Tags};
+use crate::inventory::{Provider, Resource, Tags, index_of};
 
 pub use money::{Magnitude, Micros, micros_to_amount, parse_micros};
 
@@ -252,9 +252,7 @@ impl<'a> ResourceIndex<'a> {
     }
 
     pub fn find(&self, id: &str) -> Option<&'a Resource> {
-        self.resources
-            .binary_search_by(|r| r.id.as_str().cmp(id))
-            .ok()
+        index_of(self.resources, id)
             .map(|i| &self.resources[i])
             .or_else(|| self.by_short.get(id).copied())
     }

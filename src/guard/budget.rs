@@ -115,11 +115,15 @@ impl<C: Clock + Clone> Budget<C> {
         if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.forget_idle();
         }
+        // A stateless request has no session of its own: its principal's budgets are its only
+        // ones (a shared "stateless" session bucket would cap the principal below its share).
+        let sessionful = session != super::STATELESS_SESSION;
         let session_key: SessionKey = (principal.to_string(), session.to_string());
         let principal_key = principal.to_string();
         let wait =
             |not_until: governor::NotUntil<C::Instant>| not_until.wait_time_from(self.clock.now());
-        if let Some((limiter, n)) = &self.session_burst
+        if sessionful
+            && let Some((limiter, n)) = &self.session_burst
             && let Err(not_until) = limiter.check_key(&session_key)
         {
             return Err(format!(
@@ -139,7 +143,8 @@ impl<C: Clock + Clone> Budget<C> {
                 human(wait(not_until))
             ));
         }
-        if let Some((limiter, n)) = &self.session_hourly
+        if sessionful
+            && let Some((limiter, n)) = &self.session_hourly
             && let Err(not_until) = limiter.check_key(&session_key)
         {
             let wait = wait(not_until);
@@ -281,6 +286,28 @@ mod tests {
         clock.advance(Duration::from_secs(36));
         assert!(b.take("p", "s").is_ok());
         assert!(b.take("p", "s").is_err());
+    }
+
+    #[test]
+    fn stateless_calls_draw_only_on_the_principals_budget() {
+        // Stateless requests share no session: a per-session hourly cap of 2 must not cap a
+        // principal whose own share is 5.
+        let (b, _) = with(BudgetConfig {
+            per_session_per_hour: 2,
+            burst_per_minute: 2,
+            per_principal_per_hour: 5,
+            principal_burst_per_minute: 0,
+            global_per_hour: 0,
+        });
+        for i in 0..5 {
+            assert!(
+                b.take("p", crate::guard::STATELESS_SESSION).is_ok(),
+                "call {}",
+                i + 1
+            );
+        }
+        let refusal = b.take("p", crate::guard::STATELESS_SESSION).unwrap_err();
+        assert!(refusal.contains("all its"), "{refusal}");
     }
 
     #[test]

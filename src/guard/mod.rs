@@ -32,6 +32,10 @@ pub use loops::LoopConfig;
 /// The `_meta` key carrying the correlation id of a call.
 pub const CORRELATION_META: &str = "tagwarden/correlation_id";
 
+/// The session of a request that has none (2026-07-28 stateless HTTP): only the principal's
+/// budgets apply to it, since there is no session to keep one for.
+pub const STATELESS_SESSION: &str = "stateless";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
     pub limits: Limits,

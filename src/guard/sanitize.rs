@@ -4,7 +4,7 @@
 //! value) — and to the arguments written to the audit log.
 //!
 //! Redaction must not break the names it passes through: an answer's resource ids are the next
-//! call's arguments. So a resource id (an ARN, an Azure id, a GCP name: `limits::resource_id`)
+//! call's arguments. So a resource id (an ARN, an Azure id, a GCP name: `id::grammar::check`)
 //! is left whole except for an explicit `password=…`-style assignment inside it, and an
 //! access-key-shaped word counts as a key only when it stands alone, not when it is part of a
 //! longer name (`bucket-AKIA…`, `role/AKIA…`). AWS key ids are upper case (`AKIA` + 16 upper-case
@@ -17,6 +17,8 @@ use std::path::Path;
 
 use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
+
+use crate::inventory::id::grammar;
 
 pub struct Sanitizer {
     /// Quick test: does any rule apply to this string at all?
@@ -380,7 +382,7 @@ fn resource_ids(text: &str) -> Vec<Range<usize>> {
             continue;
         }
         let end = rest.find(is_delimiter).map_or(text.len(), |n| i + n);
-        if super::limits::resource_id(&text[i..end]).is_ok() {
+        if grammar::check(&text[i..end]).is_ok() {
             spans.push(i..end);
             skip_to = end;
         }

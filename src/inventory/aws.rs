@@ -23,8 +23,8 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::arn::resource_from_arn;
 use super::file::GLOBAL_REGION;
+use super::id::arn::resource_from_arn;
 use super::{
     Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
 };
@@ -283,7 +283,7 @@ impl InventoryProvider for AwsProvider {
             .iter()
             .flat_map(|(_, r)| r.mappings.iter())
             .find_map(|(arn, _)| {
-                super::arn::parse(arn)
+                super::id::arn::parse(arn)
                     .map(|a| a.account)
                     .filter(|a| !a.is_empty())
                     .map(str::to_string)

@@ -23,7 +23,7 @@ use compact_str::CompactString;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::arn::resource_from_arn;
+use super::id::arn::resource_from_arn;
 use super::{
     Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
 };

@@ -17,7 +17,8 @@
 use compact_str::CompactString;
 
 use super::demo::{DemoEstate, Rng};
-use super::{Tags, arn, normalise_tags};
+use super::id::arn;
+use super::{Tags, normalise_tags};
 
 /// How an application names its resources.
 #[derive(Clone, Copy)]

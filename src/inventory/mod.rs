@@ -4,10 +4,10 @@
 //! A scan never silently drops a region, type or file that failed: it is listed in the
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
-pub mod arn;
 pub mod aws;
 pub mod demo;
 pub mod file;
+pub mod id;
 pub mod irregular;
 
 use async_trait::async_trait;
@@ -94,6 +94,12 @@ pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
     let before = resources.len();
     resources.dedup_by(|later, earlier| later.id == earlier.id);
     before - resources.len()
+}
+
+/// The position of the resource with this id. `resources` must be in `sort_and_dedupe` order
+/// (by id, one resource per id), as every inventory is after a scan.
+pub fn index_of(resources: &[Resource], id: &str) -> Option<usize> {
+    resources.binary_search_by(|r| r.id.as_str().cmp(id)).ok()
 }
 
 /// How one part of a scan went (a region, a region × type filter, a file).

@@ -82,7 +82,7 @@ impl TagwardenServer {
         };
         let session = match parts.extensions.get::<http::ValidatedSession>() {
             Some(s) => format!("http:{}", s.0),
-            None => "stateless".to_string(),
+            None => crate::guard::STATELESS_SESSION.to_string(),
         };
         // The HTTP layer authenticates every request and puts the verified principal in its
         // extensions; without one (a handler served outside that layer) the client address is

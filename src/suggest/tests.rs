@@ -506,7 +506,7 @@ fn function(name: &str, stack: &str, environment: Option<&str>) -> Resource {
     if let Some(env) = environment {
         tags.push(("Environment".into(), env.into()));
     }
-    crate::inventory::arn::resource_from_arn(
+    crate::inventory::id::arn::resource_from_arn(
         &format!("arn:aws:lambda:us-east-1:111122223333:function:{name}"),
         tags,
         "us-east-1",

@@ -258,7 +258,7 @@ answers are cached).";
             if evaluated.combined.is_empty() {
                 return;
             }
-            if let Ok(i) = resources.binary_search_by(|r| r.id.as_str().cmp(id))
+            if let Some(i) = crate::inventory::index_of(resources, id)
                 && let Some(combined) = evaluated.combined.get(&(i as u32))
             {
                 *tags = policy.effective_tags(combined);

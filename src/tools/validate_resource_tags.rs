@@ -120,15 +120,15 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
             policy = snapshot.evaluated.policy.clone();
             let resources = &snapshot.inventory.resources;
             for id in &args.resource_ids {
-                match resources.binary_search_by(|r| r.id.as_str().cmp(id)) {
-                    Ok(i) => results.push(validate(
+                match crate::inventory::index_of(resources, id) {
+                    Some(i) => results.push(validate(
                         &policy,
                         id,
                         &resources[i].resource_type,
                         &resources[i].tags,
                         snapshot.evaluated.combined.get(&(i as u32)),
                     )),
-                    Err(_) => not_found.push(id.clone()),
+                    None => not_found.push(id.clone()),
                 }
             }
             data_quality = Some(DataQuality::of(&snapshot, &call.app.cache));

@@ -117,10 +117,10 @@ pub fn select(
             let mut chosen = Vec::new();
             let mut unknown = Vec::new();
             for id in ids {
-                match resources.binary_search_by(|r| r.id.as_str().cmp(id)) {
-                    Ok(i) if !chosen.contains(&i) => chosen.push(i),
-                    Ok(_) => {}
-                    Err(_) => unknown.push(id.clone()),
+                match crate::inventory::index_of(resources, id) {
+                    Some(i) if !chosen.contains(&i) => chosen.push(i),
+                    Some(_) => {}
+                    None => unknown.push(id.clone()),
                 }
             }
             (chosen, unknown)
@@ -347,7 +347,7 @@ pub fn effect(
     };
     if let Some(costs) = costs {
         let judge = KeyJudge::new(policy);
-        let index_of = |id: &str| resources.binary_search_by(|r| r.id.as_str().cmp(id)).ok();
+        let index_of = |id: &str| crate::inventory::index_of(resources, id);
         let current = |id: &str, tags: &mut BTreeMap<String, String>| {
             if let Some(i) = index_of(id)
                 && let Some(c) = evaluated.combined.get(&(i as u32))

@@ -178,9 +178,11 @@ mod tests {
         assert_eq!(ids.len(), DEFAULT_SIZE, "ids are unique");
         assert!(e.resources.iter().any(|r| r.name == "payments-api-prod-03"));
         for r in &e.resources {
-            assert!(super::super::arn::parse(&r.id).is_some(), "{}", r.id);
+            assert!(super::super::id::arn::parse(&r.id).is_some(), "{}", r.id);
             assert_eq!(
-                super::super::arn::parse(&r.id).unwrap().canonical_type(),
+                super::super::id::arn::parse(&r.id)
+                    .unwrap()
+                    .canonical_type(),
                 r.resource_type
             );
             assert!(r.attributes.stack.is_some());

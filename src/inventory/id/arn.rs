@@ -6,7 +6,7 @@
 
 use compact_str::{CompactString, format_compact};
 
-use super::{Attributes, Provider, Resource, Tags, normalise_tags};
+use crate::inventory::{Attributes, Provider, Resource, Tags, normalise_tags};
 
 /// The parts of `arn:partition:service:region:account:resource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
