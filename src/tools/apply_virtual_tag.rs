@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::costs::resource_costs;
 use super::virtual_common::{
     Effect, MAX_RESOURCES, ResourceSelector, blocking, check_key_value, effect, select, store,
     virtual_value,
@@ -111,7 +110,7 @@ to see the effect without writing. Nothing in the cloud changes.";
                 )
             }));
         }
-        let costs = resource_costs(call, &snapshot, false).await.ok().flatten();
+        let costs = call.resource_costs(&snapshot, false).await.ok().flatten();
         let additions: FxHashMap<usize, Vec<_>> = chosen
             .iter()
             .map(|&i| {

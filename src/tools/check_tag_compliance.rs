@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
-use super::costs::{Amount, ResourceCosts, SpendSummary, amount, resource_costs};
+use super::costs::{Amount, ResourceCosts, SpendSummary, amount};
 use super::{Call, Tool, ToolError};
 use crate::app::Snapshot;
 use crate::compliance::capture::{CaptureContext, capture};
@@ -218,7 +218,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             .collect();
         let next_cursor = paging.next(offset, page.len(), total);
         let (costs, spend_unavailable) =
-            match resource_costs(call, &snapshot, args.force_refresh).await {
+            match call.resource_costs(&snapshot, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging};
-use super::costs::{Amount, CostQuality, amount, resource_costs};
+use super::costs::{Amount, CostQuality, amount};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
@@ -176,7 +176,7 @@ ordered by number of missing keys. Page with next_cursor.";
             found.push((index, missing));
         }
         let (costs, spend_unavailable) =
-            match resource_costs(call, &snapshot, args.force_refresh).await {
+            match call.resource_costs(&snapshot, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };

@@ -6,6 +6,11 @@
 //! evaluation is kept per (scan, policy hash), so a policy reload re-evaluates without rescanning.
 //! The cache of tool answers and the history store hang off the application too.
 
+mod call;
+pub mod costs;
+mod error;
+pub mod quality;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -24,6 +29,8 @@ use crate::policy::{Evaluations, Policy, PolicyError, default_policy, load_polic
 use crate::store::audit::AuditLog;
 use crate::store::history::HistoryStore;
 use crate::store::virtual_tags::VirtualTagStore;
+pub use call::{Call, Principal};
+pub use error::ToolError;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,151 @@
+//! The context of one tool call, and the only way tools and use-cases reach the application's
+//! state: the estate for this call (scanned or reused once, shared by the answer cache and the
+//! tool), who is calling, and the costs and data-quality figures answers carry.
+
+use std::sync::Arc;
+
+use super::costs::{CostQuality, ResourceCosts};
+use super::quality::DataQuality;
+use super::{App, Snapshot};
+use crate::cost::CostQuery;
+use crate::inventory::{InventoryError, ScanProgress};
+
+/// Who the server verified the caller to be. Every limit and every access decision is keyed
+/// on this, never on a value the client chooses (a session id, a header it made up).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// Stable and not secret: `token:<12 hex of the token's SHA-256>` for a bearer token,
+    /// `ip:<address>` for a tokenless loopback client, `local` for stdio and the command line.
+    pub id: String,
+    /// May read every principal's audit rows (`--admin-tokens`); stdio is always admin.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// The one principal of a stdio connection or a command: the local user, with all rights.
+    pub fn local() -> Principal {
+        Principal {
+            id: "local".into(),
+            admin: true,
+        }
+    }
+}
+
+/// What one tool call works with: the application, and the scan for this call — taken once,
+/// shared by the answer cache and the tool — with scan progress going to the caller.
+pub struct Call<'a> {
+    pub app: &'a App,
+    /// What started the call, recorded with snapshots: `tool`, `cli` or `schedule`.
+    trigger: &'static str,
+    /// The time a snapshot taken by this call is recorded at (backfilling history from old
+    /// exports); now when unset.
+    snapshot_time: Option<chrono::DateTime<chrono::Utc>>,
+    progress: Option<Arc<dyn ScanProgress>>,
+    snapshot: tokio::sync::OnceCell<Snapshot>,
+    /// Who is acting, recorded with virtual tags and decisions (the MCP client and session,
+    /// or the command line).
+    actor: Option<String>,
+    /// Who the server verified the caller to be; the local user for the command line.
+    principal: Principal,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(app: &'a App) -> Call<'a> {
+        Call {
+            app,
+            trigger: "tool",
+            snapshot_time: None,
+            progress: None,
+            snapshot: tokio::sync::OnceCell::new(),
+            actor: None,
+            principal: Principal::local(),
+        }
+    }
+
+    pub fn with_principal(mut self, principal: Principal) -> Call<'a> {
+        self.principal = principal;
+        self
+    }
+
+    /// Who the server verified the caller to be (what access checks and records rely on; the
+    /// actor is what the client says about itself).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn with_actor(mut self, actor: String) -> Call<'a> {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Who is acting: the caller's identity when known, else the trigger (`cli`, ...).
+    pub fn actor(&self) -> &str {
+        self.actor.as_deref().unwrap_or(self.trigger)
+    }
+
+    pub fn with_trigger(mut self, trigger: &'static str) -> Call<'a> {
+        self.trigger = trigger;
+        self
+    }
+
+    pub fn trigger(&self) -> &'static str {
+        self.trigger
+    }
+
+    pub fn with_snapshot_time(mut self, at: Option<chrono::DateTime<chrono::Utc>>) -> Call<'a> {
+        self.snapshot_time = at;
+        self
+    }
+
+    pub fn snapshot_time(&self) -> chrono::DateTime<chrono::Utc> {
+        self.snapshot_time.unwrap_or_else(chrono::Utc::now)
+    }
+
+    pub fn with_progress(mut self, progress: Option<Arc<dyn ScanProgress>>) -> Call<'a> {
+        self.progress = progress;
+        self
+    }
+
+    /// The inventory for this call, evaluated under the current policy (see `App::snapshot`);
+    /// the first request decides `force_refresh`, later ones reuse it.
+    pub async fn snapshot(&self, force_refresh: bool) -> Result<Snapshot, InventoryError> {
+        self.snapshot
+            .get_or_try_init(|| self.app.snapshot_with(force_refresh, self.progress.clone()))
+            .await
+            .cloned()
+    }
+
+    /// How complete and fresh the data behind an answer built on `snapshot` is.
+    pub fn data_quality(&self, snapshot: &Snapshot) -> DataQuality {
+        DataQuality::of(snapshot, &self.app.cache)
+    }
+
+    /// The resource costs for money on findings: per resource id, over the cost source's
+    /// default period. `Ok(None)` when no cost source is configured; `Err` says why costs are
+    /// missing.
+    pub async fn resource_costs(
+        &self,
+        snapshot: &Snapshot,
+        force_refresh: bool,
+    ) -> Result<Option<ResourceCosts>, String> {
+        let query = CostQuery {
+            period: None,
+            metric: None,
+        };
+        let resources = &snapshot.inventory.resources;
+        let version = &snapshot.inventory_version;
+        match self
+            .app
+            .line_costs(&query, resources, version, force_refresh)
+            .await
+        {
+            None => Ok(None),
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(found)) => Ok(Some(ResourceCosts {
+                by_resource: found.by_resource,
+                quality: CostQuality::of(&found.costs.report, found.reused),
+                costs: found.costs,
+            })),
+        }
+    }
+}
