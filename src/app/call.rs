@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::costs::{CostQuality, ResourceCosts};
 use super::quality::DataQuality;
-use super::{App, Snapshot};
+use super::{App, Estate};
 use crate::cost::CostQuery;
 use crate::inventory::{InventoryError, ScanProgress};
 
@@ -41,7 +41,7 @@ pub struct Call<'a> {
     /// exports); now when unset.
     snapshot_time: Option<chrono::DateTime<chrono::Utc>>,
     progress: Option<Arc<dyn ScanProgress>>,
-    snapshot: tokio::sync::OnceCell<Snapshot>,
+    estate: tokio::sync::OnceCell<Estate>,
     /// Who is acting, recorded with virtual tags and decisions (the MCP client and session,
     /// or the command line).
     actor: Option<String>,
@@ -56,7 +56,7 @@ impl<'a> Call<'a> {
             trigger: "tool",
             snapshot_time: None,
             progress: None,
-            snapshot: tokio::sync::OnceCell::new(),
+            estate: tokio::sync::OnceCell::new(),
             actor: None,
             principal: Principal::local(),
         }
@@ -106,18 +106,18 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// The inventory for this call, evaluated under the current policy (see `App::snapshot`);
+    /// The inventory for this call, evaluated under the current policy (see `App::estate`);
     /// the first request decides `force_refresh`, later ones reuse it.
-    pub async fn snapshot(&self, force_refresh: bool) -> Result<Snapshot, InventoryError> {
-        self.snapshot
-            .get_or_try_init(|| self.app.snapshot_with(force_refresh, self.progress.clone()))
+    pub async fn estate(&self, force_refresh: bool) -> Result<Estate, InventoryError> {
+        self.estate
+            .get_or_try_init(|| self.app.estate_with(force_refresh, self.progress.clone()))
             .await
             .cloned()
     }
 
-    /// How complete and fresh the data behind an answer built on `snapshot` is.
-    pub fn data_quality(&self, snapshot: &Snapshot) -> DataQuality {
-        DataQuality::of(snapshot, &self.app.cache)
+    /// How complete and fresh the data behind an answer built on `estate` is.
+    pub fn data_quality(&self, estate: &Estate) -> DataQuality {
+        DataQuality::of(estate, &self.app.cache)
     }
 
     /// The resource costs for money on findings: per resource id, over the cost source's
@@ -125,15 +125,15 @@ impl<'a> Call<'a> {
     /// missing.
     pub async fn resource_costs(
         &self,
-        snapshot: &Snapshot,
+        estate: &Estate,
         force_refresh: bool,
     ) -> Result<Option<ResourceCosts>, String> {
         let query = CostQuery {
             period: None,
             metric: None,
         };
-        let resources = &snapshot.inventory.resources;
-        let version = &snapshot.inventory_version;
+        let resources = &estate.inventory.resources;
+        let version = &estate.inventory_version;
         match self
             .app
             .line_costs(&query, resources, version, force_refresh)

@@ -9,8 +9,14 @@ use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::explorer::USD_PER_REQUEST;
-use crate::cost::{CostMetric, CostReport, LineCosts, Micros, Period, RowProblem};
+use std::time::Instant;
+
+use super::App;
+use crate::cost::explorer::{CostExplorer, USD_PER_REQUEST};
+use crate::cost::{
+    CostError, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Micros, Period,
+    RowProblem,
+};
 
 /// An amount of money in the answer's currency (exact to the millionth).
 pub type Amount = f64;
@@ -94,6 +100,96 @@ pub struct ResourceCosts {
 impl ResourceCosts {
     pub fn of(&self, resource_id: &str) -> Option<Micros> {
         self.by_resource.get(resource_id).copied()
+    }
+}
+
+/// A cost source: resource-level lines (FOCUS files, the demo), or Cost Explorer, which
+/// answers the gap from aggregates and gives resource-level lines only for recent EC2.
+#[derive(Clone)]
+pub enum CostSource {
+    Lines(Arc<dyn CostProvider>),
+    Explorer(Arc<CostExplorer>),
+}
+
+impl CostSource {
+    pub fn provider(&self) -> Arc<dyn CostProvider> {
+        match self {
+            CostSource::Lines(p) => p.clone(),
+            CostSource::Explorer(e) => e.clone(),
+        }
+    }
+}
+
+/// Resource-level costs for an answer, and whether they were read for it (else reused).
+#[derive(Clone)]
+pub struct CostsForAnswer {
+    pub costs: Arc<LineCosts>,
+    /// Each resource's cost over all its lines, computed once when the costs are read.
+    pub by_resource: Arc<rustc_hash::FxHashMap<compact_str::CompactString, crate::cost::Micros>>,
+    pub reused: bool,
+}
+
+/// Resource-level costs read at an instant (or why they could not be).
+pub(super) type KeptCosts = (Instant, Result<CostsForAnswer, CostError>);
+
+/// Cost questions kept at once (a handful of periods and metrics).
+const LINE_COSTS_KEPT: usize = 8;
+
+impl App {
+    /// What identifies the cost data in cached answers' keys (empty without a cost source).
+    pub fn costs_version(&self) -> String {
+        self.costs
+            .as_ref()
+            .map(|c| c.provider().version())
+            .unwrap_or_default()
+    }
+
+    /// Resource-level costs for a question, read once per TTL (failures too: a refused Cost
+    /// Explorer request is not repeated on every answer). None without a cost source.
+    pub async fn line_costs(
+        &self,
+        query: &CostQuery,
+        resources: &[crate::inventory::Resource],
+        inventory_version: &str,
+        force_refresh: bool,
+    ) -> Option<Result<CostsForAnswer, CostError>> {
+        let provider = self.costs.as_ref()?.provider();
+        // Lines are joined to the inventory when read: a rescan reads them again.
+        let key = format!("{}|{:?}|{inventory_version}", provider.version(), query);
+        let mut kept = self.line_costs.lock().await;
+        if !force_refresh
+            && let Some((at, result)) = kept.get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Some(result.clone().map(|costs| CostsForAnswer {
+                reused: true,
+                ..costs
+            }));
+        }
+        let result = provider
+            .line_costs(query, resources)
+            .await
+            // Sources check their sums; this keeps a wrong total out of every answer whatever
+            // the source.
+            .and_then(|costs| costs.check_sums().map(|()| costs))
+            .map(|mut costs| {
+                crate::cost::join_to_inventory(&mut costs.lines, resources);
+                CostsForAnswer {
+                    by_resource: Arc::new(crate::cost::attribution::cost_by_resource(&costs.lines)),
+                    costs: Arc::new(costs),
+                    reused: false,
+                }
+            });
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "costs unavailable");
+        }
+        if kept.len() >= LINE_COSTS_KEPT {
+            kept.clear();
+        }
+        if !self.ttl.is_zero() {
+            kept.insert(key, (Instant::now(), result.clone()));
+        }
+        Some(result)
     }
 }
 

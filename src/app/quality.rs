@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ScanSource, Snapshot};
+use super::{Estate, ScanSource};
 use crate::cache::{Cache, Layer, SharedState};
 use crate::inventory::ScanPart;
 
@@ -68,10 +68,10 @@ pub struct CacheInfo {
 }
 
 impl DataQuality {
-    pub fn of(snapshot: &Snapshot, cache: &Cache) -> DataQuality {
-        let inv = &snapshot.inventory;
+    pub fn of(estate: &Estate, cache: &Cache) -> DataQuality {
+        let inv = &estate.inventory;
         let report = &inv.report;
-        let fresh = snapshot.scan_source == ScanSource::FreshScan;
+        let fresh = estate.scan_source == ScanSource::FreshScan;
         DataQuality {
             status: if report.complete {
                 DataStatus::Complete
@@ -96,9 +96,9 @@ impl DataQuality {
                 .fetched_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             cache: CacheInfo {
-                hit: snapshot.scan_source != ScanSource::FreshScan,
-                age_seconds: snapshot.age.as_secs(),
-                layer: match snapshot.scan_source {
+                hit: estate.scan_source != ScanSource::FreshScan,
+                age_seconds: estate.age.as_secs(),
+                layer: match estate.scan_source {
                     ScanSource::FreshScan => "fresh_scan",
                     ScanSource::InProcess => "in_process",
                     ScanSource::SharedCache => "redis",

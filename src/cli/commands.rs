@@ -268,7 +268,7 @@ fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
              estate; suggestions for your resources come from the suggest_tags tool"
         );
     }
-    let policy = crate::app::PolicyStore::open(args.policy.as_deref())
+    let policy = crate::app::PolicyHolder::open(args.policy.as_deref())
         .map_err(|e| anyhow::anyhow!("cannot use the policy: {e}"))?
         .current();
     let started = std::time::Instant::now();

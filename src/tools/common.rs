@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::ToolError;
-use crate::app::Snapshot;
+use crate::app::Estate;
 pub use crate::app::quality::{CacheInfo, DataQuality, DataStatus};
 
 /// A page position bound to the question and the data it was computed from, so a cursor
@@ -19,13 +19,13 @@ pub struct Paging {
 impl Paging {
     /// `question` is the canonical JSON of the arguments that shape the list (not the
     /// cursor or limit).
-    pub fn new(tool: &str, question: &serde_json::Value, snapshot: &Snapshot) -> Paging {
+    pub fn new(tool: &str, question: &serde_json::Value, estate: &Estate) -> Paging {
         let mut h = Sha256::new();
         h.update(tool.as_bytes());
         h.update(crate::util::canonical_json(question).as_bytes());
-        h.update(snapshot.inventory_version.as_bytes());
-        h.update(snapshot.policy().hash().as_bytes());
-        h.update(snapshot.evaluated.overlay.fingerprint.as_bytes());
+        h.update(estate.inventory_version.as_bytes());
+        h.update(estate.policy().hash().as_bytes());
+        h.update(estate.evaluated.overlay.fingerprint.as_bytes());
         Paging {
             fingerprint: hex::encode(&h.finalize()[..6]),
         }

@@ -141,11 +141,11 @@ ordered by number of missing keys. Page with next_cursor.";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let snapshot = call.snapshot(args.force_refresh).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(args.force_refresh).await?;
+        let policy = estate.policy();
         let filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
-        let resources = &snapshot.inventory.resources;
-        let evaluations = &snapshot.evaluated.evaluations;
+        let resources = &estate.inventory.resources;
+        let evaluations = &estate.evaluated.evaluations;
 
         let mut examined = 0;
         let mut found: Vec<(usize, Vec<String>)> = Vec::new();
@@ -163,7 +163,7 @@ ordered by number of missing keys. Page with next_cursor.";
             } else {
                 // The effective view reads approved virtual tags too.
                 let tags = match args.view {
-                    View::Effective => snapshot.evaluated.effective_input(index, &r.tags),
+                    View::Effective => estate.evaluated.effective_input(index, &r.tags),
                     View::Native => &r.tags,
                 };
                 missing_named(policy, tags, &args.tag_keys, args.view, args.include_empty)
@@ -176,7 +176,7 @@ ordered by number of missing keys. Page with next_cursor.";
             found.push((index, missing));
         }
         let (costs, spend_unavailable) =
-            match call.resource_costs(&snapshot, args.force_refresh).await {
+            match call.resource_costs(&estate, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };
@@ -230,7 +230,7 @@ ordered by number of missing keys. Page with next_cursor.";
             // The order follows costs when they are known: new costs, new pages.
             "costs": call.app.costs_version(),
         });
-        let paging = Paging::new(Self::NAME, &question, &snapshot);
+        let paging = Paging::new(Self::NAME, &question, &estate);
         let offset = paging.offset(args.cursor.as_deref())?;
         let page: Vec<UntaggedResource> = found
             .iter()
@@ -260,7 +260,7 @@ ordered by number of missing keys. Page with next_cursor.";
             spend,
             spend_unavailable,
             view: args.view,
-            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+            data_quality: DataQuality::of(&estate, &call.app.cache),
         })
     }
 }

@@ -235,8 +235,8 @@ answers are cached).";
             None => None,
         };
         let group_by = group_by(&args)?;
-        let snapshot = call.snapshot(args.force_refresh).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(args.force_refresh).await?;
+        let policy = estate.policy();
         // Effective tags carry canonical keys: `team` groups by the policy's `Team`.
         let group_by = match group_by {
             GroupBy::Tag(key) => GroupBy::Tag(policy.canonical_key(&key).to_string()),
@@ -250,8 +250,8 @@ answers are cached).";
             ));
         }
         let no_virtual_tags = |_: &str, _: &mut BTreeMap<String, String>| {};
-        let resources = &snapshot.inventory.resources;
-        let evaluated = &snapshot.evaluated;
+        let resources = &estate.inventory.resources;
+        let evaluated = &estate.evaluated;
         // Where approved virtual tags took effect, the effective tags are those the compliance
         // evaluation read (the same precedence: a valid native value stays).
         let with_virtual_tags = |id: &str, tags: &mut BTreeMap<String, String>| {
@@ -320,7 +320,7 @@ answers are cached).";
                     .line_costs(
                         &query,
                         resources,
-                        &snapshot.inventory_version,
+                        &estate.inventory_version,
                         args.force_refresh,
                     )
                     .await
@@ -364,7 +364,7 @@ answers are cached).";
             metric,
             currency,
             CostQuality::of(&report, reused),
-            DataQuality::of(&snapshot, &app.cache),
+            DataQuality::of(&estate, &app.cache),
         ))
     }
 }

@@ -116,9 +116,9 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         let mut data_quality = None;
         let mut policy = call.app.policy.current();
         if !args.resource_ids.is_empty() {
-            let snapshot = call.snapshot(args.force_refresh).await?;
-            policy = snapshot.evaluated.policy.clone();
-            let resources = &snapshot.inventory.resources;
+            let estate = call.estate(args.force_refresh).await?;
+            policy = estate.evaluated.policy.clone();
+            let resources = &estate.inventory.resources;
             for id in &args.resource_ids {
                 match resources.binary_search_by(|r| r.id.as_str().cmp(id)) {
                     Ok(i) => results.push(validate(
@@ -126,12 +126,12 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                         id,
                         &resources[i].resource_type,
                         &resources[i].tags,
-                        snapshot.evaluated.combined.get(&(i as u32)),
+                        estate.evaluated.combined.get(&(i as u32)),
                     )),
                     Err(_) => not_found.push(id.clone()),
                 }
             }
-            data_quality = Some(DataQuality::of(&snapshot, &call.app.cache));
+            data_quality = Some(DataQuality::of(&estate, &call.app.cache));
         }
         if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
             let tags: Tags = normalise_tags(
