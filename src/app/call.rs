@@ -4,11 +4,19 @@
 
 use std::sync::Arc;
 
-use super::costs::{CostQuality, ResourceCosts};
+use std::time::Duration;
+
+use super::costs::{CostQuality, CostSource, CostsForAnswer, ResourceCosts};
 use super::quality::DataQuality;
-use super::{App, Estate};
-use crate::cost::CostQuery;
+use super::{App, Estate, PolicyHolder};
+use crate::cache::Cache;
+use crate::cost::{CostError, CostQuery};
 use crate::inventory::{InventoryError, ScanProgress};
+use crate::policy::Policy;
+use crate::store::audit::AuditLog;
+use crate::store::history::HistoryStore;
+use crate::store::virtual_tags::VirtualTagStore;
+use crate::suggest::SuggestStats;
 
 /// Who the server verified the caller to be. Every limit and every access decision is keyed
 /// on this, never on a value the client chooses (a session id, a header it made up).
@@ -34,7 +42,7 @@ impl Principal {
 /// What one tool call works with: the application, and the scan for this call — taken once,
 /// shared by the answer cache and the tool — with scan progress going to the caller.
 pub struct Call<'a> {
-    pub app: &'a App,
+    app: &'a App,
     /// What started the call, recorded with snapshots: `tool`, `cli` or `schedule`.
     trigger: &'static str,
     /// The time a snapshot taken by this call is recorded at (backfilling history from old
@@ -147,5 +155,101 @@ impl<'a> Call<'a> {
                 costs: found.costs,
             })),
         }
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.app.policy.current()
+    }
+
+    /// The policy in force with where it comes from and its last reload error.
+    pub fn policy_holder(&self) -> &PolicyHolder {
+        &self.app.policy
+    }
+
+    /// The history store; `None` without a data directory (the caller says what to do).
+    pub fn history(&self) -> Option<&Arc<HistoryStore>> {
+        self.app.history.as_ref()
+    }
+
+    /// The virtual-tag store; `None` without a data directory (the caller says what to do).
+    pub fn virtual_tags(&self) -> Option<&Arc<VirtualTagStore>> {
+        self.app.virtual_tags.as_ref()
+    }
+
+    /// The audit log of tool calls; `None` when not serving.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.app.audit.as_ref()
+    }
+
+    /// Where costs come from, when configured.
+    pub fn cost_source(&self) -> Option<&CostSource> {
+        self.app.costs.as_ref()
+    }
+
+    /// What identifies the cost data in cached answers' keys (empty without a cost source).
+    pub fn costs_version(&self) -> String {
+        self.app.costs_version()
+    }
+
+    /// Resource-level costs for a question on `estate` (see `App::line_costs`). None without
+    /// a cost source.
+    pub async fn line_costs(
+        &self,
+        query: &CostQuery,
+        estate: &Estate,
+        force_refresh: bool,
+    ) -> Option<Result<CostsForAnswer, CostError>> {
+        self.app
+            .line_costs(
+                query,
+                &estate.inventory.resources,
+                &estate.inventory_version,
+                force_refresh,
+            )
+            .await
+    }
+
+    /// Suggestion statistics of the last estate they were built for.
+    pub fn suggest_stats(&self) -> &Memo<SuggestStats> {
+        &self.app.suggest_stats
+    }
+
+    /// The cache of tool answers and how long answers stay fresh (for `tools::answer_cache`).
+    pub(crate) fn answer_cache(&self) -> (&Cache, Duration) {
+        (&self.app.cache, self.app.ttl())
+    }
+}
+
+/// One value kept with the key it was built for (what it depends on); a value built for
+/// another key replaces it.
+pub struct Memo<T> {
+    kept: std::sync::Mutex<Option<(String, Arc<T>)>>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo {
+            kept: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Memo<T> {
+    /// The value kept, if it was built for `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<T>> {
+        // A poisoned lock only means another thread panicked while holding it; the pair is
+        // still whole.
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Keeps `value` as the one built for `key`.
+    pub fn put(&self, key: String, value: Arc<T>) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, value));
     }
 }

@@ -28,7 +28,7 @@ use crate::inventory::InventoryProvider;
 use crate::store::audit::AuditLog;
 use crate::store::history::HistoryStore;
 use crate::store::virtual_tags::VirtualTagStore;
-pub use call::{Call, Principal};
+pub use call::{Call, Memo, Principal};
 use costs::KeptCosts;
 pub use costs::{CostSource, CostsForAnswer};
 pub use error::ToolError;
@@ -37,26 +37,26 @@ pub use estate::{Estate, Evaluated, ScanSource};
 pub use policy::{PolicyHolder, PolicySource};
 
 pub struct App {
-    pub policy: PolicyHolder,
+    policy: PolicyHolder,
     /// The audit log of tool calls, when serving (read by `get_audit_trail`).
-    pub audit: Option<Arc<AuditLog>>,
+    audit: Option<Arc<AuditLog>>,
     /// Compliance snapshots, when a data directory is in use.
-    pub history: Option<Arc<HistoryStore>>,
+    history: Option<Arc<HistoryStore>>,
     /// Tool answers (and, with Redis, scan listings).
-    pub cache: Arc<Cache>,
+    cache: Arc<Cache>,
     provider: Arc<dyn InventoryProvider>,
     ttl: Duration,
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
     scan_lock: Mutex<()>,
     /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
-    pub virtual_tags: Option<Arc<VirtualTagStore>>,
+    virtual_tags: Option<Arc<VirtualTagStore>>,
     /// The approved virtual tags in effect, as last read from the store.
     overlay: RwLock<Arc<VirtualOverlay>>,
     /// Suggestion statistics of the last estate they were built for, keyed by what they
     /// depend on (inventory, policy, virtual tags, feedback).
-    pub suggest_stats: std::sync::Mutex<Option<(String, Arc<crate::suggest::SuggestStats>)>>,
+    suggest_stats: Memo<crate::suggest::SuggestStats>,
     /// Where costs come from, when configured.
-    pub costs: Option<CostSource>,
+    costs: Option<CostSource>,
     /// Recent resource-level costs per question, so compliance answers do not re-read a large
     /// cost file (or pay for a Cost Explorer request) each time.
     line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
@@ -74,7 +74,7 @@ impl App {
             loaded: tokio::sync::RwLock::new(None),
             scan_lock: Mutex::new(()),
             virtual_tags: None,
-            suggest_stats: std::sync::Mutex::new(None),
+            suggest_stats: Memo::default(),
             // Never a store generation: the first look at a store reads it.
             overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
             costs: None,
@@ -115,5 +115,30 @@ impl App {
 
     pub fn source_description(&self) -> String {
         self.provider.describe()
+    }
+
+    /// The policy in force (and where it comes from, its last reload error).
+    pub fn policy(&self) -> &PolicyHolder {
+        &self.policy
+    }
+
+    /// The audit log of tool calls, when serving.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Compliance snapshots, when a data directory is in use.
+    pub fn history(&self) -> Option<&Arc<HistoryStore>> {
+        self.history.as_ref()
+    }
+
+    /// The virtual-tag store, when a data directory is in use.
+    pub fn virtual_tags(&self) -> Option<&Arc<VirtualTagStore>> {
+        self.virtual_tags.as_ref()
+    }
+
+    /// Where costs come from, when configured.
+    pub fn cost_source(&self) -> Option<&CostSource> {
+        self.costs.as_ref()
     }
 }

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::common::{CacheInfo, DataQuality};
+use super::common::CacheInfo;
 use super::{Call, CallFn, ToolError};
 use crate::app::Estate;
 
@@ -24,13 +24,12 @@ pub(super) async fn cached_call(
     let force = flag("force_refresh");
     let writes = flag("store_snapshot");
     let estate = call.estate(force).await?;
-    let app = call.app;
+    let (cache, ttl) = call.answer_cache();
     let key = answer_key(call, tool, &args, &estate);
-    let ttl = app.ttl();
     if !force
         && !writes
         && !ttl.is_zero()
-        && let Some(hit) = app.cache.get(&key, ttl).await
+        && let Some(hit) = cache.get(&key, ttl).await
     {
         match serde_json::from_slice::<Value>(&hit.value) {
             Ok(mut answer) => {
@@ -45,7 +44,7 @@ pub(super) async fn cached_call(
     // Stored as the tool made it: a hit gets its data_quality stamped when it is served.
     if !writes && !ttl.is_zero() {
         match serde_json::to_vec(&answer) {
-            Ok(bytes) => app.cache.put(&key, &bytes, ttl).await,
+            Ok(bytes) => cache.put(&key, &bytes, ttl).await,
             Err(e) => tracing::warn!(error = %e, "answer not cached"),
         }
     }
@@ -61,8 +60,7 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, estate: &Estate) -> Str
             map.remove(name);
         }
     }
-    let app = call.app;
-    app.cache.key(
+    call.answer_cache().0.key(
         "answer",
         &[
             tool.as_bytes(),
@@ -72,7 +70,7 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, estate: &Estate) -> Str
             // generation, which may have moved meanwhile), by content.
             estate.evaluated.overlay.fingerprint.as_bytes(),
             estate.inventory_version.as_bytes(),
-            app.costs_version().as_bytes(),
+            call.costs_version().as_bytes(),
         ],
     )
 }
@@ -89,7 +87,7 @@ fn stamp(
     let Some(slot) = answer.get_mut("data_quality").filter(|v| !v.is_null()) else {
         return;
     };
-    let mut quality = DataQuality::of(estate, &call.app.cache);
+    let mut quality = call.data_quality(estate);
     quality.cache = CacheInfo {
         hit: quality.cache.hit || outcome == "hit",
         result: outcome.to_string(),

@@ -155,7 +155,7 @@ to see the effect without writing. Nothing in the cloud changes.";
             not_found,
             effect,
             tag_ids,
-            data_quality: DataQuality::of(&estate, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

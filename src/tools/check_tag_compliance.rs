@@ -230,7 +230,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
         }
         let spend = costs.map(|c| scoped.spend(&estate, &c));
         let snapshot_id = if args.store_snapshot {
-            let history = call.app.history.clone().ok_or_else(|| {
+            let history = call.history().cloned().ok_or_else(|| {
                 ToolError::Unavailable(
                     "no history store is open, so the snapshot cannot be kept; serve with a \
                      writable --data-dir (TAGWARDEN_DATA_DIR)"
@@ -270,7 +270,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             spend,
             spend_unavailable,
             snapshot_id,
-            data_quality: DataQuality::of(&estate, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

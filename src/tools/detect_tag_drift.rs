@@ -95,7 +95,7 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = history_store(call.app)?;
+        let store = history_store(call)?;
         let (from, to) = pick_snapshots(&store, args.from_snapshot, args.to_snapshot).await?;
         let from_id = from.id;
         let older = query(store.clone(), move |s| s.members(from_id)).await?;
@@ -243,9 +243,5 @@ async fn current_members(
         resources: scoped.summary.resources,
         score_pct: scoped.summary.effective.score_pct,
     };
-    Ok((
-        record.members,
-        side,
-        DataQuality::of(&estate, &call.app.cache),
-    ))
+    Ok((record.members, side, call.data_quality(&estate)))
 }

@@ -228,7 +228,7 @@ ordered by number of missing keys. Page with next_cursor.";
             "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
             "min_cost": args.min_cost,
             // The order follows costs when they are known: new costs, new pages.
-            "costs": call.app.costs_version(),
+            "costs": call.costs_version(),
         });
         let paging = Paging::new(Self::NAME, &question, &estate);
         let offset = paging.offset(args.cursor.as_deref())?;
@@ -260,7 +260,7 @@ ordered by number of missing keys. Page with next_cursor.";
             spend,
             spend_unavailable,
             view: args.view,
-            data_quality: DataQuality::of(&estate, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

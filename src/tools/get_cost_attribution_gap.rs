@@ -227,8 +227,7 @@ answers are cached).";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let app = call.app;
-        let source = app.costs.clone().ok_or_else(no_cost_source)?;
+        let source = call.cost_source().cloned().ok_or_else(no_cost_source)?;
         let today = Utc::now().date_naive();
         let period = match &args.time_period {
             Some(p) => Some(period_arg(&p.start, &p.end, today)?),
@@ -316,13 +315,8 @@ answers are cached).";
                     period,
                     metric: args.metric,
                 };
-                let costs = app
-                    .line_costs(
-                        &query,
-                        resources,
-                        &estate.inventory_version,
-                        args.force_refresh,
-                    )
+                let costs = call
+                    .line_costs(&query, &estate, args.force_refresh)
                     .await
                     .ok_or_else(no_cost_source)?
                     .map_err(cost_error)?;
@@ -364,7 +358,7 @@ answers are cached).";
             metric,
             currency,
             CostQuality::of(&report, reused),
-            DataQuality::of(&estate, &app.cache),
+            call.data_quality(&estate),
         ))
     }
 }

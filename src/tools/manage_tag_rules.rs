@@ -167,7 +167,7 @@ and counts matches per rule).";
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let store = store(call)?;
         let stored = blocking(&store, |s| s.rules()).await?;
-        let policy = call.app.policy.current();
+        let policy = call.policy();
         match args.action {
             Action::List => Ok(Output {
                 rules: views(&stored)?,
@@ -281,7 +281,7 @@ and counts matches per rule).";
                         })
                         .collect(),
                     examples: examples(&estate, &result, args.limit as usize),
-                    data_quality: Some(DataQuality::of(&estate, &call.app.cache)),
+                    data_quality: Some(call.data_quality(&estate)),
                     ..Output::empty(args.action)
                 };
                 if args.action == Action::Run {

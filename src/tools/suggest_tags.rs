@@ -99,7 +99,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             args.filter.as_ref(),
             MAX_RESOURCES,
         )?;
-        let (feedback, rules) = match &call.app.virtual_tags {
+        let (feedback, rules) = match call.virtual_tags() {
             Some(s) => {
                 let feedback = blocking(s, |s| s.feedback()).await?;
                 let rules = blocking(s, |s| s.rules()).await?;
@@ -127,24 +127,13 @@ approved automatically). Approvals and denials of suggested tags tune how much e
                 feedback,
                 config
             );
-            let kept = call
-                .app
-                .suggest_stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, stats)| stats.clone());
+            let kept = call.suggest_stats().get(&key);
             let mut suggester = match kept {
                 Some(stats) => Suggester::from_stats(policy, resources, stats),
                 None => {
                     let effective = |i: usize| effective_now(&estate, i);
                     let built = Suggester::new(policy, resources, &effective, &feedback, config);
-                    *call
-                        .app
-                        .suggest_stats
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some((key, built.stats()));
+                    call.suggest_stats().put(key, built.stats());
                     built
                 }
             };
@@ -215,7 +204,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             proposed,
             proposed_ids,
             feedback,
-            data_quality: DataQuality::of(&estate, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

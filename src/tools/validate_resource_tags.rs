@@ -114,7 +114,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         let mut results = Vec::new();
         let mut not_found = Vec::new();
         let mut data_quality = None;
-        let mut policy = call.app.policy.current();
+        let mut policy = call.policy();
         if !args.resource_ids.is_empty() {
             let estate = call.estate(args.force_refresh).await?;
             policy = estate.evaluated.policy.clone();
@@ -131,7 +131,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                     Err(_) => not_found.push(id.clone()),
                 }
             }
-            data_quality = Some(DataQuality::of(&estate, &call.app.cache));
+            data_quality = Some(call.data_quality(&estate));
         }
         if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
             let tags: Tags = normalise_tags(

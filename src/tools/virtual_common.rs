@@ -29,7 +29,7 @@ pub const MAX_RESOURCES: usize = 10_000;
 
 /// The virtual-tag store, or an answer saying how to get one.
 pub fn store(call: &Call<'_>) -> Result<Arc<VirtualTagStore>, ToolError> {
-    call.app.virtual_tags.clone().ok_or_else(|| {
+    call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
              (TAGWARDEN_DATA_DIR), where history.db keeps virtual tags and rules"
