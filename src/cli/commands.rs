@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// The dollar gap for `check`, when costs are configured; a failure is a warning (the
 /// compliance result stands).
 async fn cost_gap(app: &App, args: &CheckArgs) -> Option<get_cost_attribution_gap::Output> {
-    let source = app.costs.as_ref()?;
+    let source = app.cost_source()?;
     let lines = matches!(source, crate::app::CostSource::Lines(_));
     let gap_args = get_cost_attribution_gap::Args {
         top: 5,
@@ -115,14 +115,14 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&output)? + "\n",
         Format::Text => {
-            super::check::render_text(&output, &app.policy.source().display())
+            super::check::render_text(&output, &app.policy().source().display())
                 + &gap
                     .as_ref()
                     .map(super::check::render_gap_text)
                     .unwrap_or_default()
         }
         Format::Markdown => {
-            super::check::render_markdown(&output, &app.policy.source().display())
+            super::check::render_markdown(&output, &app.policy().source().display())
                 + &gap
                     .as_ref()
                     .map(super::check::render_gap_markdown)
@@ -274,7 +274,7 @@ fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
              suggest_tags tool"
         );
     };
-    let policy = crate::app::PolicyStore::open(args.policy.as_deref())
+    let policy = crate::app::PolicyHolder::open(args.policy.as_deref())
         .map_err(|e| anyhow::anyhow!("cannot use the policy: {e}"))?
         .current();
     let started = std::time::Instant::now();

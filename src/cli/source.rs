@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::{App, CostSource, PolicyStore};
+use crate::app::{App, CostSource, PolicyHolder};
 use crate::aws::AwsTuning;
 use crate::cache::{Cache, CacheConfig};
 use crate::cost::demo::DemoCosts;
@@ -136,7 +136,7 @@ impl SourceArgs {
     }
 
     pub fn app(&self) -> anyhow::Result<App> {
-        let policy = PolicyStore::open(self.policy.as_deref()).map_err(|e| {
+        let policy = PolicyHolder::open(self.policy.as_deref()).map_err(|e| {
             let name = self
                 .policy
                 .as_deref()

@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::app::App;
+/// Who the server verified the caller to be (defined with the call context it travels in).
+pub use crate::app::Principal;
 use crate::inventory::ScanProgress;
 use crate::store::audit::{Appended, AuditLog, AuditRecord};
 use crate::tools::{Call, Registry};
@@ -53,27 +55,6 @@ impl Default for GuardConfig {
             budget: BudgetConfig::default(),
             loops: LoopConfig::default(),
             audit_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Who the server verified the caller to be. Every limit and every access decision is keyed
-/// on this, never on a value the client chooses (a session id, a header it made up).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Principal {
-    /// Stable and not secret: `token:<12 hex of the token's SHA-256>` for a bearer token,
-    /// `ip:<address>` for a tokenless loopback client, `local` for stdio and the command line.
-    pub id: String,
-    /// May read every principal's audit rows (`--admin-tokens`); stdio is always admin.
-    pub admin: bool,
-}
-
-impl Principal {
-    /// The one principal of a stdio connection or a command: the local user, with all rights.
-    pub fn local() -> Principal {
-        Principal {
-            id: "local".into(),
-            admin: true,
         }
     }
 }

@@ -31,12 +31,12 @@ pub fn resources() -> Vec<Resource> {
 
 /// Reads a resource; an unknown URI is a "resource not found" protocol error.
 pub fn read(app: &App, uri: &str) -> Result<ResourceContents, McpError> {
-    let policy = app.policy.current();
+    let policy = app.policy().current();
     match uri {
         POLICY_URI => {
             let document = serde_json::json!({
                 "hash": policy.hash(),
-                "source": app.policy.source().display(),
+                "source": app.policy().source().display(),
                 "policy": serde_json::to_value(policy.file()).unwrap_or(Value::Null),
             });
             let text = serde_json::to_string_pretty(&document).map_err(|e| {
@@ -47,7 +47,7 @@ pub fn read(app: &App, uri: &str) -> Result<ResourceContents, McpError> {
         POLICY_SUMMARY_URI => {
             let mut text = format!(
                 "# Tagging policy ({}, hash {})\n\n",
-                app.policy.source().display(),
+                app.policy().source().display(),
                 &policy.hash()[..12]
             );
             for line in policy.summary_lines() {

@@ -209,7 +209,7 @@ pub fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
         let mut tick = tokio::time::interval(poll);
         loop {
             tick.tick().await;
-            watched.policy.reload_if_changed();
+            watched.policy().reload_if_changed();
         }
     });
     #[cfg(unix)]
@@ -221,7 +221,7 @@ pub fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the policy");
-            let _ = app.policy.reload();
+            let _ = app.policy().reload();
         }
     });
 }
@@ -229,7 +229,7 @@ pub fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
 /// Starts the first scan in the background so the first question is answered from cache.
 pub fn spawn_prewarm(app: Arc<App>) {
     tokio::spawn(async move {
-        if let Err(e) = app.snapshot(false).await {
+        if let Err(e) = app.estate(false).await {
             tracing::warn!(error = %e, "initial scan failed; tools will retry on first use");
         }
     });

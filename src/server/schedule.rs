@@ -23,7 +23,7 @@ pub struct SnapshotSchedule {
 
 /// Prunes now, then (with `every`) takes snapshots in the background.
 pub fn spawn_snapshots(app: Arc<App>, schedule: SnapshotSchedule) {
-    let Some(history) = app.history.clone() else {
+    let Some(history) = app.history().cloned() else {
         return;
     };
     let keep = chrono::Duration::days(i64::from(schedule.keep_days));

@@ -7,9 +7,9 @@
 
 use serde_json::Value;
 
-use super::common::{CacheInfo, DataQuality};
+use super::common::CacheInfo;
 use super::{Call, CallFn, ToolError};
-use crate::app::Snapshot;
+use crate::app::Estate;
 
 /// Arguments that change how an answer is obtained, not what it is.
 const NOT_PART_OF_THE_QUESTION: [&str; 2] = ["force_refresh", "store_snapshot"];
@@ -23,18 +23,17 @@ pub(super) async fn cached_call(
     let flag = |name: &str| args.get(name).and_then(Value::as_bool) == Some(true);
     let force = flag("force_refresh");
     let writes = flag("store_snapshot");
-    let snapshot = call.snapshot(force).await?;
-    let app = call.app;
-    let key = answer_key(call, tool, &args, &snapshot);
-    let ttl = app.ttl();
+    let estate = call.estate(force).await?;
+    let (cache, ttl) = call.answer_cache();
+    let key = answer_key(call, tool, &args, &estate);
     if !force
         && !writes
         && !ttl.is_zero()
-        && let Some(hit) = app.cache.get(&key, ttl).await
+        && let Some(hit) = cache.get(&key, ttl).await
     {
         match serde_json::from_slice::<Value>(&hit.value) {
             Ok(mut answer) => {
-                stamp(&mut answer, call, &snapshot, "hit", Some(hit.layer));
+                stamp(&mut answer, call, &estate, "hit", Some(hit.layer));
                 return Ok(answer);
             }
             Err(e) => tracing::warn!(error = %e, "unreadable cached answer ignored"),
@@ -45,34 +44,33 @@ pub(super) async fn cached_call(
     // Stored as the tool made it: a hit gets its data_quality stamped when it is served.
     if !writes && !ttl.is_zero() {
         match serde_json::to_vec(&answer) {
-            Ok(bytes) => app.cache.put(&key, &bytes, ttl).await,
+            Ok(bytes) => cache.put(&key, &bytes, ttl).await,
             Err(e) => tracing::warn!(error = %e, "answer not cached"),
         }
     }
     // After storing, so the shared cache's state is reported as of now.
-    stamp(&mut answer, call, &snapshot, outcome, None);
+    stamp(&mut answer, call, &estate, outcome, None);
     Ok(answer)
 }
 
-fn answer_key(call: &Call<'_>, tool: &str, args: &Value, snapshot: &Snapshot) -> String {
+fn answer_key(call: &Call<'_>, tool: &str, args: &Value, estate: &Estate) -> String {
     let mut question = args.clone();
     if let Some(map) = question.as_object_mut() {
         for name in NOT_PART_OF_THE_QUESTION {
             map.remove(name);
         }
     }
-    let app = call.app;
-    app.cache.key(
+    call.answer_cache().0.key(
         "answer",
         &[
             tool.as_bytes(),
             crate::util::canonical_json(&question).as_bytes(),
-            snapshot.policy().hash().as_bytes(),
+            estate.policy().hash().as_bytes(),
             // The virtual tags this answer was evaluated with (not the store's latest
             // generation, which may have moved meanwhile), by content.
-            snapshot.evaluated.overlay.fingerprint.as_bytes(),
-            snapshot.inventory_version.as_bytes(),
-            app.costs_version().as_bytes(),
+            estate.evaluated.overlay.fingerprint.as_bytes(),
+            estate.inventory_version.as_bytes(),
+            call.costs_version().as_bytes(),
         ],
     )
 }
@@ -82,14 +80,14 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, snapshot: &Snapshot) ->
 fn stamp(
     answer: &mut Value,
     call: &Call<'_>,
-    snapshot: &Snapshot,
+    estate: &Estate,
     outcome: &str,
     layer: Option<crate::cache::Layer>,
 ) {
     let Some(slot) = answer.get_mut("data_quality").filter(|v| !v.is_null()) else {
         return;
     };
-    let mut quality = DataQuality::of(snapshot, &call.app.cache);
+    let mut quality = call.data_quality(estate);
     quality.cache = CacheInfo {
         hit: quality.cache.hit || outcome == "hit",
         result: outcome.to_string(),

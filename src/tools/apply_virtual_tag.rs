@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::costs::resource_costs;
 use super::virtual_common::{
     Effect, MAX_RESOURCES, ResourceSelector, blocking, check_key_value, effect, select, store,
     virtual_value,
@@ -89,11 +88,11 @@ to see the effect without writing. Nothing in the cloud changes.";
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let store = store(call)?;
-        let snapshot = call.snapshot(false).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(false).await?;
+        let policy = estate.policy();
         let key = check_key_value(policy, &args.key, &args.value)?;
         let (chosen, not_found) = select(
-            &snapshot,
+            &estate,
             &args.resource_ids,
             args.filter.as_ref(),
             MAX_RESOURCES,
@@ -111,7 +110,7 @@ to see the effect without writing. Nothing in the cloud changes.";
                 )
             }));
         }
-        let costs = resource_costs(call, &snapshot, false).await.ok().flatten();
+        let costs = call.resource_costs(&estate, false).await.ok().flatten();
         let additions: FxHashMap<usize, Vec<_>> = chosen
             .iter()
             .map(|&i| {
@@ -121,11 +120,11 @@ to see the effect without writing. Nothing in the cloud changes.";
                 )
             })
             .collect();
-        let effect = effect(&snapshot, costs.as_ref(), &additions);
+        let effect = effect(&estate, costs.as_ref(), &additions);
         let (tag_ids, written) = if args.dry_run {
             (Vec::new(), 0)
         } else {
-            let resources = &snapshot.inventory.resources;
+            let resources = &estate.inventory.resources;
             let rows: Vec<NewVirtualTag> = chosen
                 .iter()
                 .map(|&i| NewVirtualTag {
@@ -156,7 +155,7 @@ to see the effect without writing. Nothing in the cloud changes.";
             not_found,
             effect,
             tag_ids,
-            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

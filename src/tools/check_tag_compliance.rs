@@ -8,9 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging, cap};
-use super::costs::{Amount, ResourceCosts, SpendSummary, amount, resource_costs};
+use super::costs::{Amount, ResourceCosts, SpendSummary, amount};
 use super::{Call, Tool, ToolError};
-use crate::app::Snapshot;
+use crate::app::Estate;
 use crate::compliance::capture::{CaptureContext, capture};
 use crate::compliance::{
     GroupCount, ResourceFilter, Score, SeverityCounts, Summary, ViolationFilter, summarize,
@@ -167,8 +167,8 @@ store_snapshot=true also records the answer in the history (get_violation_histor
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let snapshot = call.snapshot(args.force_refresh).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(args.force_refresh).await?;
+        let policy = estate.policy();
         let min_severity = args.min_severity.unwrap_or(Severity::Low);
         let filters = SnapshotFilters {
             resource_types: args.resource_types,
@@ -177,17 +177,17 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             tag_keys: args.tag_keys,
             min_severity,
         };
-        let scoped = Scoped::new(&snapshot, &filters).map_err(|unknown| {
+        let scoped = Scoped::new(&estate, &filters).map_err(|unknown| {
             ToolError::invalid(format!(
                 "argument `tag_keys`: the policy has no key {}; its keys are: {}",
                 unknown.join(", "),
                 policy.required_key_names().join(", ")
             ))
         })?;
-        let resources = &snapshot.inventory.resources;
-        let evaluations = &snapshot.evaluated.evaluations;
+        let resources = &estate.inventory.resources;
+        let evaluations = &estate.evaluated.evaluations;
         let question = filters.to_value();
-        let paging = Paging::new(Self::NAME, &question, &snapshot);
+        let paging = Paging::new(Self::NAME, &question, &estate);
         let offset = paging.offset(args.cursor.as_deref())?;
         let summary = &scoped.summary;
         let total = summary.worst.len();
@@ -202,7 +202,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
                 ViolationItem {
                     detail: policy.render(
                         &r.id,
-                        snapshot
+                        estate
                             .evaluated
                             .effective_input(at.resource as usize, &r.tags),
                         View::Effective,
@@ -218,7 +218,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             .collect();
         let next_cursor = paging.next(offset, page.len(), total);
         let (costs, spend_unavailable) =
-            match resource_costs(call, &snapshot, args.force_refresh).await {
+            match call.resource_costs(&estate, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };
@@ -228,17 +228,16 @@ store_snapshot=true also records the answer in the history (get_violation_histor
                 item.resource_cost = costs.of(&item.detail.resource_id).map(amount);
             }
         }
-        let spend = costs.map(|c| scoped.spend(&snapshot, &c));
+        let spend = costs.map(|c| scoped.spend(&estate, &c));
         let snapshot_id = if args.store_snapshot {
-            let history = call.app.history.clone().ok_or_else(|| {
+            let history = call.history().cloned().ok_or_else(|| {
                 ToolError::Unavailable(
                     "no history store is open, so the snapshot cannot be kept; serve with a \
                      writable --data-dir (TAGWARDEN_DATA_DIR)"
                         .into(),
                 )
             })?;
-            let mut record =
-                scoped.record(&snapshot, question, call.snapshot_time(), call.trigger());
+            let mut record = scoped.record(&estate, question, call.snapshot_time(), call.trigger());
             record.spend_score_pct = spend.as_ref().and_then(|s| s.spend_weighted_score_pct);
             Some(store_snapshot(history, record).await?)
         } else {
@@ -271,7 +270,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             spend,
             spend_unavailable,
             snapshot_id,
-            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }
@@ -368,16 +367,16 @@ pub struct Scoped {
 
 impl Scoped {
     /// Err: the requested tag keys the policy does not know.
-    pub fn new(snapshot: &Snapshot, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
-        let policy = snapshot.policy();
+    pub fn new(estate: &Estate, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
+        let policy = estate.policy();
         let resource_filter =
             ResourceFilter::new(&filters.resource_types, &filters.regions, &filters.accounts);
         let violation_filter =
             ViolationFilter::new(policy, &filters.tag_keys, &[], filters.min_severity)?;
         let summary = summarize(
             policy,
-            &snapshot.inventory.resources,
-            &snapshot.evaluated.evaluations,
+            &estate.inventory.resources,
+            &estate.evaluated.evaluations,
             &resource_filter,
             &violation_filter,
         );
@@ -389,11 +388,11 @@ impl Scoped {
     }
 
     /// Spend of the selected in-scope resources, and of the compliant ones among them.
-    pub fn spend(&self, snapshot: &Snapshot, costs: &ResourceCosts) -> SpendSummary {
-        let fail_at = snapshot.policy().fail_at();
+    pub fn spend(&self, estate: &Estate, costs: &ResourceCosts) -> SpendSummary {
+        let fail_at = estate.policy().fail_at();
         let (mut in_scope, mut compliant, mut native_compliant, mut priced) = (0, 0, 0, 0);
-        let resources = &snapshot.inventory.resources;
-        for (r, e) in resources.iter().zip(snapshot.evaluated.evaluations.iter()) {
+        let resources = &estate.inventory.resources;
+        for (r, e) in resources.iter().zip(estate.evaluated.evaluations.iter()) {
             if !e.in_scope || !self.resource_filter.matches(r) {
                 continue;
             }
@@ -432,22 +431,22 @@ impl Scoped {
     /// This answer as a history snapshot (`filters` as `SnapshotFilters::to_value` gives them).
     pub fn record(
         &self,
-        snapshot: &Snapshot,
+        estate: &Estate,
         filters: serde_json::Value,
         taken_at: chrono::DateTime<chrono::Utc>,
         trigger: &str,
     ) -> crate::history::NewSnapshot {
         capture(
-            snapshot.policy(),
-            &snapshot.inventory.resources,
-            &snapshot.evaluated.evaluations,
+            estate.policy(),
+            &estate.inventory.resources,
+            &estate.evaluated.evaluations,
             &self.resource_filter,
             &self.violation_filter,
             &self.summary,
             CaptureContext {
                 taken_at,
                 trigger,
-                source: &snapshot.inventory.source,
+                source: &estate.inventory.source,
                 filters,
             },
         )

@@ -95,7 +95,7 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = history_store(call.app)?;
+        let store = history_store(call)?;
         let (from, to) = pick_snapshots(&store, args.from_snapshot, args.to_snapshot).await?;
         let from_id = from.id;
         let older = query(store.clone(), move |s| s.members(from_id)).await?;
@@ -225,32 +225,23 @@ async fn current_members(
     stored_filters: &Value,
     force_refresh: bool,
 ) -> Result<(Vec<MemberRecord>, Side, DataQuality), ToolError> {
-    let snapshot = call.snapshot(force_refresh).await?;
+    let estate = call.estate(force_refresh).await?;
     let filters = SnapshotFilters::from_stored(stored_filters);
-    let scoped = Scoped::new(&snapshot, &filters).map_err(|unknown| {
+    let scoped = Scoped::new(&estate, &filters).map_err(|unknown| {
         ToolError::invalid(format!(
             "the snapshot's tag_keys {} are not in the current policy; compare two \
              snapshots instead",
             unknown.join(", ")
         ))
     })?;
-    let fetched_at = snapshot.inventory.fetched_at;
-    let record = scoped.record(
-        &snapshot,
-        stored_filters.clone(),
-        fetched_at,
-        call.trigger(),
-    );
+    let fetched_at = estate.inventory.fetched_at;
+    let record = scoped.record(&estate, stored_filters.clone(), fetched_at, call.trigger());
     let side = Side {
         snapshot_id: None,
         taken_at: fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        policy_hash: snapshot.policy().hash().to_string(),
+        policy_hash: estate.policy().hash().to_string(),
         resources: scoped.summary.resources,
         score_pct: scoped.summary.effective.score_pct,
     };
-    Ok((
-        record.members,
-        side,
-        DataQuality::of(&snapshot, &call.app.cache),
-    ))
+    Ok((record.members, side, call.data_quality(&estate)))
 }

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataQuality, Paging};
-use super::costs::{Amount, CostQuality, amount, resource_costs};
+use super::costs::{Amount, CostQuality, amount};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
@@ -141,11 +141,11 @@ ordered by number of missing keys. Page with next_cursor.";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let snapshot = call.snapshot(args.force_refresh).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(args.force_refresh).await?;
+        let policy = estate.policy();
         let filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
-        let resources = &snapshot.inventory.resources;
-        let evaluations = &snapshot.evaluated.evaluations;
+        let resources = &estate.inventory.resources;
+        let evaluations = &estate.evaluated.evaluations;
 
         let mut examined = 0;
         let mut found: Vec<(usize, Vec<String>)> = Vec::new();
@@ -163,7 +163,7 @@ ordered by number of missing keys. Page with next_cursor.";
             } else {
                 // The effective view reads approved virtual tags too.
                 let tags = match args.view {
-                    View::Effective => snapshot.evaluated.effective_input(index, &r.tags),
+                    View::Effective => estate.evaluated.effective_input(index, &r.tags),
                     View::Native => &r.tags,
                 };
                 missing_named(policy, tags, &args.tag_keys, args.view, args.include_empty)
@@ -176,7 +176,7 @@ ordered by number of missing keys. Page with next_cursor.";
             found.push((index, missing));
         }
         let (costs, spend_unavailable) =
-            match resource_costs(call, &snapshot, args.force_refresh).await {
+            match call.resource_costs(&estate, args.force_refresh).await {
                 Ok(costs) => (costs, None),
                 Err(why) => (None, Some(why)),
             };
@@ -228,9 +228,9 @@ ordered by number of missing keys. Page with next_cursor.";
             "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
             "min_cost": args.min_cost,
             // The order follows costs when they are known: new costs, new pages.
-            "costs": call.app.costs_version(),
+            "costs": call.costs_version(),
         });
-        let paging = Paging::new(Self::NAME, &question, &snapshot);
+        let paging = Paging::new(Self::NAME, &question, &estate);
         let offset = paging.offset(args.cursor.as_deref())?;
         let page: Vec<UntaggedResource> = found
             .iter()
@@ -260,7 +260,7 @@ ordered by number of missing keys. Page with next_cursor.";
             spend,
             spend_unavailable,
             view: args.view,
-            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

@@ -91,7 +91,7 @@ verify` checks it).";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let Some(log) = call.app.audit.clone() else {
+        let Some(log) = call.audit().cloned() else {
             return Err(ToolError::Unavailable(
                 "this process keeps no audit log (it is written by `tagwarden serve`)".into(),
             ));

@@ -227,16 +227,15 @@ answers are cached).";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let app = call.app;
-        let source = app.costs.clone().ok_or_else(no_cost_source)?;
+        let source = call.cost_source().cloned().ok_or_else(no_cost_source)?;
         let today = Utc::now().date_naive();
         let period = match &args.time_period {
             Some(p) => Some(period_arg(&p.start, &p.end, today)?),
             None => None,
         };
         let group_by = group_by(&args)?;
-        let snapshot = call.snapshot(args.force_refresh).await?;
-        let policy = snapshot.policy();
+        let estate = call.estate(args.force_refresh).await?;
+        let policy = estate.policy();
         // Effective tags carry canonical keys: `team` groups by the policy's `Team`.
         let group_by = match group_by {
             GroupBy::Tag(key) => GroupBy::Tag(policy.canonical_key(&key).to_string()),
@@ -250,8 +249,8 @@ answers are cached).";
             ));
         }
         let no_virtual_tags = |_: &str, _: &mut BTreeMap<String, String>| {};
-        let resources = &snapshot.inventory.resources;
-        let evaluated = &snapshot.evaluated;
+        let resources = &estate.inventory.resources;
+        let evaluated = &estate.evaluated;
         // Where approved virtual tags took effect, the effective tags are those the compliance
         // evaluation read (the same precedence: a valid native value stays).
         let with_virtual_tags = |id: &str, tags: &mut BTreeMap<String, String>| {
@@ -316,13 +315,8 @@ answers are cached).";
                     period,
                     metric: args.metric,
                 };
-                let costs = app
-                    .line_costs(
-                        &query,
-                        resources,
-                        &snapshot.inventory_version,
-                        args.force_refresh,
-                    )
+                let costs = call
+                    .line_costs(&query, &estate, args.force_refresh)
                     .await
                     .ok_or_else(no_cost_source)?
                     .map_err(cost_error)?;
@@ -364,7 +358,7 @@ answers are cached).";
             metric,
             currency,
             CostQuality::of(&report, reused),
-            DataQuality::of(&snapshot, &app.cache),
+            call.data_quality(&estate),
         ))
     }
 }

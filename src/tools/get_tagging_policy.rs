@@ -76,7 +76,7 @@ changed but refused, reload_error says why (the previous policy stays in force).
     }
 
     async fn run(call: &Call<'_>, _args: Args) -> Result<Output, ToolError> {
-        let policy = call.app.policy.current();
+        let policy = call.policy();
         let file = policy.file();
         let required = policy
             .required_rules()
@@ -99,10 +99,9 @@ changed but refused, reload_error says why (the previous policy stays in force).
             .map_err(|e| ToolError::Internal(format!("could not encode the policy: {e}")))?;
         Ok(Output {
             hash: policy.hash().to_string(),
-            source: call.app.policy.source().display(),
+            source: call.policy_holder().source().display(),
             loaded_at: call
-                .app
-                .policy
+                .policy_holder()
                 .loaded_at()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             version: file.version.clone(),
@@ -122,7 +121,7 @@ changed but refused, reload_error says why (the previous policy stays in force).
                 .collect(),
             max_tags: policy.max_tags().map(|(limit, _)| limit),
             summary: policy.summary_lines(),
-            reload_error: call.app.policy.last_error(),
+            reload_error: call.policy_holder().last_error(),
             policy: document,
         })
     }

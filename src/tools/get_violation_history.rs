@@ -109,7 +109,7 @@ when none match, the answer lists the scopes that have history.";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = history_store(call.app)?;
+        let store = history_store(call)?;
         let filters = snapshot_filters(
             &args.resource_types,
             &args.regions,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ToolError;
 use super::check_tag_compliance::SnapshotFilters;
+use super::{Call, ToolError};
 use crate::store::StoreError;
 use crate::store::history::HistoryStore;
 
@@ -18,8 +18,8 @@ pub struct FilterSet {
     pub snapshots: usize,
 }
 
-pub fn history_store(app: &crate::app::App) -> Result<Arc<HistoryStore>, ToolError> {
-    app.history.clone().ok_or_else(|| {
+pub fn history_store(call: &Call<'_>) -> Result<Arc<HistoryStore>, ToolError> {
+    call.history().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no history store is open; serve with a writable --data-dir (TAGWARDEN_DATA_DIR) \
              and take snapshots with check_tag_compliance(store_snapshot=true), \

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::common::DataQuality;
 use super::virtual_common::{blocking, check_key_value, effective_now, store};
 use super::{Call, Tool, ToolError};
-use crate::app::Snapshot;
+use crate::app::Estate;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
 use crate::store::virtual_tags::{Author, NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
@@ -167,7 +167,7 @@ and counts matches per rule).";
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let store = store(call)?;
         let stored = blocking(&store, |s| s.rules()).await?;
-        let policy = call.app.policy.current();
+        let policy = call.policy();
         match args.action {
             Action::List => Ok(Output {
                 rules: views(&stored)?,
@@ -268,8 +268,8 @@ and counts matches per rule).";
                         .collect::<Result<_, ToolError>>()?,
                 };
                 let compiled = CompiledRules::compile(&specs).map_err(rule_errors)?;
-                let snapshot = call.snapshot(false).await?;
-                let result = run_rules(&compiled, &snapshot);
+                let estate = call.estate(false).await?;
+                let result = run_rules(&compiled, &estate);
                 let mut out = Output {
                     matches_total: result.matches.len(),
                     per_rule: result
@@ -280,12 +280,12 @@ and counts matches per rule).";
                             matches: *matches,
                         })
                         .collect(),
-                    examples: examples(&snapshot, &result, args.limit as usize),
-                    data_quality: Some(DataQuality::of(&snapshot, &call.app.cache)),
+                    examples: examples(&estate, &result, args.limit as usize),
+                    data_quality: Some(call.data_quality(&estate)),
                     ..Output::empty(args.action)
                 };
                 if args.action == Action::Run {
-                    write_matches(call, &snapshot, &result, &mut out).await?;
+                    write_matches(call, &estate, &result, &mut out).await?;
                     let counts = result.per_rule.clone();
                     blocking(&store, move |s| s.record_rule_run(&counts)).await?;
                     out.rules = views(&blocking(&store, |s| s.rules()).await?)?;
@@ -296,21 +296,21 @@ and counts matches per rule).";
     }
 }
 
-fn run_rules(compiled: &CompiledRules, snapshot: &Snapshot) -> RunResult {
-    let effective = |i: usize| Cow::Owned(effective_now(snapshot, i));
-    compiled.run(&snapshot.inventory.resources, &effective)
+fn run_rules(compiled: &CompiledRules, estate: &Estate) -> RunResult {
+    let effective = |i: usize| Cow::Owned(effective_now(estate, i));
+    compiled.run(&estate.inventory.resources, &effective)
 }
 
 /// Writes each match's tags the policy accepts and that are not already in effect.
 async fn write_matches(
     call: &Call<'_>,
-    snapshot: &Snapshot,
+    estate: &Estate,
     result: &RunResult,
     out: &mut Output,
 ) -> Result<(), ToolError> {
     let store = store(call)?;
-    let policy = snapshot.policy();
-    let resources = &snapshot.inventory.resources;
+    let policy = estate.policy();
+    let resources = &estate.inventory.resources;
     // Tags people set or approved (manual, reviewed suggestions, imports) are never replaced
     // by a rule: a rule proposes where nobody has decided.
     let decided_by_people: std::collections::HashSet<(String, String)> = blocking(&store, |s| {
@@ -331,7 +331,7 @@ async fn write_matches(
     .collect();
     let (mut approved, mut pending) = (Vec::new(), Vec::new());
     for (i, m) in &result.matches {
-        let effective = effective_now(snapshot, *i);
+        let effective = effective_now(estate, *i);
         for (key, value) in &m.tags {
             let Ok(key) = check_key_value(policy, key, value) else {
                 out.rejected_values += 1;
@@ -389,13 +389,13 @@ async fn write_matches(
 /// rest.
 const MAX_WRITES: usize = 10_000;
 
-fn examples(snapshot: &Snapshot, result: &RunResult, limit: usize) -> Vec<MatchItem> {
+fn examples(estate: &Estate, result: &RunResult, limit: usize) -> Vec<MatchItem> {
     result
         .matches
         .iter()
         .take(limit)
         .map(|(i, m)| MatchItem {
-            resource_id: snapshot.inventory.resources[*i].id.to_string(),
+            resource_id: estate.inventory.resources[*i].id.to_string(),
             rule_id: m.rule_id,
             rule_name: m.rule_name.clone(),
             tags: m.tags.iter().cloned().collect(),

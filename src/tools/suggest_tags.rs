@@ -92,14 +92,14 @@ approved automatically). Approvals and denials of suggested tags tune how much e
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let snapshot = call.snapshot(false).await?;
+        let estate = call.estate(false).await?;
         let (chosen, not_found) = select(
-            &snapshot,
+            &estate,
             &args.resource_ids,
             args.filter.as_ref(),
             MAX_RESOURCES,
         )?;
-        let (feedback, rules) = match &call.app.virtual_tags {
+        let (feedback, rules) = match call.virtual_tags() {
             Some(s) => {
                 let feedback = blocking(s, |s| s.feedback()).await?;
                 let rules = blocking(s, |s| s.rules()).await?;
@@ -113,47 +113,36 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             .collect();
         // Rules that no longer compile add no evidence (manage_tag_rules reports them).
         let compiled = CompiledRules::compile(&specs).ok();
-        let policy = snapshot.policy();
-        let resources = &snapshot.inventory.resources;
+        let policy = estate.policy();
+        let resources = &estate.inventory.resources;
         // Synchronous work in its own scope: the suggester's closures are not `Send`, so it
         // must be gone before the store is awaited.
         let (out, by_band, proposals) = {
             let config = SuggestConfig::default();
             let key = format!(
                 "{}|{}|{}|{:?}|{:?}",
-                snapshot.inventory_version,
+                estate.inventory_version,
                 policy.hash(),
-                snapshot.evaluated.overlay.generation,
+                estate.evaluated.overlay.generation,
                 feedback,
                 config
             );
-            let kept = call
-                .app
-                .suggest_stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, stats)| stats.clone());
+            let kept = call.suggest_stats().get(&key);
             let mut suggester = match kept {
                 Some(stats) => Suggester::from_stats(policy, resources, stats),
                 None => {
-                    let effective = |i: usize| effective_now(&snapshot, i);
+                    let effective = |i: usize| effective_now(&estate, i);
                     let built = Suggester::new(policy, resources, &effective, &feedback, config);
-                    *call
-                        .app
-                        .suggest_stats
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some((key, built.stats()));
+                    call.suggest_stats().put(key, built.stats());
                     built
                 }
             };
             if let Some(compiled) = compiled.filter(|c| !c.is_empty()) {
-                let snapshot = &snapshot;
+                let estate = &estate;
                 suggester = suggester.with_rule_values(Box::new(move |i, key| {
-                    let tags = effective_now(snapshot, i);
+                    let tags = effective_now(estate, i);
                     compiled
-                        .first_match(&snapshot.inventory.resources[i], &tags)
+                        .first_match(&estate.inventory.resources[i], &tags)
                         .and_then(|m| m.tags.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
                 }));
             }
@@ -215,7 +204,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             proposed,
             proposed_ids,
             feedback,
-            data_quality: DataQuality::of(&snapshot, &call.app.cache),
+            data_quality: call.data_quality(&estate),
         })
     }
 }

@@ -114,11 +114,11 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         let mut results = Vec::new();
         let mut not_found = Vec::new();
         let mut data_quality = None;
-        let mut policy = call.app.policy.current();
+        let mut policy = call.policy();
         if !args.resource_ids.is_empty() {
-            let snapshot = call.snapshot(args.force_refresh).await?;
-            policy = snapshot.evaluated.policy.clone();
-            let resources = &snapshot.inventory.resources;
+            let estate = call.estate(args.force_refresh).await?;
+            policy = estate.evaluated.policy.clone();
+            let resources = &estate.inventory.resources;
             for id in &args.resource_ids {
                 match crate::inventory::index_of(resources, id) {
                     Some(i) => results.push(validate(
@@ -126,12 +126,12 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
                         id,
                         &resources[i].resource_type,
                         &resources[i].tags,
-                        snapshot.evaluated.combined.get(&(i as u32)),
+                        estate.evaluated.combined.get(&(i as u32)),
                     )),
                     None => not_found.push(id.clone()),
                 }
             }
-            data_quality = Some(DataQuality::of(&snapshot, &call.app.cache));
+            data_quality = Some(call.data_quality(&estate));
         }
         if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
             let tags: Tags = normalise_tags(

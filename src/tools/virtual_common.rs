@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::costs::{ResourceCosts, amount};
 use super::{Call, ToolError};
-use crate::app::Snapshot;
+use crate::app::Estate;
 use crate::compliance::ResourceFilter;
 use crate::compliance::overlay::{VirtualValue, combine};
 use crate::cost::attribution::{AttributionInput, GroupBy, KeyJudge, attribute, pct};
@@ -29,7 +29,7 @@ pub const MAX_RESOURCES: usize = 10_000;
 
 /// The virtual-tag store, or an answer saying how to get one.
 pub fn store(call: &Call<'_>) -> Result<Arc<VirtualTagStore>, ToolError> {
-    call.app.virtual_tags.clone().ok_or_else(|| {
+    call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
              (TAGWARDEN_DATA_DIR), where history.db keeps virtual tags and rules"
@@ -93,12 +93,12 @@ impl ResourceSelector {
 /// Resource indices chosen by ids (in the order given; unknown ids returned apart) or by a
 /// filter (inventory order). Exactly one way must be used.
 pub fn select(
-    snapshot: &Snapshot,
+    estate: &Estate,
     ids: &[String],
     filter: Option<&ResourceSelector>,
     max: usize,
 ) -> Result<(Vec<usize>, Vec<String>), ToolError> {
-    let resources = &snapshot.inventory.resources;
+    let resources = &estate.inventory.resources;
     let filter = filter.filter(|f| !f.is_empty());
     let (chosen, unknown) = match (ids.is_empty(), filter) {
         (false, Some(_)) => {
@@ -125,7 +125,7 @@ pub fn select(
             }
             (chosen, unknown)
         }
-        (true, Some(f)) => (select_by_filter(snapshot, f)?, Vec::new()),
+        (true, Some(f)) => (select_by_filter(estate, f)?, Vec::new()),
     };
     if chosen.len() > max {
         return Err(ToolError::invalid(format!(
@@ -136,8 +136,8 @@ pub fn select(
     Ok((chosen, unknown))
 }
 
-fn select_by_filter(snapshot: &Snapshot, f: &ResourceSelector) -> Result<Vec<usize>, ToolError> {
-    let policy = snapshot.policy();
+fn select_by_filter(estate: &Estate, f: &ResourceSelector) -> Result<Vec<usize>, ToolError> {
+    let policy = estate.policy();
     let base = ResourceFilter::new(&f.resource_types, &f.regions, &f.accounts);
     let glob = f.name_glob.as_deref().map(Wildcard::new);
     let regex = match &f.name_regex {
@@ -169,7 +169,7 @@ fn select_by_filter(snapshot: &Snapshot, f: &ResourceSelector) -> Result<Vec<usi
         .iter()
         .map(|k| policy.canonical_key(k))
         .collect();
-    let resources = &snapshot.inventory.resources;
+    let resources = &estate.inventory.resources;
     let mut chosen = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         if !base.matches(r)
@@ -179,7 +179,7 @@ fn select_by_filter(snapshot: &Snapshot, f: &ResourceSelector) -> Result<Vec<usi
             continue;
         }
         if needs_tags {
-            let effective = policy.effective_tags(snapshot.evaluated.effective_input(i, &r.tags));
+            let effective = policy.effective_tags(estate.evaluated.effective_input(i, &r.tags));
             let equal = tags_equal
                 .iter()
                 .all(|(k, v)| effective.get(k.as_str()) == Some(v));
@@ -276,15 +276,15 @@ pub struct Effect {
 }
 
 /// The effect of laying `additions` (resource index → virtual tags) over the virtual tags
-/// already in effect. Pure computation on the snapshot: nothing is written.
+/// already in effect. Pure computation on the estate: nothing is written.
 pub fn effect(
-    snapshot: &Snapshot,
+    estate: &Estate,
     costs: Option<&ResourceCosts>,
     additions: &FxHashMap<usize, Vec<VirtualValue>>,
 ) -> Effect {
-    let policy = snapshot.policy();
-    let resources = &snapshot.inventory.resources;
-    let evaluated = &snapshot.evaluated;
+    let policy = estate.policy();
+    let resources = &estate.inventory.resources;
+    let evaluated = &estate.evaluated;
     let fail_at = policy.fail_at();
     let mut evaluator = policy.evaluator();
     let summary_before =
@@ -383,11 +383,11 @@ pub fn effect(
 }
 
 /// A resource's effective tags now (approved virtual tags included).
-pub fn effective_now(snapshot: &Snapshot, index: usize) -> BTreeMap<String, String> {
-    let r = &snapshot.inventory.resources[index];
-    snapshot
+pub fn effective_now(estate: &Estate, index: usize) -> BTreeMap<String, String> {
+    let r = &estate.inventory.resources[index];
+    estate
         .policy()
-        .effective_tags(snapshot.evaluated.effective_input(index, &r.tags))
+        .effective_tags(estate.evaluated.effective_input(index, &r.tags))
 }
 
 /// `VirtualValue` from tool arguments.

@@ -308,12 +308,12 @@ fn default_hosts(bound: IpAddr) -> Vec<String> {
 /// when the last audit write failed (the server then answers no tool call).
 async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
     let app = server.app();
-    let failing = app.audit.as_ref().and_then(|log| log.failing());
+    let failing = app.audit().and_then(|log| log.failing());
     let (status, code) = match &failing {
         None => ("ok", StatusCode::OK),
         Some(_) => ("failing", StatusCode::SERVICE_UNAVAILABLE),
     };
-    let audit = match (&app.audit, failing) {
+    let audit = match (app.audit(), failing) {
         (None, _) => "off".to_string(),
         (Some(_), None) => "ok".to_string(),
         (Some(_), Some(why)) => format!("failing: {why}"),
@@ -322,7 +322,7 @@ async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
         "status": status,
         "audit": audit,
         "version": env!("CARGO_PKG_VERSION"),
-        "policy_hash": app.policy.current().hash(),
+        "policy_hash": app.policy().current().hash(),
         "resources_cached": app.cached_resources().await,
     }));
     (code, body)

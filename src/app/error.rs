@@ -1,0 +1,40 @@
+//! The one error type of a tool call or use-case, as the assistant sees it: an `isError` result
+//! whose message says what to do. It lives beside `Call` so that the layers under the tools
+//! (use-cases, the CLI, the scheduler) report the same way without reaching up into `tools`.
+
+use crate::inventory::InventoryError;
+
+/// An error a tool reports to the assistant as an `isError` result: the message says what to do.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ToolError {
+    /// The arguments are wrong; the message names the argument and the fix.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The data needed is not available (cloud unreachable, file missing, ...).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state; the message says so without internals.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ToolError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ToolError::InvalidArgument(message.into())
+    }
+
+    /// Short class for logs and audit (`invalid_argument`, `unavailable`, `internal`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ToolError::InvalidArgument(_) => "invalid_argument",
+            ToolError::Unavailable(_) => "unavailable",
+            ToolError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<InventoryError> for ToolError {
+    fn from(e: InventoryError) -> Self {
+        ToolError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,144 @@
+//! The application state every tool and command works from: the policy in force, the inventory
+//! source, and the latest scan with its evaluation, cached in-process.
+//!
+//! A scan is single-flight (concurrent callers wait for the same scan) and kept for `ttl` from
+//! when its data was read (a listing taken from the shared cache is as old as it is there); an
+//! evaluation is kept per (scan, policy hash), so a policy reload re-evaluates without rescanning.
+//! The cache of tool answers and the history store hang off the application too.
+//!
+//! The parts: `policy` (the policy in force), `estate` (scans and their evaluation), `costs`
+//! (cost sources and the money answers carry), `quality` (the `data_quality` block), `call`
+//! (what one tool call sees) and `error` (what it reports).
+
+mod call;
+pub mod costs;
+mod error;
+mod estate;
+mod policy;
+pub mod quality;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::cache::Cache;
+use crate::compliance::overlay::VirtualOverlay;
+use crate::inventory::InventoryProvider;
+use crate::store::audit::AuditLog;
+use crate::store::history::HistoryStore;
+use crate::store::virtual_tags::VirtualTagStore;
+pub use call::{Call, Memo, Principal};
+use costs::KeptCosts;
+pub use costs::{CostSource, CostsForAnswer};
+pub use error::ToolError;
+use estate::Loaded;
+pub use estate::{Estate, Evaluated, ScanSource};
+pub use policy::{PolicyHolder, PolicySource};
+
+pub struct App {
+    policy: PolicyHolder,
+    /// The audit log of tool calls, when serving (read by `get_audit_trail`).
+    audit: Option<Arc<AuditLog>>,
+    /// Compliance snapshots, when a data directory is in use.
+    history: Option<Arc<HistoryStore>>,
+    /// Tool answers (and, with Redis, scan listings).
+    cache: Arc<Cache>,
+    provider: Arc<dyn InventoryProvider>,
+    ttl: Duration,
+    loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
+    scan_lock: Mutex<()>,
+    /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
+    virtual_tags: Option<Arc<VirtualTagStore>>,
+    /// The approved virtual tags in effect, as last read from the store.
+    overlay: RwLock<Arc<VirtualOverlay>>,
+    /// Suggestion statistics of the last estate they were built for, keyed by what they
+    /// depend on (inventory, policy, virtual tags, feedback).
+    suggest_stats: Memo<crate::suggest::SuggestStats>,
+    /// Where costs come from, when configured.
+    costs: Option<CostSource>,
+    /// Recent resource-level costs per question, so compliance answers do not re-read a large
+    /// cost file (or pay for a Cost Explorer request) each time.
+    line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
+}
+
+impl App {
+    pub fn new(policy: PolicyHolder, provider: Arc<dyn InventoryProvider>, ttl: Duration) -> App {
+        App {
+            policy,
+            audit: None,
+            history: None,
+            cache: Arc::new(Cache::in_process()),
+            provider,
+            ttl,
+            loaded: tokio::sync::RwLock::new(None),
+            scan_lock: Mutex::new(()),
+            virtual_tags: None,
+            suggest_stats: Memo::default(),
+            // Never a store generation: the first look at a store reads it.
+            overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
+            costs: None,
+            line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
+        }
+    }
+
+    /// Virtual tags: read into the effective view, and written by the virtual-tag tools.
+    pub fn with_virtual_tags(mut self, store: Arc<VirtualTagStore>) -> App {
+        self.virtual_tags = Some(store);
+        self
+    }
+
+    pub fn with_costs(mut self, costs: Option<CostSource>) -> App {
+        self.costs = costs;
+        self
+    }
+
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {
+        self.audit = Some(audit);
+        self
+    }
+
+    pub fn with_history(mut self, history: Arc<HistoryStore>) -> App {
+        self.history = Some(history);
+        self
+    }
+
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> App {
+        self.cache = cache;
+        self
+    }
+
+    /// How long scans and cached answers stay fresh.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn source_description(&self) -> String {
+        self.provider.describe()
+    }
+
+    /// The policy in force (and where it comes from, its last reload error).
+    pub fn policy(&self) -> &PolicyHolder {
+        &self.policy
+    }
+
+    /// The audit log of tool calls, when serving.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Compliance snapshots, when a data directory is in use.
+    pub fn history(&self) -> Option<&Arc<HistoryStore>> {
+        self.history.as_ref()
+    }
+
+    /// The virtual-tag store, when a data directory is in use.
+    pub fn virtual_tags(&self) -> Option<&Arc<VirtualTagStore>> {
+        self.virtual_tags.as_ref()
+    }
+
+    /// Where costs come from, when configured.
+    pub fn cost_source(&self) -> Option<&CostSource> {
+        self.costs.as_ref()
+    }
+}
