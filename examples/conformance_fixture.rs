@@ -19,7 +19,7 @@
 //! cargo run --example conformance_fixture -- --http 127.0.0.1:0
 //! ```
 //!
-//! Logs `listening on http://ADDR/mcp` on stderr once bound. `tests/conformance.rs` drives it.
+//! Logs `listening on http://ADDR/mcp` on stderr once bound. `tests/it/conformance.rs` drives it.
 
 // Sampling, roots and logging are deprecated by SEP-2577, yet the 2025-11-25 scenarios test them.
 #![allow(deprecated)]

@@ -308,7 +308,7 @@ class NoDelayConnection(http.client.HTTPConnection):
 
 class StatelessHttpClient:
     """One keep-alive HTTP/1.1 connection; every tools/call carries the 2026-07-28 headers and
-    `_meta` (the form tests/mcp_http.rs `stateless_2026_07_28_requests_are_served` sends)."""
+    `_meta` (the form tests/it/mcp_http.rs `stateless_2026_07_28_requests_are_served` sends)."""
 
     def __init__(self, host, port):
         self.conn = NoDelayConnection(host, port, timeout=600)

@@ -401,23 +401,32 @@ mod tests {
     #[test]
     fn every_tool_has_object_schemas_and_annotations() {
         let registry = Registry::new();
+        // The registry is the one list of tools (the integration tests take theirs from it):
+        // each name once, and exactly the tools whose schemas are exported to tools/*.json.
+        let names = registry.names();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
         assert_eq!(
-            registry.names(),
-            vec![
-                "check_tag_compliance",
-                "find_untagged_resources",
-                "validate_resource_tags",
-                "get_cost_attribution_gap",
-                "suggest_tags",
-                "apply_virtual_tag",
-                "review_virtual_tags",
-                "manage_tag_rules",
-                "get_tagging_policy",
-                "get_violation_history",
-                "detect_tag_drift",
-                "get_audit_trail"
-            ]
+            unique.len(),
+            names.len(),
+            "a tool registered twice: {names:?}"
         );
+        let exported: std::collections::BTreeSet<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tools"))
+                .expect("tools/ holds the exported schemas")
+                .filter_map(|e| {
+                    let path = e.ok()?.path();
+                    (path.extension()? == "json")
+                        .then(|| path.file_stem()?.to_str().map(str::to_owned))?
+                })
+                .collect();
+        assert_eq!(
+            unique,
+            exported.iter().map(String::as_str).collect(),
+            "registered tools vs tools/*.json (run `tagwarden tools export tools`)"
+        );
+        // Listed first: clients that call every tool in list order (tests/clients) store a
+        // snapshot with check_tag_compliance before detect_tag_drift compares snapshots.
+        assert_eq!(names.first(), Some(&"check_tag_compliance"));
         for d in registry.definitions() {
             assert_eq!(
                 d.input_schema.get("type"),

@@ -2,13 +2,15 @@
 """Drive Tagwarden with the official Python MCP SDK (an independent client).
 
 Usage:
-  python_sdk_client.py --mode MODE --expect CHECK.json --stdio BIN [ARGS...]
-  python_sdk_client.py --mode MODE --expect CHECK.json --http URL
+  python_sdk_client.py --mode MODE --tools NAMES --expect CHECK.json --stdio BIN [ARGS...]
+  python_sdk_client.py --mode MODE --tools NAMES --expect CHECK.json --http URL
 
 MODE is `legacy` (2025-11-25 initialize handshake, sessions over HTTP) or `2026-07-28`
-(stateless). For every tool: its input and output schemas must be valid JSON Schema; a valid
-call must succeed with structuredContent valid against the outputSchema; an invalid call must
-come back with isError. check_tag_compliance must report exactly the numbers in CHECK.json
+(stateless). NAMES (comma-separated) are the tools the server must list, from its registry
+(tests/it/python_sdk.rs passes them); each needs example arguments in VALID and INVALID below.
+For every tool: its input and output schemas must be valid JSON Schema; a valid call must
+succeed with structuredContent valid against the outputSchema; an invalid call must come back
+with isError. check_tag_compliance must report exactly the numbers in CHECK.json
 (what `tagwarden check --format json` printed). Prints a JSON summary; exits non-zero on any
 failure.
 """
@@ -22,6 +24,7 @@ import jsonschema
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+# Example arguments per tool (a new tool needs one valid and one invalid example here).
 VALID = {
     "check_tag_compliance": {"limit": 10, "store_snapshot": True},
     "find_untagged_resources": {"limit": 3, "tag_keys": ["CostCenter"]},
@@ -66,14 +69,17 @@ def text_of(result):
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-async def exercise(target, mode, expected):
+async def exercise(target, mode, expected, registered):
     summary = {"mode": mode, "tools": []}
     async with Client(target, mode=mode) as client:
         summary["protocol_version"] = client.protocol_version
         tools = (await client.list_tools()).tools
         names = [t.name for t in tools]
-        if sorted(names) != sorted(VALID):
-            fail(f"tools/list returned {names}")
+        if sorted(names) != sorted(registered):
+            fail(f"tools/list returned {names}, the registry has {registered}")
+        missing = [n for n in names if n not in VALID or n not in INVALID]
+        if missing:
+            fail(f"no example arguments in python_sdk_client.py for {missing}")
         for tool in tools:
             for kind, schema in (("inputSchema", tool.input_schema), ("outputSchema", tool.output_schema)):
                 if schema is None:
@@ -109,6 +115,7 @@ async def exercise(target, mode, expected):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="legacy")
+    parser.add_argument("--tools", required=True)
     parser.add_argument("--expect", required=True)
     parser.add_argument("--http")
     parser.add_argument("--stdio", nargs=argparse.REMAINDER)
@@ -121,7 +128,8 @@ def main():
         target = StdioServerParameters(command=args.stdio[0], args=args.stdio[1:])
     else:
         fail("give --http URL or --stdio BIN ARGS")
-    summary = asyncio.run(exercise(target, args.mode, expected))
+    registered = [n for n in args.tools.split(",") if n]
+    summary = asyncio.run(exercise(target, args.mode, expected, registered))
     print(json.dumps(summary))
 
 

@@ -9,8 +9,6 @@
 //! anything else (FAILURE, WARNING, SKIPPED) must be listed in the target's expected-failures
 //! file with a reason, and a listed check that passes is a stale entry, which also fails.
 
-mod common;
-
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -20,7 +18,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, repo};
+use crate::common::{HttpServer, repo};
 use serde_json::Value;
 
 /// The two wires; a scenario applicable to both runs on both.

@@ -6,14 +6,12 @@
 //! when none answers); every test uses a key prefix of its own. The "Redis down" test starts a
 //! private redis-server and kills it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::StdioClient;
+use crate::common::StdioClient;
 use serde_json::{Value, json};
 
 fn shared_redis_url() -> String {
@@ -66,7 +64,7 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start() -> PrivateRedis {
         let mut r = PrivateRedis {
-            port: common::free_port(),
+            port: crate::common::free_port(),
             child: None,
         };
         r.restart();
@@ -272,10 +270,11 @@ fn a_policy_change_changes_the_key_so_the_answer_is_recomputed() {
     let prefix = unique_prefix("policy");
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.json");
-    let original = std::fs::read_to_string(common::repo().join("policies/tagging_policy.json"))
-        .expect("default policy file");
+    let original =
+        std::fs::read_to_string(crate::common::repo().join("policies/tagging_policy.json"))
+            .expect("default policy file");
     std::fs::write(&policy, &original).unwrap();
-    let policy_arg = common::path_str(&policy);
+    let policy_arg = crate::common::path_str(&policy);
     let mut s = server(Some(&url), &prefix, &["--policy", &policy_arg]);
     let q = json!({"limit": 0});
     let before = structured(&s.call("check_tag_compliance", q.clone()));

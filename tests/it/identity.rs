@@ -6,9 +6,7 @@
 //!
 //! Each test runs the real binary over HTTP with two tokens, A and B.
 
-mod common;
-
-use common::{HttpClient, HttpServer, messages};
+use crate::common::{HttpClient, HttpServer, messages};
 use serde_json::{Value, json};
 use sha2::Digest;
 

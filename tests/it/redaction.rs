@@ -2,11 +2,9 @@
 //! audit log, and resource ids that merely contain a key-shaped word come back whole, so the
 //! id one tool returns is accepted by the next.
 
-mod common;
-
 use std::path::Path;
 
-use common::StdioClient;
+use crate::common::StdioClient;
 use serde_json::{Value, json};
 
 const KEY: &str = "AKIAIOSFODNN7EXAMPLE";

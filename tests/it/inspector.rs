@@ -2,12 +2,10 @@
 //! claude_desktop_config.example.json says (`tagwarden-demo` entry: command `tagwarden`, found on
 //! PATH), lists the tools with strict schema-portability checks, and calls check_tag_compliance.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::repo;
+use crate::common::repo;
 use serde_json::Value;
 
 fn inspector(args: &[&str]) -> (i32, String, String) {
@@ -17,7 +15,10 @@ fn inspector(args: &[&str]) -> (i32, String, String) {
         "the MCP Inspector is not installed: run ./scripts/test.sh (npm ci in tests/js)"
     );
     // The config names the command `tagwarden`: put the freshly built binary first on PATH.
-    let bin_dir = PathBuf::from(common::bin()).parent().unwrap().to_path_buf();
+    let bin_dir = PathBuf::from(crate::common::bin())
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let path = format!(
         "{}:{}:{}",
         bin_dir.display(),
@@ -61,7 +62,7 @@ fn inspector_lists_tools_strictly_from_the_example_config() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), common::tool_count(), "{names:?}");
+    assert_eq!(names.len(), crate::common::tool_count(), "{names:?}");
 }
 
 #[test]
@@ -79,6 +80,6 @@ fn inspector_calls_check_tag_compliance_on_the_demo_estate() {
     let s = &result["structuredContent"];
     assert_eq!(s["resources"], 5000);
     assert_eq!(s["violations"].as_array().unwrap().len(), 3);
-    let expected = common::check_json(&["--demo", "--limit", "3"], &[]);
+    let expected = crate::common::check_json(&["--demo", "--limit", "3"], &[]);
     assert_eq!(s["score_pct"], expected["score_pct"]);
 }

@@ -1,9 +1,7 @@
 //! MCP over Streamable HTTP against the real binary on the demo estate: sessions (2025-11-25),
 //! stateless requests (2026-07-28), errors, DNS-rebinding and token protection.
 
-mod common;
-
-use common::{HttpClient, HttpServer, check_json, messages, without_timing};
+use crate::common::{HttpClient, HttpServer, check_json, messages, without_timing};
 use serde_json::{Value, json};
 
 const DEMO: &[&str] = &["--demo", "--no-prewarm"];
@@ -17,7 +15,7 @@ async fn session_lists_tools_and_matches_the_cli() {
 
     let list = c.request("tools/list", json!({})).await;
     let tools = list["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), common::tool_count());
+    assert_eq!(tools.len(), crate::common::tool_count());
     for t in tools {
         assert!(t["inputSchema"].is_object() && t["outputSchema"].is_object());
     }
@@ -94,7 +92,7 @@ async fn malformed_json_gets_a_jsonrpc_parse_error_and_serving_continues() {
     let list = c.request("tools/list", json!({})).await;
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        common::tool_count()
+        crate::common::tool_count()
     );
 }
 
@@ -133,7 +131,7 @@ async fn healthz_and_host_checks() {
         .header("Content-Type", "application/json")
         .body(
             json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": common::PROTOCOL, "capabilities": {},
+            "protocolVersion": crate::common::PROTOCOL, "capabilities": {},
             "clientInfo": {"name": "x", "version": "1"}}})
             .to_string(),
         )
@@ -150,7 +148,7 @@ async fn bearer_tokens_are_enforced_when_configured() {
     let (status, headers, _) = c
         .post(
             json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": common::PROTOCOL, "capabilities": {},
+            "protocolVersion": crate::common::PROTOCOL, "capabilities": {},
             "clientInfo": {"name": "x", "version": "1"}}}),
         )
         .await;
@@ -178,7 +176,7 @@ async fn bearer_tokens_are_enforced_when_configured() {
 
 #[test]
 fn non_loopback_bind_without_tokens_is_refused() {
-    let (code, _, stderr) = common::run(&["serve", "--http", "0.0.0.0:0", "--demo"], &[]);
+    let (code, _, stderr) = crate::common::run(&["serve", "--http", "0.0.0.0:0", "--demo"], &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("TAGWARDEN_API_TOKENS"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -190,7 +188,7 @@ fn non_loopback_bind_without_tokens_is_refused() {
 async fn server_survives_its_stderr_reader_going_away() {
     use std::io::BufRead;
     let data = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::bin())
+    let mut child = std::process::Command::new(crate::common::bin())
         .args(["serve", "--http", "127.0.0.1:0", "--demo", "--no-prewarm"])
         .env("TAGWARDEN_DATA_DIR", data.path())
         .env("TAGWARDEN_LOG", "debug")

@@ -3,11 +3,9 @@
 //! check_tag_compliance against `tagwarden check --format json` — over stdio and Streamable
 //! HTTP, in both protocol eras (2025-11-25 with sessions, 2026-07-28 stateless).
 
-mod common;
-
 use std::process::Command;
 
-use common::{HttpServer, bin, path_str, repo, run, venv_bin};
+use crate::common::{HttpServer, bin, path_str, repo, run, venv_bin};
 use serde_json::Value;
 
 fn expected_check(dir: &tempfile::TempDir) -> String {
@@ -22,8 +20,11 @@ fn expected_check(dir: &tempfile::TempDir) -> String {
 }
 
 fn sdk_client(args: &[&str]) -> Value {
+    // The tools the server must list come from the registry, not a list kept in the client.
+    let tools = tagwarden::tools::Registry::new().names().join(",");
     let out = Command::new(venv_bin("python"))
         .arg(repo().join("tests/clients/python_sdk_client.py"))
+        .args(["--tools", &tools])
         .args(args)
         .current_dir(repo())
         .output()
@@ -45,7 +46,7 @@ fn sdk_client(args: &[&str]) -> Value {
     );
     assert_eq!(
         summary["tools"].as_array().unwrap().len(),
-        common::tool_count()
+        crate::common::tool_count()
     );
     summary
 }

@@ -3,10 +3,8 @@
 //! the exact number of Cost Explorer requests (≤ required keys + 3), the fallback when
 //! resource-level data is refused, and that a repeated question makes no request at all.
 
-mod common;
-
-use common::moto::{Moto, env_refs};
-use common::{StdioClient, path_str};
+use crate::common::moto::{Moto, env_refs};
+use crate::common::{StdioClient, path_str};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"{

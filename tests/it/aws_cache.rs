@@ -5,12 +5,10 @@
 //! moto here is this binary's own, and the tests take turns (a lock), so the request counts one
 //! test reads are its own.
 
-mod common;
-
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use common::moto::{Moto, env_refs};
-use common::{StdioClient, fixture, path_str};
+use crate::common::moto::{Moto, env_refs};
+use crate::common::{StdioClient, fixture, path_str};
 use serde_json::{Value, json};
 
 fn moto() -> &'static Moto {

@@ -4,11 +4,9 @@
 //! virtual tags" figure stays what it was. Then the guard rails of apply_virtual_tag and the
 //! rules' create → test → run cycle.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{HttpClient, HttpServer, StdioClient};
+use crate::common::{HttpClient, HttpServer, StdioClient};
 use serde_json::{Value, json};
 
 const DEMO: &[&str] = &[

@@ -1,8 +1,6 @@
 //! The command line as a user meets it: summaries, exit codes and one-line errors.
 
-mod common;
-
-use common::{check_json, fixture, path_str, run};
+use crate::common::{check_json, fixture, path_str, run};
 
 #[test]
 fn check_demo_prints_a_summary() {

@@ -1,11 +1,9 @@
 //! The guard rails on every tool call, over stdio and HTTP: budgets, loop detection, input
 //! limits, output sanitisation, correlation ids, and the hash-chained audit log.
 
-mod common;
-
 use std::path::Path;
 
-use common::{HttpClient, HttpServer, StdioClient, run};
+use crate::common::{HttpClient, HttpServer, StdioClient, run};
 use serde_json::{Value, json};
 
 const DEMO: &[&str] = &["--demo", "--no-prewarm"];

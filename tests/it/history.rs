@@ -2,13 +2,11 @@
 //! week and month with exact points, trend and change; scheduled snapshots while serving; and
 //! retention pruning what is older than `--keep-days`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::StdioClient;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use common::StdioClient;
 use serde_json::{Value, json};
 use tagwarden::history::{MemberRecord, NewSnapshot};
 use tagwarden::policy::Severity;
@@ -85,7 +83,7 @@ fn a_year_of_daily_snapshots_groups_by_day_week_and_month_exactly() {
         expected_days.push((day.format("%Y-%m-%d").to_string(), compliant));
     }
     drop(store);
-    let data_dir = common::path_str(dir.path());
+    let data_dir = crate::common::path_str(dir.path());
     let mut c = server(&data_dir, &[]);
 
     // Days: the last 30 days' points (days_back counts back from now).
@@ -183,10 +181,10 @@ fn a_year_of_daily_snapshots_groups_by_day_week_and_month_exactly() {
 #[test]
 fn scheduled_snapshots_are_taken_and_old_ones_pruned() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = common::path_str(dir.path());
+    let data_dir = crate::common::path_str(dir.path());
     // An old snapshot (500 days ago) from the CLI, beyond --keep-days 400.
     let old = (Utc::now() - chrono::Duration::days(500)).to_rfc3339();
-    let (code, _, err) = common::run(
+    let (code, _, err) = crate::common::run(
         &[
             "check",
             "--demo",

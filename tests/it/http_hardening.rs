@@ -6,14 +6,12 @@
 //! Every request goes to a loopback address; a few come from 127.0.0.2–127.0.0.4 (the loopback
 //! range) to stand for other clients.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::{PROTOCOL, bin, messages, repo};
+use crate::common::{PROTOCOL, bin, messages, repo};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

@@ -2,8 +2,6 @@
 //! with an HTML error page and paginates: retries are counted, a failed region is reported in
 //! data_quality (never dropped silently), what was fetched is kept, nothing crashes.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -110,7 +108,7 @@ async fn check(url: String, regions: &str) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
         let e = env(&url);
         let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        common::run(
+        crate::common::run(
             &[
                 "check",
                 "--aws",

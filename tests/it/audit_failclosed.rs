@@ -4,13 +4,11 @@
 //! answered. The full disk is made real with `--audit-max-bytes` (SQLite's page cap), and —
 //! since CI runs as root — once more with a small tmpfs.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{HttpClient, HttpServer, StdioClient, run};
+use crate::common::{HttpClient, HttpServer, StdioClient, run};
 use serde_json::{Value, json};
 
 /// No budget or loop refusals: every call below is meant to reach the audit log.
@@ -201,7 +199,7 @@ fn refused_calls_write_small_rows() {
     let mut c = StdioClient::start(&["--demo", "--no-prewarm"], &[]);
     let init = c.request(
         "initialize",
-        json!({"protocolVersion": common::PROTOCOL, "capabilities": {},
+        json!({"protocolVersion": crate::common::PROTOCOL, "capabilities": {},
                "clientInfo": {"name": "n".repeat(50_000), "version": "1"}}),
     );
     assert!(init.get("result").is_some(), "{init}");

@@ -3,14 +3,12 @@
 //! three snapshots on three days, then `get_violation_history` and `detect_tag_drift` must report
 //! exactly those edits and their effect on the counts.
 
-mod common;
-
+use crate::common::moto::{Moto, env_refs};
+use crate::common::{StdioClient, fixture, path_str};
 use aws_sdk_resourcegroupstagging::Client;
 use aws_sdk_resourcegroupstagging::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use chrono::{Duration, Utc};
-use common::moto::{Moto, env_refs};
-use common::{StdioClient, fixture, path_str};
 use serde_json::{Value, json};
 
 const REGIONS: &str = "us-east-1,eu-west-1";
@@ -80,7 +78,7 @@ fn snapshot(m: &Moto, data_dir: &str, taken_at: &str) -> Value {
     let env = m.env();
     let mut env = env_refs(&env);
     env.push(("TAGWARDEN_DATA_DIR", data_dir));
-    let (code, out, err) = common::run(
+    let (code, out, err) = crate::common::run(
         &[
             "check",
             "--aws",

@@ -2,12 +2,10 @@
 //! over the CLI and over MCP, must give exactly what an independent recount says, with API calls
 //! equal to the pages needed.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::moto::{Moto, env_refs};
-use common::{StdioClient, check_json, fixture, path_str};
+use crate::common::moto::{Moto, env_refs};
+use crate::common::{StdioClient, check_json, fixture, path_str};
 use serde_json::{Value, json};
 
 /// One moto per test binary, seeded once; tests only read from it.

@@ -2,11 +2,9 @@
 //! an independent recount to the micro-unit, the parts add up, money reaches compliance
 //! findings, and bad questions get answers that say what to do.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{StdioClient, fixture, path_str};
+use crate::common::{StdioClient, fixture, path_str};
 use serde_json::{Value, json};
 use tagwarden::cost::demo::demo_line_costs;
 use tagwarden::cost::{CostMetric, Period};
@@ -36,7 +34,7 @@ fn error_text(result: &Value) -> String {
 /// The policy file the server reads (tests run in the repository), as plain JSON: the recount
 /// reads allowed values, patterns, types and conditions from it directly.
 fn policy_json() -> Value {
-    let text = std::fs::read_to_string(common::repo().join("policies/tagging_policy.json"))
+    let text = std::fs::read_to_string(crate::common::repo().join("policies/tagging_policy.json"))
         .expect("policy file");
     serde_json::from_str(&text).expect("policy JSON")
 }
@@ -139,7 +137,8 @@ fn demo_gap_equals_an_independent_recount() {
         CostMetric::BilledCost,
         String::new(),
     );
-    let policy = load_policy_file(&common::repo().join("policies/tagging_policy.json")).unwrap();
+    let policy =
+        load_policy_file(&crate::common::repo().join("policies/tagging_policy.json")).unwrap();
     let raw = policy_json();
     let (mut total, mut attributable) = (0i64, 0i64);
     let mut by_type: BTreeMap<String, i64> = BTreeMap::new();
@@ -295,7 +294,7 @@ fn bad_cost_questions_say_what_to_do() {
     // Without any cost source the answer says how to configure one.
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.json");
-    let (code, _, stderr) = common::run(
+    let (code, _, stderr) = crate::common::run(
         &[
             "demo",
             "export",
@@ -545,7 +544,7 @@ fn amounts_too_large_to_total_are_an_error_naming_the_file() {
          r3,2026-10-03,EC2,1.00\n",
     )
     .unwrap();
-    let (code, stdout, stderr) = common::run(&["cost", "inspect", &path_str(&big)], &[]);
+    let (code, stdout, stderr) = crate::common::run(&["cost", "inspect", &path_str(&big)], &[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
         stderr.contains("big.csv") && stderr.contains("line 3"),
@@ -561,7 +560,7 @@ fn amounts_too_large_to_total_are_an_error_naming_the_file() {
          r2,2026-10-02,EC2,2.50\n",
     )
     .unwrap();
-    let (code, stdout, stderr) = common::run(
+    let (code, stdout, stderr) = crate::common::run(
         &["cost", "inspect", &path_str(&huge), "--format", "json"],
         &[],
     );
