@@ -13,9 +13,9 @@ use crate::cache::Cache;
 use crate::cost::{CostError, CostQuery};
 use crate::inventory::{InventoryError, ScanProgress};
 use crate::policy::Policy;
-use crate::store::audit::AuditLog;
-use crate::store::history::HistoryStore;
-use crate::store::virtual_tags::VirtualTagStore;
+use crate::store::AuditStore;
+use crate::store::HistoryStore;
+use crate::store::VirtualTagStore;
 use crate::suggest::SuggestStats;
 
 /// Who the server verified the caller to be. Every limit and every access decision is keyed
@@ -168,17 +168,17 @@ impl<'a> Call<'a> {
     }
 
     /// The history store; `None` without a data directory (the caller says what to do).
-    pub fn history(&self) -> Option<&Arc<HistoryStore>> {
+    pub fn history(&self) -> Option<&Arc<dyn HistoryStore>> {
         self.app.history.as_ref()
     }
 
     /// The virtual-tag store; `None` without a data directory (the caller says what to do).
-    pub fn virtual_tags(&self) -> Option<&Arc<VirtualTagStore>> {
+    pub fn virtual_tags(&self) -> Option<&Arc<dyn VirtualTagStore>> {
         self.app.virtual_tags.as_ref()
     }
 
     /// The audit log of tool calls; `None` when not serving.
-    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+    pub fn audit(&self) -> Option<&Arc<dyn AuditStore>> {
         self.app.audit.as_ref()
     }
 

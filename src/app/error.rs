@@ -3,6 +3,7 @@
 //! (use-cases, the CLI, the scheduler) report the same way without reaching up into `tools`.
 
 use crate::inventory::InventoryError;
+use crate::store::StoreError;
 
 /// An error a tool reports to the assistant as an `isError` result: the message says what to do.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -36,5 +37,17 @@ impl ToolError {
 impl From<InventoryError> for ToolError {
     fn from(e: InventoryError) -> Self {
         ToolError::Unavailable(e.to_string())
+    }
+}
+
+/// The one mapping of store failures: a refusal is the caller's to fix (its message says how);
+/// a stopped task is a bug; anything else leaves the store unavailable ("<store>: <why>").
+impl From<StoreError> for ToolError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(why) => ToolError::InvalidArgument(why),
+            StoreError::Stopped(e) => ToolError::Internal(format!("the store task stopped: {e}")),
+            other => ToolError::Unavailable(other.to_string()),
+        }
     }
 }

@@ -88,12 +88,12 @@ impl App {
     /// The approved virtual tags in effect, re-read from the store when its generation moved
     /// (this server or another process sharing history.db changed them). A store that cannot
     /// be read keeps the last overlay (and says so in the log).
-    pub fn overlay(&self) -> Arc<VirtualOverlay> {
+    pub async fn overlay(&self) -> Arc<VirtualOverlay> {
         let current = read(&self.overlay).clone();
         let Some(store) = &self.virtual_tags else {
             return current;
         };
-        let generation = match store.generation() {
+        let generation = match store.generation().await {
             Ok(g) => g,
             Err(e) => {
                 tracing::warn!(error = %e, "virtual tags unreadable; using the last ones read");
@@ -103,7 +103,7 @@ impl App {
         if generation == current.generation {
             return current;
         }
-        match store.active() {
+        match store.active().await {
             Ok(active) => {
                 let overlay = Arc::new(VirtualOverlay::new(
                     generation,
@@ -146,7 +146,7 @@ impl App {
         };
         let (loaded, reused) = self.loaded_inventory(&options).await?;
         let policy = self.policy.current();
-        let overlay = self.overlay();
+        let overlay = self.overlay().await;
         let evaluated = evaluated_for(&loaded, policy, overlay).await;
         let parts = &loaded.inventory.report.parts;
         let scan_source = if reused {

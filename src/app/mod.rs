@@ -25,9 +25,9 @@ use tokio::sync::Mutex;
 use crate::cache::Cache;
 use crate::compliance::overlay::VirtualOverlay;
 use crate::inventory::InventoryProvider;
-use crate::store::audit::AuditLog;
-use crate::store::history::HistoryStore;
-use crate::store::virtual_tags::VirtualTagStore;
+use crate::store::AuditStore;
+use crate::store::HistoryStore;
+use crate::store::VirtualTagStore;
 pub use call::{Call, Memo, Principal};
 use costs::KeptCosts;
 pub use costs::{CostSource, CostsForAnswer};
@@ -39,9 +39,9 @@ pub use policy::{PolicyHolder, PolicySource};
 pub struct App {
     policy: PolicyHolder,
     /// The audit log of tool calls, when serving (read by `get_audit_trail`).
-    audit: Option<Arc<AuditLog>>,
+    audit: Option<Arc<dyn AuditStore>>,
     /// Compliance snapshots, when a data directory is in use.
-    history: Option<Arc<HistoryStore>>,
+    history: Option<Arc<dyn HistoryStore>>,
     /// Tool answers (and, with Redis, scan listings).
     cache: Arc<Cache>,
     provider: Arc<dyn InventoryProvider>,
@@ -49,7 +49,7 @@ pub struct App {
     loaded: tokio::sync::RwLock<Option<Arc<Loaded>>>,
     scan_lock: Mutex<()>,
     /// The virtual-tag store (tags, rules, feedback), when a data directory is in use.
-    virtual_tags: Option<Arc<VirtualTagStore>>,
+    virtual_tags: Option<Arc<dyn VirtualTagStore>>,
     /// The approved virtual tags in effect, as last read from the store.
     overlay: RwLock<Arc<VirtualOverlay>>,
     /// Suggestion statistics of the last estate they were built for, keyed by what they
@@ -83,7 +83,7 @@ impl App {
     }
 
     /// Virtual tags: read into the effective view, and written by the virtual-tag tools.
-    pub fn with_virtual_tags(mut self, store: Arc<VirtualTagStore>) -> App {
+    pub fn with_virtual_tags(mut self, store: Arc<dyn VirtualTagStore>) -> App {
         self.virtual_tags = Some(store);
         self
     }
@@ -93,12 +93,12 @@ impl App {
         self
     }
 
-    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> App {
+    pub fn with_audit(mut self, audit: Arc<dyn AuditStore>) -> App {
         self.audit = Some(audit);
         self
     }
 
-    pub fn with_history(mut self, history: Arc<HistoryStore>) -> App {
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> App {
         self.history = Some(history);
         self
     }
@@ -123,17 +123,17 @@ impl App {
     }
 
     /// The audit log of tool calls, when serving.
-    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+    pub fn audit(&self) -> Option<&Arc<dyn AuditStore>> {
         self.audit.as_ref()
     }
 
     /// Compliance snapshots, when a data directory is in use.
-    pub fn history(&self) -> Option<&Arc<HistoryStore>> {
+    pub fn history(&self) -> Option<&Arc<dyn HistoryStore>> {
         self.history.as_ref()
     }
 
     /// The virtual-tag store, when a data directory is in use.
-    pub fn virtual_tags(&self) -> Option<&Arc<VirtualTagStore>> {
+    pub fn virtual_tags(&self) -> Option<&Arc<dyn VirtualTagStore>> {
         self.virtual_tags.as_ref()
     }
 

@@ -17,9 +17,8 @@ use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
-use crate::store::audit::{self, AuditLog, AuditOptions, Verification};
-use crate::store::history::HistoryStore;
-use crate::store::virtual_tags::VirtualTagStore;
+use crate::store::audit::{self, AuditOptions, Verification};
+use crate::store::{HistoryStore, VirtualTagStore};
 use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
 use crate::tools::get_cost_attribution_gap::{self, GetCostAttributionGap};
 use crate::tools::{Call, Registry, Tool};
@@ -174,12 +173,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
-    let audit = Arc::new(AuditLog::open_with(
+    let audit = crate::store::open_audit(
         &audit_path,
         &AuditOptions {
             max_bytes: args.audit_max_bytes,
         },
-    )?);
+    )?;
     tracing::info!(path = %audit_path.display(), "audit log open");
     let history = open_history(args.data_dir.as_deref())?;
     let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;
@@ -201,8 +200,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = TagwardenServer::new(app.clone(), Registry::shared(), guard);
     let served = serve_transport(server, app, http, args.no_prewarm).await;
     // Every queued audit row is written before the process exits.
-    let closing = audit.clone();
-    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    audit.close().await;
     served
 }
 
@@ -253,11 +251,11 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
-fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<HistoryStore>> {
+fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn HistoryStore>> {
     let path = crate::store::data_dir(data_dir).join("history.db");
-    let history = HistoryStore::open(&path)?;
+    let history = crate::store::open_history(&path)?;
     tracing::info!(path = %path.display(), "history store open");
-    Ok(Arc::new(history))
+    Ok(history)
 }
 
 /// `suggest --evaluate --demo`: the calibration report of tag suggestions.
@@ -302,9 +300,9 @@ fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<VirtualTagStore>> {
+fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
     let path = crate::store::data_dir(data_dir).join("history.db");
-    Ok(Arc::new(VirtualTagStore::open(&path)?))
+    Ok(crate::store::open_virtual_tags(&path)?)
 }
 
 /// The exact JSON of each tool definition, one file per tool.

@@ -25,7 +25,8 @@ use crate::app::App;
 /// Who the server verified the caller to be (defined with the call context it travels in).
 pub use crate::app::Principal;
 use crate::inventory::ScanProgress;
-use crate::store::audit::{Appended, AuditLog, AuditRecord};
+use crate::store::AuditStore;
+use crate::store::audit::{Appended, AuditRecord};
 use crate::tools::{Call, Registry};
 pub use budget::BudgetConfig;
 pub use limits::Limits;
@@ -85,7 +86,7 @@ pub struct Guard {
     budget: budget::Budget,
     loops: loops::LoopDetector,
     sanitizer: sanitize::Sanitizer,
-    audit: Option<Arc<AuditLog>>,
+    audit: Option<Arc<dyn AuditStore>>,
 }
 
 /// What became of a call, for the audit log.
@@ -106,7 +107,7 @@ impl Outcome {
 }
 
 impl Guard {
-    pub fn new(config: GuardConfig, audit: Option<Arc<AuditLog>>) -> Guard {
+    pub fn new(config: GuardConfig, audit: Option<Arc<dyn AuditStore>>) -> Guard {
         Guard {
             budget: budget::Budget::new(&config.budget),
             loops: loops::LoopDetector::new(config.loops.clone()),

@@ -88,12 +88,14 @@ async fn take_snapshot(app: &App) {
     }
 }
 
-async fn prune(history: Arc<crate::store::history::HistoryStore>, keep: chrono::Duration) {
+async fn prune(history: Arc<dyn crate::store::HistoryStore>, keep: chrono::Duration) {
     let cutoff = chrono::Utc::now() - keep;
-    match tokio::task::spawn_blocking(move || history.prune(cutoff)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(snapshots = n, "old snapshots pruned"),
-        Ok(Err(e)) => tracing::error!(error = %e, "pruning old snapshots failed"),
-        Err(e) => tracing::error!(error = %e, "pruning task failed"),
+    match history.prune(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(snapshots = n, "old snapshots pruned"),
+        Err(crate::store::StoreError::Stopped(e)) => {
+            tracing::error!(error = %e, "pruning task failed")
+        }
+        Err(e) => tracing::error!(error = %e, "pruning old snapshots failed"),
     }
 }

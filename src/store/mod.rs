@@ -4,10 +4,21 @@
 pub mod audit;
 pub mod history;
 mod history_db;
+pub mod sqlite;
 pub mod virtual_tags;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta};
+use audit::{Appended, AuditFilter, AuditRecord, StoredRecord};
+use virtual_tags::{ActiveTag, Decided, Decision, NewVirtualTag, RuleRow, TagQuery, VirtualTag};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -35,12 +46,126 @@ pub enum StoreError {
     /// matches): the message says what to change.
     #[error("{0}")]
     Refused(String),
+    /// The task running a store call stopped (panicked or was cancelled).
+    #[error("{0}")]
+    Stopped(String),
+    /// A store call failed: which store, and why.
+    #[error("{store}: {source}")]
+    In {
+        store: &'static str,
+        source: Box<StoreError>,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sql(e.to_string())
     }
+}
+
+/// Compliance snapshots over time (`history.db`), as the tools and the scheduler use them.
+/// Arguments are owned so that a backend may move them to another thread or connection.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    async fn insert(&self, s: NewSnapshot) -> Result<i64, StoreError>;
+    async fn list_headlines(
+        &self,
+        since: DateTime<Utc>,
+        filters_hash: Option<String>,
+    ) -> Result<Vec<SnapshotMeta>, StoreError>;
+    async fn get(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError>;
+    async fn latest(
+        &self,
+        filters_hash: Option<String>,
+    ) -> Result<Option<SnapshotMeta>, StoreError>;
+    async fn before(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError>;
+    async fn members(&self, id: i64) -> Result<Vec<MemberRecord>, StoreError>;
+    async fn filter_sets(&self) -> Result<Vec<(Value, String, usize)>, StoreError>;
+    async fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError>;
+}
+
+/// A new tag rule and who creates it.
+#[derive(Debug, Clone)]
+pub struct NewRule {
+    pub name: String,
+    pub priority: i64,
+    pub enabled: bool,
+    pub trusted: bool,
+    pub spec: String,
+    pub by_name: String,
+    pub by_principal: String,
+}
+
+/// The fields of a rule to change (`None` keeps one).
+#[derive(Debug, Clone, Default)]
+pub struct RuleUpdate {
+    pub name: Option<String>,
+    pub priority: Option<i64>,
+    pub enabled: Option<bool>,
+    pub trusted: Option<bool>,
+    pub spec: Option<String>,
+}
+
+/// Virtual tags and tag rules (`history.db`), as the tools and the overlay use them.
+#[async_trait]
+pub trait VirtualTagStore: Send + Sync {
+    async fn generation(&self) -> Result<u64, StoreError>;
+    async fn active(&self) -> Result<Vec<ActiveTag>, StoreError>;
+    async fn add(&self, tags: Vec<NewVirtualTag>) -> Result<(Vec<i64>, usize), StoreError>;
+    async fn list(
+        &self,
+        q: TagQuery,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<VirtualTag>, usize), StoreError>;
+    async fn get(&self, ids: Vec<i64>) -> Result<Vec<VirtualTag>, StoreError>;
+    async fn decide(&self, ids: Vec<i64>, d: Decision) -> Result<Decided, StoreError>;
+    async fn decide_matching(
+        &self,
+        q: TagQuery,
+        d: Decision,
+        max: usize,
+    ) -> Result<Vec<VirtualTag>, StoreError>;
+    async fn feedback(&self) -> Result<BTreeMap<String, (u64, u64)>, StoreError>;
+    async fn rules(&self) -> Result<Vec<RuleRow>, StoreError>;
+    async fn create_rule(&self, r: NewRule) -> Result<RuleRow, StoreError>;
+    async fn update_rule(&self, id: i64, u: RuleUpdate) -> Result<RuleRow, StoreError>;
+    async fn delete_rule(&self, id: i64) -> Result<RuleRow, StoreError>;
+    async fn record_rule_run(&self, counts: Vec<(i64, u64)>) -> Result<(), StoreError>;
+}
+
+/// The audit log of tool calls, as the guard, the health check and get_audit_trail use it.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Queues a record and waits up to `wait` for it to be committed.
+    async fn append(&self, r: AuditRecord, wait: Duration) -> Appended;
+    /// Rows matching a filter, newest first, and the exact number that match.
+    async fn query(&self, f: AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError>;
+    /// Stops taking rows, writes every queued row, and waits for the writer to finish.
+    async fn close(&self);
+    /// Why the last write failed, while the log is failing.
+    fn failing(&self) -> Option<String>;
+}
+
+/// The history store at `path` (created if needed).
+pub fn open_history(path: &Path) -> Result<Arc<dyn HistoryStore>, StoreError> {
+    let db = history::HistoryDb::open(path)?;
+    Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
+}
+
+/// The virtual-tag store at `path` (created if needed; it shares `history.db`).
+pub fn open_virtual_tags(path: &Path) -> Result<Arc<dyn VirtualTagStore>, StoreError> {
+    let db = virtual_tags::VirtualTagDb::open(path)?;
+    Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
+}
+
+/// The audit log at `path` (created if needed).
+pub fn open_audit(
+    path: &Path,
+    options: &audit::AuditOptions,
+) -> Result<Arc<dyn AuditStore>, StoreError> {
+    let db = audit::AuditDb::open_with(path, options)?;
+    Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
 }
 
 /// Where databases live: the given directory; else `history/` when it exists in the working

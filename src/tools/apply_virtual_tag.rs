@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
 use super::virtual_common::{
-    Effect, MAX_RESOURCES, ResourceSelector, blocking, check_key_value, effect, select, store,
-    virtual_value,
+    Effect, MAX_RESOURCES, ResourceSelector, check_key_value, effect, select, store, virtual_value,
 };
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
@@ -142,7 +141,7 @@ to see the effect without writing. Nothing in the cloud changes.";
                     created_by_principal: call.principal().id.clone(),
                 })
                 .collect();
-            let (mut ids, written) = blocking(&store, move |s| s.add(&rows)).await?;
+            let (mut ids, written) = store.add(rows).await?;
             ids.truncate(100);
             (ids, written)
         };

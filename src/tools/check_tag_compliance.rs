@@ -239,7 +239,10 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             })?;
             let mut record = scoped.record(&estate, question, call.snapshot_time(), call.trigger());
             record.spend_score_pct = spend.as_ref().and_then(|s| s.spend_weighted_score_pct);
-            Some(store_snapshot(history, record).await?)
+            let members = record.members.len();
+            let id = history.insert(record).await?;
+            tracing::info!(snapshot = id, members, "snapshot stored");
+            Some(id)
         } else {
             None
         };
@@ -273,20 +276,6 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             data_quality: call.data_quality(&estate),
         })
     }
-}
-
-/// Writes a snapshot off the async threads (a large one takes a moment).
-async fn store_snapshot(
-    history: std::sync::Arc<crate::store::history::HistoryStore>,
-    record: crate::history::NewSnapshot,
-) -> Result<i64, ToolError> {
-    let members = record.members.len();
-    let id = tokio::task::spawn_blocking(move || history.insert(&record))
-        .await
-        .map_err(|e| ToolError::Internal(format!("the snapshot writer stopped: {e}")))?
-        .map_err(|e| ToolError::Unavailable(format!("the snapshot could not be stored: {e}")))?;
-    tracing::info!(snapshot = id, members, "snapshot stored");
-    Ok(id)
 }
 
 /// The filters a snapshot was taken with, as the history tools report them.

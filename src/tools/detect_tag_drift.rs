@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::check_tag_compliance::{Scoped, SnapshotFilters};
 use super::common::DataQuality;
-use super::history_common::{history_store, query};
+use super::history_common::history_store;
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::history::{DriftFilter, DriftReport, MemberRecord, SnapshotMeta, drift};
 
@@ -98,11 +98,11 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
         let store = history_store(call)?;
         let (from, to) = pick_snapshots(&store, args.from_snapshot, args.to_snapshot).await?;
         let from_id = from.id;
-        let older = query(store.clone(), move |s| s.members(from_id)).await?;
+        let older = store.members(from_id).await?;
         let (newer, to_side, data_quality) = match to {
             Some(to) => {
                 let to_id = to.id;
-                let members = query(store, move |s| s.members(to_id)).await?;
+                let members = store.members(to_id).await?;
                 (members, side_of(&to), None)
             }
             None => {
@@ -144,14 +144,14 @@ fn side_of(s: &SnapshotMeta) -> Side {
 
 /// The snapshots to compare: (older, newer or None for the current inventory).
 async fn pick_snapshots(
-    store: &std::sync::Arc<crate::store::history::HistoryStore>,
+    store: &std::sync::Arc<dyn crate::store::HistoryStore>,
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<(SnapshotMeta, Option<SnapshotMeta>), ToolError> {
     let get = |id: i64, name: &'static str| {
         let store = store.clone();
         async move {
-            query(store, move |s| s.get(id)).await?.ok_or_else(|| {
+            store.get(id).await?.ok_or_else(|| {
                 ToolError::invalid(format!(
                     "argument `{name}`: there is no snapshot {id}; get_violation_history lists \
                      snapshot ids"
@@ -167,24 +167,20 @@ async fn pick_snapshots(
         (Some(id), _) => get(id, "from_snapshot").await?,
         (None, Some(n)) => {
             let id = n.id;
-            query(store.clone(), move |s| s.before(id))
-                .await?
-                .ok_or_else(|| {
-                    ToolError::invalid(format!(
-                        "snapshot {id} is the first of its scope; pass `from_snapshot`"
-                    ))
-                })?
+            store.before(id).await?.ok_or_else(|| {
+                ToolError::invalid(format!(
+                    "snapshot {id} is the first of its scope; pass `from_snapshot`"
+                ))
+            })?
         }
-        (None, None) => query(store.clone(), |s| s.latest(None))
-            .await?
-            .ok_or_else(|| {
-                ToolError::Unavailable(
-                    "there are no snapshots yet; take one with \
+        (None, None) => store.latest(None).await?.ok_or_else(|| {
+            ToolError::Unavailable(
+                "there are no snapshots yet; take one with \
                      check_tag_compliance(store_snapshot=true), then ask again after the tags \
                      change"
-                        .into(),
-                )
-            })?,
+                    .into(),
+            )
+        })?,
     };
     if let Some(n) = &newer {
         if n.id == older.id {

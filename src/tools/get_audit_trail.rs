@@ -144,10 +144,7 @@ verify` checks it).";
             before_seq,
             limit: args.limit as usize,
         };
-        let (rows, total) = tokio::task::spawn_blocking(move || log.query(&filter))
-            .await
-            .map_err(|e| ToolError::Internal(format!("audit query task failed: {e}")))?
-            .map_err(|e| ToolError::Unavailable(format!("cannot read the audit log: {e}")))?;
+        let (rows, total) = log.query(filter).await?;
         let next_cursor = (rows.len() == args.limit as usize)
             .then(|| rows.last().map(|r| r.seq.to_string()))
             .flatten();

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::check_tag_compliance::{SnapshotFilters, snapshot_filters};
-use super::history_common::{FilterSet, history_store, other_filter_sets, query};
+use super::history_common::{FilterSet, history_store, other_filter_sets};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::history::{
     GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, filters_hash,
@@ -119,11 +119,7 @@ when none match, the answer lists the scopes that have history.";
         );
         let hash = filters_hash(&filters);
         let since = chrono::Utc::now() - chrono::Duration::days(i64::from(args.days_back));
-        let for_query = hash.clone();
-        let snapshots = query(store.clone(), move |s| {
-            s.list_headlines(since, Some(&for_query))
-        })
-        .await?;
+        let snapshots = store.list_headlines(since, Some(hash.clone())).await?;
         let points = series(&snapshots, args.group_by);
         let trend = trend(&points, TREND_THRESHOLD_PCT_POINTS);
         // Breakdowns only for the two ends of the window.
@@ -133,8 +129,7 @@ when none match, the answer lists the scopes that have history.";
             .map(|(a, b)| (a.snapshot_id, b.snapshot_id));
         let (top_violations, violations_distinct) = match ends {
             Some((first, last)) => {
-                let (a, b) =
-                    query(store.clone(), move |s| Ok((s.get(first)?, s.get(last)?))).await?;
+                let (a, b) = (store.get(first).await?, store.get(last).await?);
                 match (a, b) {
                     (Some(a), Some(b)) => violation_movements(&a, &b, args.top_violations as usize),
                     _ => (Vec::new(), 0),

@@ -1,5 +1,5 @@
-//! What the history tools share: finding the history store, running its queries off the async
-//! threads, and saying which scopes have history when the asked-for one has none.
+//! What the history tools share: finding the history store, and saying which scopes have
+//! history when the asked-for one has none.
 
 use std::sync::Arc;
 
@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::check_tag_compliance::SnapshotFilters;
 use super::{Call, ToolError};
-use crate::store::StoreError;
-use crate::store::history::HistoryStore;
+use crate::store::HistoryStore;
 
 /// A filter set that has snapshots, shown when the asked-for one has none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -18,7 +17,7 @@ pub struct FilterSet {
     pub snapshots: usize,
 }
 
-pub fn history_store(call: &Call<'_>) -> Result<Arc<HistoryStore>, ToolError> {
+pub fn history_store(call: &Call<'_>) -> Result<Arc<dyn HistoryStore>, ToolError> {
     call.history().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no history store is open; serve with a writable --data-dir (TAGWARDEN_DATA_DIR) \
@@ -29,23 +28,12 @@ pub fn history_store(call: &Call<'_>) -> Result<Arc<HistoryStore>, ToolError> {
     })
 }
 
-/// Runs a blocking store query on the blocking pool.
-pub async fn query<T: Send + 'static>(
-    store: Arc<HistoryStore>,
-    f: impl FnOnce(&HistoryStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| ToolError::Internal(format!("the history query stopped: {e}")))?
-        .map_err(|e| ToolError::Unavailable(format!("the history store failed: {e}")))
-}
-
 /// Other filter sets with snapshots (at most 20), for an empty answer to say what exists.
 pub async fn other_filter_sets(
-    store: Arc<HistoryStore>,
+    store: Arc<dyn HistoryStore>,
     except: String,
 ) -> Result<Vec<FilterSet>, ToolError> {
-    let sets = query(store, |s| s.filter_sets()).await?;
+    let sets = store.filter_sets().await?;
     Ok(sets
         .into_iter()
         .filter(|(_, hash, _)| *hash != except)

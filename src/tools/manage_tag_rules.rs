@@ -10,12 +10,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::virtual_common::{blocking, check_key_value, effective_now, store};
+use super::virtual_common::{check_key_value, effective_now, store};
 use super::{Call, Tool, ToolError};
 use crate::app::Estate;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
-use crate::store::virtual_tags::{Author, NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
+use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
+use crate::store::{NewRule, RuleUpdate};
 
 pub struct ManageTagRules;
 
@@ -166,7 +167,7 @@ and counts matches per rule).";
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let store = store(call)?;
-        let stored = blocking(&store, |s| s.rules()).await?;
+        let stored = store.rules().await?;
         let policy = call.policy();
         match args.action {
             Action::List => Ok(Output {
@@ -199,29 +200,31 @@ and counts matches per rule).";
                     .map_err(|e| ToolError::Internal(format!("rule not encodable: {e}")))?;
                 let by = call.actor().to_string();
                 let by_principal = call.principal().id.clone();
-                let row = blocking(&store, move |s| match replacing {
-                    Some(id) => s.update_rule(
-                        id,
-                        Some(&spec.name),
-                        Some(spec.priority),
-                        Some(spec.enabled),
-                        Some(spec.trusted),
-                        Some(&text),
-                    ),
-                    None => s.create_rule(
-                        &spec.name,
-                        spec.priority,
-                        spec.enabled,
-                        spec.trusted,
-                        &text,
-                        Author {
-                            name: &by,
-                            principal: &by_principal,
-                        },
-                    ),
-                })
-                .await?;
-                let rules = blocking(&store, |s| s.rules()).await?;
+                let row = match replacing {
+                    Some(id) => {
+                        let update = RuleUpdate {
+                            name: Some(spec.name.clone()),
+                            priority: Some(spec.priority),
+                            enabled: Some(spec.enabled),
+                            trusted: Some(spec.trusted),
+                            spec: Some(text),
+                        };
+                        store.update_rule(id, update).await?
+                    }
+                    None => {
+                        let rule = NewRule {
+                            name: spec.name.clone(),
+                            priority: spec.priority,
+                            enabled: spec.enabled,
+                            trusted: spec.trusted,
+                            spec: text,
+                            by_name: by,
+                            by_principal,
+                        };
+                        store.create_rule(rule).await?
+                    }
+                };
+                let rules = store.rules().await?;
                 Ok(Output {
                     rule: Some(view(&row)?),
                     rules: views(&rules)?,
@@ -235,8 +238,8 @@ and counts matches per rule).";
                 if !stored.iter().any(|r| r.id == id) {
                     return Err(unknown_rule(id, &stored));
                 }
-                let row = blocking(&store, move |s| s.delete_rule(id)).await?;
-                let rules = blocking(&store, |s| s.rules()).await?;
+                let row = store.delete_rule(id).await?;
+                let rules = store.rules().await?;
                 Ok(Output {
                     rule: Some(view(&row)?),
                     rules: views(&rules)?,
@@ -287,8 +290,8 @@ and counts matches per rule).";
                 if args.action == Action::Run {
                     write_matches(call, &estate, &result, &mut out).await?;
                     let counts = result.per_rule.clone();
-                    blocking(&store, move |s| s.record_rule_run(&counts)).await?;
-                    out.rules = views(&blocking(&store, |s| s.rules()).await?)?;
+                    store.record_rule_run(counts).await?;
+                    out.rules = views(&store.rules().await?)?;
                 }
                 Ok(out)
             }
@@ -313,22 +316,18 @@ async fn write_matches(
     let resources = &estate.inventory.resources;
     // Tags people set or approved (manual, reviewed suggestions, imports) are never replaced
     // by a rule: a rule proposes where nobody has decided.
-    let decided_by_people: std::collections::HashSet<(String, String)> = blocking(&store, |s| {
-        s.list(
-            &TagQuery {
-                statuses: vec![TagStatus::Approved],
-                sources: vec![TagSource::Manual, TagSource::Suggestion, TagSource::Import],
-                ..TagQuery::default()
-            },
-            usize::MAX,
-            0,
-        )
-    })
-    .await?
-    .0
-    .into_iter()
-    .map(|t| (t.resource_id, t.key))
-    .collect();
+    let people = TagQuery {
+        statuses: vec![TagStatus::Approved],
+        sources: vec![TagSource::Manual, TagSource::Suggestion, TagSource::Import],
+        ..TagQuery::default()
+    };
+    let decided_by_people: std::collections::HashSet<(String, String)> = store
+        .list(people, usize::MAX, 0)
+        .await?
+        .0
+        .into_iter()
+        .map(|t| (t.resource_id, t.key))
+        .collect();
     let (mut approved, mut pending) = (Vec::new(), Vec::new());
     for (i, m) in &result.matches {
         let effective = effective_now(estate, *i);
@@ -377,10 +376,10 @@ async fn write_matches(
     }
     // `add` skips what is already pending or approved with the same value: count what it wrote.
     if !approved.is_empty() {
-        out.written_approved = blocking(&store, move |s| s.add(&approved)).await?.1;
+        out.written_approved = store.add(approved).await?.1;
     }
     if !pending.is_empty() {
-        out.written_pending = blocking(&store, move |s| s.add(&pending)).await?.1;
+        out.written_pending = store.add(pending).await?.1;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::virtual_common::{MAX_RESOURCES, blocking, store};
+use super::virtual_common::{MAX_RESOURCES, store};
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::store::virtual_tags::{Decision, TagQuery, TagSource, TagStatus, VirtualTag};
 
@@ -139,7 +139,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                 if !args.ids.is_empty() {
                     let mut ids = args.ids.clone();
                     ids.truncate(args.limit as usize);
-                    let tags = blocking(&store, move |s| s.get(&ids)).await?;
+                    let tags = store.get(ids).await?;
                     return Ok(Output {
                         action: Action::List,
                         total: tags.len(),
@@ -152,8 +152,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                     query.statuses = vec![TagStatus::Pending];
                 }
                 let (limit, offset) = (args.limit as usize, args.offset as usize);
-                let (tags, total) =
-                    blocking(&store, move |s| s.list(&query, limit, offset)).await?;
+                let (tags, total) = store.list(query, limit, offset).await?;
                 let next = offset + tags.len();
                 Ok(Output {
                     action: Action::List,
@@ -184,7 +183,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                     (false, false) => {
                         let ids = args.ids;
                         let asked = ids.clone();
-                        let known = blocking(&store, move |s| s.get(&asked)).await?;
+                        let known = store.get(asked).await?;
                         let unknown: Vec<String> = ids
                             .iter()
                             .filter(|id| !known.iter().any(|t| t.id == **id))
@@ -197,7 +196,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                                 unknown.join(", ")
                             )));
                         }
-                        blocking(&store, move |s| s.decide(&ids, &decision)).await?
+                        store.decide(ids, decision).await?
                     }
                     (true, true) => {
                         if !query.statuses.is_empty() {
@@ -219,10 +218,9 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
                                  filter would decide every pending tag",
                             ));
                         }
-                        let decided = blocking(&store, move |s| {
-                            s.decide_matching(&query, &decision, MAX_RESOURCES)
-                        })
-                        .await?;
+                        let decided = store
+                            .decide_matching(query, decision, MAX_RESOURCES)
+                            .await?;
                         (decided, Vec::new())
                     }
                     _ => {

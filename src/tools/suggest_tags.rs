@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::virtual_common::{ResourceSelector, blocking, effective_now, select, store};
+use super::virtual_common::{ResourceSelector, effective_now, select, store};
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::rules::{CompiledRules, RuleSpec};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
@@ -101,8 +101,8 @@ approved automatically). Approvals and denials of suggested tags tune how much e
         )?;
         let (feedback, rules) = match call.virtual_tags() {
             Some(s) => {
-                let feedback = blocking(s, |s| s.feedback()).await?;
-                let rules = blocking(s, |s| s.rules()).await?;
+                let feedback = s.feedback().await?;
+                let rules = s.rules().await?;
                 (feedback, rules)
             }
             None => (Reliability::new(), Vec::new()),
@@ -193,7 +193,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             (0, Vec::new())
         } else {
             let store = store(call)?;
-            let (mut ids, written) = blocking(&store, move |s| s.add(&proposals)).await?;
+            let (mut ids, written) = store.add(proposals).await?;
             ids.truncate(1000);
             (written, ids)
         };

@@ -1,4 +1,4 @@
-//! What the virtual-tag tools share: the store (off the async threads), choosing resources by
+//! What the virtual-tag tools share: the store, choosing resources by
 //! ids or by a filter, checking a key and value against the policy, and measuring the effect of
 //! new virtual tags on the compliance score and the cost gap before anything is written.
 
@@ -21,14 +21,13 @@ use crate::inventory::Tags;
 use crate::policy::compiled::KeyRef;
 use crate::policy::pattern::Wildcard;
 use crate::policy::{Policy, View};
-use crate::store::StoreError;
-use crate::store::virtual_tags::VirtualTagStore;
+use crate::store::VirtualTagStore;
 
 /// Most resources one call may tag, review or propose for.
 pub const MAX_RESOURCES: usize = 10_000;
 
 /// The virtual-tag store, or an answer saying how to get one.
-pub fn store(call: &Call<'_>) -> Result<Arc<VirtualTagStore>, ToolError> {
+pub fn store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
     call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
@@ -36,21 +35,6 @@ pub fn store(call: &Call<'_>) -> Result<Arc<VirtualTagStore>, ToolError> {
                 .into(),
         )
     })
-}
-
-/// Runs a store call off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    store: &Arc<VirtualTagStore>,
-    f: impl FnOnce(&VirtualTagStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ToolError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| ToolError::Internal(format!("the virtual-tag store task stopped: {e}")))?
-        .map_err(|e| match e {
-            StoreError::Refused(why) => ToolError::InvalidArgument(why),
-            other => ToolError::Unavailable(format!("virtual-tag store: {other}")),
-        })
 }
 
 /// Which resources to act on, when not given by id. Every condition given must hold.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::{Value, json};
 use tagwarden::history::{MemberRecord, NewSnapshot};
 use tagwarden::policy::Severity;
-use tagwarden::store::history::HistoryStore;
+use tagwarden::store::history::HistoryDb;
 use tagwarden::tools::check_tag_compliance::snapshot_filters;
 
 /// A snapshot of the whole-estate scope with the given figures (members: one resource, enough
@@ -63,7 +63,7 @@ fn history(c: &mut StdioClient, args: Value) -> Value {
 #[test]
 fn a_year_of_daily_snapshots_groups_by_day_week_and_month_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HistoryStore::open(&dir.path().join("history.db")).unwrap();
+    let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
     // 399 days ending yesterday noon (all within the default 400-day retention): compliant grows by 1 a day from 500; two snapshots on
     // each day (morning and noon: the noon one is the day's point); every 10th day missing.
     let end = Utc::now().date_naive().pred_opt().unwrap();

@@ -128,7 +128,7 @@ pub struct AuditOptions {
 }
 
 /// The audit log of a running server.
-pub struct AuditLog {
+pub struct AuditDb {
     path: PathBuf,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -137,14 +137,14 @@ pub struct AuditLog {
     failing: Arc<Mutex<Option<String>>>,
 }
 
-impl AuditLog {
+impl AuditDb {
     /// Opens (creating and migrating) the log, unbounded, and starts its writer thread.
-    pub fn open(path: &Path) -> Result<AuditLog, StoreError> {
-        AuditLog::open_with(path, &AuditOptions::default())
+    pub fn open(path: &Path) -> Result<AuditDb, StoreError> {
+        AuditDb::open_with(path, &AuditOptions::default())
     }
 
     /// Opens (creating and migrating) the log and starts its writer thread.
-    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditLog, StoreError> {
+    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditDb, StoreError> {
         let writer_conn = super::open(path, MIGRATIONS)?;
         let bound = match options.max_bytes {
             Some(bytes) => Some(set_max_bytes(&writer_conn, bytes)?),
@@ -161,7 +161,7 @@ impl AuditLog {
                 path: path.display().to_string(),
                 reason: format!("cannot start the audit writer: {e}"),
             })?;
-        Ok(AuditLog {
+        Ok(AuditDb {
             path: path.to_path_buf(),
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -238,7 +238,7 @@ impl AuditLog {
     }
 }
 
-impl Drop for AuditLog {
+impl Drop for AuditDb {
     fn drop(&mut self) {
         self.close();
     }

@@ -29,7 +29,7 @@ fn record(i: usize, outcome: &str) -> AuditRecord {
 async fn rows_chain_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let log = AuditLog::open(&path).unwrap();
+    let log = AuditDb::open(&path).unwrap();
     for i in 0..10 {
         let outcome = if i == 3 { "refused:budget" } else { "ok" };
         assert_eq!(
@@ -59,7 +59,7 @@ async fn rows_chain_and_verify() {
 async fn an_edited_or_removed_row_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let log = AuditLog::open(&path).unwrap();
+    let log = AuditDb::open(&path).unwrap();
     for i in 0..6 {
         log.append(record(i, "ok"), Duration::from_secs(5)).await;
     }
@@ -101,8 +101,8 @@ async fn an_edited_or_removed_row_is_found() {
 async fn two_writers_share_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let a = AuditLog::open(&path).unwrap();
-    let b = AuditLog::open(&path).unwrap();
+    let a = AuditDb::open(&path).unwrap();
+    let b = AuditDb::open(&path).unwrap();
     for i in 0..20 {
         let log = if i % 2 == 0 { &a } else { &b };
         log.append(record(i, "ok"), Duration::from_secs(5)).await;
@@ -119,7 +119,7 @@ async fn two_writers_share_one_chain() {
 async fn a_full_log_refuses_rows_says_so_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let log = AuditLog::open_with(
+    let log = AuditDb::open_with(
         &path,
         &AuditOptions {
             max_bytes: Some(64 * 1024),
@@ -180,7 +180,7 @@ async fn a_full_log_refuses_rows_says_so_and_recovers() {
 async fn close_drains_queued_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+    let log = std::sync::Arc::new(AuditDb::open(&path).unwrap());
     let mut waits = Vec::new();
     for i in 0..200 {
         let log = log.clone();
@@ -247,7 +247,7 @@ async fn rows_from_before_the_principal_column_still_verify() {
     ));
     assert_eq!(tail(&path, 5).unwrap()[0].record.principal, None);
     // This version migrates the log and chains new rows, with principals, onto the old.
-    let log = AuditLog::open(&path).unwrap();
+    let log = AuditDb::open(&path).unwrap();
     for i in 3..7 {
         log.append(record(i, "ok"), Duration::from_secs(5)).await;
     }

@@ -50,7 +50,7 @@ const HEADLINE_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filt
 type Fingerprint = [u8; 32];
 
 /// Compliance snapshots on disk. Calls block; run them off the async runtime.
-pub struct HistoryStore {
+pub struct HistoryDb {
     path: PathBuf,
     conn: Mutex<Connection>,
     /// Intern maps from earlier inserts, so the next insert reads only new intern rows (roughly
@@ -58,16 +58,16 @@ pub struct HistoryStore {
     intern_cache: Mutex<Option<InternMaps>>,
 }
 
-impl HistoryStore {
+impl HistoryDb {
     /// Opens (creating and migrating) the store for reading and writing.
-    pub fn open(path: &Path) -> Result<HistoryStore, StoreError> {
+    pub fn open(path: &Path) -> Result<HistoryDb, StoreError> {
         let conn = super::open(path, MIGRATIONS)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         Ok(Self::with(path, conn))
     }
 
     /// Opens an existing store read-only (CLI queries); refuses a newer schema.
-    pub fn open_read_only(path: &Path) -> Result<HistoryStore, StoreError> {
+    pub fn open_read_only(path: &Path) -> Result<HistoryDb, StoreError> {
         let conn = super::open_read_only(path)?;
         let found: i64 = conn.query_row(
             "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
@@ -85,8 +85,8 @@ impl HistoryStore {
         Ok(Self::with(path, conn))
     }
 
-    fn with(path: &Path, conn: Connection) -> HistoryStore {
-        HistoryStore {
+    fn with(path: &Path, conn: Connection) -> HistoryDb {
+        HistoryDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             intern_cache: Mutex::new(None),

@@ -51,13 +51,13 @@ fn snapshot(taken_at: DateTime<Utc>, filters: Value, members: Vec<MemberRecord>)
     }
 }
 
-fn store() -> (tempfile::TempDir, HistoryStore) {
+fn store() -> (tempfile::TempDir, HistoryDb) {
     let dir = tempfile::tempdir().unwrap();
-    let store = HistoryStore::open(&dir.path().join("history.db")).unwrap();
+    let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
     (dir, store)
 }
 
-fn rows(store: &HistoryStore, table: &str) -> i64 {
+fn rows(store: &HistoryDb, table: &str) -> i64 {
     store
         .lock()
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -135,7 +135,7 @@ fn identical_sets_are_interned_once() {
     store
         .insert(&snapshot(at(1, 0), json!({}), members.clone()))
         .unwrap();
-    let counts = |s: &HistoryStore| {
+    let counts = |s: &HistoryDb| {
         (
             rows(s, "resources"),
             rows(s, "tag_sets"),
@@ -268,7 +268,7 @@ fn pruning_collects_unreferenced_rows_and_never_reuses_ids() {
     let (_dir, store) = store();
     // A second handle (another process) whose in-memory index is filled before the
     // collection and used after it.
-    let other = HistoryStore::open(store.path()).unwrap();
+    let other = HistoryDb::open(store.path()).unwrap();
     // Day 1 and 2 share member 1; day 2 adds member 2; day 3 only member 3.
     other
         .insert(&snapshot(at(1, 0), json!({}), vec![member(1), member(9)]))
@@ -384,23 +384,23 @@ fn reopen_after_close_and_read_only() {
     let path = dir.path().join("history.db");
     let members: Vec<MemberRecord> = (0..10).map(member).collect();
     {
-        let store = HistoryStore::open(&path).unwrap();
+        let store = HistoryDb::open(&path).unwrap();
         store
             .insert(&snapshot(at(1, 0), json!({}), members.clone()))
             .unwrap();
     }
-    let store = HistoryStore::open(&path).unwrap();
+    let store = HistoryDb::open(&path).unwrap();
     assert_eq!(store.count().unwrap(), 1);
     let id = store
         .insert(&snapshot(at(2, 0), json!({}), members.clone()))
         .unwrap();
     assert_eq!(rows(&store, "resources"), 10);
     drop(store);
-    let read = HistoryStore::open_read_only(&path).unwrap();
+    let read = HistoryDb::open_read_only(&path).unwrap();
     assert_eq!(read.members(id).unwrap(), members);
     assert_eq!(read.latest(None).unwrap().unwrap().id, id);
     assert!(read.insert(&snapshot(at(3, 0), json!({}), vec![])).is_err());
-    assert!(HistoryStore::open_read_only(&dir.path().join("missing.db")).is_err());
+    assert!(HistoryDb::open_read_only(&dir.path().join("missing.db")).is_err());
 }
 
 #[test]
@@ -418,8 +418,8 @@ fn rows_shared_by_members_are_handed_to_each() {
 fn two_writers_share_the_intern_tables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.db");
-    let a = HistoryStore::open(&path).unwrap();
-    let b = HistoryStore::open(&path).unwrap();
+    let a = HistoryDb::open(&path).unwrap();
+    let b = HistoryDb::open(&path).unwrap();
     let first: Vec<MemberRecord> = (0..20).map(member).collect();
     let second: Vec<MemberRecord> = (10..40).map(member).collect();
     let x = a
@@ -486,7 +486,7 @@ fn members_of_a_sparse_snapshot_in_a_large_store() {
 fn scale() {
     use std::time::Instant;
     let dir = tempfile::tempdir().unwrap();
-    let store = HistoryStore::open(&dir.path().join("history.db")).unwrap();
+    let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
     let big = |seed: usize| -> Vec<MemberRecord> {
         (0..100_000)
             .map(|i| {

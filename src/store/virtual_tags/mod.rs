@@ -11,7 +11,7 @@
 //! opaque here) and per-evidence-source review feedback live alongside.
 //!
 //! The tables belong to `history.db`'s migrations (`super::history_db::MIGRATIONS`; the SQL is
-//! in `schema`), so this store and the `HistoryStore` agree on the schema version of the file
+//! in `schema`), so this store and the `HistoryDb` agree on the schema version of the file
 //! they share.
 
 mod rules;
@@ -269,16 +269,16 @@ const TAG_COLUMNS: &str = "id, resource_id, key, value, source, confidence, stat
     decision_reason, superseded_by, created_by_principal, decided_by_principal";
 
 /// Virtual tags and tag rules on disk. Calls block; run them off the async runtime.
-pub struct VirtualTagStore {
+pub struct VirtualTagDb {
     path: PathBuf,
     conn: Mutex<Connection>,
 }
 
-impl VirtualTagStore {
+impl VirtualTagDb {
     /// Opens (creating and migrating) `history.db` for reading and writing.
-    pub fn open(path: &Path) -> Result<VirtualTagStore, StoreError> {
+    pub fn open(path: &Path) -> Result<VirtualTagDb, StoreError> {
         let conn = super::open(path, MIGRATIONS)?;
-        Ok(VirtualTagStore {
+        Ok(VirtualTagDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
         })
@@ -589,7 +589,7 @@ fn validate(i: usize, t: &NewVirtualTag) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Decides pending tags inside the caller's transaction (see `VirtualTagStore::decide`).
+/// Decides pending tags inside the caller's transaction (see `VirtualTagDb::decide`).
 fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided, StoreError> {
     let now = now();
     let reason = (!d.reason.is_empty()).then_some(d.reason.as_str());

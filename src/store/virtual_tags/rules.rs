@@ -4,13 +4,13 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Author, RuleRow, VirtualTagStore, now, unsigned};
+use super::{Author, RuleRow, VirtualTagDb, now, unsigned};
 use crate::store::StoreError;
 
 const RULE_COLUMNS: &str = "id, name, priority, enabled, trusted, spec, created_by, created_at,
     updated_at, matches, last_run_at, last_run_matches, created_by_principal";
 
-impl VirtualTagStore {
+impl VirtualTagDb {
     /// Rules not deleted, by priority ascending.
     pub fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         let conn = self.lock();

@@ -2,11 +2,11 @@
 //! review feedback, rules, and the `history.db` file shared with the history store.
 
 use super::*;
-use crate::store::history::HistoryStore;
+use crate::store::history::HistoryDb;
 
-fn store() -> (tempfile::TempDir, VirtualTagStore) {
+fn store() -> (tempfile::TempDir, VirtualTagDb) {
     let dir = tempfile::tempdir().unwrap();
-    let store = VirtualTagStore::open(&dir.path().join("history.db")).unwrap();
+    let store = VirtualTagDb::open(&dir.path().join("history.db")).unwrap();
     (dir, store)
 }
 
@@ -52,7 +52,7 @@ fn decision(approve: bool) -> Decision {
     }
 }
 
-fn one(store: &VirtualTagStore, id: i64) -> VirtualTag {
+fn one(store: &VirtualTagDb, id: i64) -> VirtualTag {
     store.get(&[id]).unwrap().pop().unwrap()
 }
 
@@ -60,7 +60,7 @@ fn statuses(rows: &[VirtualTag]) -> Vec<(i64, TagStatus)> {
     rows.iter().map(|t| (t.id, t.status)).collect()
 }
 
-fn count_rows(store: &VirtualTagStore, table: &str) -> i64 {
+fn count_rows(store: &VirtualTagDb, table: &str) -> i64 {
     store
         .lock()
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -184,7 +184,7 @@ fn re_applying_the_current_tag_is_a_no_op() {
 #[test]
 fn generation_moves_on_every_change_and_only_then() {
     let (_dir, store) = store();
-    let g = |store: &VirtualTagStore| store.generation().unwrap();
+    let g = |store: &VirtualTagDb| store.generation().unwrap();
     assert_eq!(g(&store), 0);
     store.add(&[]).unwrap();
     assert_eq!(g(&store), 0);
@@ -661,7 +661,7 @@ fn reopening_keeps_everything_and_history_store_shares_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.db");
     let (ids, rule) = {
-        let store = VirtualTagStore::open(&path).unwrap();
+        let store = VirtualTagDb::open(&path).unwrap();
         let (ids, _) = store
             .add(&[
                 tag("i-1", "A", "1", TagStatus::Approved),
@@ -675,12 +675,12 @@ fn reopening_keeps_everything_and_history_store_shares_the_file() {
         (ids, rule)
     };
     // The history store opens the same file (same migrations, same version)...
-    let history = HistoryStore::open(&path).unwrap();
+    let history = HistoryDb::open(&path).unwrap();
     assert_eq!(history.count().unwrap(), 0);
     drop(history);
-    assert!(HistoryStore::open_read_only(&path).is_ok());
+    assert!(HistoryDb::open_read_only(&path).is_ok());
     // ...and so does this store again, with everything kept.
-    let store = VirtualTagStore::open(&path).unwrap();
+    let store = VirtualTagDb::open(&path).unwrap();
     assert_eq!(store.generation().unwrap(), 3);
     assert_eq!(
         store
@@ -703,8 +703,8 @@ fn reopening_keeps_everything_and_history_store_shares_the_file() {
     assert_eq!(version, known);
     // A history store opened first, then this one, on a fresh file.
     let fresh = dir.path().join("fresh.db");
-    drop(HistoryStore::open(&fresh).unwrap());
-    let store = VirtualTagStore::open(&fresh).unwrap();
+    drop(HistoryDb::open(&fresh).unwrap());
+    let store = VirtualTagDb::open(&fresh).unwrap();
     assert_eq!(store.generation().unwrap(), 0);
 }
 

@@ -1,0 +1,257 @@
+//! The SQLite backend of the store traits: each call runs the synchronous store off the async
+//! threads through `blocking`, the one place a store call meets `spawn_blocking`, so every
+//! store fails the same way ("<store>: <why>") and a stopped task is told apart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::audit::{Appended, AuditDb, AuditFilter, AuditRecord, StoredRecord};
+use super::history::HistoryDb;
+use super::virtual_tags::{
+    ActiveTag, Author, Decided, Decision, NewVirtualTag, RuleRow, TagQuery, VirtualTag,
+    VirtualTagDb,
+};
+use super::{AuditStore, HistoryStore, NewRule, RuleUpdate, StoreError, VirtualTagStore};
+use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta};
+
+/// A synchronous SQLite store behind the async store traits.
+pub struct Sqlite<D>(pub Arc<D>);
+
+impl<D> Sqlite<D> {
+    pub fn new(db: Arc<D>) -> Sqlite<D> {
+        Sqlite(db)
+    }
+}
+
+/// Runs `work` on the blocking pool. A refusal passes as is (the caller asked for something
+/// the store will not do); any other failure says which store failed.
+pub async fn blocking<D, T>(
+    db: &Arc<D>,
+    store: &'static str,
+    work: impl FnOnce(&D) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || work(&db)).await {
+        Err(e) => Err(StoreError::Stopped(e.to_string())),
+        Ok(Err(StoreError::Refused(why))) => Err(StoreError::Refused(why)),
+        Ok(Err(e)) => Err(StoreError::In {
+            store,
+            source: Box::new(e),
+        }),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+const HISTORY: &str = "history store";
+const VIRTUAL_TAGS: &str = "virtual-tag store";
+const AUDIT: &str = "audit log";
+
+#[async_trait]
+impl HistoryStore for Sqlite<HistoryDb> {
+    async fn insert(&self, s: NewSnapshot) -> Result<i64, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.insert(&s)).await
+    }
+
+    async fn list_headlines(
+        &self,
+        since: DateTime<Utc>,
+        filters_hash: Option<String>,
+    ) -> Result<Vec<SnapshotMeta>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| {
+            db.list_headlines(since, filters_hash.as_deref())
+        })
+        .await
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.get(id)).await
+    }
+
+    async fn latest(
+        &self,
+        filters_hash: Option<String>,
+    ) -> Result<Option<SnapshotMeta>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| {
+            db.latest(filters_hash.as_deref())
+        })
+        .await
+    }
+
+    async fn before(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.before(id)).await
+    }
+
+    async fn members(&self, id: i64) -> Result<Vec<MemberRecord>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.members(id)).await
+    }
+
+    async fn filter_sets(&self) -> Result<Vec<(Value, String, usize)>, StoreError> {
+        blocking(&self.0, HISTORY, |db| db.filter_sets()).await
+    }
+
+    async fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.prune(older_than)).await
+    }
+}
+
+#[async_trait]
+impl VirtualTagStore for Sqlite<VirtualTagDb> {
+    async fn generation(&self) -> Result<u64, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, |db| db.generation()).await
+    }
+
+    async fn active(&self) -> Result<Vec<ActiveTag>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, |db| db.active()).await
+    }
+
+    async fn add(&self, tags: Vec<NewVirtualTag>) -> Result<(Vec<i64>, usize), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.add(&tags)).await
+    }
+
+    async fn list(
+        &self,
+        q: TagQuery,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<VirtualTag>, usize), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.list(&q, limit, offset)).await
+    }
+
+    async fn get(&self, ids: Vec<i64>) -> Result<Vec<VirtualTag>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.get(&ids)).await
+    }
+
+    async fn decide(&self, ids: Vec<i64>, d: Decision) -> Result<Decided, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.decide(&ids, &d)).await
+    }
+
+    async fn decide_matching(
+        &self,
+        q: TagQuery,
+        d: Decision,
+        max: usize,
+    ) -> Result<Vec<VirtualTag>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| {
+            db.decide_matching(&q, &d, max)
+        })
+        .await
+    }
+
+    async fn feedback(&self) -> Result<BTreeMap<String, (u64, u64)>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, |db| db.feedback()).await
+    }
+
+    async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, |db| db.rules()).await
+    }
+
+    async fn create_rule(&self, r: NewRule) -> Result<RuleRow, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| {
+            db.create_rule(
+                &r.name,
+                r.priority,
+                r.enabled,
+                r.trusted,
+                &r.spec,
+                Author {
+                    name: &r.by_name,
+                    principal: &r.by_principal,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn update_rule(&self, id: i64, u: RuleUpdate) -> Result<RuleRow, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| {
+            db.update_rule(
+                id,
+                u.name.as_deref(),
+                u.priority,
+                u.enabled,
+                u.trusted,
+                u.spec.as_deref(),
+            )
+        })
+        .await
+    }
+
+    async fn delete_rule(&self, id: i64) -> Result<RuleRow, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.delete_rule(id)).await
+    }
+
+    async fn record_rule_run(&self, counts: Vec<(i64, u64)>) -> Result<(), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.record_rule_run(&counts)).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for Sqlite<AuditDb> {
+    async fn append(&self, r: AuditRecord, wait: Duration) -> Appended {
+        // Already asynchronous: the log has its own writer thread.
+        self.0.append(r, wait).await
+    }
+
+    async fn query(&self, f: AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        blocking(&self.0, AUDIT, move |db| db.query(&f)).await
+    }
+
+    async fn close(&self) {
+        let closed = blocking(&self.0, AUDIT, |db| {
+            db.close();
+            Ok(())
+        })
+        .await;
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "closing the audit log failed");
+        }
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.0.failing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ToolError;
+
+    #[tokio::test]
+    async fn failures_say_which_store_and_refusals_pass_as_asked() {
+        let db = Arc::new(());
+        let failed = blocking(&db, HISTORY, |_| -> Result<(), _> {
+            Err(StoreError::Sql("disk I/O error".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            ToolError::from(failed),
+            ToolError::Unavailable("history store: database error: disk I/O error".into())
+        );
+        let refused = blocking(&db, VIRTUAL_TAGS, |_| -> Result<(), _> {
+            Err(StoreError::Refused("priority 50 is taken".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            ToolError::from(refused),
+            ToolError::InvalidArgument("priority 50 is taken".into())
+        );
+        let stopped = blocking(&db, AUDIT, |_| -> Result<(), StoreError> { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(ToolError::from(stopped), ToolError::Internal(m) if m.starts_with("the store task stopped")),
+        );
+    }
+}
