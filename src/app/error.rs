@@ -51,3 +51,24 @@ impl From<StoreError> for ToolError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_one_kind_of_tool_error_each() {
+        assert_eq!(
+            ToolError::from(StoreError::Refused("priority 50 is taken".into())),
+            ToolError::InvalidArgument("priority 50 is taken".into())
+        );
+        assert!(matches!(
+            ToolError::from(StoreError::Stopped("boom".into())),
+            ToolError::Internal(m) if m.starts_with("the store task stopped")
+        ));
+        assert!(matches!(
+            ToolError::from(StoreError::Sql("disk I/O error".into())),
+            ToolError::Unavailable(m) if m.contains("disk I/O error")
+        ));
+    }
+}
