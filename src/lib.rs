@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod policy;
 pub mod rules;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod suggest;
 pub mod tools;

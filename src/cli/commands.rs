@@ -12,6 +12,7 @@ use super::{
     ServeArgs, ToolsCommand,
 };
 use crate::app::App;
+use crate::compliance::Scope;
 use crate::guard::Guard;
 use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http};
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
@@ -39,6 +40,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// The resources `check` is about.
+fn scope(args: &CheckArgs) -> Scope {
+    Scope {
+        resource_types: args.resource_types.clone(),
+        regions: args.only_regions.clone(),
+        accounts: args.accounts.clone(),
+    }
+}
+
 /// The dollar gap for `check`, when costs are configured; a failure is a warning (the
 /// compliance result stands).
 async fn cost_gap(app: &App, args: &CheckArgs) -> Option<get_cost_attribution_gap::Output> {
@@ -47,20 +57,10 @@ async fn cost_gap(app: &App, args: &CheckArgs) -> Option<get_cost_attribution_ga
     let gap_args = get_cost_attribution_gap::Args {
         top: 5,
         // Cost Explorer cannot filter by type; its figures cover the whole account.
-        resource_types: if lines {
-            args.resource_types.clone()
+        scope: if lines {
+            scope(args).into()
         } else {
-            Vec::new()
-        },
-        regions: if lines {
-            args.only_regions.clone()
-        } else {
-            Vec::new()
-        },
-        accounts: if lines {
-            args.accounts.clone()
-        } else {
-            Vec::new()
+            Default::default()
         },
         ..Default::default()
     };
@@ -85,9 +85,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     }
     let bar = super::progress::TerminalProgress::start();
     let tool_args = check_tag_compliance::Args {
-        resource_types: args.resource_types.clone(),
-        regions: args.only_regions.clone(),
-        accounts: args.accounts.clone(),
+        scope: scope(&args).into(),
         tag_keys: args.tag_keys.clone(),
         min_severity: args.min_severity.map(Into::into),
         force_refresh: args.force_refresh,

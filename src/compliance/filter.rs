@@ -1,12 +1,32 @@
 //! Which resources and which violations a question is about.
 
 use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::Resource;
 use crate::policy::compiled::KeyRef;
 use crate::policy::evaluate::RuleRef;
 use crate::policy::pattern::TypePatterns;
 use crate::policy::{KeyId, Policy, Severity, Violation, ViolationKind};
+
+/// Which resources a question is about: type patterns, regions and accounts (empty lists
+/// select everything). Serialized with the argument names the tools take.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+impl Scope {
+    /// The matcher for this scope.
+    pub fn filter(&self) -> ResourceFilter {
+        ResourceFilter::new(&self.resource_types, &self.regions, &self.accounts)
+    }
+}
 
 /// Selects resources by type pattern, region and account (empty lists select everything).
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ mod filter;
 pub mod overlay;
 mod summary;
 
-pub use filter::{ResourceFilter, ViolationFilter};
+pub use filter::{ResourceFilter, Scope, ViolationFilter};
 pub use summary::{
     GroupCount, Score, SeverityCounts, Summary, ViolationRef, key_label, pct, summarize,
 };

@@ -13,9 +13,10 @@ use super::{Call, Tool, ToolError};
 use crate::app::Estate;
 use crate::compliance::capture::{CaptureContext, capture};
 use crate::compliance::{
-    GroupCount, ResourceFilter, Score, SeverityCounts, Summary, ViolationFilter, summarize,
+    GroupCount, ResourceFilter, Scope, Score, SeverityCounts, Summary, ViolationFilter, summarize,
 };
 use crate::policy::{Severity, View, ViolationDetail, ViolationKind};
+use crate::service::scope::{ScopeArgs, ScopeDocs};
 
 pub struct CheckTagCompliance;
 
@@ -30,20 +31,8 @@ fn default_limit() -> u32 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    /// Only resources whose canonical type matches one of these patterns, e.g. `ec2:instance`,
-    /// `ec2:*`, `s3:bucket`, `rds` (= `rds:*`). Default: every type.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub resource_types: Vec<String>,
-    /// Only resources in these regions, e.g. `us-east-1` (`global` for S3 buckets read from
-    /// ARNs). Default: every region.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub regions: Vec<String>,
-    /// Only resources in these account ids. Default: every account.
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub accounts: Vec<String>,
+    #[serde(flatten)]
+    pub scope: ScopeArgs<CheckDocs>,
     /// Only violations of these tag keys (policy names; aliases accepted, case-insensitive).
     /// The score then means "compliant on these keys". Default: every key.
     #[serde(default)]
@@ -68,6 +57,20 @@ pub struct Args {
     /// detect_tag_drift): the counts, scores, filters, and each resource's tags and violations.
     #[serde(default)]
     pub store_snapshot: bool,
+}
+
+/// The descriptions of the scope arguments in this tool's schema.
+pub struct CheckDocs;
+
+impl ScopeDocs for CheckDocs {
+    const RESOURCE_TYPES: Option<&'static str> = Some(
+        "Only resources whose canonical type matches one of these patterns, e.g. `ec2:instance`,\n`ec2:*`, `s3:bucket`, `rds` (= `rds:*`). Default: every type.",
+    );
+    const REGIONS: Option<&'static str> = Some(
+        "Only resources in these regions, e.g. `us-east-1` (`global` for S3 buckets read from\nARNs). Default: every region.",
+    );
+    const ACCOUNTS: Option<&'static str> =
+        Some("Only resources in these account ids. Default: every account.");
 }
 
 /// A listed violation with the resource it is on.
@@ -170,10 +173,15 @@ store_snapshot=true also records the answer in the history (get_violation_histor
         let estate = call.estate(args.force_refresh).await?;
         let policy = estate.policy();
         let min_severity = args.min_severity.unwrap_or(Severity::Low);
+        let Scope {
+            resource_types,
+            regions,
+            accounts,
+        } = args.scope.scope;
         let filters = SnapshotFilters {
-            resource_types: args.resource_types,
-            regions: args.regions,
-            accounts: args.accounts,
+            resource_types,
+            regions,
+            accounts,
             tag_keys: args.tag_keys,
             min_severity,
         };
@@ -298,6 +306,15 @@ fn lowest() -> Severity {
 }
 
 impl SnapshotFilters {
+    /// The resource scope these filters select.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            resource_types: self.resource_types.clone(),
+            regions: self.regions.clone(),
+            accounts: self.accounts.clone(),
+        }
+    }
+
     /// As snapshots record them (see `snapshot_filters`).
     pub fn to_value(&self) -> serde_json::Value {
         snapshot_filters(
@@ -358,8 +375,7 @@ impl Scoped {
     /// Err: the requested tag keys the policy does not know.
     pub fn new(estate: &Estate, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
         let policy = estate.policy();
-        let resource_filter =
-            ResourceFilter::new(&filters.resource_types, &filters.regions, &filters.accounts);
+        let resource_filter = filters.scope().filter();
         let violation_filter =
             ViolationFilter::new(policy, &filters.tag_keys, &[], filters.min_severity)?;
         let summary = summarize(

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::common::{DataQuality, Paging};
 use super::costs::{Amount, CostQuality, amount};
 use super::{Call, Tool, ToolError, read_only_annotations};
-use crate::compliance::ResourceFilter;
 use crate::inventory::Resource;
 use crate::policy::{EvaluationRef, Policy, View, ViolationKind};
+use crate::service::scope::{ScopeArgs, ScopeDocs};
 
 pub struct FindUntaggedResources;
 
@@ -33,16 +33,8 @@ pub struct Args {
     #[serde(default)]
     #[schemars(length(max = 50))]
     pub tag_keys: Vec<String>,
-    /// Only resources whose canonical type matches one of these patterns (`ec2:*`, `s3:bucket`).
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub resource_types: Vec<String>,
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub regions: Vec<String>,
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub accounts: Vec<String>,
+    #[serde(flatten)]
+    pub scope: ScopeArgs<UntaggedDocs>,
     /// `effective` (default): a key present under an alias or another case counts as present.
     /// `native`: only the exact key counts.
     #[serde(default)]
@@ -68,6 +60,17 @@ pub struct Args {
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub cursor: Option<String>,
+}
+
+/// The descriptions of the scope arguments in this tool's schema.
+pub struct UntaggedDocs;
+
+impl ScopeDocs for UntaggedDocs {
+    const RESOURCE_TYPES: Option<&'static str> = Some(
+        "Only resources whose canonical type matches one of these patterns (`ec2:*`, `s3:bucket`).",
+    );
+    const REGIONS: Option<&'static str> = None;
+    const ACCOUNTS: Option<&'static str> = None;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,7 +146,7 @@ ordered by number of missing keys. Page with next_cursor.";
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let estate = call.estate(args.force_refresh).await?;
         let policy = estate.policy();
-        let filter = ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
+        let filter = args.scope.filter();
         let resources = &estate.inventory.resources;
         let evaluations = &estate.evaluated.evaluations;
 
@@ -223,8 +226,8 @@ ordered by number of missing keys. Page with next_cursor.";
                 .or_default() += 1;
         }
         let question = serde_json::json!({
-            "tag_keys": args.tag_keys, "resource_types": args.resource_types,
-            "regions": args.regions, "accounts": args.accounts, "view": args.view,
+            "tag_keys": args.tag_keys, "resource_types": args.scope.resource_types,
+            "regions": args.scope.regions, "accounts": args.scope.accounts, "view": args.view,
             "include_empty": args.include_empty, "only_without_any_tags": args.only_without_any_tags,
             "min_cost": args.min_cost,
             // The order follows costs when they are known: new costs, new pages.

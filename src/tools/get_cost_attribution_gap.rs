@@ -13,11 +13,11 @@ use super::common::{DataQuality, cap};
 use super::costs::{Amount, CostQuality, amount, period_arg};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::app::CostSource;
-use crate::compliance::ResourceFilter;
 use crate::cost::attribution::{
     Attribution, AttributionInput, GroupBy, GroupSplit, KeyJudge, Split, attribute, pct,
 };
 use crate::cost::{CostMetric, CostQuery, Period};
+use crate::service::scope::{ScopeArgs, ScopeDocs};
 
 pub struct GetCostAttributionGap;
 
@@ -74,18 +74,8 @@ pub struct Args {
     /// NetAmortizedCost; FOCUS files and the demo offer BilledCost (default) and EffectiveCost.
     #[serde(default)]
     pub metric: Option<CostMetric>,
-    /// Only spend on resources of these types (`ec2:*`); needs resource-level costs.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub resource_types: Vec<String>,
-    /// Only spend in these regions.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub regions: Vec<String>,
-    /// Only spend in these accounts (subscriptions, projects).
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub accounts: Vec<String>,
+    #[serde(flatten)]
+    pub scope: ScopeArgs<GapDocs>,
     /// How many unattributed resources to list, most costly first.
     #[serde(default = "default_top")]
     #[schemars(range(min = 0, max = 100))]
@@ -94,6 +84,17 @@ pub struct Args {
     /// requests are billed by AWS).
     #[serde(default)]
     pub force_refresh: bool,
+}
+
+/// The descriptions of the scope arguments in this tool's schema.
+pub struct GapDocs;
+
+impl ScopeDocs for GapDocs {
+    const RESOURCE_TYPES: Option<&'static str> =
+        Some("Only spend on resources of these types (`ec2:*`); needs resource-level costs.");
+    const REGIONS: Option<&'static str> = Some("Only spend in these regions.");
+    const ACCOUNTS: Option<&'static str> =
+        Some("Only spend in these accounts (subscriptions, projects).");
 }
 
 /// Attributable and unattributable spend and the gap.
@@ -266,13 +267,13 @@ answers are cached).";
         let mut notes_extra = Vec::new();
         let (attribution, before, period, metric, currency, mut report, reused) = match &source {
             CostSource::Explorer(explorer) => {
-                if !args.resource_types.is_empty() {
+                if !args.scope.resource_types.is_empty() {
                     return Err(ToolError::invalid(
                         "argument `resource_types`: Cost Explorer has no resource types; filter \
                          by regions or accounts, or give FOCUS cost files with --cost",
                     ));
                 }
-                if !args.regions.is_empty() || !args.accounts.is_empty() {
+                if !args.scope.regions.is_empty() || !args.scope.accounts.is_empty() {
                     return Err(ToolError::invalid(
                         "arguments `regions`/`accounts` are not supported with Cost Explorer \
                          yet; group_by region or account instead",
@@ -320,8 +321,7 @@ answers are cached).";
                     .await
                     .ok_or_else(no_cost_source)?
                     .map_err(cost_error)?;
-                let filter =
-                    ResourceFilter::new(&args.resource_types, &args.regions, &args.accounts);
+                let filter = args.scope.filter();
                 let input = |overlay| AttributionInput {
                     judge: &judge,
                     lines: &costs.costs.lines,

@@ -14,6 +14,7 @@ use crate::history::{
     series, trend, violation_movements,
 };
 use crate::policy::Severity;
+use crate::service::scope::{ScopeArgs, ScopeDocs};
 
 pub struct GetViolationHistory;
 
@@ -39,18 +40,8 @@ pub struct Args {
     #[serde(default = "default_top")]
     #[schemars(range(min = 0, max = 50))]
     pub top_violations: u32,
-    /// The `resource_types` the snapshots were taken with (default: none, the whole estate).
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub resource_types: Vec<String>,
-    /// The `regions` the snapshots were taken with.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub regions: Vec<String>,
-    /// The `accounts` the snapshots were taken with.
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub accounts: Vec<String>,
+    #[serde(flatten)]
+    pub scope: ScopeArgs<HistoryDocs>,
     /// The `tag_keys` the snapshots were taken with.
     #[serde(default)]
     #[schemars(length(max = 50))]
@@ -58,6 +49,17 @@ pub struct Args {
     /// The `min_severity` the snapshots were taken with (default `low`).
     #[serde(default)]
     pub min_severity: Option<Severity>,
+}
+
+/// The descriptions of the scope arguments in this tool's schema.
+pub struct HistoryDocs;
+
+impl ScopeDocs for HistoryDocs {
+    const RESOURCE_TYPES: Option<&'static str> = Some(
+        "The `resource_types` the snapshots were taken with (default: none, the whole estate).",
+    );
+    const REGIONS: Option<&'static str> = Some("The `regions` the snapshots were taken with.");
+    const ACCOUNTS: Option<&'static str> = Some("The `accounts` the snapshots were taken with.");
 }
 
 fn default_group_by() -> GroupBy {
@@ -111,9 +113,9 @@ when none match, the answer lists the scopes that have history.";
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let store = history_store(call)?;
         let filters = snapshot_filters(
-            &args.resource_types,
-            &args.regions,
-            &args.accounts,
+            &args.scope.resource_types,
+            &args.scope.regions,
+            &args.scope.accounts,
             &args.tag_keys,
             args.min_severity.unwrap_or(Severity::Low),
         );

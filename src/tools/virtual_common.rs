@@ -21,6 +21,7 @@ use crate::inventory::Tags;
 use crate::policy::compiled::KeyRef;
 use crate::policy::pattern::Wildcard;
 use crate::policy::{Policy, View};
+use crate::service::scope::{ScopeArgs, ScopeDocs};
 use crate::store::VirtualTagStore;
 
 /// Most resources one call may tag, review or propose for.
@@ -41,16 +42,8 @@ pub fn store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSelector {
-    /// Canonical type patterns, e.g. `ec2:instance`, `ec2:*`.
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub resource_types: Vec<String>,
-    #[serde(default)]
-    #[schemars(length(max = 50))]
-    pub regions: Vec<String>,
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub accounts: Vec<String>,
+    #[serde(flatten)]
+    pub scope: ScopeArgs<SelectorDocs>,
     /// Name glob (`*`, `?`), e.g. `payments-*`.
     #[serde(default)]
     #[schemars(length(max = 256))]
@@ -66,6 +59,16 @@ pub struct ResourceSelector {
     #[serde(default)]
     #[schemars(length(max = 50))]
     pub tags_missing: Vec<String>,
+}
+
+/// The descriptions of the scope arguments in the selector's schema.
+pub struct SelectorDocs;
+
+impl ScopeDocs for SelectorDocs {
+    const RESOURCE_TYPES: Option<&'static str> =
+        Some("Canonical type patterns, e.g. `ec2:instance`, `ec2:*`.");
+    const REGIONS: Option<&'static str> = None;
+    const ACCOUNTS: Option<&'static str> = None;
 }
 
 impl ResourceSelector {
@@ -122,7 +125,7 @@ pub fn select(
 
 fn select_by_filter(estate: &Estate, f: &ResourceSelector) -> Result<Vec<usize>, ToolError> {
     let policy = estate.policy();
-    let base = ResourceFilter::new(&f.resource_types, &f.regions, &f.accounts);
+    let base = f.scope.filter();
     let glob = f.name_glob.as_deref().map(Wildcard::new);
     let regex = match &f.name_regex {
         Some(r) => Some(Regex::new(r).map_err(|e| {
