@@ -2,3 +2,4 @@
 //! in plain types and answers it, so the tools only translate arguments and answers.
 
 pub mod scope;
+pub mod virtual_tags;

@@ -8,10 +8,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::virtual_common::{
-    Effect, MAX_RESOURCES, ResourceSelector, check_key_value, effect, select, store, virtual_value,
-};
 use super::{Call, Tool, ToolError, own_store_annotations};
+use crate::service::virtual_tags::{
+    Effect, MAX_RESOURCES, ResourceSelector, check_key_value, effect, require_store, select,
+    virtual_value,
+};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 
 pub struct ApplyVirtualTag;
@@ -86,7 +87,7 @@ to see the effect without writing. Nothing in the cloud changes.";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = store(call)?;
+        let store = require_store(call)?;
         let estate = call.estate(false).await?;
         let policy = estate.policy();
         let key = check_key_value(policy, &args.key, &args.value)?;

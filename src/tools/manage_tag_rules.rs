@@ -10,11 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::virtual_common::{check_key_value, effective_now, store};
 use super::{Call, Tool, ToolError};
 use crate::app::Estate;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
+use crate::service::virtual_tags::{check_key_value, effective_now, require_store};
 use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
 use crate::store::{NewRule, RuleUpdate};
 
@@ -166,7 +166,7 @@ and counts matches per rule).";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = store(call)?;
+        let store = require_store(call)?;
         let stored = store.rules().await?;
         let policy = call.policy();
         match args.action {
@@ -311,7 +311,7 @@ async fn write_matches(
     result: &RunResult,
     out: &mut Output,
 ) -> Result<(), ToolError> {
-    let store = store(call)?;
+    let store = require_store(call)?;
     let policy = estate.policy();
     let resources = &estate.inventory.resources;
     // Tags people set or approved (manual, reviewed suggestions, imports) are never replaced

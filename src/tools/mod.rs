@@ -19,7 +19,6 @@ pub mod manage_tag_rules;
 pub mod review_virtual_tags;
 pub mod suggest_tags;
 pub mod validate_resource_tags;
-mod virtual_common;
 
 use std::borrow::Cow;
 use std::future::Future;

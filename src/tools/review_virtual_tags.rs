@@ -6,8 +6,8 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::virtual_common::{MAX_RESOURCES, store};
 use super::{Call, Tool, ToolError, own_store_annotations};
+use crate::service::virtual_tags::{MAX_RESOURCES, require_store};
 use crate::store::virtual_tags::{Decision, TagQuery, TagSource, TagStatus, VirtualTag};
 
 pub struct ReviewVirtualTags;
@@ -123,7 +123,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = store(call)?;
+        let store = require_store(call)?;
         let f = args.filter.clone().unwrap_or_default();
         let mut query = TagQuery {
             statuses: f.statuses,

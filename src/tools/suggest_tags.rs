@@ -7,9 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DataQuality;
-use super::virtual_common::{ResourceSelector, effective_now, select, store};
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::rules::{CompiledRules, RuleSpec};
+use crate::service::virtual_tags::{ResourceSelector, effective_now, require_store, select};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 use crate::suggest::{Band, KeySuggestion, Reliability, SuggestConfig, Suggester};
 
@@ -192,7 +192,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
         let (proposed, proposed_ids) = if proposals.is_empty() {
             (0, Vec::new())
         } else {
-            let store = store(call)?;
+            let store = require_store(call)?;
             let (mut ids, written) = store.add(proposals).await?;
             ids.truncate(1000);
             (written, ids)

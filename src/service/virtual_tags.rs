@@ -1,4 +1,4 @@
-//! What the virtual-tag tools share: the store, choosing resources by
+//! What the virtual-tag tools share, below the tool layer: the store, choosing resources by
 //! ids or by a filter, checking a key and value against the policy, and measuring the effect of
 //! new virtual tags on the compliance score and the cost gap before anything is written.
 
@@ -11,9 +11,8 @@ use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::costs::{ResourceCosts, amount};
-use super::{Call, ToolError};
-use crate::app::Estate;
+use crate::app::costs::{ResourceCosts, amount};
+use crate::app::{Call, Estate, ToolError};
 use crate::compliance::ResourceFilter;
 use crate::compliance::overlay::{VirtualValue, combine};
 use crate::cost::attribution::{AttributionInput, GroupBy, KeyJudge, attribute, pct};
@@ -28,7 +27,7 @@ use crate::store::VirtualTagStore;
 pub const MAX_RESOURCES: usize = 10_000;
 
 /// The virtual-tag store, or an answer saying how to get one.
-pub fn store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
+pub fn require_store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
     call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
