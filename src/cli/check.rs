@@ -1,5 +1,5 @@
 //! Rendering a compliance result for people: plain text for terminals, Markdown for reports and
-//! pull requests. Both read the same `Output` the MCP tool returns.
+//! pull requests. Both read the same `ComplianceReport` the MCP tool returns.
 
 use std::fmt::Write;
 
@@ -7,7 +7,7 @@ use crate::util::thousands;
 
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
-use crate::tools::check_tag_compliance::Output;
+use crate::service::compliance::ComplianceReport as Output;
 use crate::tools::common::DataStatus;
 use crate::tools::get_cost_attribution_gap::Output as GapOutput;
 

@@ -18,9 +18,9 @@ use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
+use crate::service::compliance::{self, ComplianceQuestion};
 use crate::store::audit::{self, AuditOptions, Verification};
 use crate::store::{HistoryStore, VirtualTagStore};
-use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
 use crate::tools::get_cost_attribution_gap::{self, GetCostAttributionGap};
 use crate::tools::{Call, Registry, Tool};
 
@@ -84,8 +84,8 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
         app = app.with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?);
     }
     let bar = super::progress::TerminalProgress::start();
-    let tool_args = check_tag_compliance::Args {
-        scope: scope(&args).into(),
+    let question = ComplianceQuestion {
+        scope: scope(&args),
         tag_keys: args.tag_keys.clone(),
         min_severity: args.min_severity.map(Into::into),
         force_refresh: args.force_refresh,
@@ -97,7 +97,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
         .with_trigger("cli")
         .with_snapshot_time(args.taken_at)
         .with_progress(bar.as_ref().map(|b| b.sink()));
-    let output = CheckTagCompliance::run(&call, tool_args).await;
+    let output = compliance::check(&call, question).await;
     if let Some(bar) = bar {
         bar.finish();
     }

@@ -3,6 +3,7 @@
 //! snapshots (`drift`). Storing snapshots is the store layer's job; this module does no I/O.
 
 pub mod drift;
+pub mod filters;
 pub mod series;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub use drift::{
     DriftFilter, DriftReport, ResourceBrief, ResourceTagDrift, TagChange, TagValue, drift,
 };
+pub use filters::{SnapshotFilters, snapshot_filters};
 pub use series::{
     Direction, GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, series,
     trend, violation_movements,

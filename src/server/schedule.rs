@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::app::App;
-use crate::tools::check_tag_compliance::{self, CheckTagCompliance};
-use crate::tools::{Call, Tool};
+use crate::app::{App, Call};
+use crate::service::compliance::{self, ComplianceQuestion};
+use crate::service::snapshot::prune;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotSchedule {
@@ -68,14 +68,14 @@ fn jitter(every: Duration) -> Duration {
 }
 
 async fn take_snapshot(app: &App) {
-    let args = check_tag_compliance::Args {
+    let question = ComplianceQuestion {
         force_refresh: true,
         store_snapshot: true,
         limit: 0,
         ..Default::default()
     };
     let call = Call::new(app).with_trigger("schedule");
-    match CheckTagCompliance::run(&call, args).await {
+    match compliance::check(&call, question).await {
         Ok(out) => tracing::info!(
             snapshot = out.snapshot_id,
             score = out.score_pct,
@@ -85,17 +85,5 @@ async fn take_snapshot(app: &App) {
         Err(e) => {
             tracing::error!(error = %e, "scheduled snapshot failed; the next one will try again")
         }
-    }
-}
-
-async fn prune(history: Arc<dyn crate::store::HistoryStore>, keep: chrono::Duration) {
-    let cutoff = chrono::Utc::now() - keep;
-    match history.prune(cutoff).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(snapshots = n, "old snapshots pruned"),
-        Err(crate::store::StoreError::Stopped(e)) => {
-            tracing::error!(error = %e, "pruning task failed")
-        }
-        Err(e) => tracing::error!(error = %e, "pruning old snapshots failed"),
     }
 }

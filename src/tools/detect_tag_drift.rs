@@ -5,13 +5,11 @@
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::check_tag_compliance::{Scoped, SnapshotFilters};
 use super::common::DataQuality;
-use super::history_common::history_store;
 use super::{Call, Tool, ToolError, read_only_annotations};
-use crate::history::{DriftFilter, DriftReport, MemberRecord, SnapshotMeta, drift};
+use crate::history::{DriftFilter, DriftReport, SnapshotFilters, SnapshotMeta};
+use crate::service::snapshot::{compare, current_members, pick_snapshots, require_history};
 
 pub struct DetectTagDrift;
 
@@ -95,7 +93,7 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = history_store(call)?;
+        let store = require_history(call)?;
         let (from, to) = pick_snapshots(&store, args.from_snapshot, args.to_snapshot).await?;
         let from_id = from.id;
         let older = store.members(from_id).await?;
@@ -106,19 +104,24 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
                 (members, side_of(&to), None)
             }
             None => {
-                let (members, side, quality) =
-                    current_members(call, &from.filters, args.force_refresh).await?;
-                (members, side, Some(quality))
+                let now = current_members(call, &from.filters, args.force_refresh).await?;
+                let side = Side {
+                    snapshot_id: None,
+                    taken_at: now
+                        .taken_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    policy_hash: now.policy_hash,
+                    resources: now.resources,
+                    score_pct: now.score_pct,
+                };
+                (now.members, side, Some(now.data_quality))
             }
         };
         let filter = DriftFilter {
             tag_keys: args.tag_keys,
             resource_types: args.resource_types,
         };
-        let limit = args.limit as usize;
-        let report = tokio::task::spawn_blocking(move || drift(&older, &newer, &filter, limit))
-            .await
-            .map_err(|e| ToolError::Internal(format!("the comparison stopped: {e}")))?;
+        let report = compare(older, newer, filter, args.limit as usize).await?;
         Ok(Output {
             policy_changed: from.policy_hash != to_side.policy_hash,
             from: side_of(&from),
@@ -140,104 +143,4 @@ fn side_of(s: &SnapshotMeta) -> Side {
         resources: s.resources,
         score_pct: s.score_pct,
     }
-}
-
-/// The snapshots to compare: (older, newer or None for the current inventory).
-async fn pick_snapshots(
-    store: &std::sync::Arc<dyn crate::store::HistoryStore>,
-    from: Option<i64>,
-    to: Option<i64>,
-) -> Result<(SnapshotMeta, Option<SnapshotMeta>), ToolError> {
-    let get = |id: i64, name: &'static str| {
-        let store = store.clone();
-        async move {
-            store.get(id).await?.ok_or_else(|| {
-                ToolError::invalid(format!(
-                    "argument `{name}`: there is no snapshot {id}; get_violation_history lists \
-                     snapshot ids"
-                ))
-            })
-        }
-    };
-    let newer = match to {
-        Some(id) => Some(get(id, "to_snapshot").await?),
-        None => None,
-    };
-    let older = match (from, &newer) {
-        (Some(id), _) => get(id, "from_snapshot").await?,
-        (None, Some(n)) => {
-            let id = n.id;
-            store.before(id).await?.ok_or_else(|| {
-                ToolError::invalid(format!(
-                    "snapshot {id} is the first of its scope; pass `from_snapshot`"
-                ))
-            })?
-        }
-        (None, None) => store.latest(None).await?.ok_or_else(|| {
-            ToolError::Unavailable(
-                "there are no snapshots yet; take one with \
-                     check_tag_compliance(store_snapshot=true), then ask again after the tags \
-                     change"
-                    .into(),
-            )
-        })?,
-    };
-    if let Some(n) = &newer {
-        if n.id == older.id {
-            return Err(ToolError::invalid(
-                "`from_snapshot` and `to_snapshot` are the same snapshot",
-            ));
-        }
-        if (n.taken_at, n.id) < (older.taken_at, older.id) {
-            return Err(ToolError::invalid(format!(
-                "snapshot {} ({}) is newer than snapshot {} ({}); pass the older one as \
-                 `from_snapshot`",
-                older.id,
-                older
-                    .taken_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                n.id,
-                n.taken_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
-        }
-        if n.filters_hash != older.filters_hash {
-            return Err(ToolError::invalid(format!(
-                "snapshots {} and {} were taken with different filters ({} vs {}); compare \
-                 snapshots of the same scope",
-                older.id,
-                n.id,
-                crate::util::canonical_json(&older.filters),
-                crate::util::canonical_json(&n.filters)
-            )));
-        }
-    }
-    Ok((older, newer))
-}
-
-/// The current inventory as a snapshot would record it, under the older snapshot's filters.
-async fn current_members(
-    call: &Call<'_>,
-    stored_filters: &Value,
-    force_refresh: bool,
-) -> Result<(Vec<MemberRecord>, Side, DataQuality), ToolError> {
-    let estate = call.estate(force_refresh).await?;
-    let filters = SnapshotFilters::from_stored(stored_filters);
-    let scoped = Scoped::new(&estate, &filters).map_err(|unknown| {
-        ToolError::invalid(format!(
-            "the snapshot's tag_keys {} are not in the current policy; compare two \
-             snapshots instead",
-            unknown.join(", ")
-        ))
-    })?;
-    let fetched_at = estate.inventory.fetched_at;
-    let record = scoped.record(&estate, stored_filters.clone(), fetched_at, call.trigger());
-    let side = Side {
-        snapshot_id: None,
-        taken_at: fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        policy_hash: estate.policy().hash().to_string(),
-        resources: scoped.summary.resources,
-        score_pct: scoped.summary.effective.score_pct,
-    };
-    Ok((record.members, side, call.data_quality(&estate)))
 }

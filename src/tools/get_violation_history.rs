@@ -6,15 +6,14 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::check_tag_compliance::{SnapshotFilters, snapshot_filters};
-use super::history_common::{FilterSet, history_store, other_filter_sets};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::history::{
-    GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, filters_hash,
-    series, trend, violation_movements,
+    GroupBy, HistoryPoint, SnapshotFilters, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement,
+    filters_hash, series, snapshot_filters, trend, violation_movements,
 };
 use crate::policy::Severity;
 use crate::service::scope::{ScopeArgs, ScopeDocs};
+use crate::service::snapshot::{FilterSet, other_filter_sets, require_history};
 
 pub struct GetViolationHistory;
 
@@ -111,7 +110,7 @@ when none match, the answer lists the scopes that have history.";
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
-        let store = history_store(call)?;
+        let store = require_history(call)?;
         let filters = snapshot_filters(
             &args.scope.resource_types,
             &args.scope.regions,

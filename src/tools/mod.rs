@@ -14,7 +14,6 @@ pub mod get_audit_trail;
 pub mod get_cost_attribution_gap;
 pub mod get_tagging_policy;
 pub mod get_violation_history;
-mod history_common;
 pub mod manage_tag_rules;
 pub mod review_virtual_tags;
 pub mod suggest_tags;
