@@ -17,6 +17,7 @@ use crate::inventory::InventoryProvider;
 use crate::inventory::aws::{AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
+use crate::inventory::listing_cache::SharedListings;
 use crate::util::parse_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -130,7 +131,7 @@ impl SourceArgs {
                     concurrency: self.aws_concurrency.max(1),
                     tuning,
                 })
-                .with_shared_cache(cache.clone(), self.inventory_ttl),
+                .with_shared_listings(SharedListings::new(cache.clone(), self.inventory_ttl)),
             )
         }
     }

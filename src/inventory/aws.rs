@@ -9,24 +9,26 @@
 //!
 //! With a shared cache (Redis), each partition's listing is kept there for the inventory TTL
 //! under a key of the credentials identity, region and type filter, so another server (or a
-//! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless.
+//! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
+//! `listing_cache`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_resourcegroupstagging::Client;
 use aws_sdk_resourcegroupstagging::config::Region;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::file::GLOBAL_REGION;
 use super::id::arn::resource_from_arn;
+use super::listing_cache::{PartResult, SharedListings};
 use super::{
-    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
+    Inventory, InventoryError, InventoryProvider, Provider, Resource, ScanOptions, ScanPart,
+    ScanReport,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
 
@@ -48,19 +50,8 @@ pub struct AwsProvider {
     shared: Option<SharedListings>,
 }
 
-/// Where partition listings are shared between servers, and for how long.
-#[derive(Clone)]
-struct SharedListings {
-    cache: Arc<crate::cache::Cache>,
-    ttl: Duration,
-}
-
-/// A partition's listing as kept in the shared cache.
-#[derive(Serialize, Deserialize)]
-struct CachedListing {
-    pages: u64,
-    mappings: Vec<(CompactString, super::Tags)>,
-}
+/// One listed resource: its ARN and tags.
+type Mapping = (CompactString, super::Tags);
 
 impl AwsProvider {
     pub fn new(settings: AwsScanSettings) -> Self {
@@ -70,17 +61,12 @@ impl AwsProvider {
         }
     }
 
-    /// Keeps partition listings in `cache` (its Redis layer) for `ttl`.
-    pub fn with_shared_cache(mut self, cache: Arc<crate::cache::Cache>, ttl: Duration) -> Self {
-        if cache.shared_display().is_some() && !ttl.is_zero() {
-            self.shared = Some(SharedListings { cache, ttl });
-        }
+    /// Keeps partition listings in the shared cache, when there is one.
+    pub fn with_shared_listings(mut self, shared: Option<SharedListings>) -> Self {
+        self.shared = shared;
         self
     }
 }
-
-/// The size a listing read is given time for (≈ 100k resources with tags).
-const LARGE_LISTING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Who is asking AWS, hashed: the endpoint and the access key id of the credentials the SDK
 /// resolved (whatever their source: environment, profile, SSO, instance or task role), so
@@ -161,12 +147,6 @@ impl Partition {
     }
 }
 
-struct PartResult {
-    part: ScanPart,
-    mappings: Vec<(CompactString, super::Tags)>,
-    fetched_at: DateTime<Utc>,
-}
-
 #[async_trait]
 impl InventoryProvider for AwsProvider {
     fn describe(&self) -> String {
@@ -184,11 +164,12 @@ impl InventoryProvider for AwsProvider {
             match sdk.region() {
                 Some(r) => vec![r.to_string()],
                 None => {
-                    return Err(InventoryError::AwsConfig(
-                        "no AWS region is configured: set AWS_REGION (or a profile region), or \
-                         pass --regions us-east-1,eu-west-1"
+                    return Err(InventoryError::Config {
+                        provider: Provider::Aws,
+                        message: "no AWS region is configured: set AWS_REGION (or a profile \
+                                  region), or pass --regions us-east-1,eu-west-1"
                             .into(),
-                    ));
+                    });
                 }
             }
         } else {
@@ -234,35 +215,31 @@ impl InventoryProvider for AwsProvider {
             let shared = self.shared.clone().filter(|_| identity.is_some());
             let identity = identity.clone().unwrap_or_default();
             let key = shared.as_ref().map(|s| {
-                let filter = partition.type_filter.clone().unwrap_or_default();
-                s.cache.key(
-                    "inventory",
-                    &[
-                        b"aws",
-                        identity.as_bytes(),
-                        partition.region.as_bytes(),
-                        filter.as_bytes(),
-                    ],
-                )
+                let filter = partition.type_filter.as_deref().unwrap_or_default();
+                s.key(b"aws", &identity, &[&partition.region, filter])
             });
             let force = options.force_refresh;
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                if let (Some(shared), Some(key), false) = (&shared, &key, force)
-                    && let Some(cached) = cached_partition(shared, key, &partition).await
-                {
+                let scan = async {
+                    let result = scan_partition(&client, &partition, &tally).await;
                     tally.part_done();
-                    return (index, cached);
-                }
-                let result = scan_partition(&client, &partition, &tally).await;
-                tally.part_done();
-                if let (Some(shared), Some(key), true) = (&shared, &key, result.part.ok) {
-                    store_partition(shared, key, &result).await;
-                }
+                    result
+                };
+                let result = match (&shared, &key) {
+                    (Some(shared), Some(key)) => {
+                        let result = shared.through(key, force, partition.scope(), scan).await;
+                        if result.part.cached {
+                            tally.part_done();
+                        }
+                        result
+                    }
+                    _ => scan.await,
+                };
                 (index, result)
             });
         }
-        let mut results: Vec<(usize, PartResult)> = Vec::new();
+        let mut results: Vec<(usize, PartResult<Mapping>)> = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(r) => results.push(r),
@@ -277,7 +254,11 @@ impl InventoryProvider for AwsProvider {
                 .iter()
                 .find_map(|(_, r)| r.part.error.clone())
                 .unwrap_or_default();
-            return Err(InventoryError::AwsUnavailable(first));
+            return Err(InventoryError::Unavailable {
+                provider: Provider::Aws,
+                part: "region",
+                reason: first,
+            });
         }
         let account = results
             .iter()
@@ -335,55 +316,12 @@ impl InventoryProvider for AwsProvider {
     }
 }
 
-/// A partition's listing from the shared cache, if a fresh one is there.
-async fn cached_partition(
-    shared: &SharedListings,
-    key: &str,
-    partition: &Partition,
-) -> Option<PartResult> {
-    // A listing of a large region is tens of MB: give the read time for that (a Redis that is
-    // down fails fast, and one that timed out is then left alone until it answers a PING).
-    let hit = shared.cache.get_shared(key, LARGE_LISTING_BYTES).await?;
-    let listing: CachedListing = match serde_json::from_slice(&hit.value) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable cached listing ignored");
-            return None;
-        }
-    };
-    tracing::debug!(part = %partition.place(), age_s = hit.age().as_secs(), "listing from the shared cache");
-    Some(PartResult {
-        part: ScanPart {
-            scope: partition.scope(),
-            ok: true,
-            resources: listing.mappings.len(),
-            pages: listing.pages,
-            error: None,
-            cached: true,
-        },
-        mappings: listing.mappings,
-        fetched_at: hit.stored_at,
-    })
-}
-
-async fn store_partition(shared: &SharedListings, key: &str, result: &PartResult) {
-    let listing = CachedListing {
-        pages: result.part.pages,
-        mappings: result.mappings.clone(),
-    };
-    match serde_json::to_vec(&listing) {
-        Ok(bytes) => {
-            shared
-                .cache
-                .put_shared(key, &bytes, result.fetched_at, shared.ttl)
-                .await
-        }
-        Err(e) => tracing::warn!(error = %e, "listing not cached"),
-    }
-}
-
 /// Fetches every page of one partition. On failure, keeps what was fetched and says why.
-async fn scan_partition(client: &Client, partition: &Partition, tally: &ScanTally) -> PartResult {
+async fn scan_partition(
+    client: &Client,
+    partition: &Partition,
+    tally: &ScanTally,
+) -> PartResult<Mapping> {
     let mut mappings = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0u64;

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod file;
 pub mod id;
 pub mod irregular;
+pub mod listing_cache;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,6 +35,16 @@ impl Provider {
             Provider::Aws => "aws",
             Provider::Azure => "azure",
             Provider::Gcp => "gcp",
+            Provider::File => "file",
+        }
+    }
+
+    /// The provider's name in messages: `AWS`, `Azure`, `GCP`, `file`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Aws => "AWS",
+            Provider::Azure => "Azure",
+            Provider::Gcp => "GCP",
             Provider::File => "file",
         }
     }
@@ -198,10 +209,17 @@ pub enum InventoryError {
     FileRead { file: String, reason: String },
     #[error("inventory file {file} is not in the expected format: {reason}")]
     FileFormat { file: String, reason: String },
-    #[error("{0}")]
-    AwsConfig(String),
-    #[error("AWS scan failed in every region: {0}")]
-    AwsUnavailable(String),
+    /// The provider is not configured well enough to scan; the message says what to set.
+    #[error("{message}")]
+    Config { provider: Provider, message: String },
+    /// Every part of the scan failed (`part`: what the scan is split into, e.g. "region"); the
+    /// reason is the first part's.
+    #[error("{} scan failed in every {part}: {reason}", provider.label())]
+    Unavailable {
+        provider: Provider,
+        part: &'static str,
+        reason: String,
+    },
 }
 
 /// A source of resources. Implementations do I/O; everything downstream is pure.
@@ -242,5 +260,15 @@ mod tests {
             ("b".into(), "3".into()),
         ]);
         assert_eq!(t, vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+    }
+
+    #[test]
+    fn an_unavailable_provider_is_named_in_the_message() {
+        let e = InventoryError::Unavailable {
+            provider: Provider::Aws,
+            part: "region",
+            reason: "throttled".into(),
+        };
+        assert_eq!(e.to_string(), "AWS scan failed in every region: throttled");
     }
 }
