@@ -8,8 +8,8 @@ use crate::util::thousands;
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
 use crate::service::compliance::ComplianceReport as Output;
+use crate::service::costs::GapReport;
 use crate::tools::common::DataStatus;
-use crate::tools::get_cost_attribution_gap::Output as GapOutput;
 
 fn pct(p: Option<f64>) -> String {
     p.map(|v| format!("{v:.1}%"))
@@ -282,7 +282,7 @@ fn money(amount: f64) -> String {
 }
 
 /// The dollar gap, for the end of `check`'s text output.
-pub fn render_gap_text(g: &GapOutput) -> String {
+pub fn render_gap_text(g: &GapReport) -> String {
     let mut s = String::new();
     let c = &g.currency;
     let _ = writeln!(s);
@@ -337,7 +337,7 @@ pub fn render_gap_text(g: &GapOutput) -> String {
 }
 
 /// The dollar gap as a Markdown section.
-pub fn render_gap_markdown(g: &GapOutput) -> String {
+pub fn render_gap_markdown(g: &GapReport) -> String {
     let mut s = String::new();
     let c = &g.currency;
     let _ = writeln!(s, "\n## Cost attribution gap\n");

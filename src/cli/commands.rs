@@ -19,10 +19,10 @@ use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
 use crate::service::compliance::{self, ComplianceQuestion};
+use crate::service::costs::{self, GapQuestion, GapReport};
 use crate::store::audit::{self, AuditOptions, Verification};
 use crate::store::{HistoryStore, VirtualTagStore};
-use crate::tools::get_cost_attribution_gap::{self, GetCostAttributionGap};
-use crate::tools::{Call, Registry, Tool};
+use crate::tools::{Call, Registry};
 
 /// Runs a command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -51,20 +51,20 @@ fn scope(args: &CheckArgs) -> Scope {
 
 /// The dollar gap for `check`, when costs are configured; a failure is a warning (the
 /// compliance result stands).
-async fn cost_gap(app: &App, args: &CheckArgs) -> Option<get_cost_attribution_gap::Output> {
+async fn cost_gap(app: &App, args: &CheckArgs) -> Option<GapReport> {
     let source = app.cost_source()?;
     let lines = matches!(source, crate::app::CostSource::Lines(_));
-    let gap_args = get_cost_attribution_gap::Args {
+    let question = GapQuestion {
         top: 5,
         // Cost Explorer cannot filter by type; its figures cover the whole account.
         scope: if lines {
-            scope(args).into()
+            scope(args)
         } else {
             Default::default()
         },
         ..Default::default()
     };
-    match GetCostAttributionGap::run(&Call::new(app).with_trigger("cli"), gap_args).await {
+    match costs::gap(&Call::new(app).with_trigger("cli"), question).await {
         Ok(gap) => Some(gap),
         Err(e) => {
             eprintln!("tagwarden: cost attribution gap unavailable: {e}");

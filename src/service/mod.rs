@@ -2,6 +2,7 @@
 //! in plain types and answers it, so the tools only translate arguments and answers.
 
 pub mod compliance;
+pub mod costs;
 pub mod paging;
 pub mod scope;
 pub mod snapshot;
