@@ -2,6 +2,7 @@
 //! approved (source manual), after checking the key and value against the policy — or, with
 //! `dry_run`, only says what it would change: the compliance score and cost gap before → after.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
@@ -84,6 +85,14 @@ to see the effect without writing. Nothing in the cloud changes.";
     fn annotations() -> ToolAnnotations {
         // Writes to Tagwarden's own store (append-only), never to the cloud.
         own_store_annotations()
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"filter": {"name_glob": "payments-*"}, "key": "CostCenter", "value": "CC-1234", "reason": "sdk test", "dry_run": true})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"key": 5, "value": "x", "reason": "abc"}), "key")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

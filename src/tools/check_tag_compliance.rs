@@ -1,6 +1,7 @@
 //! `check_tag_compliance`: the compliance score of the estate (or a filtered part), counts by
 //! severity/kind/key/type/region/account, and the worst violations first.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,14 @@ store_snapshot=true also records the answer in the history (get_violation_histor
             .destructive(false)
             .idempotent(false)
             .open_world(true)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"limit": 10, "store_snapshot": true})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"limit": 100000}), "limit")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

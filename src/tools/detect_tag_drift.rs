@@ -2,6 +2,7 @@
 //! current inventory — tags added, removed and changed per resource, resources that became
 //! non-compliant or were fixed, and resources that appeared or disappeared.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,15 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)
+    }
+
+    fn example() -> Value {
+        // Compares the snapshot check_tag_compliance stored (listed, so called, first).
+        serde_json::json!({"limit": 5})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"from_snapshot": "first"}), "from_snapshot")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -1,6 +1,7 @@
 //! `find_untagged_resources`: resources missing given tag keys (or the required keys that apply
 //! to them), so they can be fixed or given virtual tags.
 
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 use rmcp::model::ToolAnnotations;
@@ -141,6 +142,14 @@ ordered by number of missing keys. Page with next_cursor.";
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"limit": 3, "tag_keys": ["CostCenter"]})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"view": "sideways"}), "view")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -4,6 +4,7 @@
 //! A caller sees only its own principal's rows (its arguments and sessions are nobody else's
 //! business); an administrator (`--admin-tokens`, or the local user over stdio) sees every row.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,14 @@ verify` checks it).";
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"limit": 5})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"limit": 0}), "limit")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -2,6 +2,7 @@
 //! overall, per required key, per group and per provider, before and after virtual tags — and
 //! the unattributed resources that cost most.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,14 @@ answers are cached).";
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"group_by": "resource_type", "top": 3})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"group_by": "colour"}), "group_by")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

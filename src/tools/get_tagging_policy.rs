@@ -1,5 +1,6 @@
 //! `get_tagging_policy`: the policy in force, its identity and a plain-language summary.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,14 @@ changed but refused, reload_error says why (the previous policy stays in force).
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"unexpected": 1}), "unexpected")
     }
 
     async fn run(call: &Call<'_>, _args: Args) -> Result<Output, ToolError> {

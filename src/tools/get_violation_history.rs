@@ -2,6 +2,7 @@
 //! (the last one of each day, week or month), the trend with its threshold, the change, and how
 //! the most common violations moved.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,14 @@ when none match, the answer lists the scopes that have history.";
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"days_back": 7, "group_by": "week"})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"days_back": 401}), "days_back")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

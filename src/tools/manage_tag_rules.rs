@@ -2,6 +2,7 @@
 //! names, types, accounts, attributes and tags — list, create, update, delete, test (matches
 //! without writing) and run (writes tags: approved for trusted rules, pending otherwise).
 
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -163,6 +164,14 @@ and counts matches per rule).";
             .destructive(true)
             .idempotent(false)
             .open_world(false)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"action": "list"})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"action": "explode"}), "action")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -4,20 +4,38 @@
 //! about transports, budgets or audit.
 
 mod answer_cache;
-pub mod apply_virtual_tag;
-pub mod check_tag_compliance;
 pub mod common;
 pub mod costs;
-pub mod detect_tag_drift;
-pub mod find_untagged_resources;
-pub mod get_audit_trail;
-pub mod get_cost_attribution_gap;
-pub mod get_tagging_policy;
-pub mod get_violation_history;
-pub mod manage_tag_rules;
-pub mod review_virtual_tags;
-pub mod suggest_tags;
-pub mod validate_resource_tags;
+
+/// Declares each tool's module and registers it, in one line per tool: adding a tool is its
+/// module plus one line in the list below.
+macro_rules! tools {
+    ($($module:ident => $tool:ident,)*) => {
+        $(pub mod $module;)*
+
+        /// Every tool's entry, in the order `tools/list` shows them.
+        fn registered() -> Vec<ToolEntry> {
+            vec![$(ToolEntry::of::<$module::$tool>(),)*]
+        }
+    };
+}
+
+// The order is the order clients see: check_tag_compliance first (clients that walk the list
+// take its snapshot before detect_tag_drift runs).
+tools! {
+    check_tag_compliance => CheckTagCompliance,
+    find_untagged_resources => FindUntaggedResources,
+    validate_resource_tags => ValidateResourceTags,
+    get_cost_attribution_gap => GetCostAttributionGap,
+    suggest_tags => SuggestTags,
+    apply_virtual_tag => ApplyVirtualTag,
+    review_virtual_tags => ReviewVirtualTags,
+    manage_tag_rules => ManageTagRules,
+    get_tagging_policy => GetTaggingPolicy,
+    get_violation_history => GetViolationHistory,
+    detect_tag_drift => DetectTagDrift,
+    get_audit_trail => GetAuditTrail,
+}
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -49,6 +67,12 @@ pub trait Tool: Send + Sync + 'static {
 
     /// True hints only: say what the tool really does.
     fn annotations() -> ToolAnnotations;
+
+    /// Arguments of a valid call, for independent clients' tests (they call every tool with
+    /// them); kept with the tool so a new tool cannot be left out.
+    fn example() -> Value;
+    /// Arguments the schema refuses, and the argument named in the refusal.
+    fn counter_example() -> (Value, &'static str);
 
     fn run(
         call: &Call<'_>,
@@ -86,6 +110,8 @@ pub struct ToolEntry {
     call: CallFn,
     caches_answer: fn(&Value) -> bool,
     canonical: fn(&Value) -> Option<Value>,
+    example: fn() -> Value,
+    counter_example: fn() -> (Value, &'static str),
 }
 
 impl ToolEntry {
@@ -114,11 +140,23 @@ impl ToolEntry {
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
             caches_answer: T::caches_answer,
             canonical: canonical_typed::<T>,
+            example: T::example,
+            counter_example: T::counter_example,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.definition.name
+    }
+
+    /// Arguments of a valid call (see [`Tool::example`]).
+    pub fn example(&self) -> Value {
+        (self.example)()
+    }
+
+    /// Arguments the schema refuses, and the argument the refusal names.
+    pub fn counter_example(&self) -> (Value, &'static str) {
+        (self.counter_example)()
     }
 
     /// The arguments as the tool reads them — every default applied, in one spelling — or
@@ -293,20 +331,7 @@ pub struct Registry {
 impl Registry {
     pub fn new() -> Registry {
         Registry {
-            entries: vec![
-                ToolEntry::of::<check_tag_compliance::CheckTagCompliance>(),
-                ToolEntry::of::<find_untagged_resources::FindUntaggedResources>(),
-                ToolEntry::of::<validate_resource_tags::ValidateResourceTags>(),
-                ToolEntry::of::<get_cost_attribution_gap::GetCostAttributionGap>(),
-                ToolEntry::of::<suggest_tags::SuggestTags>(),
-                ToolEntry::of::<apply_virtual_tag::ApplyVirtualTag>(),
-                ToolEntry::of::<review_virtual_tags::ReviewVirtualTags>(),
-                ToolEntry::of::<manage_tag_rules::ManageTagRules>(),
-                ToolEntry::of::<get_tagging_policy::GetTaggingPolicy>(),
-                ToolEntry::of::<get_violation_history::GetViolationHistory>(),
-                ToolEntry::of::<detect_tag_drift::DetectTagDrift>(),
-                ToolEntry::of::<get_audit_trail::GetAuditTrail>(),
-            ],
+            entries: registered(),
         }
     }
 
@@ -336,6 +361,28 @@ impl Default for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_tool_has_a_valid_example_and_a_refused_one() {
+        let registry = Registry::new();
+        for name in registry.names() {
+            let entry = registry.get(name).unwrap();
+            let valid = entry.example();
+            assert!(
+                entry.check_known_arguments(&valid).is_ok(),
+                "{name}: {valid}"
+            );
+            assert!(entry.validator.is_valid(&valid), "{name}: {valid}");
+            let (invalid, named) = entry.counter_example();
+            let refused = entry.check_known_arguments(&invalid).is_err()
+                || !entry.validator.is_valid(&invalid);
+            assert!(refused, "{name} accepts its counter-example {invalid}");
+            assert!(
+                invalid.get(named).is_some(),
+                "{name}: {named} not in {invalid}"
+            );
+        }
+    }
 
     #[test]
     fn schemas_carry_no_rust_specific_formats() {

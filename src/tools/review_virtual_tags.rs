@@ -2,6 +2,7 @@
 //! approves or denies pending ones by ids or by filter, recording who decided and why.
 //! Decisions on suggested tags are the feedback that tunes later suggestions.
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,14 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
     fn annotations() -> ToolAnnotations {
         // Decisions change Tagwarden's own store (recorded, never deleted), never the cloud.
         own_store_annotations()
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"limit": 5})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"action": "maybe"}), "action")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

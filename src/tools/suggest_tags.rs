@@ -2,6 +2,7 @@
 //! calibrated confidence, its evidence and one line of reasoning; optionally proposes the
 //! confident ones as pending virtual tags for review (never approved automatically).
 
+use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,14 @@ approved automatically). Approvals and denials of suggested tags tune how much e
         // propose=true adds pending rows to Tagwarden's own store; nothing takes effect
         // without a review, and the cloud is never changed.
         own_store_annotations()
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"filter": {"resource_types": ["ec2:instance"], "tags_missing": ["Owner"]}, "keys": ["Owner"]})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"keys": "Owner"}), "keys")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

@@ -1,6 +1,7 @@
 //! `validate_resource_tags`: the exact violations of given resources (or of a proposed tag set,
 //! before it is applied), with the fix for each.
 
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 use compact_str::CompactString;
@@ -89,6 +90,14 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)
+    }
+
+    fn example() -> Value {
+        serde_json::json!({"resource_type": "ec2:instance", "tags": {"Environment": "production"}})
+    }
+
+    fn counter_example() -> (Value, &'static str) {
+        (serde_json::json!({"resource_ids": "not-a-list"}), "resource_ids")
     }
 
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {

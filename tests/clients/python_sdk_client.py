@@ -2,12 +2,13 @@
 """Drive Tagwarden with the official Python MCP SDK (an independent client).
 
 Usage:
-  python_sdk_client.py --mode MODE --tools NAMES --expect CHECK.json --stdio BIN [ARGS...]
-  python_sdk_client.py --mode MODE --tools NAMES --expect CHECK.json --http URL
+  python_sdk_client.py --mode MODE --examples EXAMPLES.json --expect CHECK.json --stdio BIN [ARGS...]
+  python_sdk_client.py --mode MODE --examples EXAMPLES.json --expect CHECK.json --http URL
 
 MODE is `legacy` (2025-11-25 initialize handshake, sessions over HTTP) or `2026-07-28`
-(stateless). NAMES (comma-separated) are the tools the server must list, from its registry
-(tests/it/python_sdk.rs passes them); each needs example arguments in VALID and INVALID below.
+(stateless). EXAMPLES.json lists the tools the server must list, from its registry, each with a
+valid and an invalid example call kept in the tool's own module (tests/it/python_sdk.rs writes
+it: `[{"name", "valid", "invalid": [ARGS, NAMED_ARGUMENT]}]`).
 For every tool: its input and output schemas must be valid JSON Schema; a valid call must
 succeed with structuredContent valid against the outputSchema; an invalid call must come back
 with isError. check_tag_compliance must report exactly the numbers in CHECK.json
@@ -24,37 +25,6 @@ import jsonschema
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-# Example arguments per tool (a new tool needs one valid and one invalid example here).
-VALID = {
-    "check_tag_compliance": {"limit": 10, "store_snapshot": True},
-    "find_untagged_resources": {"limit": 3, "tag_keys": ["CostCenter"]},
-    "validate_resource_tags": {"resource_type": "ec2:instance", "tags": {"Environment": "production"}},
-    "get_cost_attribution_gap": {"group_by": "resource_type", "top": 3},
-    "suggest_tags": {"filter": {"resource_types": ["ec2:instance"], "tags_missing": ["Owner"]}, "keys": ["Owner"]},
-    "apply_virtual_tag": {"filter": {"name_glob": "payments-*"}, "key": "CostCenter", "value": "CC-1234",
-                          "reason": "sdk test", "dry_run": True},
-    "review_virtual_tags": {"limit": 5},
-    "manage_tag_rules": {"action": "list"},
-    "get_tagging_policy": {},
-    "get_violation_history": {"days_back": 7, "group_by": "week"},
-    # Compares the snapshot check_tag_compliance stored (it is listed, so called, first).
-    "detect_tag_drift": {"limit": 5},
-    "get_audit_trail": {"limit": 5},
-}
-INVALID = {
-    "check_tag_compliance": ({"limit": 100000}, "limit"),
-    "find_untagged_resources": ({"view": "sideways"}, "view"),
-    "validate_resource_tags": ({"resource_ids": "not-a-list"}, "resource_ids"),
-    "get_cost_attribution_gap": ({"group_by": "colour"}, "group_by"),
-    "suggest_tags": ({"keys": "Owner"}, "keys"),
-    "apply_virtual_tag": ({"key": 5, "value": "x", "reason": "abc"}, "key"),
-    "review_virtual_tags": ({"action": "maybe"}, "action"),
-    "manage_tag_rules": ({"action": "explode"}, "action"),
-    "get_tagging_policy": ({"unexpected": 1}, "unexpected"),
-    "get_violation_history": ({"days_back": 401}, "days_back"),
-    "detect_tag_drift": ({"from_snapshot": "first"}, "from_snapshot"),
-    "get_audit_trail": ({"since": "yesterday"}, "since"),
-}
 COMPARED = ["score_pct", "native_score_pct", "resources", "in_scope", "effective", "native",
             "by_severity", "by_kind", "native_by_kind", "by_key", "by_type", "by_region",
             "by_account", "violations", "violations_total", "policy_hash"]
@@ -69,7 +39,8 @@ def text_of(result):
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-async def exercise(target, mode, expected, registered):
+async def exercise(target, mode, expected, examples):
+    registered = list(examples)
     summary = {"mode": mode, "tools": []}
     async with Client(target, mode=mode) as client:
         summary["protocol_version"] = client.protocol_version
@@ -77,9 +48,6 @@ async def exercise(target, mode, expected, registered):
         names = [t.name for t in tools]
         if sorted(names) != sorted(registered):
             fail(f"tools/list returned {names}, the registry has {registered}")
-        missing = [n for n in names if n not in VALID or n not in INVALID]
-        if missing:
-            fail(f"no example arguments in python_sdk_client.py for {missing}")
         for tool in tools:
             for kind, schema in (("inputSchema", tool.input_schema), ("outputSchema", tool.output_schema)):
                 if schema is None:
@@ -88,14 +56,14 @@ async def exercise(target, mode, expected, registered):
                     jsonschema.Draft202012Validator.check_schema(schema)
                 except jsonschema.SchemaError as e:
                     fail(f"{tool.name} {kind} is not valid JSON Schema: {e.message}")
-            result = await client.call_tool(tool.name, VALID[tool.name])
+            result = await client.call_tool(tool.name, examples[tool.name]["valid"])
             if result.is_error:
                 fail(f"{tool.name} valid call failed: {text_of(result)}")
             try:
                 jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
             except jsonschema.ValidationError as e:
                 fail(f"{tool.name} structuredContent does not match its outputSchema: {e.message} at {list(e.path)}")
-            bad_args, needle = INVALID[tool.name]
+            bad_args, needle = examples[tool.name]["invalid"]
             bad = await client.call_tool(tool.name, bad_args)
             if not bad.is_error:
                 fail(f"{tool.name} accepted invalid arguments {bad_args}")
@@ -115,7 +83,7 @@ async def exercise(target, mode, expected, registered):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="legacy")
-    parser.add_argument("--tools", required=True)
+    parser.add_argument("--examples", required=True)
     parser.add_argument("--expect", required=True)
     parser.add_argument("--http")
     parser.add_argument("--stdio", nargs=argparse.REMAINDER)
@@ -128,8 +96,9 @@ def main():
         target = StdioServerParameters(command=args.stdio[0], args=args.stdio[1:])
     else:
         fail("give --http URL or --stdio BIN ARGS")
-    registered = [n for n in args.tools.split(",") if n]
-    summary = asyncio.run(exercise(target, args.mode, expected, registered))
+    with open(args.examples) as f:
+        examples = {e["name"]: e for e in json.load(f)}
+    summary = asyncio.run(exercise(target, args.mode, expected, examples))
     print(json.dumps(summary))
 
 

@@ -20,11 +20,26 @@ fn expected_check(dir: &tempfile::TempDir) -> String {
 }
 
 fn sdk_client(args: &[&str]) -> Value {
-    // The tools the server must list come from the registry, not a list kept in the client.
-    let tools = tagwarden::tools::Registry::new().names().join(",");
+    // The tools the server must list, and an example call of each, come from the registry: a
+    // new tool is exercised without touching the client.
+    let registry = tagwarden::tools::Registry::new();
+    let examples: Vec<Value> = registry
+        .names()
+        .into_iter()
+        .filter_map(|name| registry.get(name))
+        .map(|entry| {
+            let (invalid, named) = entry.counter_example();
+            serde_json::json!({
+                "name": entry.name(), "valid": entry.example(), "invalid": [invalid, named]
+            })
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let examples_path = dir.path().join("examples.json");
+    std::fs::write(&examples_path, serde_json::to_vec(&examples).unwrap()).unwrap();
     let out = Command::new(venv_bin("python"))
         .arg(repo().join("tests/clients/python_sdk_client.py"))
-        .args(["--tools", &tools])
+        .args(["--examples", &path_str(&examples_path)])
         .args(args)
         .current_dir(repo())
         .output()
