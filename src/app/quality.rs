@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Estate, ScanSource};
 use crate::cache::{Cache, Layer, SharedState};
-use crate::inventory::ScanPart;
+use crate::inventory::{Coverage, ScanPart};
 
 /// How complete and fresh the data behind an answer is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DataQuality {
-    /// `complete` when every part of the scan succeeded, otherwise `partial`.
+    /// `complete` when every part of the scan succeeded and its sources list every resource,
+    /// never-tagged ones included (see `coverage`); otherwise `partial`.
     pub status: DataStatus,
     /// What was scanned (`demo estate ...`, `AWS us-east-1, eu-west-1`, `inventory file(s) ...`).
     pub source: String,
@@ -33,6 +34,9 @@ pub struct DataQuality {
     pub fetched_at: String,
     /// Whether this answer reused a cached scan, and its age.
     pub cache: CacheInfo,
+    /// What the sources could see: whether never-tagged resources are included, which accounts,
+    /// regions and types were covered, which failed, and warnings in words.
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -73,7 +77,7 @@ impl DataQuality {
         let report = &inv.report;
         let fresh = estate.scan_source == ScanSource::FreshScan;
         DataQuality {
-            status: if report.complete {
+            status: if report.complete && report.coverage.complete {
                 DataStatus::Complete
             } else {
                 DataStatus::Partial
@@ -109,6 +113,7 @@ impl DataQuality {
                 shared_cache: cache.status(),
                 shared_cache_error: cache.shared_error(),
             },
+            coverage: report.coverage.clone(),
         }
     }
 }

@@ -17,14 +17,24 @@ fn pct(p: Option<f64>) -> String {
 }
 
 fn status(o: &Output) -> String {
-    match o.data_quality.status {
+    let q = &o.data_quality;
+    match q.status {
         DataStatus::Complete => "complete".into(),
-        DataStatus::Partial => format!(
+        DataStatus::Partial if !q.failures.is_empty() => format!(
             "PARTIAL — {} of {} parts failed",
-            o.data_quality.failures.len(),
-            o.data_quality.parts_total
+            q.failures.len(),
+            q.parts_total
         ),
+        DataStatus::Partial if !q.coverage.never_tagged_included => {
+            "PARTIAL — never-tagged resources are not listed (Tagging API only)".into()
+        }
+        DataStatus::Partial => "PARTIAL — see the coverage warnings".into(),
     }
+}
+
+/// The coverage warnings, one paragraph each: what the answer leaves out and why.
+fn warnings(o: &Output) -> impl Iterator<Item = &String> {
+    o.data_quality.coverage.warnings.iter()
 }
 
 fn fixed_by_normalisation(o: &Output) -> isize {
@@ -161,13 +171,8 @@ pub fn render_text(o: &Output, policy_name: &str) -> String {
             d.fix
         );
     }
-    for failure in &o.data_quality.failures {
-        let _ = writeln!(
-            s,
-            "\nwarning: {} failed: {}",
-            failure.scope,
-            failure.error.as_deref().unwrap_or("unknown error")
-        );
+    for warning in warnings(o) {
+        let _ = writeln!(s, "\nwarning: {warning}");
     }
     s
 }
@@ -251,6 +256,9 @@ pub fn render_markdown(o: &Output, policy_name: &str) -> String {
             d.kind.as_str(),
             d.fix.replace('|', "\\|")
         );
+    }
+    for warning in warnings(o) {
+        let _ = writeln!(s, "\n> **Warning:** {warning}");
     }
     s
 }

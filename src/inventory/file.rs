@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::id::arn::resource_from_arn;
 use super::{
-    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport,
+    Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Resource, ScanOptions,
+    ScanPart, ScanReport, SourceCoverage, SourceKind,
 };
 
 /// Region given to resources whose ARN has none (S3 buckets and other global resources).
@@ -241,12 +242,38 @@ fn read_files(
     }
     fill_missing_accounts(&mut resources);
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.coverage = file_coverage(&report, &resources);
     Ok(Inventory {
         resources,
         report,
         source,
         fetched_at: chrono::Utc::now(),
     })
+}
+
+/// A Tagging API file lists only resources that were ever tagged, like the API it came from;
+/// entries that could not be read are named as failures.
+fn file_coverage(report: &ScanReport, resources: &[Resource]) -> Coverage {
+    let mut source = SourceCoverage::new(SourceKind::TaggingApiFile, resources.len());
+    let mut accounts: Vec<String> = resources.iter().map(|r| r.account.to_string()).collect();
+    accounts.sort();
+    accounts.dedup();
+    let mut regions: Vec<String> = resources.iter().map(|r| r.region.to_string()).collect();
+    regions.sort();
+    regions.dedup();
+    source.accounts = accounts;
+    source.regions = regions;
+    source.failed = report
+        .parts
+        .iter()
+        .filter_map(|p| {
+            p.error.as_ref().map(|e| CoverageFailure {
+                scope: p.scope.clone(),
+                reason: e.clone(),
+            })
+        })
+        .collect();
+    Coverage::of(vec![source])
 }
 
 /// Where parsed entries go: converted to resources one by one as the file streams in, so a

@@ -5,6 +5,7 @@
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
 pub mod aws;
+pub mod coverage;
 pub mod demo;
 pub mod file;
 pub mod id;
@@ -16,6 +17,8 @@ use chrono::{DateTime, Utc};
 use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use coverage::{Coverage, CoverageFailure, NeverTagged, SourceCoverage, SourceKind};
 
 /// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
 pub type Tags = Vec<(CompactString, CompactString)>;
@@ -144,6 +147,9 @@ pub struct ScanReport {
     /// across files) and kept once; counted when the scan is loaded.
     pub duplicates_dropped: usize,
     pub duration_ms: u64,
+    /// What the sources could see: never-tagged resources, accounts, regions, types, failures.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 /// The result of a scan.

@@ -5,6 +5,10 @@ Counts the AWS API requests it serves, by operation (the `X-Amz-Target` header),
 check from the outside how many calls Tagwarden made: `GET /_tagwarden/calls` returns
 `{"total": N, "by_operation": {...}}`.
 
+Behaves like AWS where moto is kinder: real `GetResources` never lists a resource that was never
+tagged (or whose tags were all removed); moto lists every resource it knows. This server drops
+entries with no tags from every `GetResources` page, so tests see what a real account shows.
+
 Exits by itself when the process that started it goes away, so a test run never leaves a moto
 server behind, whatever way the tests end.
 """
@@ -43,7 +47,30 @@ def counting_app(environ, start_response):
     if target:
         with lock:
             calls[target.split(".")[-1]] += 1
+    if target and target.endswith(".GetResources"):
+        return only_tagged(environ, start_response)
     return moto_app(environ, start_response)
+
+
+def only_tagged(environ, start_response):
+    """moto's GetResources answer without the entries that have no tags, as AWS answers."""
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    body = b"".join(moto_app(environ, capture))
+    if captured.get("status", "").startswith("200"):
+        page = json.loads(body)
+        page["ResourceTagMappingList"] = [
+            m for m in page.get("ResourceTagMappingList", []) if m.get("Tags")
+        ]
+        body = json.dumps(page).encode()
+    headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(captured.get("status", "500 Internal Server Error"), headers)
+    return [body]
 
 
 server = make_server("127.0.0.1", port, counting_app, True, request_handler=MotoRequestHandler)

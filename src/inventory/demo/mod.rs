@@ -18,7 +18,8 @@ mod units;
 use async_trait::async_trait;
 
 use super::{
-    Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart, ScanReport, Tags,
+    Coverage, Inventory, InventoryError, InventoryProvider, Resource, ScanOptions, ScanPart,
+    ScanReport, SourceCoverage, SourceKind, Tags,
 };
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -61,6 +62,10 @@ impl InventoryProvider for DemoProvider {
                 cached: false,
             }],
             duration_ms: started.elapsed().as_millis() as u64,
+            coverage: Coverage::of(vec![SourceCoverage::new(
+                SourceKind::Generated,
+                estate.resources.len(),
+            )]),
             ..ScanReport::default()
         };
         Ok(Inventory {
