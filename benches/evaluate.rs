@@ -4,15 +4,15 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tagwarden::compliance::{ResourceFilter, ViolationFilter, evaluate_inventory, summarize};
-use tagwarden::inventory::demo;
-use tagwarden::policy::default_policy;
+use tagwarden::default_policy;
+use tagwarden::{DEMO_SEED, generate_demo_estate};
+use tagwarden::{ResourceFilter, ViolationFilter, evaluate_inventory, summarize};
 
 const RESOURCES: usize = 1_000_000;
 
 fn bench(c: &mut Criterion) {
     let policy = default_policy();
-    let estate = demo::generate(demo::DEFAULT_SEED, RESOURCES);
+    let estate = generate_demo_estate(DEMO_SEED, RESOURCES);
     let resources = estate.resources;
 
     let mut group = c.benchmark_group("policy");

@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use chrono::NaiveDate;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tagwarden::cost::focus::{FocusAggregate, read_focus};
-use tagwarden::cost::{CostMetric, Period};
+use tagwarden::{CostMetric, Period};
+use tagwarden::{FocusAggregate, read_focus};
 
 const ROWS: usize = 100_000;
 const RESOURCES: usize = 20_000;

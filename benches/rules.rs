@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use tagwarden::inventory::demo;
-use tagwarden::policy::default_policy;
-use tagwarden::rules::{CompiledRules, RuleSpec};
+use tagwarden::default_policy;
+use tagwarden::{CompiledRules, RuleSpec};
+use tagwarden::{DEMO_SEED, generate_demo_estate};
 
 const RESOURCES: usize = 100_000;
 
@@ -185,7 +185,7 @@ fn rules() -> Vec<(i64, RuleSpec)> {
 
 fn bench(c: &mut Criterion) {
     let policy = default_policy();
-    let resources = demo::generate(demo::DEFAULT_SEED, RESOURCES).resources;
+    let resources = generate_demo_estate(DEMO_SEED, RESOURCES).resources;
     let effective: Vec<BTreeMap<String, String>> = resources
         .iter()
         .map(|r| policy.effective_tags(&r.tags))

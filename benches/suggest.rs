@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tagwarden::inventory::demo;
-use tagwarden::policy::default_policy;
-use tagwarden::suggest::{Reliability, SuggestConfig, Suggester};
+use tagwarden::default_policy;
+use tagwarden::{DEMO_SEED, generate_demo_estate};
+use tagwarden::{Reliability, SuggestConfig, Suggester};
 
 const RESOURCES: usize = 100_000;
 const ASKED: usize = 1_000;
 
 fn bench(c: &mut Criterion) {
     let policy = default_policy();
-    let estate = demo::generate(demo::DEFAULT_SEED, RESOURCES);
+    let estate = generate_demo_estate(DEMO_SEED, RESOURCES);
     let resources = estate.resources;
     let effective = |i: usize| -> BTreeMap<String, String> {
         resources

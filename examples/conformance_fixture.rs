@@ -45,7 +45,7 @@ use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tagwarden::server::http::{HttpOptions, serve_handler};
+use tagwarden::{HttpOptions, serve_handler};
 use tokio_util::sync::CancellationToken;
 
 #[path = "conformance_fixture/catalog.rs"]

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tagwarden::cli::{Cli, Command};
+use tagwarden::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 /// stderr for logs, ignoring write failures: when whoever reads the server's stderr goes
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(tagwarden::cli::run(cli)) {
+    match runtime.block_on(tagwarden::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("tagwarden: {e:#}");

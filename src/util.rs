@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// JSON with object keys sorted and no whitespace: the same data always gives the same text, so
 /// hashes over it identify content (policies, tool arguments), not formatting.
-pub fn canonical_json(value: &Value) -> String {
+pub(crate) fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out
@@ -44,11 +44,11 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// Deepest nesting accepted in an incoming JSON message. serde_json (and so rmcp) stops at 128
 /// and drops such a message without a reply; refusing earlier lets us answer it.
-pub const MAX_JSON_DEPTH: usize = 100;
+pub(crate) const MAX_JSON_DEPTH: usize = 100;
 
 /// Whether a JSON text nests objects and arrays at most `max` deep. A byte scan (strings and
 /// escapes skipped), so checking costs no allocation even for large messages.
-pub fn json_depth_within(bytes: &[u8], max: usize) -> bool {
+pub(crate) fn json_depth_within(bytes: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -78,7 +78,7 @@ pub fn json_depth_within(bytes: &[u8], max: usize) -> bool {
 }
 
 /// `1234567` → `"1,234,567"`, for text output.
-pub fn thousands(n: impl std::fmt::Display) -> String {
+pub(crate) fn thousands(n: impl std::fmt::Display) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -91,7 +91,7 @@ pub fn thousands(n: impl std::fmt::Display) -> String {
 }
 
 /// `500ms`, `90s`, `30m`, `1h`, `2d`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = number

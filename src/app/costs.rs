@@ -19,9 +19,9 @@ use crate::cost::{
 };
 
 /// An amount of money in the answer's currency (exact to the millionth).
-pub type Amount = f64;
+pub(crate) type Amount = f64;
 
-pub fn amount(micros: Micros) -> Amount {
+pub(crate) fn amount(micros: Micros) -> Amount {
     crate::cost::micros_to_amount(micros)
 }
 
@@ -66,13 +66,13 @@ impl CostQuality {
     }
 }
 
-pub fn api_charge(calls: u64) -> f64 {
+pub(crate) fn api_charge(calls: u64) -> f64 {
     ((calls as f64 * USD_PER_REQUEST) * 100.0).round() / 100.0
 }
 
 /// Spend of the resources a compliance answer covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct SpendSummary {
+pub(crate) struct SpendSummary {
     pub currency: String,
     pub period: Period,
     pub metric: CostMetric,

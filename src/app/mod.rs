@@ -11,11 +11,11 @@
 //! (what one tool call sees) and `error` (what it reports).
 
 mod call;
-pub mod costs;
+pub(crate) mod costs;
 mod error;
 mod estate;
 mod policy;
-pub mod quality;
+pub(crate) mod quality;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,13 +28,13 @@ use crate::inventory::InventoryProvider;
 use crate::store::AuditStore;
 use crate::store::HistoryStore;
 use crate::store::VirtualTagStore;
-pub use call::{Call, Memo, Principal};
+pub(crate) use call::{Call, Memo, Principal};
+pub(crate) use costs::CostSource;
 use costs::KeptCosts;
-pub use costs::{CostSource, CostsForAnswer};
-pub use error::ToolError;
+pub(crate) use error::ToolError;
 use estate::Loaded;
-pub use estate::{Estate, Evaluated, ScanSource};
-pub use policy::{PolicyHolder, PolicySource};
+pub(crate) use estate::{Estate, ScanSource};
+pub(crate) use policy::PolicyHolder;
 
 pub struct App {
     policy: PolicyHolder,

@@ -11,23 +11,23 @@ use aws_smithy_runtime_api::client::retries::RequestAttempts;
 
 /// Counts attempts (HTTP requests) and retries made through clients that carry it. Cheap to clone: clones share the counts.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter {
+pub(crate) struct CallCounter {
     attempts: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
 }
 
 impl CallCounter {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// HTTP requests sent, retries included.
-    pub fn attempts(&self) -> u64 {
+    pub(crate) fn attempts(&self) -> u64 {
         self.attempts.load(Ordering::Relaxed)
     }
 
     /// Of those, attempts after the first of their call (throttling, transient errors).
-    pub fn retries(&self) -> u64 {
+    pub(crate) fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
 }

@@ -4,7 +4,11 @@
 use aws_sdk_resourcegroupstagging::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 /// One line: `<operation> in <where> failed: <why>; <what to do>`.
-pub fn summarise_sdk_error<E, R>(operation: &str, place: &str, err: &SdkError<E, R>) -> String
+pub(crate) fn summarise_sdk_error<E, R>(
+    operation: &str,
+    place: &str,
+    err: &SdkError<E, R>,
+) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -6,8 +6,8 @@
 mod calls;
 mod errors;
 
-pub use calls::CallCounter;
-pub use errors::summarise_sdk_error;
+pub(crate) use calls::CallCounter;
+pub(crate) use errors::summarise_sdk_error;
 
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ impl Default for AwsTuning {
 
 /// Loads the SDK configuration from the standard sources (environment, profile, SSO,
 /// `AWS_ENDPOINT_URL`), with our retry and timeout settings.
-pub async fn load_sdk_config(tuning: &AwsTuning) -> SdkConfig {
+pub(crate) async fn load_sdk_config(tuning: &AwsTuning) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()

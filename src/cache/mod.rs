@@ -9,8 +9,8 @@
 //! Redis being down or slow never fails a call: the caller gets a miss, the in-process layer
 //! keeps working, and `status()` says the shared cache is unavailable until it answers again.
 
-pub mod memory;
-pub mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
@@ -19,11 +19,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use memory::MemoryCache;
-pub use redis::RedisCache;
+pub(crate) use memory::MemoryCache;
+pub(crate) use redis::RedisCache;
 
 /// Bumped when the layout of any cached value changes; part of every key and value.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"TWC1";
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

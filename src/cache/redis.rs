@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::CacheError;
 
-pub struct RedisCache {
+pub(crate) struct RedisCache {
     manager: ConnectionManager,
     /// Where, for messages: the URL without credentials.
     display: String,
@@ -40,7 +40,7 @@ const TRANSFER_BYTES_PER_SEC: u64 = 50 * 1024 * 1024;
 impl RedisCache {
     /// Prepares a client for `url` without connecting (the connection is made on first use, so
     /// a server that starts while Redis is down still starts).
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         timeout: Duration,
         retry_after: Duration,
@@ -70,7 +70,7 @@ impl RedisCache {
         })
     }
 
-    pub fn display(&self) -> &str {
+    pub(crate) fn display(&self) -> &str {
         &self.display
     }
 
@@ -80,7 +80,7 @@ impl RedisCache {
 
     /// `Err(reason)` while Redis is being left alone after a failure: until the probe has seen
     /// it answer (or, without a probe, for `retry_after`).
-    pub fn check_available(&self) -> Result<(), CacheError> {
+    pub(crate) fn check_available(&self) -> Result<(), CacheError> {
         let health = self.health();
         let probing = self.probing.load(Ordering::Acquire);
         match health.down_until {
@@ -95,7 +95,7 @@ impl RedisCache {
     }
 
     /// The last failure, if Redis has not answered since.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.health().last_error.clone()
     }
 
@@ -158,7 +158,7 @@ impl RedisCache {
     }
 
     /// Reads a key. `expected_bytes` widens the timeout for values known to be large.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         key: &str,
         expected_bytes: usize,
@@ -170,7 +170,12 @@ impl RedisCache {
         self.record(result)
     }
 
-    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         self.check_available()?;
         let mut conn = self.manager.clone();
         let seconds = ttl.as_secs().max(1);
@@ -213,7 +218,7 @@ fn short_error(e: &redis::RedisError) -> String {
 
 /// `redis://user:secret@host:6379/0` → `redis://host:6379/0`; anything before the last `@`
 /// is credentials, with or without a scheme.
-pub fn without_credentials(url: &str) -> String {
+pub(crate) fn without_credentials(url: &str) -> String {
     let Some(at) = url.rfind('@') else {
         return url.to_string();
     };

@@ -5,11 +5,11 @@ use std::fmt::Write;
 
 use crate::util::thousands;
 
+use crate::app::quality::DataStatus;
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
 use crate::service::compliance::ComplianceReport as Output;
 use crate::service::costs::GapReport;
-use crate::tools::common::DataStatus;
 
 fn pct(p: Option<f64>) -> String {
     p.map(|v| format!("{v:.1}%"))
@@ -41,7 +41,7 @@ fn fixed_by_normalisation(o: &Output) -> isize {
     o.effective.compliant as isize - o.native.compliant as isize
 }
 
-pub fn render_text(o: &Output, policy_name: &str) -> String {
+pub(super) fn render_text(o: &Output, policy_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Tagwarden compliance check");
     let _ = writeln!(s, "  source  {} — {}", o.data_quality.source, status(o));
@@ -177,7 +177,7 @@ pub fn render_text(o: &Output, policy_name: &str) -> String {
     s
 }
 
-pub fn render_markdown(o: &Output, policy_name: &str) -> String {
+pub(super) fn render_markdown(o: &Output, policy_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Tag compliance\n");
     let _ = writeln!(
@@ -290,7 +290,7 @@ fn money(amount: f64) -> String {
 }
 
 /// The dollar gap, for the end of `check`'s text output.
-pub fn render_gap_text(g: &GapReport) -> String {
+pub(super) fn render_gap_text(g: &GapReport) -> String {
     let mut s = String::new();
     let c = &g.currency;
     let _ = writeln!(s);
@@ -345,7 +345,7 @@ pub fn render_gap_text(g: &GapReport) -> String {
 }
 
 /// The dollar gap as a Markdown section.
-pub fn render_gap_markdown(g: &GapReport) -> String {
+pub(super) fn render_gap_markdown(g: &GapReport) -> String {
     let mut s = String::new();
     let c = &g.currency;
     let _ = writeln!(s, "\n## Cost attribution gap\n");

@@ -304,7 +304,7 @@ fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn VirtualT
 }
 
 /// The exact JSON of each tool definition, one file per tool.
-pub fn tool_files() -> Vec<(String, String)> {
+pub(super) fn tool_files() -> Vec<(String, String)> {
     Registry::new()
         .definitions()
         .into_iter()

@@ -86,7 +86,7 @@ fn period(args: &CostInspectArgs) -> anyhow::Result<Option<Period>> {
 
 /// Reads the files and prints what is in them. Skipped rows are reported, not an error; an
 /// unreadable file or a bad period is.
-pub fn inspect(args: &CostInspectArgs) -> anyhow::Result<u8> {
+pub(super) fn inspect(args: &CostInspectArgs) -> anyhow::Result<u8> {
     let period = period(args)?;
     let started = Instant::now();
     let costs = read_focus_files(&args.files, args.metric.into(), period)?;

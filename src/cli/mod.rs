@@ -14,9 +14,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::run;
-pub use source::SourceArgs;
+pub(crate) use source::SourceArgs;
 
-pub use crate::util::parse_duration;
+pub(crate) use crate::util::parse_duration;
 
 use crate::guard::{BudgetConfig, GuardConfig, Limits, LoopConfig};
 use crate::policy::Severity;
@@ -31,12 +31,15 @@ use crate::policy::Severity;
         serves the MCP tools to Claude Desktop or any MCP client.\n\n\
         Logs go to stderr; set TAGWARDEN_LOG (e.g. debug, or tagwarden=debug) to change the level."
 )]
+/// The `tagwarden` command line.
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
 // Parsed once per process: the size of the largest variant costs nothing worth a Box.
+/// The subcommands.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::inventory::ScanProgress;
 
-pub struct TerminalProgress {
+pub(super) struct TerminalProgress {
     bar: ProgressBar,
 }
 
@@ -27,7 +27,7 @@ impl ScanProgress for BarSink {
 
 impl TerminalProgress {
     /// A spinner with the scan's own words, when stdout is a terminal.
-    pub fn start() -> Option<TerminalProgress> {
+    pub(super) fn start() -> Option<TerminalProgress> {
         if !std::io::stdout().is_terminal() {
             return None;
         }
@@ -40,11 +40,11 @@ impl TerminalProgress {
         Some(TerminalProgress { bar })
     }
 
-    pub fn sink(&self) -> Arc<dyn ScanProgress> {
+    pub(super) fn sink(&self) -> Arc<dyn ScanProgress> {
         Arc::new(BarSink(self.bar.clone()))
     }
 
-    pub fn finish(self) {
+    pub(super) fn finish(self) {
         self.bar.finish_and_clear();
     }
 }

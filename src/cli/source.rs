@@ -172,7 +172,7 @@ impl SourceArgs {
 }
 
 /// A size in bytes: `65536`, `64K`, `500M`, `2G` (powers of 1024; `KiB`, `MB`, ... too).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub(super) fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = number

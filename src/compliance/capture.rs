@@ -15,7 +15,7 @@ use crate::inventory::Resource;
 use crate::policy::{Evaluations, Policy, Violation};
 
 /// What the snapshot is of, besides the data.
-pub struct CaptureContext<'a> {
+pub(crate) struct CaptureContext<'a> {
     pub taken_at: DateTime<Utc>,
     /// `tool`, `cli` or `schedule`.
     pub trigger: &'a str,
@@ -25,14 +25,14 @@ pub struct CaptureContext<'a> {
 }
 
 /// The label a violation is recorded under: `kind:key`, or `kind` when it has no key.
-pub fn violation_label(policy: &Policy, v: &Violation) -> String {
+pub(crate) fn violation_label(policy: &Policy, v: &Violation) -> String {
     match key_label(policy, v) {
         Some(key) => format!("{}:{key}", v.kind.as_str()),
         None => v.kind.as_str().to_string(),
     }
 }
 
-pub fn capture(
+pub(crate) fn capture(
     policy: &Policy,
     resources: &[Resource],
     evaluations: &Evaluations,

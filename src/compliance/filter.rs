@@ -12,7 +12,7 @@ use crate::policy::{KeyId, Policy, Severity, Violation, ViolationKind};
 /// Which resources a question is about: type patterns, regions and accounts (empty lists
 /// select everything). Serialized with the argument names the tools take.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scope {
+pub(crate) struct Scope {
     #[serde(default)]
     pub resource_types: Vec<String>,
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct Scope {
 
 impl Scope {
     /// The matcher for this scope.
-    pub fn filter(&self) -> ResourceFilter {
+    pub(crate) fn filter(&self) -> ResourceFilter {
         ResourceFilter::new(&self.resource_types, &self.regions, &self.accounts)
     }
 }
@@ -47,6 +47,7 @@ impl Default for ResourceFilter {
 }
 
 impl ResourceFilter {
+    /// Resources of these types (patterns), regions and accounts; an empty list selects all.
     pub fn new(types: &[String], regions: &[String], accounts: &[String]) -> Self {
         ResourceFilter {
             types: TypePatterns::new(types),
@@ -55,6 +56,7 @@ impl ResourceFilter {
         }
     }
 
+    /// Whether the resource is selected.
     pub fn matches(&self, r: &Resource) -> bool {
         (self.regions.is_empty() || self.regions.iter().any(|x| x == r.region.as_str()))
             && (self.accounts.is_empty() || self.accounts.iter().any(|x| x == r.account.as_str()))
@@ -70,6 +72,7 @@ pub struct ViolationFilter {
     keys: Option<FxHashSet<KeyId>>,
     prohibited: Option<FxHashSet<u16>>,
     kinds: Option<Vec<ViolationKind>>,
+    /// Violations below this severity are not counted.
     pub min_severity: Severity,
 }
 

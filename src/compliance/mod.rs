@@ -2,15 +2,13 @@
 //! questions (scores, counts by severity/kind/key/type/region/account, the worst violations
 //! first) from those evaluations. Pure: no I/O, no clock.
 
-pub mod capture;
-mod filter;
-pub mod overlay;
-mod summary;
+pub(crate) mod capture;
+pub(crate) mod filter;
+pub(crate) mod overlay;
+pub(crate) mod summary;
 
-pub use filter::{ResourceFilter, Scope, ViolationFilter};
-pub use summary::{
-    GroupCount, Score, SeverityCounts, Summary, ViolationRef, key_label, pct, summarize,
-};
+pub(crate) use filter::{ResourceFilter, Scope, ViolationFilter};
+pub(crate) use summary::{GroupCount, Score, SeverityCounts, Summary, pct, summarize};
 
 use crate::inventory::Resource;
 use crate::policy::{Evaluations, Policy};

@@ -113,7 +113,7 @@ fn value_problem(kind: ViolationKind) -> bool {
 /// The tag list the effective view evaluates: `native` with `virtuals` laid over (see the
 /// module docs). `native_eval` is the evaluation of the native tags alone. Returns None when no
 /// virtual tag takes effect (every key already valid natively, none overriding).
-pub fn combine(
+pub(crate) fn combine(
     policy: &Policy,
     native: &Tags,
     native_eval: &Evaluation,
@@ -144,7 +144,7 @@ pub fn combine(
 /// Evaluates every resource; resources with virtual tags in effect get their effective view
 /// from the combined tags. Returns the evaluations and, by resource index, the combined tag
 /// lists (the effective view's violations point into them).
-pub fn evaluate_with_overlay(
+pub(crate) fn evaluate_with_overlay(
     policy: &Policy,
     resources: &[Resource],
     overlay: &VirtualOverlay,

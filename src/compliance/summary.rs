@@ -88,12 +88,12 @@ pub struct Summary {
     pub worst: Vec<ViolationRef>,
 }
 
-pub fn pct(part: usize, whole: usize) -> Option<f64> {
+pub(crate) fn pct(part: usize, whole: usize) -> Option<f64> {
     (whole > 0).then(|| ((part as f64 / whole as f64) * 10_000.0).round() / 100.0)
 }
 
 /// The name a violation is counted under in `by_key`, if any.
-pub fn key_label<'p>(policy: &'p Policy, v: &Violation) -> Option<&'p str> {
+pub(crate) fn key_label<'p>(policy: &'p Policy, v: &Violation) -> Option<&'p str> {
     match v.rule {
         RuleRef::Prohibited(i) => Some(policy.prohibited_rules()[i as usize].name.as_str()),
         _ if v.key != NO_KEY => Some(policy.key_name(v.key)),
@@ -101,6 +101,7 @@ pub fn key_label<'p>(policy: &'p Policy, v: &Violation) -> Option<&'p str> {
     }
 }
 
+/// Summarises evaluated resources for one set of filters: scores, breakdowns, worst first.
 pub fn summarize(
     policy: &Policy,
     resources: &[Resource],

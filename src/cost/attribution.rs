@@ -31,7 +31,7 @@ use crate::policy::Policy;
 use crate::policy::compiled::RequiredRule;
 
 /// At most this many required keys are judged (a bit each); no real policy comes close.
-pub const MAX_KEYS: usize = 64;
+pub(crate) const MAX_KEYS: usize = 64;
 
 /// Judges, per required key, whether a value makes spend attributable.
 pub struct KeyJudge<'p> {
@@ -291,7 +291,7 @@ pub struct Attribution {
 }
 
 /// Everything the attribution reads. `resources` must be sorted by id (inventories are).
-pub struct AttributionInput<'a> {
+pub(crate) struct AttributionInput<'a> {
     pub judge: &'a KeyJudge<'a>,
     pub lines: &'a [CostLine],
     pub resources: &'a [Resource],
@@ -308,7 +308,7 @@ struct Verdict {
     inventory_index: Option<usize>,
 }
 
-pub fn attribute(input: &AttributionInput<'_>) -> Attribution {
+pub(crate) fn attribute(input: &AttributionInput<'_>) -> Attribution {
     let judge = input.judge;
     let policy = judge.policy();
     let key_names: Vec<&str> = judge.keys().collect();
@@ -500,7 +500,7 @@ fn sorted_groups(groups: impl Iterator<Item = (String, Split)>) -> Vec<GroupSpli
 }
 
 /// Each resource's total cost over all its lines (for money on compliance findings).
-pub fn cost_by_resource(lines: &[CostLine]) -> FxHashMap<CompactString, Micros> {
+pub(crate) fn cost_by_resource(lines: &[CostLine]) -> FxHashMap<CompactString, Micros> {
     let mut costs: FxHashMap<CompactString, Micros> = FxHashMap::default();
     for line in lines.iter().filter(|l| !l.resource_id.is_empty()) {
         *costs.entry(line.resource_id.clone()).or_default() += line.amount;
@@ -509,7 +509,7 @@ pub fn cost_by_resource(lines: &[CostLine]) -> FxHashMap<CompactString, Micros> 
 }
 
 /// `part` as a percentage of `whole`, 2 decimals; None for a zero whole.
-pub fn pct(part: Micros, whole: Micros) -> Option<f64> {
+pub(crate) fn pct(part: Micros, whole: Micros) -> Option<f64> {
     (whole != 0).then(|| ((part as f64 / whole as f64) * 10_000.0).round() / 100.0)
 }
 

@@ -19,12 +19,12 @@ use crate::inventory::{Provider, Resource, Tags};
 
 const METRICS: &[CostMetric] = &[CostMetric::BilledCost, CostMetric::EffectiveCost];
 
-pub struct DemoCosts {
+pub(crate) struct DemoCosts {
     seed: u64,
 }
 
 impl DemoCosts {
-    pub fn new(seed: u64) -> DemoCosts {
+    pub(crate) fn new(seed: u64) -> DemoCosts {
         DemoCosts { seed }
     }
 }
@@ -59,7 +59,7 @@ impl CostProvider for DemoCosts {
 }
 
 /// The last 30 complete days before `today`.
-pub fn default_period(today: NaiveDate) -> Period {
+pub(crate) fn default_period(today: NaiveDate) -> Period {
     Period {
         start: today - Duration::days(30),
         end: today,

@@ -53,7 +53,7 @@ const METRICS: &[CostMetric] = &[
 ];
 
 /// What AWS charges per Cost Explorer API request, in USD.
-pub const USD_PER_REQUEST: f64 = 0.01;
+pub(crate) const USD_PER_REQUEST: f64 = 0.01;
 
 /// The only service AWS keeps resource-level costs for.
 const RESOURCE_LEVEL_SERVICE: &str = "Amazon Elastic Compute Cloud - Compute";
@@ -545,7 +545,7 @@ fn all_valid_filter(judge: &KeyJudge<'_>, valid: &[Vec<String>]) -> Option<Expre
 /// attributable, the rest of the total is not. Overall and per group: the filtered grouping
 /// is attributable, the rest of each group's total is not. Parts add up by construction.
 /// Refused (`TooLarge`) when the groupings' amounts are too large to sum exactly.
-pub fn attribution_from_groups(
+pub(crate) fn attribution_from_groups(
     judge: &KeyJudge<'_>,
     key_groups: &[Vec<(String, Micros)>],
     totals: &[(String, Micros)],
@@ -741,7 +741,7 @@ fn unattributed_resources(
 }
 
 /// Checks a period for Cost Explorer: it keeps 14 months (38 for monthly data when enabled).
-pub fn check_period(period: Period, today: NaiveDate) -> Result<(), CostError> {
+pub(crate) fn check_period(period: Period, today: NaiveDate) -> Result<(), CostError> {
     if period.start < today - Duration::days(14 * 31) {
         return Err(CostError::Invalid(format!(
             "argument `time_period`: Cost Explorer keeps about 14 months of data; start on or \

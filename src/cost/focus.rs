@@ -41,12 +41,12 @@ const DEFAULT_CURRENCY: &str = "USD";
 const SHOWN_CHARS: usize = 60;
 
 /// Resource-level costs from FOCUS CSV files.
-pub struct FocusProvider {
+pub(crate) struct FocusProvider {
     paths: Vec<PathBuf>,
 }
 
 impl FocusProvider {
-    pub fn new(paths: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(paths: Vec<PathBuf>) -> Self {
         FocusProvider { paths }
     }
 }
@@ -118,7 +118,7 @@ impl CostProvider for FocusProvider {
 }
 
 /// Reads FOCUS files into one set of cost lines (rows of all files are summed together).
-pub fn read_focus_files(
+pub(crate) fn read_focus_files(
     paths: &[PathBuf],
     metric: CostMetric,
     period: Option<Period>,
@@ -315,6 +315,7 @@ struct FileState<'a> {
 }
 
 impl FocusAggregate {
+    /// An empty aggregate.
     pub fn new() -> Self {
         FocusAggregate {
             resources: FxHashMap::default(),

@@ -8,11 +8,11 @@
 //! keeps the absolute values of one answer's amounts within `Micros` (`LineCosts::check_sums`),
 //! which is what makes every sum of them exact (`money` explains why).
 
-pub mod attribution;
-pub mod demo;
-pub mod explorer;
-pub mod focus;
-pub mod money;
+pub(crate) mod attribution;
+pub(crate) mod demo;
+pub(crate) mod explorer;
+pub(crate) mod focus;
+pub(crate) mod money;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Provider, Resource, Tags, index_of};
 
-pub use money::{Magnitude, Micros, micros_to_amount, parse_micros};
+pub(crate) use money::{Magnitude, Micros, micros_to_amount, parse_micros};
 
 /// A half-open range of days, `[start, end)`, as Cost Explorer takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -34,6 +34,7 @@ pub struct Period {
 }
 
 impl Period {
+    /// Days in the period (`end` is exclusive).
     pub fn days(&self) -> i64 {
         (self.end - self.start).num_days()
     }
@@ -65,6 +66,7 @@ pub enum CostMetric {
 }
 
 impl CostMetric {
+    /// The metric's name as Cost Explorer spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             CostMetric::UnblendedCost => "UnblendedCost",
@@ -229,13 +231,13 @@ pub trait CostProvider: Send + Sync {
 
 /// Finds inventory resources by the id billing uses: the full ARN, or its last segment
 /// (`i-0abc...` for `arn:aws:ec2:...:instance/i-0abc...`).
-pub struct ResourceIndex<'a> {
+pub(crate) struct ResourceIndex<'a> {
     by_short: rustc_hash::FxHashMap<&'a str, &'a Resource>,
     resources: &'a [Resource],
 }
 
 impl<'a> ResourceIndex<'a> {
-    pub fn new(resources: &'a [Resource]) -> ResourceIndex<'a> {
+    pub(crate) fn new(resources: &'a [Resource]) -> ResourceIndex<'a> {
         let by_short = resources
             .iter()
             .filter_map(|r| {
@@ -251,7 +253,7 @@ impl<'a> ResourceIndex<'a> {
         }
     }
 
-    pub fn find(&self, id: &str) -> Option<&'a Resource> {
+    pub(crate) fn find(&self, id: &str) -> Option<&'a Resource> {
         index_of(self.resources, id)
             .map(|i| &self.resources[i])
             .or_else(|| self.by_short.get(id).copied())
@@ -261,7 +263,7 @@ impl<'a> ResourceIndex<'a> {
 /// Points each line at the inventory's resource when the cost source names it by its short id
 /// (`i-0abc…`, a bucket name) rather than the ARN, so lines join the inventory (its tags,
 /// virtual tags, money on findings) whatever the export's habit.
-pub fn join_to_inventory(lines: &mut [CostLine], resources: &[Resource]) {
+pub(crate) fn join_to_inventory(lines: &mut [CostLine], resources: &[Resource]) {
     let index = ResourceIndex::new(resources);
     for line in lines.iter_mut().filter(|l| !l.resource_id.is_empty()) {
         if let Some(r) = index.find(&line.resource_id)
@@ -280,7 +282,7 @@ pub fn join_to_inventory(lines: &mut [CostLine], resources: &[Resource]) {
 }
 
 /// Checks `metric` against what a source offers and gives the one to use.
-pub fn choose_metric(
+pub(crate) fn choose_metric(
     offered: &'static [CostMetric],
     asked: Option<CostMetric>,
     source: &str,

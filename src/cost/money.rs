@@ -10,16 +10,16 @@
 //! A source whose amounts break the bound is refused with an error, never summed.
 
 /// Millionths of the currency unit (USD 1.00 = 1_000_000).
-pub type Micros = i64;
+pub(crate) type Micros = i64;
 
-pub const MICROS_PER_UNIT: i64 = 1_000_000;
+pub(crate) const MICROS_PER_UNIT: i64 = 1_000_000;
 
 /// The largest amount, and the largest sum of absolute values, kept exactly.
-pub const MAX_MICROS: Micros = Micros::MAX;
+pub(crate) const MAX_MICROS: Micros = Micros::MAX;
 
 /// Why a text is not an amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AmountError {
+pub(crate) enum AmountError {
     #[error("is not a number")]
     NotANumber,
     #[error(
@@ -32,13 +32,13 @@ pub enum AmountError {
 /// Parses a decimal amount into micro-units, rounding half away from zero at the sixth place.
 /// Accepts an optional sign, digits with an optional fraction, and an exponent (`1.5E-3`).
 /// `None` when the text is not a number or is too large (see `parse_amount`).
-pub fn parse_micros(text: &str) -> Option<Micros> {
+pub(crate) fn parse_micros(text: &str) -> Option<Micros> {
     parse_amount(text).ok()
 }
 
 /// As `parse_micros`, telling a number too large to hold (over ±9.2 trillion units) from text
 /// that is not a number.
-pub fn parse_amount(text: &str) -> Result<Micros, AmountError> {
+pub(crate) fn parse_amount(text: &str) -> Result<Micros, AmountError> {
     let t = text.trim();
     if t.is_empty() {
         return Err(AmountError::NotANumber);
@@ -113,7 +113,7 @@ fn parse_scientific(t: &str) -> Result<Micros, AmountError> {
 /// The sum of the absolute values of the amounts added so far: while it fits in `Micros`,
 /// every sum of any of those amounts is exact (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Magnitude(u64);
+pub(crate) struct Magnitude(u64);
 
 /// Amounts whose absolute values add up beyond `MAX_MICROS`: no total of them is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -121,11 +121,11 @@ pub struct Magnitude(u64);
     "the amounts add up (in absolute value) beyond {}, the largest total kept exactly",
     format_amount(MAX_MICROS)
 )]
-pub struct TooLargeToSum;
+pub(crate) struct TooLargeToSum;
 
 impl Magnitude {
     /// The magnitude with `amount` added, or the error when it would pass the bound.
-    pub fn plus(self, amount: Micros) -> Result<Magnitude, TooLargeToSum> {
+    pub(crate) fn plus(self, amount: Micros) -> Result<Magnitude, TooLargeToSum> {
         self.0
             .checked_add(amount.unsigned_abs())
             .filter(|&m| m <= MAX_MICROS as u64)
@@ -134,13 +134,16 @@ impl Magnitude {
     }
 
     /// Adds `amount` in place.
-    pub fn add(&mut self, amount: Micros) -> Result<(), TooLargeToSum> {
+    #[cfg(test)]
+    pub(crate) fn add(&mut self, amount: Micros) -> Result<(), TooLargeToSum> {
         *self = self.plus(amount)?;
         Ok(())
     }
 
     /// The magnitude of all of `amounts`.
-    pub fn of(amounts: impl IntoIterator<Item = Micros>) -> Result<Magnitude, TooLargeToSum> {
+    pub(crate) fn of(
+        amounts: impl IntoIterator<Item = Micros>,
+    ) -> Result<Magnitude, TooLargeToSum> {
         amounts
             .into_iter()
             .try_fold(Magnitude::default(), Magnitude::plus)
@@ -148,12 +151,12 @@ impl Magnitude {
 }
 
 /// Micro-units as a decimal number for outputs (exact to the micro-unit for any real bill).
-pub fn micros_to_amount(micros: Micros) -> f64 {
+pub(crate) fn micros_to_amount(micros: Micros) -> f64 {
     micros as f64 / MICROS_PER_UNIT as f64
 }
 
 /// `1234.5` → `"1,234.50"` (two places, thousands separated), for text output.
-pub fn format_amount(micros: Micros) -> String {
+pub(crate) fn format_amount(micros: Micros) -> String {
     let cents = (micros as i128 + if micros >= 0 { 5_000 } else { -5_000 }) / 10_000;
     let negative = cents < 0;
     let cents = cents.unsigned_abs();

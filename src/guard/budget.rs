@@ -59,7 +59,7 @@ type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Cl
 /// A principal and one of its sessions.
 type SessionKey = (String, String);
 
-pub struct Budget<C: Clock = DefaultClock> {
+pub(crate) struct Budget<C: Clock = DefaultClock> {
     clock: C,
     session_burst: Option<(Keyed<SessionKey, C>, u32)>,
     principal_burst: Option<(Keyed<String, C>, u32)>,
@@ -70,7 +70,7 @@ pub struct Budget<C: Clock = DefaultClock> {
 }
 
 impl Budget<DefaultClock> {
-    pub fn new(config: &BudgetConfig) -> Self {
+    pub(crate) fn new(config: &BudgetConfig) -> Self {
         Budget::with_clock(config, DefaultClock::default())
     }
 }
@@ -92,7 +92,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
 impl<C: Clock + Clone> Budget<C> {
-    pub fn with_clock(config: &BudgetConfig, clock: C) -> Self {
+    pub(crate) fn with_clock(config: &BudgetConfig, clock: C) -> Self {
         Budget {
             session_burst: keyed(config.burst_per_minute, MINUTE, &clock),
             principal_burst: keyed(config.principal_burst_per_minute, MINUTE, &clock),
@@ -111,7 +111,7 @@ impl<C: Clock + Clone> Budget<C> {
 
     /// Takes one call from the budgets of this principal's session, of the principal, and of
     /// the server; or says which is used up and when the next call is allowed.
-    pub fn take(&self, principal: &str, session: &str) -> Result<(), String> {
+    pub(crate) fn take(&self, principal: &str, session: &str) -> Result<(), String> {
         if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.forget_idle();
         }
@@ -186,7 +186,7 @@ impl<C: Clock + Clone> Budget<C> {
 
     /// Forgets callers whose buckets are full again (as if never seen), so the key space stays
     /// bounded by the recent call rate, not by how many session ids clients invent.
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         for (limiter, _) in [&self.session_burst, &self.session_hourly]
             .into_iter()
             .flatten()
@@ -204,7 +204,8 @@ impl<C: Clock + Clone> Budget<C> {
     }
 
     /// Callers remembered (sessions and principals), for tests of the bound.
-    pub fn remembered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
         let sessions: usize = [&self.session_burst, &self.session_hourly]
             .into_iter()
             .flatten()

@@ -33,7 +33,7 @@ impl Default for Limits {
 const ID_ARGUMENTS: &[&str] = &["resource_id", "resource_ids"];
 
 /// The serialised size of the arguments when it is over the limit.
-pub fn oversized(limits: &Limits, args: &Value) -> Option<usize> {
+pub(crate) fn oversized(limits: &Limits, args: &Value) -> Option<usize> {
     let size = serde_json::to_vec(args)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -41,7 +41,7 @@ pub fn oversized(limits: &Limits, args: &Value) -> Option<usize> {
 }
 
 /// Checks the arguments of a tool call; the error is the refusal text.
-pub fn check(limits: &Limits, args: &Value) -> Result<(), String> {
+pub(crate) fn check(limits: &Limits, args: &Value) -> Result<(), String> {
     if let Some(size) = oversized(limits, args) {
         return Err(format!(
             "the arguments are {size} bytes; the limit is {} bytes for a whole call \

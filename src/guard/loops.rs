@@ -35,15 +35,15 @@ const MAX_PRINCIPALS: usize = 10_000;
 
 /// `sha256(tool, canonical arguments)`: identical calls, whatever the key order, spacing or
 /// spelled-out defaults.
-pub type Fingerprint = [u8; 32];
+pub(crate) type Fingerprint = [u8; 32];
 
-pub struct LoopDetector {
+pub(crate) struct LoopDetector {
     config: LoopConfig,
     principals: Mutex<HashMap<String, VecDeque<(Instant, Fingerprint)>>>,
 }
 
 impl LoopDetector {
-    pub fn new(config: LoopConfig) -> Self {
+    pub(crate) fn new(config: LoopConfig) -> Self {
         LoopDetector {
             config,
             principals: Mutex::new(HashMap::new()),
@@ -51,7 +51,7 @@ impl LoopDetector {
     }
 
     /// Admits the principal's call and remembers it, or refuses it with a hint.
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         principal: &str,
         tool: &str,

@@ -7,37 +7,37 @@
 //! `audit_wait`), the answer is replaced by an error that says so, and while the log is failing,
 //! tools that change data are refused before they run.
 
-pub mod budget;
-pub mod limits;
-pub mod loops;
-pub mod sanitize;
+pub(crate) mod budget;
+pub(crate) mod limits;
+pub(crate) mod loops;
+pub(crate) mod sanitize;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::app::App;
 /// Who the server verified the caller to be (defined with the call context it travels in).
-pub use crate::app::Principal;
+pub(crate) use crate::app::Principal;
 use crate::inventory::ScanProgress;
 use crate::store::AuditStore;
 use crate::store::audit::{Appended, AuditRecord};
 use crate::tools::{Call, Registry};
-pub use budget::BudgetConfig;
-pub use limits::Limits;
-pub use loops::LoopConfig;
+pub(crate) use budget::BudgetConfig;
+pub(crate) use limits::Limits;
+pub(crate) use loops::LoopConfig;
 
 /// The `_meta` key carrying the correlation id of a call.
-pub const CORRELATION_META: &str = "tagwarden/correlation_id";
+pub(crate) const CORRELATION_META: &str = "tagwarden/correlation_id";
 
 /// The session of a request that has none (2026-07-28 stateless HTTP): only the principal's
 /// budgets apply to it, since there is no session to keep one for.
-pub const STATELESS_SESSION: &str = "stateless";
+pub(crate) const STATELESS_SESSION: &str = "stateless";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
@@ -62,7 +62,7 @@ impl Default for GuardConfig {
 
 /// Who is calling, as far as the transport can tell.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The verified identity (set by the transport after authentication).
     pub principal: Principal,
     /// The MCP session within the principal (as the transport reports it).
@@ -75,13 +75,13 @@ pub struct Caller {
 
 impl Caller {
     /// How virtual tags and decisions record who made them: `client (transport session)`.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         let session: String = self.session.chars().take(12).collect();
         format!("{} ({} session {session})", self.client, self.transport)
     }
 }
 
-pub struct Guard {
+pub(crate) struct Guard {
     config: GuardConfig,
     budget: budget::Budget,
     loops: loops::LoopDetector,
@@ -107,7 +107,7 @@ impl Outcome {
 }
 
 impl Guard {
-    pub fn new(config: GuardConfig, audit: Option<Arc<dyn AuditStore>>) -> Guard {
+    pub(crate) fn new(config: GuardConfig, audit: Option<Arc<dyn AuditStore>>) -> Guard {
         Guard {
             budget: budget::Budget::new(&config.budget),
             loops: loops::LoopDetector::new(config.loops.clone()),
@@ -117,12 +117,8 @@ impl Guard {
         }
     }
 
-    pub fn sanitizer(&self) -> &sanitize::Sanitizer {
-        &self.sanitizer
-    }
-
     /// Runs one tool call through the whole pipeline.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         registry: &Registry,
         app: &App,
@@ -437,10 +433,4 @@ fn shorten(s: &str, max_bytes: usize) -> String {
         end -= 1;
     }
     format!("{}…({} bytes)", &s[..end], s.len())
-}
-
-/// The `_meta` of a result (for tests and callers that read the correlation id).
-pub fn correlation_id(meta: Option<&MetaObject>) -> Option<&str> {
-    meta.and_then(|m| m.0.get(CORRELATION_META))
-        .and_then(Value::as_str)
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::inventory::id::grammar;
 
-pub struct Sanitizer {
+pub(crate) struct Sanitizer {
     /// Quick test: does any rule apply to this string at all?
     any: RegexSet,
     rules: Vec<Rule>,
@@ -86,7 +86,7 @@ fn is_delimiter(c: char) -> bool {
 impl Sanitizer {
     /// Rules for secrets, plus this server's own paths (home, working directory, binary,
     /// temporary directory) and any home directory.
-    pub fn new() -> Sanitizer {
+    pub(crate) fn new() -> Sanitizer {
         let mut paths: Vec<String> = Vec::new();
         let mut add = |p: Option<std::path::PathBuf>| {
             if let Some(p) = p {
@@ -107,7 +107,7 @@ impl Sanitizer {
         Sanitizer::with_paths(&paths)
     }
 
-    pub fn with_paths(paths: &[String]) -> Sanitizer {
+    pub(crate) fn with_paths(paths: &[String]) -> Sanitizer {
         let mut rules: Vec<(String, Replace, Scope)> = vec![
             (
                 r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
@@ -195,7 +195,7 @@ impl Sanitizer {
     }
 
     /// A clean version of `text` (borrowed when nothing had to change).
-    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub(crate) fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         // Most keys and many values are short plain words, which no rule can match: each
         // needs 20 characters or more, or a character other than a letter, digit or `_`.
         if text.len() < 20 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -286,7 +286,7 @@ impl Sanitizer {
 
     /// Cleans every string in a JSON value in place, object keys included; returns how many
     /// strings changed. Two keys that redact to the same text stay distinct (` (2)`, ...).
-    pub fn value(&self, value: &mut Value) -> usize {
+    pub(crate) fn value(&self, value: &mut Value) -> usize {
         match value {
             Value::String(s) => match self.text(s) {
                 Cow::Borrowed(_) => 0,

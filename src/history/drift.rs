@@ -12,7 +12,7 @@ use crate::policy::pattern::TypePatterns;
 
 /// Narrows a drift report.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DriftFilter {
+pub(crate) struct DriftFilter {
     /// Only changes to these tag keys (case-insensitive); empty means every key.
     pub tag_keys: Vec<String>,
     /// Type patterns such as `ec2:*`, `s3:bucket` or `rds`; empty means every type.
@@ -21,7 +21,7 @@ pub struct DriftFilter {
 
 /// A tag as it was added or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct TagValue {
+pub(crate) struct TagValue {
     /// The tag key.
     pub key: String,
     /// Its value.
@@ -30,7 +30,7 @@ pub struct TagValue {
 
 /// A tag whose value changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct TagChange {
+pub(crate) struct TagChange {
     /// The tag key (same on both sides; a renamed key is a removal plus an addition).
     pub key: String,
     /// The value in the older snapshot.
@@ -41,7 +41,7 @@ pub struct TagChange {
 
 /// The tag edits on one resource between the two snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ResourceTagDrift {
+pub(crate) struct ResourceTagDrift {
     /// The resource's id (ARN or provider id).
     pub resource_id: String,
     /// Canonical type, `service:kind`.
@@ -58,7 +58,7 @@ pub struct ResourceTagDrift {
 
 /// A resource named in a compliance transition, an appearance or a disappearance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ResourceBrief {
+pub(crate) struct ResourceBrief {
     /// The resource's id (ARN or provider id).
     pub resource_id: String,
     /// Canonical type, `service:kind`.
@@ -77,7 +77,7 @@ pub struct ResourceBrief {
 /// What changed between two snapshots. Lists are sorted by resource id and cut to `limit`;
 /// the `_total` counts are always exact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct DriftReport {
+pub(crate) struct DriftReport {
     /// Resources (of the selected types) present in both snapshots.
     pub resources_compared: usize,
     /// Individual tag additions, removals and value changes (of the selected keys).
@@ -110,7 +110,7 @@ pub struct DriftReport {
 /// the newer side's type for resources on both sides); the key filter only to tag changes, so a
 /// resource whose only edits are to other keys is not listed. Compliance transitions are only
 /// reported for resources present on both sides.
-pub fn drift(
+pub(crate) fn drift(
     from: &[MemberRecord],
     to: &[MemberRecord],
     filter: &DriftFilter,

@@ -9,7 +9,7 @@ use crate::policy::Severity;
 
 /// The filters a snapshot was taken with, as the history tools report them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct SnapshotFilters {
+pub(crate) struct SnapshotFilters {
     #[serde(default)]
     pub resource_types: Vec<String>,
     #[serde(default)]
@@ -28,7 +28,7 @@ fn lowest() -> Severity {
 
 impl SnapshotFilters {
     /// As snapshots record them (see `snapshot_filters`).
-    pub fn to_value(&self) -> serde_json::Value {
+    pub(crate) fn to_value(&self) -> serde_json::Value {
         snapshot_filters(
             &self.resource_types,
             &self.regions,
@@ -40,7 +40,7 @@ impl SnapshotFilters {
 
     /// Reads stored filters (always written by `snapshot_filters`; anything unreadable shows as
     /// no filters rather than failing the answer).
-    pub fn from_stored(value: &serde_json::Value) -> SnapshotFilters {
+    pub(crate) fn from_stored(value: &serde_json::Value) -> SnapshotFilters {
         serde_json::from_value(value.clone()).unwrap_or(SnapshotFilters {
             resource_types: Vec::new(),
             regions: Vec::new(),

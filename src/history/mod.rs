@@ -2,9 +2,9 @@
 //! over stored snapshots — a score series with its trend (`series`) and what changed between two
 //! snapshots (`drift`). Storing snapshots is the store layer's job; this module does no I/O.
 
-pub mod drift;
-pub mod filters;
-pub mod series;
+pub(crate) mod drift;
+pub(crate) mod filters;
+pub(crate) mod series;
 
 use std::collections::BTreeMap;
 
@@ -14,22 +14,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use drift::{
-    DriftFilter, DriftReport, ResourceBrief, ResourceTagDrift, TagChange, TagValue, drift,
-};
-pub use filters::{SnapshotFilters, snapshot_filters};
-pub use series::{
-    Direction, GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, series,
-    trend, violation_movements,
+pub(crate) use drift::{DriftFilter, DriftReport, drift};
+pub(crate) use filters::{SnapshotFilters, snapshot_filters};
+pub(crate) use series::{
+    GroupBy, HistoryPoint, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement, series, trend,
+    violation_movements,
 };
 
 /// What a snapshot records of one resource (the filtered scope of the check it was taken with).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
+    /// The resource's id (ARN for AWS).
     pub resource_id: String,
+    /// Canonical `service:kind`.
     pub resource_type: String,
+    /// Region, or `global`.
     pub region: String,
+    /// Account (subscription, project) id.
     pub account: String,
+    /// Display name.
     pub name: String,
     /// Native tags, sorted by key.
     pub tags: Vec<(String, String)>,
@@ -45,27 +48,37 @@ pub struct MemberRecord {
 /// A snapshot as the caller builds it from an evaluated inventory, before it is stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSnapshot {
+    /// When the check ran.
     pub taken_at: DateTime<Utc>,
     /// `tool`, `cli` or `schedule`.
     pub trigger: String,
     /// Where the inventory came from, e.g. `demo estate (seed 42, 5000 resources)`.
     pub source: String,
+    /// Hash of the policy the check used.
     pub policy_hash: String,
     /// The check's filters as a JSON object; stored canonically and hashed (`filters_hash`) so
     /// that only snapshots of the same scope are compared.
     pub filters: Value,
+    /// Resources the filters selected.
     pub resources: usize,
+    /// Of those, resources at least one required rule applies to.
     pub in_scope: usize,
+    /// In-scope resources that pass the policy (effective tags).
     pub compliant: usize,
+    /// Effective-view violations counted.
     pub violations: usize,
+    /// Compliant ÷ in scope, in percent, on effective tags.
     pub score_pct: Option<f64>,
+    /// The same on native tags only.
     pub native_score_pct: Option<f64>,
+    /// Share of spend on compliant resources, when costs were known.
     pub spend_score_pct: Option<f64>,
     /// Breakdowns (by severity, kind, key, type, region, account) as the caller built them;
     /// stored opaquely.
     pub counts: Value,
     /// `kind:key` label → number of such violations.
     pub by_violation: BTreeMap<String, usize>,
+    /// Every selected resource, as recorded.
     pub members: Vec<MemberRecord>,
 }
 
@@ -111,7 +124,7 @@ pub struct SnapshotMeta {
 
 /// SHA-256 (hex) of the canonical JSON of a filter object, so that the same filters written in
 /// any key order identify the same history.
-pub fn filters_hash(filters: &Value) -> String {
+pub(crate) fn filters_hash(filters: &Value) -> String {
     hex::encode(Sha256::digest(
         crate::util::canonical_json(filters).as_bytes(),
     ))

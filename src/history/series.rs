@@ -13,7 +13,7 @@ use super::SnapshotMeta;
 /// How snapshots are grouped into points (periods are UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum GroupBy {
+pub(crate) enum GroupBy {
     Day,
     Week,
     Month,
@@ -21,7 +21,7 @@ pub enum GroupBy {
 
 /// One point of the series: the last snapshot of its period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct HistoryPoint {
+pub(crate) struct HistoryPoint {
     /// The period: `2026-11-22` (day), `2026-W47` (ISO week) or `2026-11` (month), UTC.
     pub period: String,
     /// The snapshot the point shows (the last one taken in the period).
@@ -49,7 +49,7 @@ pub struct HistoryPoint {
 /// Which way the score is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Direction {
+pub(crate) enum Direction {
     Improving,
     Declining,
     Stable,
@@ -59,7 +59,7 @@ pub enum Direction {
 
 /// The score's movement from the first point to the last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Trend {
+pub(crate) struct Trend {
     /// Improving, declining, stable or insufficient_data.
     pub direction: Direction,
     /// Score change (percentage points) beyond which the trend is improving/declining.
@@ -86,7 +86,7 @@ pub struct Trend {
 
 /// How often one kind of violation occurred at the start and at the end of a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ViolationMovement {
+pub(crate) struct ViolationMovement {
     /// The label, `kind:key` (or `kind` when the violation has no key).
     pub violation: String,
     /// The violation kind, e.g. `missing_tag`.
@@ -102,11 +102,11 @@ pub struct ViolationMovement {
 }
 
 /// A change below one percentage point is noise for a practitioner, not a trend.
-pub const TREND_THRESHOLD_PCT_POINTS: f64 = 1.0;
+pub(crate) const TREND_THRESHOLD_PCT_POINTS: f64 = 1.0;
 
 /// The period label of a time under a grouping (UTC; ISO weeks belong to their ISO year, so
 /// 2027-01-01 is `2026-W53`).
-pub fn period_of(at: &DateTime<Utc>, group_by: GroupBy) -> String {
+pub(crate) fn period_of(at: &DateTime<Utc>, group_by: GroupBy) -> String {
     match group_by {
         GroupBy::Day => at.format("%Y-%m-%d").to_string(),
         GroupBy::Week => {
@@ -119,7 +119,7 @@ pub fn period_of(at: &DateTime<Utc>, group_by: GroupBy) -> String {
 
 /// The last snapshot (latest `taken_at`, then highest id) of each period that has one, in time
 /// order. Empty periods are left out rather than zero-filled: no snapshot is not a zero score.
-pub fn series(snapshots: &[SnapshotMeta], group_by: GroupBy) -> Vec<HistoryPoint> {
+pub(crate) fn series(snapshots: &[SnapshotMeta], group_by: GroupBy) -> Vec<HistoryPoint> {
     let mut last_of_period: HashMap<String, &SnapshotMeta> = HashMap::new();
     for snapshot in snapshots {
         let period = period_of(&snapshot.taken_at, group_by);
@@ -160,7 +160,7 @@ fn point(period: String, s: &SnapshotMeta) -> HistoryPoint {
 /// compared with the threshold, so the verdict agrees with the number shown (79.3 → 80.3 is
 /// +1.00, improving, although the float difference is 0.99999…). A negative or non-finite
 /// threshold is read as its magnitude or the default.
-pub fn trend(points: &[HistoryPoint], threshold: f64) -> Trend {
+pub(crate) fn trend(points: &[HistoryPoint], threshold: f64) -> Trend {
     let threshold = if threshold.is_finite() {
         threshold.abs()
     } else {
@@ -228,7 +228,7 @@ fn round2(x: f64) -> f64 {
 /// The most common violations in a window: every label seen at either end, ordered by the
 /// larger of its two counts (descending, then by label), cut to `top`. Also returns how many
 /// distinct labels there were, so a caller can say how many were left out.
-pub fn violation_movements(
+pub(crate) fn violation_movements(
     first: &SnapshotMeta,
     last: &SnapshotMeta,
     top: usize,

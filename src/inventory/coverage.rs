@@ -94,7 +94,7 @@ pub struct SourceCoverage {
 }
 
 /// The note a Tagging API listing always carries.
-pub const TAGGING_API_NOTE: &str =
+pub(crate) const TAGGING_API_NOTE: &str =
     "resources that were never tagged are not listed by the Tagging API";
 
 impl SourceCoverage {

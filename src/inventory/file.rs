@@ -30,11 +30,11 @@ use super::{
 };
 
 /// Region given to resources whose ARN has none (S3 buckets and other global resources).
-pub const GLOBAL_REGION: &str = "global";
+pub(crate) const GLOBAL_REGION: &str = "global";
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Page {
+pub(crate) struct Page {
     #[serde(default)]
     pub resource_tag_mapping_list: Vec<Mapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     #[serde(rename = "ResourceARN")]
     pub resource_arn: CompactString,
     #[serde(rename = "Tags", default)]
@@ -50,7 +50,7 @@ pub struct Mapping {
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-pub struct TagPair {
+pub(crate) struct TagPair {
     #[serde(rename = "Key")]
     pub key: CompactString,
     /// The API omits `Value` for an empty value; read it as "".
@@ -58,14 +58,14 @@ pub struct TagPair {
     pub value: CompactString,
 }
 
-pub struct FileProvider {
+pub(crate) struct FileProvider {
     paths: Vec<PathBuf>,
     failures: Arc<KnownFailures>,
 }
 
 impl FileProvider {
     /// Failures are not kept until `with_failure_ttl` says for how long.
-    pub fn new(paths: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(paths: Vec<PathBuf>) -> Self {
         FileProvider {
             paths,
             failures: Arc::new(KnownFailures {
@@ -76,7 +76,7 @@ impl FileProvider {
     }
 
     /// Keeps a file's parse failure for `ttl` (the inventory TTL) while the file is unchanged.
-    pub fn with_failure_ttl(mut self, ttl: Duration) -> Self {
+    pub(crate) fn with_failure_ttl(mut self, ttl: Duration) -> Self {
         self.failures = Arc::new(KnownFailures {
             ttl,
             by_path: Mutex::new(HashMap::new()),
@@ -169,7 +169,7 @@ impl KnownFailures {
 }
 
 /// The file name only: outputs never reveal the server's directory layout.
-pub fn display_name(path: &Path) -> String {
+pub(crate) fn display_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "inventory".to_string())
@@ -460,7 +460,7 @@ fn fill_missing_accounts(resources: &mut [Resource]) {
 }
 
 /// Writes resources as a get-resources page (used by `tagwarden demo export`).
-pub fn to_page(resources: &[Resource]) -> Page {
+pub(crate) fn to_page(resources: &[Resource]) -> Page {
     Page {
         resource_tag_mapping_list: resources
             .iter()

@@ -130,7 +130,7 @@ struct Place {
 }
 
 /// Generates `size` resources from `seed`.
-pub fn generate(seed: u64, size: usize) -> DemoEstate {
+pub(crate) fn generate(seed: u64, size: usize) -> DemoEstate {
     let mut g = Generator {
         rng: Rng::new(seed ^ 0x1AE6_0C1A),
         ids: Rng::new(seed ^ 0x0B5C_0DE5),

@@ -21,20 +21,20 @@ const LARGE_LISTING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where partition listings are shared between servers, and for how long.
 #[derive(Clone)]
-pub struct SharedListings {
+pub(crate) struct SharedListings {
     cache: Arc<Cache>,
     ttl: Duration,
 }
 
 /// A partition's listing as kept in the shared cache.
 #[derive(Serialize, Deserialize)]
-pub struct Listing<T> {
+pub(crate) struct Listing<T> {
     pub pages: u64,
     pub mappings: Vec<T>,
 }
 
 /// How one part of a scan went, with what it listed and when that was read from the cloud.
-pub struct PartResult<T> {
+pub(crate) struct PartResult<T> {
     pub part: ScanPart,
     pub mappings: Vec<T>,
     pub fetched_at: DateTime<Utc>,
@@ -43,14 +43,14 @@ pub struct PartResult<T> {
 impl SharedListings {
     /// Keeps part listings in `cache` (its Redis layer) for `ttl`. None when the cache has no
     /// shared layer or `ttl` is zero: then nothing is shared.
-    pub fn new(cache: Arc<Cache>, ttl: Duration) -> Option<Self> {
+    pub(crate) fn new(cache: Arc<Cache>, ttl: Duration) -> Option<Self> {
         (cache.shared_display().is_some() && !ttl.is_zero())
             .then_some(SharedListings { cache, ttl })
     }
 
     /// The key of one part: the provider (`b"aws"`), who is asking (a hash of the credentials)
     /// and what part (for AWS: region, type filter or "").
-    pub fn key(&self, provider: &[u8], identity: &str, parts: &[&str]) -> String {
+    pub(crate) fn key(&self, provider: &[u8], identity: &str, parts: &[&str]) -> String {
         let mut all: Vec<&[u8]> = vec![provider, identity.as_bytes()];
         all.extend(parts.iter().map(|p| p.as_bytes()));
         self.cache.key("inventory", &all)
@@ -59,7 +59,7 @@ impl SharedListings {
     /// The part's listing from the shared cache when a fresh one is there and `force` is false
     /// (`cached: true`, `fetched_at` = when it was stored); otherwise `scan`'s result, stored
     /// when the part succeeded.
-    pub async fn through<T>(
+    pub(crate) async fn through<T>(
         &self,
         key: &str,
         force: bool,

@@ -4,13 +4,13 @@
 //! A scan never silently drops a region, type or file that failed: it is listed in the
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
-pub mod aws;
-pub mod coverage;
-pub mod demo;
-pub mod file;
-pub mod id;
-pub mod irregular;
-pub mod listing_cache;
+pub(crate) mod aws;
+pub(crate) mod coverage;
+pub(crate) mod demo;
+pub(crate) mod file;
+pub(crate) mod id;
+pub(crate) mod irregular;
+pub(crate) mod listing_cache;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,10 +18,10 @@ use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use coverage::{Coverage, CoverageFailure, NeverTagged, SourceCoverage, SourceKind};
+pub(crate) use coverage::{Coverage, CoverageFailure, SourceCoverage, SourceKind};
 
 /// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
-pub type Tags = Vec<(CompactString, CompactString)>;
+pub(crate) type Tags = Vec<(CompactString, CompactString)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -73,17 +73,24 @@ pub struct Attributes {
 pub struct Resource {
     /// ARN for AWS; the provider's id otherwise.
     pub id: CompactString,
+    /// The cloud it lives in.
     pub provider: Provider,
+    /// Account (subscription, project) id.
     pub account: CompactString,
+    /// Region (location), or `global`.
     pub region: CompactString,
     /// Canonical `service:kind`, e.g. `ec2:instance`.
     pub resource_type: CompactString,
+    /// Display name (the last part of the id when the source has none).
     pub name: CompactString,
+    /// Native tags, sorted by key (`normalise_tags`).
     pub tags: Tags,
+    /// Facts used for suggestions and grouping.
     pub attributes: Attributes,
 }
 
 impl Resource {
+    /// The value of a native tag (exact key).
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
@@ -94,7 +101,7 @@ impl Resource {
 
 /// Sorts tags by key and drops repeated keys (the first value wins), so lookups can binary-search
 /// and evaluation is deterministic whatever order a source returned.
-pub fn normalise_tags(mut tags: Tags) -> Tags {
+pub(crate) fn normalise_tags(mut tags: Tags) -> Tags {
     tags.sort_by(|a, b| a.0.cmp(&b.0));
     tags.dedup_by(|later, earlier| later.0 == earlier.0);
     tags
@@ -112,7 +119,7 @@ pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
 
 /// The position of the resource with this id. `resources` must be in `sort_and_dedupe` order
 /// (by id, one resource per id), as every inventory is after a scan.
-pub fn index_of(resources: &[Resource], id: &str) -> Option<usize> {
+pub(crate) fn index_of(resources: &[Resource], id: &str) -> Option<usize> {
     resources.binary_search_by(|r| r.id.as_str().cmp(id)).ok()
 }
 

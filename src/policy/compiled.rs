@@ -12,7 +12,7 @@ use super::loader::PolicyError;
 use super::model::{Condition, KeyMatching, PolicyFile, Severity};
 use super::pattern::{TypePatterns, Wildcard};
 
-pub type KeyId = u16;
+pub(crate) type KeyId = u16;
 
 /// What a tag key on a resource means under this policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl KeyRef {
 }
 
 #[derive(Debug)]
-pub struct KeyInfo {
+pub(crate) struct KeyInfo {
     pub name: String,
     /// variant value → canonical value (values are case-sensitive).
     pub(crate) value_aliases: FxHashMap<Box<str>, Box<str>>,
@@ -243,42 +243,52 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Content hash of the policy, so answers say which policy they used.
     pub fn hash(&self) -> &str {
         &self.hash
     }
 
+    /// A resource fails at a violation of this severity or above.
     pub fn fail_at(&self) -> Severity {
         self.fail_at
     }
 
+    /// How tag keys are matched (exact or case-insensitive).
     pub fn key_matching(&self) -> KeyMatching {
         self.key_matching
     }
 
+    /// The policy as it was written.
     pub fn file(&self) -> &PolicyFile {
         &self.file
     }
 
+    /// The canonical name of a governed key.
     pub fn key_name(&self, key: KeyId) -> &str {
         &self.keys[key as usize].name
     }
 
+    /// Rules for keys that must be present.
     pub fn required_rules(&self) -> &[RequiredRule] {
         &self.required
     }
 
+    /// Rules for keys that are checked when present.
     pub fn optional_rules(&self) -> &[OptionalRule] {
         &self.optional
     }
 
+    /// Keys that must not be present.
     pub fn prohibited_rules(&self) -> &[ProhibitedRule] {
         &self.prohibited
     }
 
+    /// Pairs of tags that must not disagree.
     pub fn conflict_rules(&self) -> &[ConflictRule] {
         &self.conflicts
     }
 
+    /// The most tags a resource may carry, and the severity past it.
     pub fn max_tags(&self) -> Option<(u32, Severity)> {
         self.max_tags
     }

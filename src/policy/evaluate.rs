@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use super::compiled::{KeyId, KeyRef, Policy, ValueCheck, ValueProblem};
 use super::model::Severity;
 use super::violation::Span;
-pub use super::violation::{
+pub(crate) use super::violation::{
     Evaluation, EvaluationRef, Evaluations, NO_KEY, NO_TAG, RuleRef, View, Violation, ViolationKind,
 };
 
@@ -91,6 +91,7 @@ struct Scratch {
 }
 
 impl Policy {
+    /// An evaluator of resources under this policy (reusable scratch space).
     pub fn evaluator(&self) -> Evaluator<'_> {
         Evaluator {
             policy: self,

@@ -9,7 +9,7 @@ use super::compiled::Policy;
 use super::model::PolicyFile;
 
 /// The policy shipped in the binary, used when no policy file is given or found.
-pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/tagging_policy.json");
+pub(crate) const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/tagging_policy.json");
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum PolicyError {
@@ -35,7 +35,7 @@ impl PolicyError {
 }
 
 /// Parses and compiles a policy from JSON text.
-pub fn parse_policy(text: &str) -> Result<Policy, PolicyError> {
+pub(crate) fn parse_policy(text: &str) -> Result<Policy, PolicyError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PolicyError::Syntax {
         line: e.line(),
         column: e.column(),

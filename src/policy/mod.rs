@@ -2,23 +2,23 @@
 //! evaluator. Nothing here does I/O except `loader::load_policy_file`.
 
 mod compile;
-pub mod compiled;
-pub mod evaluate;
-pub mod loader;
+pub(crate) mod compiled;
+pub(crate) mod evaluate;
+pub(crate) mod loader;
 mod lookup;
-pub mod model;
-pub mod pattern;
-pub mod render;
+pub(crate) mod model;
+pub(crate) mod pattern;
+pub(crate) mod render;
 mod summary;
 mod violation;
 
 #[cfg(test)]
 mod tests;
 
-pub use compiled::{KeyId, Policy};
-pub use evaluate::{
-    Evaluation, EvaluationRef, Evaluations, Evaluator, View, Violation, ViolationKind,
-};
-pub use loader::{PolicyError, default_policy, load_policy_file, parse_policy};
-pub use model::{KeyMatching, PolicyFile, Severity};
-pub use render::{Expected, ViolationDetail};
+pub(crate) use compiled::{KeyId, Policy};
+pub(crate) use evaluate::{Evaluation, EvaluationRef, Evaluations, View, Violation, ViolationKind};
+#[cfg(test)]
+pub(crate) use loader::parse_policy;
+pub(crate) use loader::{PolicyError, default_policy, load_policy_file};
+pub(crate) use model::{KeyMatching, Severity};
+pub(crate) use render::ViolationDetail;

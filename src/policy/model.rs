@@ -17,13 +17,18 @@ use serde::{Deserialize, Deserializer, Serialize};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The lowest severity.
     Low,
+    /// Above low.
     Medium,
+    /// Above medium.
     High,
+    /// The highest severity.
     Critical,
 }
 
 impl Severity {
+    /// Every severity, worst first.
     pub const ALL_DESCENDING: [Severity; 4] = [
         Severity::Critical,
         Severity::High,
@@ -31,6 +36,7 @@ impl Severity {
         Severity::Low,
     ];
 
+    /// The severity as written in policies and answers.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Low => "low",

@@ -7,7 +7,7 @@
 
 /// A compiled wildcard pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wildcard {
+pub(crate) struct Wildcard {
     source: String,
     /// The literal pieces between stars.
     parts: Vec<String>,
@@ -16,7 +16,7 @@ pub struct Wildcard {
 }
 
 impl Wildcard {
-    pub fn new(pattern: &str) -> Self {
+    pub(crate) fn new(pattern: &str) -> Self {
         Wildcard {
             source: pattern.to_string(),
             parts: pattern
@@ -30,15 +30,15 @@ impl Wildcard {
     }
 
     /// True when the pattern has no `*`: callers use a hash set for those.
-    pub fn is_literal(&self) -> bool {
+    pub(crate) fn is_literal(&self) -> bool {
         !self.source.contains('*')
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.source
     }
 
-    pub fn matches(&self, text: &str) -> bool {
+    pub(crate) fn matches(&self, text: &str) -> bool {
         if self.is_literal() {
             return self.source == text;
         }

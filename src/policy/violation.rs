@@ -78,8 +78,8 @@ pub enum RuleRef {
     Alias,
 }
 
-pub const NO_TAG: u16 = u16::MAX;
-pub const NO_KEY: KeyId = KeyId::MAX;
+pub(crate) const NO_TAG: u16 = u16::MAX;
+pub(crate) const NO_KEY: KeyId = KeyId::MAX;
 
 /// One violation, compact: everything textual is looked up at render time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

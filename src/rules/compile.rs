@@ -167,6 +167,7 @@ impl CompiledRules {
         self.rules.len()
     }
 
+    /// True when there are no rules.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

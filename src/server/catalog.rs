@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use crate::app::App;
 
-pub const POLICY_URI: &str = "tagwarden://policy";
-pub const POLICY_SUMMARY_URI: &str = "tagwarden://policy/summary";
-pub const WEEKLY_REVIEW: &str = "weekly_compliance_review";
+pub(super) const POLICY_URI: &str = "tagwarden://policy";
+pub(super) const POLICY_SUMMARY_URI: &str = "tagwarden://policy/summary";
+pub(super) const WEEKLY_REVIEW: &str = "weekly_compliance_review";
 
-pub fn resources() -> Vec<Resource> {
+pub(super) fn resources() -> Vec<Resource> {
     vec![
         Resource::new(POLICY_URI, "tagging-policy")
             .with_title("Tagging policy in force")
@@ -30,7 +30,7 @@ pub fn resources() -> Vec<Resource> {
 }
 
 /// Reads a resource; an unknown URI is a "resource not found" protocol error.
-pub fn read(app: &App, uri: &str) -> Result<ResourceContents, McpError> {
+pub(super) fn read(app: &App, uri: &str) -> Result<ResourceContents, McpError> {
     let policy = app.policy().current();
     match uri {
         POLICY_URI => {
@@ -64,7 +64,7 @@ pub fn read(app: &App, uri: &str) -> Result<ResourceContents, McpError> {
     }
 }
 
-pub fn prompts() -> Vec<Prompt> {
+pub(super) fn prompts() -> Vec<Prompt> {
     vec![
         Prompt::new(
             WEEKLY_REVIEW,
@@ -87,7 +87,7 @@ pub fn prompts() -> Vec<Prompt> {
     ]
 }
 
-pub fn get(
+pub(super) fn get(
     name: &str,
     arguments: Option<&serde_json::Map<String, Value>>,
 ) -> Result<GetPromptResult, McpError> {

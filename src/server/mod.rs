@@ -6,10 +6,10 @@
 //! an unknown tool is a JSON-RPC error.
 
 mod catalog;
-pub mod http;
-pub mod progress;
-pub mod schedule;
-pub mod stdio;
+pub(crate) mod http;
+pub(crate) mod progress;
+pub(crate) mod schedule;
+pub(crate) mod stdio;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use crate::guard::{Caller, Guard, Principal};
 use crate::tools::Registry;
 
 /// What an assistant should know to use the tools well.
-pub const INSTRUCTIONS: &str = "Tagwarden answers questions about cloud tag compliance and cost attribution \
+pub(crate) const INSTRUCTIONS: &str = "Tagwarden answers questions about cloud tag compliance and cost attribution \
 from live cloud data, the tagging policy and its own store. Start with check_tag_compliance for the overall \
 picture (scores on effective and native tags, counts, worst violations with fixes); narrow it with \
 resource_types, regions, accounts, tag_keys or min_severity. Use find_untagged_resources to list resources \
@@ -42,7 +42,7 @@ The policy is also a resource (tagwarden://policy, tagwarden://policy/summary), 
 weekly_compliance_review prompt runs a standard review.";
 
 #[derive(Clone)]
-pub struct TagwardenServer {
+pub(crate) struct TagwardenServer {
     app: Arc<App>,
     registry: Arc<Registry>,
     guard: Arc<Guard>,
@@ -51,7 +51,7 @@ pub struct TagwardenServer {
 }
 
 impl TagwardenServer {
-    pub fn new(app: Arc<App>, registry: Arc<Registry>, guard: Arc<Guard>) -> Self {
+    pub(crate) fn new(app: Arc<App>, registry: Arc<Registry>, guard: Arc<Guard>) -> Self {
         TagwardenServer {
             app,
             registry,
@@ -60,7 +60,7 @@ impl TagwardenServer {
         }
     }
 
-    pub fn app(&self) -> &Arc<App> {
+    pub(crate) fn app(&self) -> &Arc<App> {
         &self.app
     }
 
@@ -203,7 +203,7 @@ impl ServerHandler for TagwardenServer {
 }
 
 /// Keeps the policy current while serving: reload on SIGHUP and when the file changes.
-pub fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
+pub(crate) fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
     let watched = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(poll);
@@ -227,7 +227,7 @@ pub fn spawn_policy_watch(app: Arc<App>, poll: Duration) {
 }
 
 /// Starts the first scan in the background so the first question is answered from cache.
-pub fn spawn_prewarm(app: Arc<App>) {
+pub(crate) fn spawn_prewarm(app: Arc<App>) {
     tokio::spawn(async move {
         if let Err(e) = app.estate(false).await {
             tracing::warn!(error = %e, "initial scan failed; tools will retry on first use");

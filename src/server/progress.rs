@@ -16,14 +16,14 @@ use crate::inventory::ScanProgress;
 
 /// How long a call runs before progress is reported: `TAGWARDEN_PROGRESS_AFTER` (e.g. `0`,
 /// `500ms`), default 1 s.
-pub fn progress_after() -> Duration {
+pub(crate) fn progress_after() -> Duration {
     std::env::var("TAGWARDEN_PROGRESS_AFTER")
         .ok()
         .and_then(|v| crate::util::parse_duration(&v).ok())
         .unwrap_or(Duration::from_secs(1))
 }
 
-pub struct McpProgress {
+pub(crate) struct McpProgress {
     started: Instant,
     after: Duration,
     every: Duration,
@@ -35,7 +35,11 @@ pub struct McpProgress {
 }
 
 impl McpProgress {
-    pub fn new(peer: Peer<RoleServer>, token: ProgressToken, after: Duration) -> McpProgress {
+    pub(crate) fn new(
+        peer: Peer<RoleServer>,
+        token: ProgressToken,
+        after: Duration,
+    ) -> McpProgress {
         let (sender, mut receiver) = mpsc::unbounded_channel::<ProgressNotificationParam>();
         let forwarder = tokio::spawn(async move {
             while let Some(param) = receiver.recv().await {
@@ -57,7 +61,7 @@ impl McpProgress {
 
     /// Sends what is queued and stops: called before the call's result goes out, so no
     /// progress notification follows the response.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         drop(lock(&self.sender).take());
         let forwarder = lock(&self.forwarder).take();
         if let Some(f) = forwarder {

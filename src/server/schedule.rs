@@ -16,13 +16,13 @@ use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::snapshot::prune;
 
 #[derive(Debug, Clone, Copy)]
-pub struct SnapshotSchedule {
+pub(crate) struct SnapshotSchedule {
     pub every: Option<Duration>,
     pub keep_days: u32,
 }
 
 /// Prunes now, then (with `every`) takes snapshots in the background.
-pub fn spawn_snapshots(app: Arc<App>, schedule: SnapshotSchedule) {
+pub(crate) fn spawn_snapshots(app: Arc<App>, schedule: SnapshotSchedule) {
     let Some(history) = app.history().cloned() else {
         return;
     };

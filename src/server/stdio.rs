@@ -17,10 +17,10 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use super::TagwardenServer;
 
 /// Largest accepted message line on stdio.
-pub const MAX_LINE_BYTES: usize = 4 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StdioError {
+pub(crate) enum StdioError {
     #[error("MCP session over stdio failed to start: {0}")]
     Start(String),
     #[error("MCP session over stdio ended with an error: {0}")]
@@ -28,12 +28,12 @@ pub enum StdioError {
 }
 
 /// Serves one MCP session on stdin/stdout until the client disconnects.
-pub async fn serve_stdio(server: TagwardenServer) -> Result<(), StdioError> {
+pub(crate) async fn serve_stdio(server: TagwardenServer) -> Result<(), StdioError> {
     serve_lines(server, tokio::io::stdin(), tokio::io::stdout()).await
 }
 
 /// Serves one MCP session over any line-oriented byte streams.
-pub async fn serve_lines<R, W>(
+pub(crate) async fn serve_lines<R, W>(
     server: TagwardenServer,
     input: R,
     mut output: W,

@@ -22,12 +22,12 @@ use crate::service::paging::{Paging, cap};
 /// The name paging cursors are bound to (the tool's name, kept so cursors stay valid).
 const PAGING_NAME: &str = "check_tag_compliance";
 
-pub const DEFAULT_LIMIT: u32 = 20;
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
 const MAX_GROUPS: usize = 50;
 
 /// A compliance question in plain types (the tool's arguments without their schema).
 #[derive(Debug, Clone, Default)]
-pub struct ComplianceQuestion {
+pub(crate) struct ComplianceQuestion {
     pub scope: Scope,
     pub tag_keys: Vec<String>,
     /// Default: `low`.
@@ -42,7 +42,7 @@ pub struct ComplianceQuestion {
 
 /// A listed violation with the resource it is on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ViolationItem {
+pub(crate) struct ViolationItem {
     #[serde(flatten)]
     pub detail: ViolationDetail,
     pub resource_type: String,
@@ -57,7 +57,7 @@ pub struct ViolationItem {
 // The answer, published as check_tag_compliance's output schema (so no doc comment here); the
 // field order is the order of `tagwarden check --format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ComplianceReport {
+pub(crate) struct ComplianceReport {
     /// Headline: % of in-scope resources compliant on their effective tags (native tags
     /// normalised by the policy's aliases); null when nothing is in scope.
     pub score_pct: Option<f64>,
@@ -109,7 +109,10 @@ pub struct ComplianceReport {
 }
 
 /// Answers a compliance question (and stores the snapshot when asked).
-pub async fn check(call: &Call<'_>, q: ComplianceQuestion) -> Result<ComplianceReport, ToolError> {
+pub(crate) async fn check(
+    call: &Call<'_>,
+    q: ComplianceQuestion,
+) -> Result<ComplianceReport, ToolError> {
     let estate = call.estate(q.force_refresh).await?;
     let policy = estate.policy();
     let min_severity = q.min_severity.unwrap_or(Severity::Low);
@@ -217,7 +220,7 @@ pub async fn check(call: &Call<'_>, q: ComplianceQuestion) -> Result<ComplianceR
 
 /// A compliance question's filters applied to one evaluated inventory: what both an answer
 /// and a snapshot (stored, or the "now" side of a drift) are made from.
-pub struct Scoped {
+pub(crate) struct Scoped {
     pub resource_filter: ResourceFilter,
     pub violation_filter: ViolationFilter,
     pub summary: Summary,
@@ -225,7 +228,7 @@ pub struct Scoped {
 
 impl Scoped {
     /// Err: the requested tag keys the policy does not know.
-    pub fn new(estate: &Estate, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
+    pub(crate) fn new(estate: &Estate, filters: &SnapshotFilters) -> Result<Scoped, Vec<String>> {
         let policy = estate.policy();
         let resource_filter = Scope {
             resource_types: filters.resource_types.clone(),
@@ -250,7 +253,7 @@ impl Scoped {
     }
 
     /// Spend of the selected in-scope resources, and of the compliant ones among them.
-    pub fn spend(&self, estate: &Estate, costs: &ResourceCosts) -> SpendSummary {
+    pub(crate) fn spend(&self, estate: &Estate, costs: &ResourceCosts) -> SpendSummary {
         let fail_at = estate.policy().fail_at();
         let (mut in_scope, mut compliant, mut native_compliant, mut priced) = (0, 0, 0, 0);
         let resources = &estate.inventory.resources;
@@ -291,7 +294,7 @@ impl Scoped {
     }
 
     /// This answer as a history snapshot (`filters` as `SnapshotFilters::to_value` gives them).
-    pub fn record(
+    pub(crate) fn record(
         &self,
         estate: &Estate,
         filters: serde_json::Value,

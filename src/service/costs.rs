@@ -26,7 +26,7 @@ const MAX_PERIOD_DAYS: i64 = 400;
 /// How to break the spend down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum GroupByArg {
+pub(crate) enum GroupByArg {
     /// The service the spend is billed under (default).
     #[default]
     Service,
@@ -43,7 +43,7 @@ pub enum GroupByArg {
 /// A period of days: `start` included, `end` excluded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TimePeriodArg {
+pub(crate) struct TimePeriodArg {
     /// First day, `YYYY-MM-DD`.
     #[schemars(length(min = 10, max = 10))]
     pub start: String,
@@ -55,7 +55,7 @@ pub struct TimePeriodArg {
 /// A cost attribution gap question in plain types (the tool's arguments without their schema
 /// wrappers).
 #[derive(Debug, Clone, Default)]
-pub struct GapQuestion {
+pub(crate) struct GapQuestion {
     /// The period; `None`: the last 30 complete days, or every day the cost files cover.
     pub time_period: Option<TimePeriodArg>,
     pub group_by: GroupByArg,
@@ -71,7 +71,7 @@ pub struct GapQuestion {
 
 /// Attributable and unattributable spend and the gap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GapFigures {
+pub(crate) struct GapFigures {
     pub attributable: Amount,
     pub unattributable: Amount,
     /// unattributable ÷ total, in % (null when the total is 0).
@@ -89,14 +89,14 @@ impl GapFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct KeyGap {
+pub(crate) struct KeyGap {
     pub key: String,
     #[serde(flatten)]
     pub figures: GapFigures,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GroupGap {
+pub(crate) struct GroupGap {
     pub group: String,
     pub total: Amount,
     #[serde(flatten)]
@@ -114,14 +114,14 @@ impl GroupGap {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct KeyProblemItem {
+pub(crate) struct KeyProblemItem {
     pub key: String,
     /// `missing` (absent or empty) or `invalid` (not an allowed value / not the pattern).
     pub problem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct UnattributedItem {
+pub(crate) struct UnattributedItem {
     /// Empty for a charge tied to no resource (support, tax, credits).
     pub resource_id: String,
     pub provider: String,
@@ -141,7 +141,7 @@ pub struct UnattributedItem {
 // The answer of `get_cost_attribution_gap`. No doc comment: it would become the description
 // of the tool's output schema (tools/*.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GapReport {
+pub(crate) struct GapReport {
     pub period: Period,
     pub metric: CostMetric,
     /// Currency of every amount (ISO 4217).
@@ -178,7 +178,7 @@ pub struct GapReport {
 }
 
 /// Answers a gap question from the call's costs and estate (one estate per call).
-pub async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, ToolError> {
+pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, ToolError> {
     let source = call.cost_source().cloned().ok_or_else(no_cost_source)?;
     let today = Utc::now().date_naive();
     let period = match &q.time_period {
@@ -427,7 +427,7 @@ fn cost_error(e: crate::cost::CostError) -> ToolError {
 }
 
 /// Validates a `time_period` argument.
-pub fn period_arg(start: &str, end: &str, today: NaiveDate) -> Result<Period, ToolError> {
+pub(crate) fn period_arg(start: &str, end: &str, today: NaiveDate) -> Result<Period, ToolError> {
     let start_day = parse_day(start, "time_period.start")?;
     let end_day = parse_day(end, "time_period.end")?;
     if start_day >= end_day {
@@ -456,7 +456,7 @@ pub fn period_arg(start: &str, end: &str, today: NaiveDate) -> Result<Period, To
 }
 
 /// `YYYY-MM-DD` → date, for messages that name the argument.
-pub fn parse_day(text: &str, argument: &str) -> Result<NaiveDate, ToolError> {
+pub(crate) fn parse_day(text: &str, argument: &str) -> Result<NaiveDate, ToolError> {
     let padded = text.len() == 10;
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()

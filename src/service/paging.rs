@@ -10,14 +10,14 @@ use crate::app::{Estate, ToolError};
 /// A page position bound to the question and the data it was computed from, so a cursor
 /// from another query, or from before a rescan or policy change, is refused rather than
 /// silently giving a wrong page.
-pub struct Paging {
+pub(crate) struct Paging {
     fingerprint: String,
 }
 
 impl Paging {
     /// `question` is the canonical JSON of the arguments that shape the list (not the
     /// cursor or limit).
-    pub fn new(tool: &str, question: &serde_json::Value, estate: &Estate) -> Paging {
+    pub(crate) fn new(tool: &str, question: &serde_json::Value, estate: &Estate) -> Paging {
         let mut h = Sha256::new();
         h.update(tool.as_bytes());
         h.update(crate::util::canonical_json(question).as_bytes());
@@ -30,7 +30,7 @@ impl Paging {
     }
 
     /// The offset a cursor points to (0 without a cursor).
-    pub fn offset(&self, cursor: Option<&str>) -> Result<usize, ToolError> {
+    pub(crate) fn offset(&self, cursor: Option<&str>) -> Result<usize, ToolError> {
         let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
             return Ok(0);
         };
@@ -52,7 +52,7 @@ impl Paging {
     }
 
     /// The cursor for the next page, if there is one.
-    pub fn next(&self, offset: usize, returned: usize, total: usize) -> Option<String> {
+    pub(crate) fn next(&self, offset: usize, returned: usize, total: usize) -> Option<String> {
         let next = offset + returned;
         (next < total && returned > 0)
             .then(|| URL_SAFE_NO_PAD.encode(format!("v1.{next}.{}", self.fingerprint)))
@@ -60,7 +60,7 @@ impl Paging {
 }
 
 /// Bounded `Vec` helper for group lists in outputs.
-pub fn cap<T>(mut items: Vec<T>, max: usize) -> (Vec<T>, usize) {
+pub(crate) fn cap<T>(mut items: Vec<T>, max: usize) -> (Vec<T>, usize) {
     let total = items.len();
     items.truncate(max);
     (items, total)

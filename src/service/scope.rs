@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::compliance::Scope;
 
 /// Per-tool descriptions of the three scope arguments (`None`: undocumented).
-pub trait ScopeDocs {
+pub(crate) trait ScopeDocs {
     const RESOURCE_TYPES: Option<&'static str>;
     const REGIONS: Option<&'static str>;
     const ACCOUNTS: Option<&'static str>;
@@ -25,14 +25,14 @@ pub trait ScopeDocs {
 /// `accounts` at the top level.
 #[derive(Serialize, Deserialize)]
 #[serde(transparent, bound = "")]
-pub struct ScopeArgs<D> {
+pub(crate) struct ScopeArgs<D> {
     pub scope: Scope,
     #[serde(skip)]
     docs: PhantomData<D>,
 }
 
 impl<D> ScopeArgs<D> {
-    pub fn new(scope: Scope) -> Self {
+    pub(crate) fn new(scope: Scope) -> Self {
         ScopeArgs {
             scope,
             docs: PhantomData,

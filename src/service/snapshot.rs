@@ -20,13 +20,13 @@ use crate::store::{HistoryStore, StoreError};
 
 /// A filter set that has snapshots, shown when the asked-for one has none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct FilterSet {
+pub(crate) struct FilterSet {
     pub filters: SnapshotFilters,
     pub snapshots: usize,
 }
 
 /// The history store, or why there is none (and how to get one).
-pub fn require_history(call: &Call<'_>) -> Result<Arc<dyn HistoryStore>, ToolError> {
+pub(crate) fn require_history(call: &Call<'_>) -> Result<Arc<dyn HistoryStore>, ToolError> {
     call.history().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no history store is open; serve with a writable --data-dir (TAGWARDEN_DATA_DIR) \
@@ -38,7 +38,7 @@ pub fn require_history(call: &Call<'_>) -> Result<Arc<dyn HistoryStore>, ToolErr
 }
 
 /// Stores a snapshot in the call's history store; its id.
-pub async fn record(call: &Call<'_>, snapshot: NewSnapshot) -> Result<i64, ToolError> {
+pub(crate) async fn record(call: &Call<'_>, snapshot: NewSnapshot) -> Result<i64, ToolError> {
     let history = call.history().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no history store is open, so the snapshot cannot be kept; serve with a \
@@ -53,7 +53,7 @@ pub async fn record(call: &Call<'_>, snapshot: NewSnapshot) -> Result<i64, ToolE
 }
 
 /// Other filter sets with snapshots (at most 20), for an empty answer to say what exists.
-pub async fn other_filter_sets(
+pub(crate) async fn other_filter_sets(
     store: Arc<dyn HistoryStore>,
     except: String,
 ) -> Result<Vec<FilterSet>, ToolError> {
@@ -70,7 +70,7 @@ pub async fn other_filter_sets(
 }
 
 /// The snapshots to compare: (older, newer or None for the current inventory).
-pub async fn pick_snapshots(
+pub(crate) async fn pick_snapshots(
     store: &Arc<dyn HistoryStore>,
     from: Option<i64>,
     to: Option<i64>,
@@ -143,7 +143,7 @@ pub async fn pick_snapshots(
 }
 
 /// The current inventory as the newer side of a drift.
-pub struct Current {
+pub(crate) struct Current {
     pub members: Vec<MemberRecord>,
     /// When the inventory was fetched.
     pub taken_at: DateTime<Utc>,
@@ -154,7 +154,7 @@ pub struct Current {
 }
 
 /// The current inventory as a snapshot would record it, under the older snapshot's filters.
-pub async fn current_members(
+pub(crate) async fn current_members(
     call: &Call<'_>,
     stored_filters: &Value,
     force_refresh: bool,
@@ -182,7 +182,7 @@ pub async fn current_members(
 
 /// What changed between two member lists, computed on a blocking thread (it is CPU work on
 /// possibly large snapshots).
-pub async fn compare(
+pub(crate) async fn compare(
     older: Vec<MemberRecord>,
     newer: Vec<MemberRecord>,
     filter: DriftFilter,
@@ -194,7 +194,7 @@ pub async fn compare(
 }
 
 /// Deletes snapshots older than `keep`; failures are logged (retention never stops serving).
-pub async fn prune(history: Arc<dyn HistoryStore>, keep: chrono::Duration) {
+pub(crate) async fn prune(history: Arc<dyn HistoryStore>, keep: chrono::Duration) {
     let cutoff = chrono::Utc::now() - keep;
     match history.prune(cutoff).await {
         Ok(0) => {}

@@ -24,10 +24,10 @@ use crate::service::scope::{ScopeArgs, ScopeDocs};
 use crate::store::VirtualTagStore;
 
 /// Most resources one call may tag, review or propose for.
-pub const MAX_RESOURCES: usize = 10_000;
+pub(crate) const MAX_RESOURCES: usize = 10_000;
 
 /// The virtual-tag store, or an answer saying how to get one.
-pub fn require_store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
+pub(crate) fn require_store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolError> {
     call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
@@ -40,7 +40,7 @@ pub fn require_store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>, ToolEr
 /// Which resources to act on, when not given by id. Every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResourceSelector {
+pub(crate) struct ResourceSelector {
     #[serde(flatten)]
     pub scope: ScopeArgs<SelectorDocs>,
     /// Name glob (`*`, `?`), e.g. `payments-*`.
@@ -61,7 +61,7 @@ pub struct ResourceSelector {
 }
 
 /// The descriptions of the scope arguments in the selector's schema.
-pub struct SelectorDocs;
+pub(crate) struct SelectorDocs;
 
 impl ScopeDocs for SelectorDocs {
     const RESOURCE_TYPES: Option<&'static str> =
@@ -78,7 +78,7 @@ impl ResourceSelector {
 
 /// Resource indices chosen by ids (in the order given; unknown ids returned apart) or by a
 /// filter (inventory order). Exactly one way must be used.
-pub fn select(
+pub(crate) fn select(
     estate: &Estate,
     ids: &[String],
     filter: Option<&ResourceSelector>,
@@ -183,7 +183,11 @@ fn select_by_filter(estate: &Estate, f: &ResourceSelector) -> Result<Vec<usize>,
 
 /// The canonical key for `key`, refusing keys the policy does not govern and values it would
 /// not accept (with the accepted ones).
-pub fn check_key_value(policy: &Policy, key: &str, value: &str) -> Result<String, ToolError> {
+pub(crate) fn check_key_value(
+    policy: &Policy,
+    key: &str,
+    value: &str,
+) -> Result<String, ToolError> {
     let canonical = match policy.classify(key) {
         Some(KeyRef::Canonical(id) | KeyRef::Alias(id)) => policy.key_name(id).to_string(),
         _ => {
@@ -241,7 +245,7 @@ pub fn check_key_value(policy: &Policy, key: &str, value: &str) -> Result<String
 
 /// Before → after of the compliance score (effective view, whole estate) and of the cost gap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Effect {
+pub(crate) struct Effect {
     /// Compliance score (%) on effective tags, before and after.
     pub score_before_pct: Option<f64>,
     pub score_after_pct: Option<f64>,
@@ -263,7 +267,7 @@ pub struct Effect {
 
 /// The effect of laying `additions` (resource index → virtual tags) over the virtual tags
 /// already in effect. Pure computation on the estate: nothing is written.
-pub fn effect(
+pub(crate) fn effect(
     estate: &Estate,
     costs: Option<&ResourceCosts>,
     additions: &FxHashMap<usize, Vec<VirtualValue>>,
@@ -369,7 +373,7 @@ pub fn effect(
 }
 
 /// A resource's effective tags now (approved virtual tags included).
-pub fn effective_now(estate: &Estate, index: usize) -> BTreeMap<String, String> {
+pub(crate) fn effective_now(estate: &Estate, index: usize) -> BTreeMap<String, String> {
     let r = &estate.inventory.resources[index];
     estate
         .policy()
@@ -377,7 +381,7 @@ pub fn effective_now(estate: &Estate, index: usize) -> BTreeMap<String, String> 
 }
 
 /// `VirtualValue` from tool arguments.
-pub fn virtual_value(key: &str, value: &str, override_native: bool) -> VirtualValue {
+pub(crate) fn virtual_value(key: &str, value: &str, override_native: bool) -> VirtualValue {
     VirtualValue {
         key: CompactString::from(key),
         value: CompactString::from(value),

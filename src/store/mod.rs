@@ -1,11 +1,11 @@
 //! SQLite stores (rusqlite, bundled): one way to open a database — WAL, synchronous FULL, a busy
 //! timeout — and apply versioned migrations, so every store is crash-safe the same way.
 
-pub mod audit;
-pub mod history;
+pub(crate) mod audit;
+pub(crate) mod history;
 mod history_db;
-pub mod sqlite;
-pub mod virtual_tags;
+pub(crate) mod sqlite;
+pub(crate) mod virtual_tags;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -148,19 +148,19 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// The history store at `path` (created if needed).
-pub fn open_history(path: &Path) -> Result<Arc<dyn HistoryStore>, StoreError> {
+pub(crate) fn open_history(path: &Path) -> Result<Arc<dyn HistoryStore>, StoreError> {
     let db = history::HistoryDb::open(path)?;
     Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
 }
 
 /// The virtual-tag store at `path` (created if needed; it shares `history.db`).
-pub fn open_virtual_tags(path: &Path) -> Result<Arc<dyn VirtualTagStore>, StoreError> {
+pub(crate) fn open_virtual_tags(path: &Path) -> Result<Arc<dyn VirtualTagStore>, StoreError> {
     let db = virtual_tags::VirtualTagDb::open(path)?;
     Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
 }
 
 /// The audit log at `path` (created if needed).
-pub fn open_audit(
+pub(crate) fn open_audit(
     path: &Path,
     options: &audit::AuditOptions,
 ) -> Result<Arc<dyn AuditStore>, StoreError> {
@@ -172,7 +172,7 @@ pub fn open_audit(
 /// directory (the repository layout); else the user's data directory
 /// (`$XDG_DATA_HOME/tagwarden` or `~/.local/share/tagwarden`), which works wherever an MCP
 /// client starts the server.
-pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+pub(crate) fn data_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.to_path_buf();
     }
@@ -188,7 +188,7 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
 }
 
 /// Opens (creating if needed) a database for writing and brings its schema up to date.
-pub fn open(path: &Path, migrations: &[(i64, &str)]) -> Result<Connection, StoreError> {
+pub(crate) fn open(path: &Path, migrations: &[(i64, &str)]) -> Result<Connection, StoreError> {
     let display = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
@@ -206,7 +206,7 @@ pub fn open(path: &Path, migrations: &[(i64, &str)]) -> Result<Connection, Store
 }
 
 /// Opens an existing database read-only (for verification and queries from the CLI).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Open {
             path: path.display().to_string(),

@@ -20,17 +20,17 @@ use super::{AuditStore, HistoryStore, NewRule, RuleUpdate, StoreError, VirtualTa
 use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta};
 
 /// A synchronous SQLite store behind the async store traits.
-pub struct Sqlite<D>(pub Arc<D>);
+pub(crate) struct Sqlite<D>(pub Arc<D>);
 
 impl<D> Sqlite<D> {
-    pub fn new(db: Arc<D>) -> Sqlite<D> {
+    pub(crate) fn new(db: Arc<D>) -> Sqlite<D> {
         Sqlite(db)
     }
 }
 
 /// Runs `work` on the blocking pool. A refusal passes as is (the caller asked for something
 /// the store will not do); any other failure says which store failed.
-pub async fn blocking<D, T>(
+pub(crate) async fn blocking<D, T>(
     db: &Arc<D>,
     store: &'static str,
     work: impl FnOnce(&D) -> Result<T, StoreError> + Send + 'static,

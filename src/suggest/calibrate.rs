@@ -25,7 +25,7 @@ use crate::policy::Policy;
 
 /// Suggestions of one band and how many were right.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BandStats {
+pub(crate) struct BandStats {
     pub band: Band,
     /// Pairs whose best candidate fell in this band.
     pub suggestions: usize,
@@ -38,7 +38,7 @@ pub struct BandStats {
 
 /// The bands for one key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KeyCalibration {
+pub(crate) struct KeyCalibration {
     pub key: String,
     pub pairs: usize,
     pub bands: Vec<BandStats>,
@@ -47,7 +47,7 @@ pub struct KeyCalibration {
 /// Observed accuracy for a range of confidence: calibrated suggestions have an accuracy close
 /// to their mean confidence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConfidenceBucket {
+pub(crate) struct ConfidenceBucket {
     /// Confidence range [from, to).
     pub from: f64,
     pub to: f64,
@@ -59,7 +59,7 @@ pub struct ConfidenceBucket {
 /// The bands for the pairs of one key whose true value falls under one allowed-value pattern
 /// (`production`, `sandbox-*`); keys with allowed values only.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PatternCalibration {
+pub(crate) struct PatternCalibration {
     pub key: String,
     pub pattern: String,
     pub pairs: usize,
@@ -68,7 +68,7 @@ pub struct PatternCalibration {
 
 /// The calibration report.
 #[derive(Debug, Clone, Serialize)]
-pub struct CalibrationReport {
+pub(crate) struct CalibrationReport {
     /// `demo` or `irregular`.
     pub estate: String,
     pub seed: u64,
@@ -92,7 +92,7 @@ pub struct CalibrationReport {
 impl CalibrationReport {
     /// A small table: band, suggestions, correct, precision %, coverage %; then the high band
     /// per key and per pattern of the true value, and accuracy per range of confidence.
-    pub fn render_text(&self) -> String {
+    pub(crate) fn render_text(&self) -> String {
         let mut out = format!(
             "{} estate seed {} size {}: {} pairs ({} hidden, {} damaged{}), {} without a \
              suggestion\n",
@@ -194,7 +194,7 @@ const CURVE: &[f64] = &[0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001];
 
 /// Generates the demo estate for (seed, size) and measures every band against its truth,
 /// with no feedback. Every labelled pair is evaluated.
-pub fn evaluate_demo(
+pub(crate) fn evaluate_demo(
     seed: u64,
     size: usize,
     policy: &Policy,
@@ -204,7 +204,7 @@ pub fn evaluate_demo(
 }
 
 /// As `evaluate_demo`, with users' feedback applied (to see how it moves the bands).
-pub fn evaluate_demo_with(
+pub(super) fn evaluate_demo_with(
     seed: u64,
     size: usize,
     policy: &Policy,
@@ -226,7 +226,7 @@ pub fn evaluate_demo_with(
 }
 
 /// As `evaluate_demo`, on the irregular estate (`inventory::irregular`).
-pub fn evaluate_irregular(
+pub(crate) fn evaluate_irregular(
     seed: u64,
     size: usize,
     policy: &Policy,

@@ -29,10 +29,9 @@ use crate::policy::Policy;
 use crate::policy::compiled::ValueCheck;
 use crate::policy::pattern::Wildcard;
 
-pub use calibrate::{
-    BandStats, CalibrationReport, ConfidenceBucket, KeyCalibration, PatternCalibration,
-    evaluate_demo, evaluate_irregular,
-};
+#[cfg(test)]
+pub(crate) use calibrate::CalibrationReport;
+pub(crate) use calibrate::{evaluate_demo, evaluate_irregular};
 use score::Source;
 use stats::{Interner, NONE, Patterns, Table};
 
@@ -121,7 +120,7 @@ pub struct Evidence {
 }
 
 /// A virtual-tagging rule's value for (resource index, key), if one would set it.
-pub type RuleValues<'a> = Box<dyn Fn(usize, &str) -> Option<String> + 'a>;
+pub(crate) type RuleValues<'a> = Box<dyn Fn(usize, &str) -> Option<String> + 'a>;
 
 /// Which group columns a resource has: stack, network (VPC, else subnet), account, name prefix.
 const ATTRS: usize = 4;

@@ -7,9 +7,9 @@
 
 use serde_json::Value;
 
-use super::common::CacheInfo;
 use super::{Call, CallFn, ToolError};
 use crate::app::Estate;
+use crate::app::quality::CacheInfo;
 
 /// Arguments that change how an answer is obtained, not what it is.
 const NOT_PART_OF_THE_QUESTION: [&str; 2] = ["force_refresh", "store_snapshot"];

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::DataQuality;
+use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::service::virtual_tags::{
     Effect, MAX_RESOURCES, ResourceSelector, check_key_value, effect, require_store, select,
@@ -16,11 +16,11 @@ use crate::service::virtual_tags::{
 };
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 
-pub struct ApplyVirtualTag;
+pub(crate) struct ApplyVirtualTag;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Resources to tag (ARNs / provider ids), at most 10,000. Or use `filter`.
     #[serde(default)]
     #[schemars(length(max = 10000))]
@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub dry_run: bool,
     /// The canonical key stored.
     pub key: String,

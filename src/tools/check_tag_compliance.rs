@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::{Call, Tool, ToolError};
 use crate::policy::Severity;
 use crate::service::compliance::{self, ComplianceQuestion};
-pub use crate::service::compliance::{DEFAULT_LIMIT, ViolationItem};
+pub(crate) use crate::service::compliance::DEFAULT_LIMIT;
 use crate::service::scope::{ScopeArgs, ScopeDocs};
 
-pub struct CheckTagCompliance;
+pub(crate) struct CheckTagCompliance;
 
 fn default_limit() -> u32 {
     DEFAULT_LIMIT
@@ -21,7 +21,7 @@ fn default_limit() -> u32 {
 /// Which resources and violations to include. Every filter narrows both the counts and the score.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     #[serde(flatten)]
     pub scope: ScopeArgs<CheckDocs>,
     /// Only violations of these tag keys (policy names; aliases accepted, case-insensitive).
@@ -51,7 +51,7 @@ pub struct Args {
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
-pub struct CheckDocs;
+pub(crate) struct CheckDocs;
 
 impl ScopeDocs for CheckDocs {
     const RESOURCE_TYPES: Option<&'static str> = Some(
@@ -66,7 +66,7 @@ impl ScopeDocs for CheckDocs {
 
 /// The answer: `service::compliance::ComplianceReport` (also what `tagwarden check --format
 /// json` prints).
-pub type Output = compliance::ComplianceReport;
+pub(crate) type Output = compliance::ComplianceReport;
 
 impl From<Args> for ComplianceQuestion {
     fn from(args: Args) -> ComplianceQuestion {

@@ -7,12 +7,12 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::DataQuality;
+use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::history::{DriftFilter, DriftReport, SnapshotFilters, SnapshotMeta};
 use crate::service::snapshot::{compare, current_members, pick_snapshots, require_history};
 
-pub struct DetectTagDrift;
+pub(crate) struct DetectTagDrift;
 
 fn default_limit() -> u32 {
     50
@@ -20,7 +20,7 @@ fn default_limit() -> u32 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// The older snapshot's id. Default: with `to_snapshot`, the snapshot of the same scope
     /// before it; without, the latest snapshot.
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct Args {
 
 /// One side of the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Side {
+pub(crate) struct Side {
     /// The snapshot's id; absent for the current inventory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<i64>,
@@ -62,7 +62,7 @@ pub struct Side {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub from: Side,
     pub to: Side,
     /// The scope both sides cover (the older snapshot's filters).

@@ -8,14 +8,15 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{DataQuality, Paging};
-use super::costs::{Amount, CostQuality, amount};
+use crate::app::quality::DataQuality;
+use crate::service::paging::Paging;
+use crate::app::costs::{Amount, CostQuality, amount};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::inventory::Resource;
 use crate::policy::{EvaluationRef, Policy, View, ViolationKind};
 use crate::service::scope::{ScopeArgs, ScopeDocs};
 
-pub struct FindUntaggedResources;
+pub(crate) struct FindUntaggedResources;
 
 fn default_limit() -> u32 {
     50
@@ -27,7 +28,7 @@ fn default_true() -> bool {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Keys that must be present, e.g. `["CostCenter", "Owner"]` (any key, governed by the
     /// policy or not). Default: the policy's required keys that apply to each resource (a
     /// conditional key only where its condition holds).
@@ -64,7 +65,7 @@ pub struct Args {
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
-pub struct UntaggedDocs;
+pub(crate) struct UntaggedDocs;
 
 impl ScopeDocs for UntaggedDocs {
     const RESOURCE_TYPES: Option<&'static str> = Some(
@@ -75,7 +76,7 @@ impl ScopeDocs for UntaggedDocs {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct UntaggedResource {
+pub(crate) struct UntaggedResource {
     pub resource_id: String,
     pub resource_type: String,
     pub name: String,
@@ -91,7 +92,7 @@ pub struct UntaggedResource {
 
 /// The cost of what was found, when a cost source is configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct FoundSpend {
+pub(crate) struct FoundSpend {
     pub currency: String,
     pub period: crate::cost::Period,
     /// Spend of every resource found (all pages).
@@ -100,7 +101,7 @@ pub struct FoundSpend {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     /// Resources missing at least one key (exact; `resources` is a page).
     pub total: usize,
     /// Resources examined (after the type/region/account filters).

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::store::audit::{AuditFilter, StoredRecord};
 
-pub struct GetAuditTrail;
+pub(crate) struct GetAuditTrail;
 
 fn default_limit() -> u32 {
     50
@@ -20,7 +20,7 @@ fn default_limit() -> u32 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only calls at or after this time (RFC 3339, e.g. `2026-11-22T00:00:00Z`).
     #[serde(default)]
     #[schemars(length(max = 64))]
@@ -58,7 +58,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     /// Who you are to this server. Without administrator rights only this principal's calls
     /// are listed and counted.
     pub principal: String,

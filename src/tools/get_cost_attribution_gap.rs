@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::cost::CostMetric;
 use crate::service::costs::{GapQuestion, GapReport, gap};
-pub use crate::service::costs::{GroupByArg, TimePeriodArg};
+pub(crate) use crate::service::costs::{GroupByArg, TimePeriodArg};
 use crate::service::scope::{ScopeArgs, ScopeDocs};
 
-pub struct GetCostAttributionGap;
+pub(crate) struct GetCostAttributionGap;
 
 fn default_top() -> u32 {
     10
@@ -21,7 +21,7 @@ fn default_top() -> u32 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// The period. Default: the last 30 complete days; with FOCUS cost files, every day the
     /// files cover.
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct Args {
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
-pub struct GapDocs;
+pub(crate) struct GapDocs;
 
 impl ScopeDocs for GapDocs {
     const RESOURCE_TYPES: Option<&'static str> =
@@ -61,7 +61,7 @@ impl ScopeDocs for GapDocs {
 }
 
 /// The answer: the use-case's report as it is.
-pub type Output = GapReport;
+pub(crate) type Output = GapReport;
 
 impl Tool for GetCostAttributionGap {
     const NAME: &'static str = "get_cost_attribution_gap";

@@ -8,15 +8,15 @@ use serde::{Deserialize, Serialize};
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::policy::{KeyMatching, Severity};
 
-pub struct GetTaggingPolicy;
+pub(crate) struct GetTaggingPolicy;
 
 /// No arguments.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RequiredKey {
+pub(crate) struct RequiredKey {
     pub key: String,
     pub severity: Severity,
     /// Resource type patterns the rule applies to (empty: every type).
@@ -35,7 +35,7 @@ pub struct RequiredKey {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     /// SHA-256 of the policy's canonical JSON: changes whenever its content changes.
     pub hash: String,
     /// The policy file's name, or `built-in default policy`.

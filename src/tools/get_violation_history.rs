@@ -16,7 +16,7 @@ use crate::policy::Severity;
 use crate::service::scope::{ScopeArgs, ScopeDocs};
 use crate::service::snapshot::{FilterSet, other_filter_sets, require_history};
 
-pub struct GetViolationHistory;
+pub(crate) struct GetViolationHistory;
 
 fn default_days() -> u32 {
     30
@@ -28,7 +28,7 @@ fn default_top() -> u32 {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// How far back to look, in days (1–400).
     #[serde(default = "default_days")]
     #[schemars(range(min = 1, max = 400))]
@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
-pub struct HistoryDocs;
+pub(crate) struct HistoryDocs;
 
 impl ScopeDocs for HistoryDocs {
     const RESOURCE_TYPES: Option<&'static str> = Some(
@@ -67,7 +67,7 @@ fn default_group_by() -> GroupBy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     /// One point per period that has a snapshot, oldest first; periods without one are absent.
     pub points: Vec<HistoryPoint>,
     /// First point against the last.

@@ -10,7 +10,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::DataQuality;
+use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError};
 use crate::app::Estate;
 use crate::policy::Policy;
@@ -19,11 +19,11 @@ use crate::service::virtual_tags::{check_key_value, effective_now, require_store
 use crate::store::virtual_tags::{NewVirtualTag, RuleRow, TagQuery, TagSource, TagStatus};
 use crate::store::{NewRule, RuleUpdate};
 
-pub struct ManageTagRules;
+pub(crate) struct ManageTagRules;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// The rules in order, with their counters.
     #[default]
     List,
@@ -47,7 +47,7 @@ fn default_limit() -> u32 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     #[serde(default)]
     pub action: Action,
     /// The rule to create, replace with (update) or test.
@@ -64,7 +64,7 @@ pub struct Args {
 
 /// A stored rule with its counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RuleView {
+pub(crate) struct RuleView {
     pub id: i64,
     pub rule: RuleSpec,
     pub created_by: String,
@@ -80,7 +80,7 @@ pub struct RuleView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct MatchItem {
+pub(crate) struct MatchItem {
     pub resource_id: String,
     pub rule_id: i64,
     pub rule_name: String,
@@ -88,13 +88,13 @@ pub struct MatchItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RuleCount {
+pub(crate) struct RuleCount {
     pub rule_id: i64,
     pub matches: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub action: Action,
     /// The rules in evaluation order (list, and after create/update/delete).
     pub rules: Vec<RuleView>,

@@ -4,14 +4,12 @@
 //! about transports, budgets or audit.
 
 mod answer_cache;
-pub mod common;
-pub mod costs;
 
 /// Declares each tool's module and registers it, in one line per tool: adding a tool is its
 /// module plus one line in the list below.
 macro_rules! tools {
     ($($module:ident => $tool:ident,)*) => {
-        $(pub mod $module;)*
+        $(pub(crate) mod $module;)*
 
         /// Every tool's entry, in the order `tools/list` shows them.
         fn registered() -> Vec<ToolEntry> {
@@ -49,10 +47,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use crate::app::{Call, ToolError};
+pub(crate) use crate::app::{Call, ToolError};
 
 /// One MCP tool.
-pub trait Tool: Send + Sync + 'static {
+pub(crate) trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
@@ -82,7 +80,7 @@ pub trait Tool: Send + Sync + 'static {
 
 /// Annotations of a tool that only reads: never destructive, same answer for the same data.
 /// `open_world` is true when it reads the cloud (or another outside system).
-pub fn read_only_annotations(open_world: bool) -> ToolAnnotations {
+pub(crate) fn read_only_annotations(open_world: bool) -> ToolAnnotations {
     ToolAnnotations::new()
         .read_only(true)
         .destructive(false)
@@ -92,7 +90,7 @@ pub fn read_only_annotations(open_world: bool) -> ToolAnnotations {
 
 /// Annotations of a tool that writes only Tagwarden's own store (append-only rows, never the
 /// cloud): not read-only, not destructive, the same call twice changes nothing more.
-pub fn own_store_annotations() -> ToolAnnotations {
+pub(crate) fn own_store_annotations() -> ToolAnnotations {
     ToolAnnotations::new()
         .read_only(false)
         .destructive(false)
@@ -329,24 +327,29 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every tool, in `tools/list` order.
     pub fn new() -> Registry {
         Registry {
             entries: registered(),
         }
     }
 
+    /// The registry, shared.
     pub fn shared() -> Arc<Registry> {
         Arc::new(Registry::new())
     }
 
+    /// A tool by name.
     pub fn get(&self, name: &str) -> Option<&ToolEntry> {
         self.entries.iter().find(|e| e.name() == name)
     }
 
+    /// Every tool's MCP definition.
     pub fn definitions(&self) -> Vec<ToolDefinition> {
         self.entries.iter().map(|e| e.definition.clone()).collect()
     }
 
+    /// Every tool's name, in order.
     pub fn names(&self) -> Vec<&str> {
         self.entries.iter().map(ToolEntry::name).collect()
     }

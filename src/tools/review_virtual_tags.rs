@@ -11,11 +11,11 @@ use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::service::virtual_tags::{MAX_RESOURCES, require_store};
 use crate::store::virtual_tags::{Decision, TagQuery, TagSource, TagStatus, VirtualTag};
 
-pub struct ReviewVirtualTags;
+pub(crate) struct ReviewVirtualTags;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// List tags matching the filter (default: pending ones).
     #[default]
     List,
@@ -28,7 +28,7 @@ pub enum Action {
 /// Which tags. Every condition given must hold.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TagFilter {
+pub(crate) struct TagFilter {
     /// For `list` (default `["pending"]`); approve and deny act on pending tags only.
     #[serde(default)]
     pub statuses: Vec<TagStatus>,
@@ -56,7 +56,7 @@ fn default_limit() -> u32 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     #[serde(default)]
     pub action: Action,
     /// Tags to approve or deny (ids from a list). Or use `filter`.
@@ -85,14 +85,14 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub id: i64,
     /// Its status: only pending tags can be decided.
     pub status: TagStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub action: Action,
     /// list: tags matching (exact); approve/deny: tags decided.
     pub total: usize,

@@ -7,21 +7,21 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::DataQuality;
+use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError, own_store_annotations};
 use crate::rules::{CompiledRules, RuleSpec};
 use crate::service::virtual_tags::{ResourceSelector, effective_now, require_store, select};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
 use crate::suggest::{Band, KeySuggestion, Reliability, SuggestConfig, Suggester};
 
-pub struct SuggestTags;
+pub(crate) struct SuggestTags;
 
 /// Most resources one call suggests for.
 const MAX_RESOURCES: usize = 1000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Resources to suggest for (at most 1,000). Or use `filter`.
     #[serde(default)]
     #[schemars(length(max = 1000))]
@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ResourceSuggestions {
+pub(crate) struct ResourceSuggestions {
     pub resource_id: String,
     pub resource_type: String,
     pub name: String,
@@ -48,7 +48,7 @@ pub struct ResourceSuggestions {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct BandCounts {
+pub(crate) struct BandCounts {
     pub high: usize,
     pub medium: usize,
     pub low: usize,
@@ -57,7 +57,7 @@ pub struct BandCounts {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub resources: Vec<ResourceSuggestions>,
     /// Ids given that are not in the inventory.
     pub not_found: Vec<String>,

@@ -9,16 +9,16 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::DataQuality;
+use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::inventory::{Tags, normalise_tags};
 use crate::policy::{Policy, View, ViolationDetail};
 
-pub struct ValidateResourceTags;
+pub(crate) struct ValidateResourceTags;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Resources to validate: ARNs (or provider ids) as listed by the other tools. Up to 100.
     #[serde(default)]
     #[schemars(length(max = 100))]
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ResourceResult {
+pub(crate) struct ResourceResult {
     /// The resource id, or `proposed` for a proposed tag set.
     pub resource_id: String,
     pub resource_type: String,
@@ -58,7 +58,7 @@ pub struct ResourceResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Output {
+pub(crate) struct Output {
     pub results: Vec<ResourceResult>,
     /// Requested ids that are not in the inventory.
     pub not_found: Vec<String>,

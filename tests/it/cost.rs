@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use crate::common::{StdioClient, fixture, path_str};
 use serde_json::{Value, json};
-use tagwarden::cost::demo::demo_line_costs;
-use tagwarden::cost::{CostMetric, Period};
-use tagwarden::inventory::demo::generate;
-use tagwarden::inventory::{Resource, sort_and_dedupe};
-use tagwarden::policy::load_policy_file;
+use tagwarden::demo_line_costs;
+use tagwarden::generate_demo_estate as generate;
+use tagwarden::load_policy_file;
+use tagwarden::{CostMetric, Period};
+use tagwarden::{Resource, sort_and_dedupe};
 
 const DEMO: &[&str] = &["--demo", "--no-prewarm"];
 

@@ -213,7 +213,7 @@ fn thousands_of_hostile_calls_never_crash_or_leak() {
         ],
     );
     // Every tool the server registers (not a list kept here that a new tool could miss).
-    let registry = tagwarden::tools::Registry::new();
+    let registry = tagwarden::Registry::new();
     let tools = registry.names();
     // Warm up: the estate loaded, every tool run once.
     for tool in &tools {

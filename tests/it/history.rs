@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use crate::common::StdioClient;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::{Value, json};
-use tagwarden::history::snapshot_filters;
-use tagwarden::history::{MemberRecord, NewSnapshot};
-use tagwarden::policy::Severity;
-use tagwarden::store::history::HistoryDb;
+use tagwarden::HistoryDb;
+use tagwarden::Severity;
+use tagwarden::snapshot_filters;
+use tagwarden::{MemberRecord, NewSnapshot};
 
 /// A snapshot of the whole-estate scope with the given figures (members: one resource, enough
 /// for the history store; the series only reads the figures).

@@ -27,7 +27,7 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
     let tools = list["result"]["tools"].as_array().expect("tools");
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     // The registry's order (its unit test pins the names against tools/*.json).
-    assert_eq!(names, tagwarden::tools::Registry::new().names());
+    assert_eq!(names, tagwarden::Registry::new().names());
     for t in tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);

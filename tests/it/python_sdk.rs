@@ -22,7 +22,7 @@ fn expected_check(dir: &tempfile::TempDir) -> String {
 fn sdk_client(args: &[&str]) -> Value {
     // The tools the server must list, and an example call of each, come from the registry: a
     // new tool is exercised without touching the client.
-    let registry = tagwarden::tools::Registry::new();
+    let registry = tagwarden::Registry::new();
     let examples: Vec<Value> = registry
         .names()
         .into_iter()

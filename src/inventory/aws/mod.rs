@@ -11,7 +11,7 @@
 //! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
 //! `listing_cache`).
 
-pub mod tagging;
+pub(crate) mod tagging;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +33,7 @@ use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
 #[derive(Debug, Clone, Default)]
-pub struct AwsScanSettings {
+pub(crate) struct AwsScanSettings {
     /// Regions to scan; empty means the SDK's configured region.
     pub regions: Vec<String>,
     /// Resource-type filters (`ec2:instance`, `s3`, ...). Empty means every type, one partition
@@ -44,7 +44,7 @@ pub struct AwsScanSettings {
     pub tuning: AwsTuning,
 }
 
-pub struct AwsProvider {
+pub(crate) struct AwsProvider {
     settings: AwsScanSettings,
     shared: Option<SharedListings>,
 }
@@ -53,7 +53,7 @@ pub struct AwsProvider {
 type Mapping = (CompactString, super::Tags);
 
 impl AwsProvider {
-    pub fn new(settings: AwsScanSettings) -> Self {
+    pub(crate) fn new(settings: AwsScanSettings) -> Self {
         AwsProvider {
             settings,
             shared: None,
@@ -61,7 +61,7 @@ impl AwsProvider {
     }
 
     /// Keeps partition listings in the shared cache, when there is one.
-    pub fn with_shared_listings(mut self, shared: Option<SharedListings>) -> Self {
+    pub(crate) fn with_shared_listings(mut self, shared: Option<SharedListings>) -> Self {
         self.shared = shared;
         self
     }

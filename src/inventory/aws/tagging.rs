@@ -22,7 +22,7 @@ use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{ScanOptions, ScanPart};
 
 /// One account's Tagging API listing: where and how.
-pub struct TaggingScan<'a> {
+pub(crate) struct TaggingScan<'a> {
     /// SDK configuration with the account's credentials.
     pub sdk: &'a aws_config::SdkConfig,
     pub regions: &'a [String],
@@ -64,12 +64,12 @@ impl TaggingScan<'_> {
     }
 
     /// Partitions in one account (regions × type filters).
-    pub fn partition_count(regions: usize, resource_types: usize) -> u64 {
+    pub(crate) fn partition_count(regions: usize, resource_types: usize) -> u64 {
         (regions * resource_types.max(1)) as u64
     }
 
     /// Lists every partition; results in partition order whatever finished first.
-    pub async fn run(&self) -> Vec<PartResult<Mapping>> {
+    pub(crate) async fn run(&self) -> Vec<PartResult<Mapping>> {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, partition) in self.partitions().into_iter().enumerate() {
             let config = aws_sdk_resourcegroupstagging::config::Builder::from(self.sdk)
@@ -118,7 +118,7 @@ impl TaggingScan<'_> {
 }
 
 /// Counts pages across partitions for progress reports.
-pub struct ScanTally {
+pub(crate) struct ScanTally {
     pages: AtomicU64,
     parts_done: AtomicU64,
     parts_total: u64,
@@ -127,7 +127,7 @@ pub struct ScanTally {
 
 impl ScanTally {
     /// A tally for a scan of `parts_total` parts, reporting to `options`' progress.
-    pub fn new(parts_total: u64, options: &ScanOptions) -> ScanTally {
+    pub(crate) fn new(parts_total: u64, options: &ScanOptions) -> ScanTally {
         ScanTally {
             pages: AtomicU64::new(0),
             parts_done: AtomicU64::new(0),
@@ -137,13 +137,13 @@ impl ScanTally {
     }
 
     /// One more page fetched.
-    pub fn page(&self) {
+    pub(crate) fn page(&self) {
         let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
         self.report(pages);
     }
 
     /// One more part finished (listed, failed or taken from the shared cache).
-    pub fn part_done(&self) {
+    pub(crate) fn part_done(&self) {
         self.parts_done.fetch_add(1, Ordering::Relaxed);
         self.report(self.pages.load(Ordering::Relaxed));
     }

@@ -22,22 +22,25 @@ use super::{
     ScanReport, SourceCoverage, SourceKind, Tags,
 };
 
+/// The seed `--demo` uses unless told otherwise: the estate the README and tests describe.
 pub const DEFAULT_SEED: u64 = 42;
-pub const DEFAULT_SIZE: usize = 5000;
+pub(crate) const DEFAULT_SIZE: usize = 5000;
 
 /// A generated estate and, for each resource, the tags it *should* carry.
 pub struct DemoEstate {
+    /// The resources, sorted by id.
     pub resources: Vec<Resource>,
+    /// For each resource (same index), the tags it should carry.
     pub truth: Vec<Tags>,
 }
 
-pub struct DemoProvider {
+pub(crate) struct DemoProvider {
     seed: u64,
     size: usize,
 }
 
 impl DemoProvider {
-    pub fn new(seed: u64, size: usize) -> Self {
+    pub(crate) fn new(seed: u64, size: usize) -> Self {
         DemoProvider { seed, size }
     }
 }

@@ -10,7 +10,7 @@ use crate::inventory::{Attributes, Provider, Resource, Tags, normalise_tags};
 
 /// The parts of `arn:partition:service:region:account:resource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arn<'a> {
+pub(crate) struct Arn<'a> {
     pub partition: &'a str,
     pub service: &'a str,
     pub region: &'a str,
@@ -18,7 +18,7 @@ pub struct Arn<'a> {
     pub resource: &'a str,
 }
 
-pub fn parse(arn: &str) -> Option<Arn<'_>> {
+pub(crate) fn parse(arn: &str) -> Option<Arn<'_>> {
     let mut parts = arn.splitn(6, ':');
     if parts.next()? != "arn" {
         return None;
@@ -57,13 +57,13 @@ impl<'a> Arn<'a> {
     }
 
     /// Canonical type, e.g. `ec2:instance`, `s3:bucket`, `rds:db`.
-    pub fn canonical_type(&self) -> CompactString {
+    pub(crate) fn canonical_type(&self) -> CompactString {
         let (kind, _) = self.kind_and_rest();
         format_compact!("{}:{}", self.service, kind)
     }
 
     /// A readable name from the ARN (used when the resource has no `Name` tag).
-    pub fn name(&self) -> &'a str {
+    pub(crate) fn name(&self) -> &'a str {
         let (kind, rest) = self.kind_and_rest();
         if rest.is_empty() {
             return kind;
@@ -90,7 +90,7 @@ impl<'a> Arn<'a> {
 ///
 /// `scan_region` is used for ARNs without a region (S3); `fallback_account` for ARNs without an
 /// account. Returns `None` for a string that is not an ARN.
-pub fn resource_from_arn(
+pub(crate) fn resource_from_arn(
     id: &str,
     tags: Tags,
     scan_region: &str,

@@ -9,7 +9,7 @@ use compact_str::{CompactString, format_compact};
 
 /// The parts of an Azure resource id that tagwarden uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AzureId<'a> {
+pub(crate) struct AzureId<'a> {
     /// The subscription id, the id's account.
     pub subscription: &'a str,
     /// `namespace:type` in lower case without `Microsoft.`, e.g. `compute:virtualmachines`;
@@ -23,7 +23,7 @@ impl<'a> AzureId<'a> {
     /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}`
     /// → `compute:virtualmachines`, `{name}`, account `{sub}`. Azure ids are case-insensitive and
     /// exports often lowercase them, so the type is lowercased.
-    pub fn parse(id: &'a str) -> Option<Self> {
+    pub(crate) fn parse(id: &'a str) -> Option<Self> {
         let prefix = "/subscriptions/";
         let rest = id
             .get(..prefix.len())

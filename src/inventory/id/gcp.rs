@@ -8,7 +8,7 @@ use compact_str::{CompactString, format_compact};
 
 /// The parts of a GCP full resource name that tagwarden uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GcpName<'a> {
+pub(crate) struct GcpName<'a> {
     /// `service:collection`, e.g. `compute:instances`.
     pub resource_type: CompactString,
     /// The last segment of the name.
@@ -22,7 +22,7 @@ pub struct GcpName<'a> {
 impl<'a> GcpName<'a> {
     /// `//compute.googleapis.com/projects/p/zones/z/instances/vm-1` → `compute:instances`,
     /// `vm-1`, account `p`, region `z`.
-    pub fn parse(id: &'a str) -> Option<Self> {
+    pub(crate) fn parse(id: &'a str) -> Option<Self> {
         let (host, path) = id.strip_prefix("//")?.split_once('/')?;
         let service = host.strip_suffix(".googleapis.com")?;
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

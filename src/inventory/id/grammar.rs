@@ -9,7 +9,7 @@
 
 /// Checks the grammar of a resource id: an ARN, an Azure resource id or a GCP full resource
 /// name.
-pub fn check(id: &str) -> Result<(), &'static str> {
+pub(crate) fn check(id: &str) -> Result<(), &'static str> {
     if id.is_empty() {
         return Err("it is empty");
     }

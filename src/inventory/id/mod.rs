@@ -10,10 +10,10 @@
 //! send (the Azure prefix exactly `/subscriptions/`, ARN parts in lower case, an `aws*`
 //! partition). Aligning them would change which calls are refused.
 
-pub mod arn;
-pub mod azure;
-pub mod gcp;
-pub mod grammar;
+pub(crate) mod arn;
+pub(crate) mod azure;
+pub(crate) mod gcp;
+pub(crate) mod grammar;
 
 #[cfg(test)]
 mod tests;
@@ -24,7 +24,7 @@ use super::Provider;
 
 /// What a resource id says about the resource (ARN, Azure or GCP id); empty for other ids.
 #[derive(Debug, Default, PartialEq)]
-pub struct IdFacts<'a> {
+pub(crate) struct IdFacts<'a> {
     pub provider: Option<Provider>,
     pub resource_type: CompactString,
     pub name: &'a str,
@@ -33,7 +33,7 @@ pub struct IdFacts<'a> {
 }
 
 /// The facts of `id`, read as an ARN, else an Azure id, else a GCP name; empty otherwise.
-pub fn facts(id: &str) -> IdFacts<'_> {
+pub(crate) fn facts(id: &str) -> IdFacts<'_> {
     if let Some(arn) = arn::parse(id) {
         return IdFacts {
             provider: Some(Provider::Aws),

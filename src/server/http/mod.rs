@@ -25,12 +25,14 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-pub use sessions::ValidatedSession;
+pub(crate) use sessions::ValidatedSession;
 
 use super::TagwardenServer;
 
+/// How the HTTP server listens and what it accepts; `loopback` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
+    /// Where to listen.
     pub addr: SocketAddr,
     /// Accepted bearer tokens; required when binding a non-loopback address.
     pub api_tokens: Vec<String>,
@@ -43,6 +45,7 @@ pub struct HttpOptions {
     /// Accepted browser `Origin`s (`scheme://host:port`, `:*` for any port). Requests without
     /// an `Origin` (non-browser clients) are always accepted.
     pub allowed_origins: Vec<String>,
+    /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// The whole exchange: request head to the end of the answer (GET streams excepted).
     pub request_timeout: Duration,
@@ -56,9 +59,11 @@ pub struct HttpOptions {
     pub idle_timeout: Duration,
     /// Open connections in all; 0 = from the open-file limit.
     pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64).
     pub max_connections_per_address: usize,
     /// Open MCP sessions in all and per principal; 0 = unlimited.
     pub max_sessions: usize,
+    /// Open MCP sessions per verified principal.
     pub max_sessions_per_principal: usize,
     /// A session without any request for this long is closed.
     pub session_idle_timeout: Duration,
@@ -67,6 +72,7 @@ pub struct HttpOptions {
 }
 
 impl HttpOptions {
+    /// The defaults for a server on `addr` (tokens not required on loopback).
     pub fn loopback(addr: SocketAddr) -> HttpOptions {
         HttpOptions {
             addr,
@@ -90,7 +96,7 @@ impl HttpOptions {
     }
 
     /// Refuses setups that would expose the server unauthenticated.
-    pub fn check(&self) -> Result<(), HttpError> {
+    pub(crate) fn check(&self) -> Result<(), HttpError> {
         if let Some(n) = self.api_tokens.iter().position(|t| t.trim().is_empty()) {
             return Err(HttpError::BlankToken(n + 1));
         }
@@ -109,7 +115,7 @@ impl HttpOptions {
 
 /// The token list as configured (`a, b` is `a` and `b`): entries trimmed; a blank entry is an
 /// error (a token of spaces must not pass for "tokens set"). Wholly empty means no tokens.
-pub fn parse_tokens(raw: Vec<String>) -> Result<Vec<String>, HttpError> {
+pub(crate) fn parse_tokens(raw: Vec<String>) -> Result<Vec<String>, HttpError> {
     if raw.iter().all(|t| t.is_empty()) {
         return Ok(Vec::new());
     }
@@ -126,15 +132,17 @@ pub fn parse_tokens(raw: Vec<String>) -> Result<Vec<String>, HttpError> {
         .collect()
 }
 
-pub fn default_origins() -> Vec<String> {
+pub(crate) fn default_origins() -> Vec<String> {
     ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
         .iter()
         .map(|s| s.to_string())
         .collect()
 }
 
+/// Why the HTTP server could not start or keep serving.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// A non-loopback address without tokens.
     #[error(
         "refusing to serve on {0} without authentication: binding an address other than \
          loopback exposes the server to the network; set TAGWARDEN_API_TOKENS (comma-separated \
@@ -145,16 +153,21 @@ pub enum HttpError {
         "TAGWARDEN_API_TOKENS (--api-tokens) or TAGWARDEN_ADMIN_TOKENS (--admin-tokens): entry {0} is blank: every comma-separated token \
          needs characters other than spaces; remove the blank entry or set a real token"
     )]
+    /// A configured token is blank (its position, from 1).
     BlankToken(usize),
+    /// The address could not be bound.
     #[error("cannot listen on {addr}: {reason}")]
-    Bind { addr: SocketAddr, reason: String },
-    #[error("HTTP server failed: {0}")]
-    Serve(String),
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The system's reason.
+        reason: String,
+    },
 }
 
 /// Serves Tagwarden until `shutdown` is cancelled, then drains the requests in flight. Logs
 /// `listening on http://ADDR/mcp` once bound.
-pub async fn serve_http(
+pub(crate) async fn serve_http(
     server: TagwardenServer,
     options: HttpOptions,
     shutdown: CancellationToken,

@@ -35,7 +35,7 @@ use crate::guard::Principal;
 /// The session a request belongs to, as validated by the transport (it exists and is the
 /// caller's). Absent for stateless requests, whatever `Mcp-Session-Id` they carry.
 #[derive(Debug, Clone)]
-pub struct ValidatedSession(pub Arc<str>);
+pub(crate) struct ValidatedSession(pub Arc<str>);
 
 /// Who owns which session, and how many each has.
 pub(super) struct SessionTable {

@@ -14,7 +14,7 @@
 //! (`failing`) for `/healthz` and for refusing calls that change data while rows cannot be
 //! written.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
 ];
 
 /// The hash the first row chains from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Rows the writer queues before callers wait for room.
 const QUEUE: usize = 4096;
@@ -121,15 +121,14 @@ struct Job {
 
 /// How the log is kept.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditOptions {
+pub(crate) struct AuditOptions {
     /// The most bytes audit.db may hold (rounded down to whole pages); when reached, rows
     /// cannot be written and the server stops answering. None: as much as the disk holds.
     pub max_bytes: Option<u64>,
 }
 
 /// The audit log of a running server.
-pub struct AuditDb {
-    path: PathBuf,
+pub(crate) struct AuditDb {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<Connection>,
@@ -139,12 +138,13 @@ pub struct AuditDb {
 
 impl AuditDb {
     /// Opens (creating and migrating) the log, unbounded, and starts its writer thread.
-    pub fn open(path: &Path) -> Result<AuditDb, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn open(path: &Path) -> Result<AuditDb, StoreError> {
         AuditDb::open_with(path, &AuditOptions::default())
     }
 
     /// Opens (creating and migrating) the log and starts its writer thread.
-    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditDb, StoreError> {
+    pub(crate) fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditDb, StoreError> {
         let writer_conn = super::open(path, MIGRATIONS)?;
         let bound = match options.max_bytes {
             Some(bytes) => Some(set_max_bytes(&writer_conn, bytes)?),
@@ -162,7 +162,6 @@ impl AuditDb {
                 reason: format!("cannot start the audit writer: {e}"),
             })?;
         Ok(AuditDb {
-            path: path.to_path_buf(),
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
@@ -172,7 +171,7 @@ impl AuditDb {
 
     /// Why rows cannot be written now (the last write failed, or the writer stopped); None
     /// when the last write succeeded.
-    pub fn failing(&self) -> Option<String> {
+    pub(crate) fn failing(&self) -> Option<String> {
         let stopped = self
             .queue
             .lock()
@@ -188,13 +187,9 @@ impl AuditDb {
             .clone()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Queues a record and waits up to `wait` for it to be committed. A full queue never
     /// drops the row: a task waits for room and the caller goes on after `wait`.
-    pub async fn append(&self, record: AuditRecord, wait: Duration) -> Appended {
+    pub(crate) async fn append(&self, record: AuditRecord, wait: Duration) -> Appended {
         let Some(queue) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return Appended::Failed("the audit log is closed".into());
         };
@@ -222,7 +217,7 @@ impl AuditDb {
     }
 
     /// Stops taking rows, writes every queued row, and waits for the writer to finish.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
             && writer.join().is_err()
@@ -232,7 +227,10 @@ impl AuditDb {
     }
 
     /// Rows matching a filter, newest first, and the exact number that match.
-    pub fn query(&self, filter: &AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+    pub(crate) fn query(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         query(&conn, filter)
     }
@@ -355,7 +353,7 @@ fn write_batch(conn: &mut Connection, records: &[&AuditRecord]) -> rusqlite::Res
 /// The principal, when the row has one, is the last field; rows written before it was recorded
 /// have none and hash as they always did, so old logs still verify. Removing a recorded
 /// principal changes the hash like any other edit.
-pub fn chain_hash(prev_hash: &str, seq: i64, r: &AuditRecord) -> String {
+pub(crate) fn chain_hash(prev_hash: &str, seq: i64, r: &AuditRecord) -> String {
     let mut row = serde_json::json!([
         seq,
         r.ts,
@@ -498,7 +496,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
 
 /// The result of checking a log's chain.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verification {
+pub(crate) enum Verification {
     Intact {
         rows: u64,
         last_hash: String,
@@ -511,7 +509,7 @@ pub enum Verification {
 }
 
 /// Recomputes every row's hash and link, in order; stops at the first broken row.
-pub fn verify(path: &Path) -> Result<Verification, StoreError> {
+pub(crate) fn verify(path: &Path) -> Result<Verification, StoreError> {
     let conn = super::open_read_only(path)?;
     let mut stmt = conn.prepare(&format!(
         "SELECT seq, ts, correlation_id, session, client, transport, tool, arguments,
@@ -561,7 +559,7 @@ pub fn verify(path: &Path) -> Result<Verification, StoreError> {
 }
 
 /// The last `n` rows, oldest first (for `tagwarden audit tail`).
-pub fn tail(path: &Path, n: usize) -> Result<Vec<StoredRecord>, StoreError> {
+pub(crate) fn tail(path: &Path, n: usize) -> Result<Vec<StoredRecord>, StoreError> {
     let conn = super::open_read_only(path)?;
     let (mut rows, _) = query(
         &conn,

@@ -93,6 +93,7 @@ impl HistoryDb {
         }
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -170,6 +171,7 @@ impl HistoryDb {
         raws.into_iter().map(RawMeta::parse).collect()
     }
 
+    /// One snapshot's record, without its members.
     pub fn get(&self, id: i64) -> Result<Option<SnapshotMeta>, StoreError> {
         self.one("WHERE id = ?1", params![id])
     }

@@ -19,7 +19,7 @@ pub(super) mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{SecondsFormat, Utc};
@@ -195,7 +195,7 @@ pub struct VirtualTag {
 
 /// What `decide` did: the rows it decided (as they are now), and the ids it left alone because
 /// they were not pending, with their status.
-pub type Decided = (Vec<VirtualTag>, Vec<(i64, TagStatus)>);
+pub(crate) type Decided = (Vec<VirtualTag>, Vec<(i64, TagStatus)>);
 
 /// An approved tag in effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +236,7 @@ pub struct Decision {
 
 /// Who makes a change: the name the caller gives, and who the server verified it to be.
 #[derive(Debug, Clone, Copy)]
-pub struct Author<'a> {
+pub(crate) struct Author<'a> {
     pub name: &'a str,
     pub principal: &'a str,
 }
@@ -269,23 +269,17 @@ const TAG_COLUMNS: &str = "id, resource_id, key, value, source, confidence, stat
     decision_reason, superseded_by, created_by_principal, decided_by_principal";
 
 /// Virtual tags and tag rules on disk. Calls block; run them off the async runtime.
-pub struct VirtualTagDb {
-    path: PathBuf,
+pub(crate) struct VirtualTagDb {
     conn: Mutex<Connection>,
 }
 
 impl VirtualTagDb {
     /// Opens (creating and migrating) `history.db` for reading and writing.
-    pub fn open(path: &Path) -> Result<VirtualTagDb, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<VirtualTagDb, StoreError> {
         let conn = super::open(path, MIGRATIONS)?;
         Ok(VirtualTagDb {
-            path: path.to_path_buf(),
             conn: Mutex::new(conn),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -313,7 +307,7 @@ impl VirtualTagDb {
     }
 
     /// Bumped by every change to tags or rules: a holder of the overlay reloads when it moves.
-    pub fn generation(&self) -> Result<u64, StoreError> {
+    pub(crate) fn generation(&self) -> Result<u64, StoreError> {
         let n: i64 = self.lock().query_row(
             "SELECT generation FROM vt_generation WHERE id = 1",
             [],
@@ -331,7 +325,7 @@ impl VirtualTagDb {
     /// that returns the existing id, so re-running a rule or a suggestion pass neither grows
     /// the history nor invalidates ids under review: a tag identical (value, override_native)
     /// to the current approved row, or a pending tag identical to the current pending row.
-    pub fn add(&self, tags: &[NewVirtualTag]) -> Result<(Vec<i64>, usize), StoreError> {
+    pub(crate) fn add(&self, tags: &[NewVirtualTag]) -> Result<(Vec<i64>, usize), StoreError> {
         for (i, t) in tags.iter().enumerate() {
             validate(i, t)?;
         }
@@ -419,7 +413,7 @@ impl VirtualTagDb {
     }
 
     /// Every approved tag currently in effect, ordered by resource_id, key.
-    pub fn active(&self) -> Result<Vec<ActiveTag>, StoreError> {
+    pub(crate) fn active(&self) -> Result<Vec<ActiveTag>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT id, resource_id, key, value, override_native FROM vt_tags
@@ -440,7 +434,7 @@ impl VirtualTagDb {
     }
 
     /// A page of tags matching the query, newest first, and the exact number that match.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         q: &TagQuery,
         limit: usize,
@@ -466,7 +460,7 @@ impl VirtualTagDb {
     }
 
     /// The rows with these ids, in the order asked (each once); unknown ids are left out.
-    pub fn get(&self, ids: &[i64]) -> Result<Vec<VirtualTag>, StoreError> {
+    pub(crate) fn get(&self, ids: &[i64]) -> Result<Vec<VirtualTag>, StoreError> {
         let conn = self.lock();
         let mut found: HashMap<i64, VirtualTag> = conn
             .prepare_cached(&format!(
@@ -485,7 +479,7 @@ impl VirtualTagDb {
     /// with their status and left alone; an unknown id is an error and nothing changes.
     /// Approving supersedes the approved row of the same resource and key. Reviewing a
     /// suggestion counts towards the feedback of each evidence source it listed.
-    pub fn decide(&self, ids: &[i64], d: &Decision) -> Result<Decided, StoreError> {
+    pub(crate) fn decide(&self, ids: &[i64], d: &Decision) -> Result<Decided, StoreError> {
         self.write(|tx| {
             let (decided, skipped) = decide_in(tx, &distinct(ids), d)?;
             let changed = !decided.is_empty();
@@ -496,7 +490,7 @@ impl VirtualTagDb {
     /// As `decide`, for every pending tag matching the query (its statuses are ignored), oldest
     /// first. More than `max` matches is an error and nothing changes: the filter is too broad
     /// to review in one go.
-    pub fn decide_matching(
+    pub(crate) fn decide_matching(
         &self,
         q: &TagQuery,
         d: &Decision,
@@ -529,7 +523,8 @@ impl VirtualTagDb {
     }
 
     /// Every row of one resource, all statuses, oldest first: the history of its virtual tags.
-    pub fn history(&self, resource_id: &str) -> Result<Vec<VirtualTag>, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn history(&self, resource_id: &str) -> Result<Vec<VirtualTag>, StoreError> {
         let conn = self.lock();
         let rows = conn
             .prepare_cached(&format!(
@@ -541,7 +536,7 @@ impl VirtualTagDb {
     }
 
     /// Evidence source → (approved, denied) counts of reviewed suggestions that listed it.
-    pub fn feedback(&self) -> Result<BTreeMap<String, (u64, u64)>, StoreError> {
+    pub(crate) fn feedback(&self) -> Result<BTreeMap<String, (u64, u64)>, StoreError> {
         let conn = self.lock();
         let rows = conn
             .prepare_cached("SELECT source, approved, denied FROM vt_feedback")?

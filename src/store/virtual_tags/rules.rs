@@ -12,7 +12,7 @@ const RULE_COLUMNS: &str = "id, name, priority, enabled, trusted, spec, created_
 
 impl VirtualTagDb {
     /// Rules not deleted, by priority ascending.
-    pub fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+    pub(crate) fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         let conn = self.lock();
         let rows = conn
             .prepare_cached(&format!(
@@ -24,7 +24,7 @@ impl VirtualTagDb {
     }
 
     /// Creates a rule. Its name and priority must be free among rules not deleted.
-    pub fn create_rule(
+    pub(crate) fn create_rule(
         &self,
         name: &str,
         priority: i64,
@@ -58,7 +58,7 @@ impl VirtualTagDb {
     }
 
     /// Changes the fields given. Changing nothing writes nothing (and bumps no generation).
-    pub fn update_rule(
+    pub(crate) fn update_rule(
         &self,
         id: i64,
         name: Option<&str>,
@@ -110,7 +110,7 @@ impl VirtualTagDb {
 
     /// Marks a rule deleted: it stays for the history of the tags it made, and frees its name
     /// and priority. Returns the rule as deleted.
-    pub fn delete_rule(&self, id: i64) -> Result<RuleRow, StoreError> {
+    pub(crate) fn delete_rule(&self, id: i64) -> Result<RuleRow, StoreError> {
         self.write(|tx| {
             live_rule(tx, id)?;
             tx.prepare_cached("UPDATE vt_rules SET deleted = 1, updated_at = ?2 WHERE id = ?1")?
@@ -123,7 +123,7 @@ impl VirtualTagDb {
     /// Records a run: adds each rule's matches to its total and sets its last run. Run
     /// statistics change neither tags nor rule definitions, so the generation stays. An
     /// unknown rule id is an error and nothing is recorded.
-    pub fn record_rule_run(&self, counts: &[(i64, u64)]) -> Result<(), StoreError> {
+    pub(crate) fn record_rule_run(&self, counts: &[(i64, u64)]) -> Result<(), StoreError> {
         if counts.is_empty() {
             return Ok(());
         }

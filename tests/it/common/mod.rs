@@ -479,5 +479,5 @@ pub fn path_str(p: &Path) -> String {
 /// How many tools the server lists (from the registry itself, so adding a tool does not mean
 /// editing every test that checks a tools/list).
 pub fn tool_count() -> usize {
-    tagwarden::tools::Registry::new().names().len()
+    tagwarden::Registry::new().names().len()
 }
