@@ -66,7 +66,19 @@ fn advice_for_code(code: &str) -> &'static str {
     match code {
         "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
             "grant this identity the permission for the operation (tag:GetResources for scans, \
-             ce:GetCostAndUsage for costs)"
+             config:SelectResourceConfig or config:SelectAggregateResourceConfig with \
+             --aws-coverage config, ce:GetCostAndUsage for costs)"
+        }
+        "NoSuchConfigurationAggregatorException" => {
+            "no AWS Config aggregator has this name in this account and region: check \
+             --aws-config-aggregator (aws configservice describe-configuration-aggregators) \
+             and set AWS_REGION to the region where the aggregator was created"
+        }
+        "InvalidExpressionException" => {
+            "AWS Config refused the query; check --aws-resource-types and --regions"
+        }
+        "InvalidNextTokenException" | "InvalidLimitException" => {
+            "AWS Config refused a page request; run the scan again"
         }
         "ThrottlingException"
         | "Throttling"

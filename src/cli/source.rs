@@ -14,7 +14,7 @@ use crate::cost::demo::DemoCosts;
 use crate::cost::explorer::CostExplorer;
 use crate::cost::focus::FocusProvider;
 use crate::inventory::InventoryProvider;
-use crate::inventory::aws::{AwsProvider, AwsScanSettings};
+use crate::inventory::aws::{AwsCoverage, AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
 use crate::inventory::listing_cache::SharedListings;
@@ -63,6 +63,22 @@ pub struct SourceArgs {
         value_name = "TYPES"
     )]
     pub aws_resource_types: Vec<String>,
+    /// Where the AWS inventory comes from: `tagging` (the Resource Groups Tagging API, which
+    /// never lists resources that were never tagged) or `config` (AWS Config's advanced query:
+    /// every resource its recorder records, tagged or not). Default: `config` when
+    /// --aws-config-aggregator is given, else `tagging`.
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_COVERAGE",
+        value_name = "MODE",
+        value_parser = |s: &str| s.parse::<AwsCoverage>()
+    )]
+    pub aws_coverage: Option<AwsCoverage>,
+    /// AWS Config configuration aggregator to query (in the configured region): one query for
+    /// every account and region it aggregates. Without it, `--aws-coverage config` queries
+    /// each region's own Config recorder in the caller's account.
+    #[arg(long, env = "TAGWARDEN_AWS_CONFIG_AGGREGATOR", value_name = "NAME")]
+    pub aws_config_aggregator: Option<String>,
     /// AWS scan partitions fetched at the same time.
     #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
     pub aws_concurrency: usize,
@@ -114,8 +130,8 @@ impl SourceArgs {
         Ok(Arc::new(Cache::new(&config)?))
     }
 
-    pub fn provider(&self, cache: &Arc<Cache>) -> Arc<dyn InventoryProvider> {
-        if self.demo {
+    pub fn provider(&self, cache: &Arc<Cache>) -> anyhow::Result<Arc<dyn InventoryProvider>> {
+        Ok(if self.demo {
             Arc::new(DemoProvider::new(self.demo_seed, self.demo_size))
         } else if !self.inventory.is_empty() {
             Arc::new(FileProvider::new(self.inventory.clone()).with_failure_ttl(self.inventory_ttl))
@@ -124,16 +140,21 @@ impl SourceArgs {
                 max_attempts: self.aws_max_attempts.max(1),
                 ..AwsTuning::default()
             };
+            let coverage =
+                AwsCoverage::resolve(self.aws_coverage, self.aws_config_aggregator.as_deref())
+                    .map_err(anyhow::Error::msg)?;
             Arc::new(
                 AwsProvider::new(AwsScanSettings {
                     regions: self.regions.clone(),
                     resource_types: self.aws_resource_types.clone(),
                     concurrency: self.aws_concurrency.max(1),
                     tuning,
+                    coverage,
+                    config_aggregator: self.aws_config_aggregator.clone(),
                 })
                 .with_shared_listings(SharedListings::new(cache.clone(), self.inventory_ttl)),
             )
-        }
+        })
     }
 
     pub fn app(&self) -> anyhow::Result<App> {
@@ -146,7 +167,7 @@ impl SourceArgs {
             anyhow::anyhow!("cannot use policy {name}: {e}")
         })?;
         let cache = self.cache()?;
-        Ok(App::new(policy, self.provider(&cache), self.inventory_ttl)
+        Ok(App::new(policy, self.provider(&cache)?, self.inventory_ttl)
             .with_cache(cache)
             .with_costs(self.costs()))
     }

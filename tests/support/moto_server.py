@@ -9,13 +9,30 @@ Behaves like AWS where moto is kinder: real `GetResources` never lists a resourc
 tagged (or whose tags were all removed); moto lists every resource it knows. This server drops
 entries with no tags from every `GetResources` page, so tests see what a real account shows.
 
+AWS Config advanced queries (`SelectResourceConfig`, `SelectAggregateResourceConfig`) are
+answered here, not by moto: moto 5.x has no `SelectAggregateResourceConfig`, its
+`SelectResourceConfig` serves results queued in-process only (no `/moto-api/static/` endpoint
+reaches them from a server), returns objects where AWS returns JSON strings, and ignores `Limit`
+and `NextToken`. A test sets the estate with `POST /_tagwarden/config` and a body
+`{"aggregators": {NAME: [item, ...]}, "recorders": {REGION: [item, ...]}}` (items are Config's
+configuration items: resourceId, resourceType, arn, accountId, awsRegion, tags as
+[{key, value}], ...). Queries are answered the way AWS answers them: the expression's `WHERE`
+clause is evaluated (the subset Tagwarden sends: `AND`, `OR`, `NOT`, parentheses, `=`, `IN`,
+`LIKE 'prefix%'`; anything else is refused as `InvalidExpressionException`), each result is the
+item projected on the `SELECT` list as a JSON string, pages hold `Limit` results (25 when absent,
+at most 100) with an opaque `NextToken`, and an unknown aggregator is
+`NoSuchConfigurationAggregatorException`. `SelectResourceConfig` answers from the recorder of the
+region the request is signed for. `GET /_tagwarden/config-queries` lists the queries received.
+
 Exits by itself when the process that started it goes away, so a test run never leaves a moto
 server behind, whatever way the tests end.
 """
 
+import base64
 import collections
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -32,6 +49,8 @@ parent = os.getppid()
 moto_app = DomainDispatcherApplication(create_backend_app)
 calls = collections.Counter()
 lock = threading.Lock()
+config_estate = {"aggregators": {}, "recorders": {}}
+config_queries = []
 
 
 def counting_app(environ, start_response):
@@ -43,13 +62,198 @@ def counting_app(environ, start_response):
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
         )
         return [body]
+    if environ.get("PATH_INFO") == "/_tagwarden/config":
+        return set_config_estate(environ, start_response)
+    if environ.get("PATH_INFO") == "/_tagwarden/config-queries":
+        with lock:
+            return json_answer(start_response, "200 OK", config_queries)
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         with lock:
             calls[target.split(".")[-1]] += 1
     if target and target.endswith(".GetResources"):
         return only_tagged(environ, start_response)
+    if target in (
+        "StarlingDoveService.SelectResourceConfig",
+        "StarlingDoveService.SelectAggregateResourceConfig",
+    ):
+        return select_config(environ, start_response, target.split(".")[-1])
     return moto_app(environ, start_response)
+
+
+def json_answer(start_response, status, value, content_type="application/json"):
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def request_body(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def set_config_estate(environ, start_response):
+    estate = json.loads(request_body(environ) or b"{}")
+    with lock:
+        config_estate["aggregators"] = estate.get("aggregators", {})
+        config_estate["recorders"] = estate.get("recorders", {})
+        config_queries.clear()
+    return json_answer(start_response, "200 OK", {"ok": True})
+
+
+def config_error(start_response, code, message):
+    return json_answer(
+        start_response,
+        "400 Bad Request",
+        {"__type": code, "message": message},
+        "application/x-amz-json-1.1",
+    )
+
+
+class BadExpression(Exception):
+    pass
+
+
+def split_top(text, word):
+    """Splits on ` word ` outside quotes and parentheses."""
+    parts, depth, quoted, start, i = [], 0, False, 0, 0
+    sep = f" {word} "
+    while i < len(text):
+        c = text[i]
+        if c == "'":
+            quoted = not quoted
+        elif not quoted and c == "(":
+            depth += 1
+        elif not quoted and c == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and text[i : i + len(sep)].upper() == sep:
+            parts.append(text[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def strings(text):
+    return [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", text)]
+
+
+def condition(text):
+    """A predicate on an item for the WHERE subset described above."""
+    text = text.strip()
+    ors = split_top(text, "OR")
+    if len(ors) > 1:
+        preds = [condition(p) for p in ors]
+        return lambda item: any(p(item) for p in preds)
+    ands = split_top(text, "AND")
+    if len(ands) > 1:
+        preds = [condition(p) for p in ands]
+        return lambda item: all(p(item) for p in preds)
+    if text.upper().startswith("NOT "):
+        inner = condition(text[4:])
+        return lambda item: not inner(item)
+    if text.startswith("(") and text.endswith(")"):
+        return condition(text[1:-1])
+    m = re.fullmatch(r"(\w+)\s+(IN|LIKE|=)\s+(.+)", text, re.IGNORECASE)
+    if not m:
+        raise BadExpression(text)
+    prop, op, rest = m.group(1), m.group(2).upper(), m.group(3).strip()
+    values = strings(rest)
+    if op == "IN":
+        if not (rest.startswith("(") and rest.endswith(")")) or not values:
+            raise BadExpression(text)
+        return lambda item: item.get(prop) in values
+    if len(values) != 1:
+        raise BadExpression(text)
+    value = values[0]
+    if op == "LIKE":
+        if not value.endswith("%") or "%" in value[:-1] or len(value) < 4:
+            raise BadExpression(text)
+        return lambda item: str(item.get(prop, "")).startswith(value[:-1])
+    return lambda item: item.get(prop) == value
+
+
+# What `SELECT *` returns: the top-level scalar properties (tags are not among them).
+SCALAR_PROPERTIES = [
+    "accountId", "awsRegion", "arn", "availabilityZone", "configurationItemCaptureTime",
+    "resourceCreationTime", "resourceId", "resourceName", "resourceType", "version",
+]
+
+
+def parse_expression(expression):
+    m = re.fullmatch(r"\s*SELECT\s+(.+?)(?:\s+WHERE\s+(.+))?\s*", expression, re.IGNORECASE | re.DOTALL)
+    if not m:
+        raise BadExpression(expression)
+    fields = [f.strip() for f in m.group(1).split(",")]
+    if fields == ["*"]:
+        fields = SCALAR_PROPERTIES
+    if not all(re.fullmatch(r"\w+", f) for f in fields):
+        raise BadExpression(m.group(1))
+    where = condition(m.group(2)) if m.group(2) else (lambda item: True)
+    return fields, where
+
+
+def signed_region(environ):
+    m = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else "us-east-1"
+
+
+def select_config(environ, start_response, operation):
+    params = json.loads(request_body(environ) or b"{}")
+    expression = params.get("Expression", "")
+    limit = params.get("Limit") or params.get("MaxResults") or 25
+    token = params.get("NextToken")
+    if operation == "SelectAggregateResourceConfig":
+        name = params.get("ConfigurationAggregatorName", "")
+        scope = ("aggregator", name)
+        with lock:
+            items = config_estate["aggregators"].get(name)
+        if items is None:
+            return config_error(
+                start_response,
+                "NoSuchConfigurationAggregatorException",
+                "The configuration aggregator does not exist. Check the configuration "
+                "aggregator name and try again.",
+            )
+    else:
+        region = signed_region(environ)
+        scope = ("region", region)
+        with lock:
+            items = config_estate["recorders"].get(region, [])
+    with lock:
+        config_queries.append(
+            {"operation": operation, "scope": list(scope), "expression": expression,
+             "limit": params.get("Limit"), "next_token": token}
+        )
+    if not isinstance(limit, int) or limit < 0 or limit > 100:
+        return config_error(start_response, "InvalidLimitException", "Limit must be 0-100.")
+    try:
+        fields, where = parse_expression(expression)
+    except BadExpression as e:
+        return config_error(start_response, "InvalidExpressionException", f"Invalid expression: {e}")
+    matching = [i for i in items if where(i)]
+    offset = 0
+    if token:
+        try:
+            state = json.loads(base64.b64decode(token))
+            assert state["scope"] == list(scope) and state["expression"] == expression
+            offset = int(state["offset"])
+        except Exception:
+            return config_error(start_response, "InvalidNextTokenException", "Invalid NextToken.")
+    page = matching[offset : offset + limit]
+    answer = {
+        "Results": [
+            json.dumps({f: i[f] for f in fields if f in i}, separators=(",", ":")) for i in page
+        ],
+        "QueryInfo": {"SelectFields": [{"Name": f} for f in fields]},
+    }
+    if offset + limit < len(matching):
+        answer["NextToken"] = base64.b64encode(
+            json.dumps({"scope": list(scope), "expression": expression, "offset": offset + limit}).encode()
+        ).decode()
+    return json_answer(start_response, "200 OK", answer, "application/x-amz-json-1.1")
 
 
 def only_tagged(environ, start_response):

@@ -11,6 +11,9 @@
 //! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
 //! `listing_cache`).
 
+pub(crate) mod config_query;
+pub(crate) mod config_rows;
+pub(crate) mod config_types;
 pub(crate) mod tagging;
 
 use std::sync::Arc;
@@ -42,6 +45,61 @@ pub(crate) struct AwsScanSettings {
     /// Partitions scanned at the same time (bounded to stay clear of API rate limits).
     pub concurrency: usize,
     pub tuning: AwsTuning,
+    /// Where the inventory comes from (`--aws-coverage`).
+    pub coverage: AwsCoverage,
+    /// The AWS Config aggregator to query in `config` mode (`--aws-config-aggregator`).
+    pub config_aggregator: Option<String>,
+}
+
+/// Where the AWS inventory comes from (`--aws-coverage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AwsCoverage {
+    /// The Resource Groups Tagging API: never lists resources that were never tagged.
+    #[default]
+    Tagging,
+    /// AWS Config's advanced query (`config_query`): never-tagged resources included, for the
+    /// types the Config recorder records.
+    Config,
+}
+
+impl AwsCoverage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsCoverage::Tagging => "tagging",
+            AwsCoverage::Config => "config",
+        }
+    }
+
+    /// The mode to use: the one asked for; `config` when only an aggregator is named (naming
+    /// one says where the estate is); an aggregator with another mode is a mistake, said so.
+    pub fn resolve(
+        asked: Option<AwsCoverage>,
+        aggregator: Option<&str>,
+    ) -> Result<AwsCoverage, String> {
+        match (asked, aggregator) {
+            (Some(AwsCoverage::Config), _) | (None, Some(_)) => Ok(AwsCoverage::Config),
+            (Some(other), Some(_)) => Err(format!(
+                "--aws-config-aggregator is for --aws-coverage config, not --aws-coverage {}",
+                other.as_str()
+            )),
+            (Some(other), None) => Ok(other),
+            (None, None) => Ok(AwsCoverage::default()),
+        }
+    }
+}
+
+impl std::str::FromStr for AwsCoverage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tagging" => Ok(AwsCoverage::Tagging),
+            "config" => Ok(AwsCoverage::Config),
+            other => Err(format!(
+                "unknown AWS coverage mode `{other}` (use tagging or config)"
+            )),
+        }
+    }
 }
 
 pub(crate) struct AwsProvider {
@@ -93,6 +151,15 @@ async fn identity(sdk: &aws_config::SdkConfig) -> Option<String> {
 #[async_trait]
 impl InventoryProvider for AwsProvider {
     fn describe(&self) -> String {
+        if self.settings.coverage == AwsCoverage::Config {
+            return match &self.settings.config_aggregator {
+                Some(name) => format!("AWS Config aggregator {name}"),
+                None if self.settings.regions.is_empty() => {
+                    "AWS Config (configured region)".to_string()
+                }
+                None => format!("AWS Config {}", self.settings.regions.join(", ")),
+            };
+        }
         if self.settings.regions.is_empty() {
             "AWS (configured region)".to_string()
         } else {
@@ -101,6 +168,9 @@ impl InventoryProvider for AwsProvider {
     }
 
     async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError> {
+        if self.settings.coverage == AwsCoverage::Config {
+            return config_query::scan(&self.settings, self.shared.clone(), options).await;
+        }
         let started = Instant::now();
         let sdk = load_sdk_config(&self.settings.tuning).await;
         let regions = if self.settings.regions.is_empty() {
@@ -216,5 +286,32 @@ impl InventoryProvider for AwsProvider {
             source: format!("AWS {}", regions.join(", ")),
             fetched_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod coverage_mode_tests {
+    use super::AwsCoverage;
+
+    #[test]
+    fn an_aggregator_alone_means_config_and_contradicts_other_modes() {
+        assert_eq!(AwsCoverage::resolve(None, None), Ok(AwsCoverage::Tagging));
+        assert_eq!(
+            AwsCoverage::resolve(None, Some("org")),
+            Ok(AwsCoverage::Config)
+        );
+        assert_eq!(
+            AwsCoverage::resolve(Some(AwsCoverage::Config), None),
+            Ok(AwsCoverage::Config)
+        );
+        let err = AwsCoverage::resolve(Some(AwsCoverage::Tagging), Some("org")).unwrap_err();
+        assert!(err.contains("--aws-config-aggregator"), "{err}");
+    }
+
+    #[test]
+    fn modes_by_name() {
+        assert_eq!("config".parse(), Ok(AwsCoverage::Config));
+        assert_eq!("Tagging".parse(), Ok(AwsCoverage::Tagging));
+        assert!("everything".parse::<AwsCoverage>().is_err());
     }
 }

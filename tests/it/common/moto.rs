@@ -45,6 +45,46 @@ impl Moto {
         }
     }
 
+    /// A moto server with nothing seeded (`expected` is null): for tests that set their own
+    /// estate, e.g. AWS Config's (`set_config_estate`).
+    pub fn start_bare() -> Moto {
+        let port = super::free_port();
+        let child = Command::new(super::venv_bin("python"))
+            .arg(super::repo().join("tests/support/moto_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        super::wait_for_port(port, Duration::from_secs(60));
+        Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            expected: Value::Null,
+            _child: child,
+        }
+    }
+
+    /// Sets what AWS Config's advanced queries answer from (see tests/support/moto_server.py):
+    /// `{"aggregators": {NAME: [item, ...]}, "recorders": {REGION: [item, ...]}}`. Clears the
+    /// queries received so far.
+    pub fn set_config_estate(&self, estate: &Value) {
+        let answer = reqwest::blocking_post(
+            &format!("{}/_tagwarden/config", self.url),
+            &estate.to_string(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200"),
+            "{answer}"
+        );
+    }
+
+    /// The AWS Config queries received since the estate was set: `[{operation, scope,
+    /// expression, limit, next_token}]`.
+    pub fn config_queries(&self) -> Vec<Value> {
+        let body = reqwest::blocking_get(&format!("{}/_tagwarden/config-queries", self.url));
+        serde_json::from_str(&body).expect("config queries JSON")
+    }
+
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.url.clone()),
