@@ -5,9 +5,12 @@
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
 pub mod aws;
+pub mod azure;
 pub mod coverage;
 pub mod demo;
 pub mod file;
+pub mod format;
+pub mod gcp;
 pub mod id;
 pub mod irregular;
 pub mod listing_cache;
@@ -66,6 +69,11 @@ pub struct Attributes {
     pub creator: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<CompactString>,
+    /// Other ids billing data names the resource by, for joining costs (GCP: the full name
+    /// with the numeric id, as Cloud Billing's `resource.global_name` writes Compute Engine
+    /// resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alt_ids: Vec<CompactString>,
 }
 
 /// One cloud resource and its native tags.
