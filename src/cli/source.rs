@@ -31,8 +31,10 @@ pub struct SourceArgs {
     /// Resources in the demo estate.
     #[arg(long, env = "TAGWARDEN_DEMO_SIZE", default_value_t = DEFAULT_SIZE)]
     pub demo_size: usize,
-    /// Inventory file(s): `aws resourcegroupstaggingapi get-resources` JSON (repeat the flag
-    /// or separate with commas).
+    /// Inventory file(s): `aws resourcegroupstaggingapi get-resources` JSON, Azure Resource
+    /// Graph (`az graph query -o json`) or GCP Cloud Asset Inventory (`gcloud asset
+    /// search-all-resources --format=json`, `gcloud asset export` NDJSON) exports, each told
+    /// apart by its content (repeat the flag or separate with commas).
     #[arg(
         long,
         env = "TAGWARDEN_INVENTORY",

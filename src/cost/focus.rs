@@ -265,6 +265,7 @@ struct ResourceSpend {
 /// Running totals of one or more FOCUS files: fed by `read_focus`, turned into `LineCosts` by
 /// `finish`. Holds one entry per distinct (resource, service), never the rows.
 pub struct FocusAggregate {
+    /// By resource id; Azure ids in lower case (see `add_owned`).
     resources: FxHashMap<CompactString, ResourceSpend>,
     /// Charges tied to no resource: key (provider, account, region, service, raw tags) → index
     /// into `unowned_lines`.
@@ -272,6 +273,8 @@ pub struct FocusAggregate {
     unowned_lines: Vec<CostLine>,
     /// Reused to build `unowned` keys without allocating per row.
     key: Vec<u8>,
+    /// Reused to lower-case Azure ids, which key `resources` case-insensitively.
+    id_key: String,
     /// Set by the first used row; every later used row must match.
     currency: Option<CompactString>,
     currency_assumed: bool,
@@ -322,6 +325,7 @@ impl FocusAggregate {
             unowned: FxHashMap::default(),
             unowned_lines: Vec::new(),
             key: Vec::new(),
+            id_key: String::new(),
             currency: None,
             currency_assumed: false,
             first_day: None,
@@ -513,13 +517,24 @@ impl FocusAggregate {
         service: &str,
         amount: Micros,
     ) -> Result<(), String> {
+        // Azure ids differ in case between exports (and between rows of one export): one
+        // resource is one entry whatever the case; its first row's spelling is kept. Other
+        // ids pay one byte comparison.
+        let key: &str = if id::azure::looks_like_azure_id(id) {
+            self.id_key.clear();
+            self.id_key.push_str(id);
+            self.id_key.make_ascii_lowercase();
+            &self.id_key
+        } else {
+            id
+        };
         // The common case: a resource seen before, found by the borrowed id (no allocation).
-        if let Some(spend) = self.resources.get_mut(id) {
+        if let Some(spend) = self.resources.get_mut(key) {
             return add_to_service(&mut spend.services, service, amount);
         }
         let template = resource_template(row, c, id)?;
         self.resources.insert(
-            id.into(),
+            key.into(),
             ResourceSpend {
                 template,
                 services: vec![(service.into(), amount)],

@@ -20,7 +20,7 @@ use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{Provider, Resource, Tags, index_of};
+use crate::inventory::{Provider, Resource, Tags, id, index_of};
 
 pub(crate) use money::{Magnitude, Micros, micros_to_amount, parse_micros};
 
@@ -230,9 +230,16 @@ pub trait CostProvider: Send + Sync {
 }
 
 /// Finds inventory resources by the id billing uses: the full ARN, or its last segment
-/// (`i-0abc...` for `arn:aws:ec2:...:instance/i-0abc...`).
+/// (`i-0abc...` for `arn:aws:ec2:...:instance/i-0abc...`). Azure ids match in any case (cost
+/// exports often lowercase them); GCP resources also match by their relative name
+/// (`projects/p/zones/z/instances/vm-1`) and by the other ids their inventory gave
+/// (`Attributes::alt_ids`: the full name with the numeric id, as Cloud Billing writes Compute
+/// Engine resources). AWS ids never reach those lookups: an exact or short id finds them.
 pub(crate) struct ResourceIndex<'a> {
     by_short: rustc_hash::FxHashMap<&'a str, &'a Resource>,
+    /// Azure join keys (lower case), GCP relative names and alternative ids. Empty for an
+    /// AWS-only inventory.
+    by_alias: rustc_hash::FxHashMap<CompactString, &'a Resource>,
     resources: &'a [Resource],
 }
 
@@ -247,8 +254,31 @@ impl<'a> ResourceIndex<'a> {
                     .map(|s| (s, r))
             })
             .collect();
+        let mut by_alias = rustc_hash::FxHashMap::default();
+        for r in resources {
+            match r.provider {
+                Provider::Azure => {
+                    if let Some(key) = id::azure::join_key(&r.id) {
+                        by_alias.entry(key.into()).or_insert(r);
+                    }
+                }
+                Provider::Gcp => {
+                    if let Some(relative) = id::gcp::relative_name(&r.id) {
+                        by_alias.entry(relative.into()).or_insert(r);
+                    }
+                    for alt in &r.attributes.alt_ids {
+                        by_alias.entry(alt.clone()).or_insert(r);
+                        if let Some(relative) = id::gcp::relative_name(alt) {
+                            by_alias.entry(relative.into()).or_insert(r);
+                        }
+                    }
+                }
+                Provider::Aws | Provider::File => {}
+            }
+        }
         ResourceIndex {
             by_short,
+            by_alias,
             resources,
         }
     }
@@ -257,6 +287,18 @@ impl<'a> ResourceIndex<'a> {
         index_of(self.resources, id)
             .map(|i| &self.resources[i])
             .or_else(|| self.by_short.get(id).copied())
+            .or_else(|| self.find_alias(id))
+    }
+
+    /// The Azure or GCP resource `id` names in another form (case, relative name, numeric id).
+    fn find_alias(&self, id: &str) -> Option<&'a Resource> {
+        if self.by_alias.is_empty() {
+            return None;
+        }
+        match id::azure::join_key(id) {
+            Some(key) => self.by_alias.get(key.as_str()).copied(),
+            None => self.by_alias.get(id).copied(),
+        }
     }
 }
 
@@ -299,5 +341,96 @@ pub(crate) fn choose_metric(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Attributes;
+
+    fn resource(id: &str, provider: Provider, alt_ids: &[&str]) -> Resource {
+        Resource {
+            id: id.into(),
+            provider,
+            account: "a".into(),
+            region: "r".into(),
+            resource_type: "t:x".into(),
+            name: "n".into(),
+            tags: Tags::new(),
+            attributes: Attributes {
+                alt_ids: alt_ids.iter().map(|a| CompactString::from(*a)).collect(),
+                ..Attributes::default()
+            },
+        }
+    }
+
+    fn line(id: &str) -> CostLine {
+        CostLine {
+            resource_id: id.into(),
+            provider: Provider::File,
+            account: CompactString::default(),
+            region: CompactString::default(),
+            service: "s".into(),
+            resource_type: CompactString::default(),
+            name: CompactString::default(),
+            tags: Tags::new(),
+            amount: 1,
+        }
+    }
+
+    const VM: &str =
+        "/subscriptions/Sub-1/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/Vm-1";
+    const GCE: &str = "//compute.googleapis.com/projects/p/zones/z/instances/web-1";
+
+    /// Cost ids in other forms join the inventory's resource: Azure ids in any case, GCP
+    /// relative names and numeric ids; AWS ids only exactly or by their last segment.
+    #[test]
+    fn ids_in_other_forms_join_the_inventory() {
+        let mut resources = vec![
+            resource(VM, Provider::Azure, &[]),
+            resource(
+                GCE,
+                Provider::Gcp,
+                &["//compute.googleapis.com/projects/p/zones/z/instances/8812"],
+            ),
+            resource(
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc",
+                Provider::Aws,
+                &[],
+            ),
+        ];
+        crate::inventory::sort_and_dedupe(&mut resources);
+        let mut lines: Vec<CostLine> = [
+            VM.to_ascii_lowercase().as_str(),
+            VM.to_ascii_uppercase().as_str(),
+            "projects/p/zones/z/instances/web-1",
+            "//compute.googleapis.com/projects/p/zones/z/instances/8812",
+            "projects/p/zones/z/instances/8812",
+            "i-0abc",
+            "ARN:AWS:EC2:US-EAST-1:111122223333:INSTANCE/I-0ABC",
+            "//compute.googleapis.com/projects/p/zones/z/instances/WEB-1",
+        ]
+        .into_iter()
+        .map(line)
+        .collect();
+        join_to_inventory(&mut lines, &resources);
+        let ids: Vec<&str> = lines.iter().map(|l| l.resource_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                VM,
+                VM,
+                GCE,
+                GCE,
+                GCE,
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc",
+                "ARN:AWS:EC2:US-EAST-1:111122223333:INSTANCE/I-0ABC",
+                "//compute.googleapis.com/projects/p/zones/z/instances/WEB-1",
+            ],
+            "ARNs and GCP names stay case-sensitive"
+        );
+        assert_eq!(lines[0].resource_type, "t:x", "the inventory's type");
+        assert_eq!(lines[0].account, "a");
     }
 }

@@ -1,5 +1,8 @@
 //! Inventory files: the JSON that `aws resourcegroupstaggingapi get-resources` prints
-//! (`{"ResourceTagMappingList": [...]}`), or an array of such pages; one or many files.
+//! (`{"ResourceTagMappingList": [...]}`), or an array of such pages; one or many files. Azure
+//! Resource Graph and GCP Cloud Asset Inventory exports are read too (`azure`, `gcp`): each
+//! file's format is told from its first bytes (`format::sniff`), so one flag takes them all,
+//! mixed in one run.
 //!
 //! A file that cannot be read or parsed is an error (the user named it); entries inside a good
 //! file that are not ARNs are skipped and reported, making the inventory partial. Files are
@@ -13,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,10 +26,11 @@ use compact_str::CompactString;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::format::{ACCEPTED, FileFormat, ParsedFile, SNIFF_BYTES, sniff};
 use super::id::arn::resource_from_arn;
 use super::{
-    Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Resource, ScanOptions,
-    ScanPart, ScanReport, SourceCoverage, SourceKind,
+    Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Provider, Resource,
+    ScanOptions, ScanPart, ScanReport, SourceCoverage, SourceKind, azure, gcp,
 };
 
 /// Region given to resources whose ARN has none (S3 buckets and other global resources).
@@ -212,27 +216,39 @@ fn read_files(
         ..ScanReport::default()
     };
     let mut resources: Vec<Resource> = Vec::new();
+    let mut read: Vec<ReadFile> = Vec::new();
     for path in paths {
         let name = display_name(path);
-        let mut sink = Sink::default();
         let identity = FileIdentity::of(path);
-        if let Err(e) = read_into(path, &name, &mut sink) {
-            failures.remember(path, identity, &e);
-            return Err(e);
-        }
-        let error = sink.skipped.map(|(n, first)| {
-            format!("{n} entries skipped: `ResourceARN` is not an ARN (first: `{first}`)")
-        });
+        let file = match read_into(path, &name) {
+            Ok(file) => file,
+            Err(e) => {
+                failures.remember(path, identity, &e);
+                return Err(e);
+            }
+        };
+        let error = file.parsed.skipped_error();
         report.complete &= error.is_none();
         report.parts.push(ScanPart {
             scope: format!("file {name}"),
             ok: error.is_none(),
-            resources: sink.resources.len(),
+            resources: file.parsed.resources.len(),
             pages: 0,
             error,
             cached: false,
         });
-        resources.extend(sink.resources);
+        let start = resources.len();
+        let ParsedFile {
+            resources: parsed, ..
+        } = file.parsed;
+        resources.extend(parsed);
+        read.push(ReadFile {
+            name,
+            format: file.format,
+            range: start..resources.len(),
+            azure_paging: file.azure_paging,
+            next_page_token: file.next_page_token,
+        });
         let done = report.parts.len() as u64;
         options.report(
             done,
@@ -242,7 +258,7 @@ fn read_files(
     }
     fill_missing_accounts(&mut resources);
     report.duration_ms = started.elapsed().as_millis() as u64;
-    report.coverage = file_coverage(&report, &resources);
+    report.coverage = file_coverage(&report, &resources, &read);
     Ok(Inventory {
         resources,
         report,
@@ -251,69 +267,221 @@ fn read_files(
     })
 }
 
-/// A Tagging API file lists only resources that were ever tagged, like the API it came from;
-/// entries that could not be read are named as failures.
-fn file_coverage(report: &ScanReport, resources: &[Resource]) -> Coverage {
-    let mut source = SourceCoverage::new(SourceKind::TaggingApiFile, resources.len());
-    let mut accounts: Vec<String> = resources.iter().map(|r| r.account.to_string()).collect();
-    accounts.sort();
-    accounts.dedup();
-    let mut regions: Vec<String> = resources.iter().map(|r| r.region.to_string()).collect();
-    regions.sort();
-    regions.dedup();
-    source.accounts = accounts;
-    source.regions = regions;
-    source.failed = report
-        .parts
-        .iter()
-        .filter_map(|p| {
-            p.error.as_ref().map(|e| CoverageFailure {
-                scope: p.scope.clone(),
-                reason: e.clone(),
+/// What one file gave, beyond its resources (which sit at `range` in the scan's list).
+struct ReadFile {
+    name: String,
+    format: FileFormat,
+    range: std::ops::Range<usize>,
+    azure_paging: Option<azure::Paging>,
+    next_page_token: Option<String>,
+}
+
+/// One source per kind of file read, in a fixed order. A Tagging API file lists only resources
+/// that were ever tagged, like the API it came from; Azure and GCP exports list every resource.
+/// Entries that could not be read and pages missing from an export are named as failures.
+fn file_coverage(report: &ScanReport, resources: &[Resource], files: &[ReadFile]) -> Coverage {
+    let kind_of = |f: FileFormat| match f {
+        FileFormat::TaggingApi => SourceKind::TaggingApiFile,
+        FileFormat::AzureResourceGraph => SourceKind::AzureResourceGraph,
+        FileFormat::GcpSearch | FileFormat::GcpExport => SourceKind::GcpAssetInventory,
+    };
+    let mut sources = Vec::new();
+    for kind in [
+        SourceKind::TaggingApiFile,
+        SourceKind::AzureResourceGraph,
+        SourceKind::GcpAssetInventory,
+    ] {
+        let of_kind: Vec<(usize, &ReadFile)> = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| kind_of(f.format) == kind)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let listed: Vec<&Resource> = of_kind
+            .iter()
+            .flat_map(|(_, f)| &resources[f.range.clone()])
+            .collect();
+        let mut source = SourceCoverage::new(kind, listed.len());
+        source.accounts = covered_accounts(&listed);
+        let mut regions: Vec<String> = listed.iter().map(|r| r.region.to_string()).collect();
+        regions.sort();
+        regions.dedup();
+        source.regions = regions;
+        source.failed = of_kind
+            .iter()
+            .filter_map(|(i, _)| {
+                let p = report.parts.get(*i)?;
+                p.error.as_ref().map(|e| CoverageFailure {
+                    scope: p.scope.clone(),
+                    reason: e.clone(),
+                })
             })
+            .collect();
+        let azure_pages: Vec<azure::FilePaging<'_>> = of_kind
+            .iter()
+            .filter_map(|(_, f)| {
+                f.azure_paging.as_ref().map(|paging| azure::FilePaging {
+                    file: &f.name,
+                    paging,
+                })
+            })
+            .collect();
+        source.failed.extend(azure::paging_failures(&azure_pages));
+        for (_, f) in &of_kind {
+            if let Some(token) = &f.next_page_token {
+                source.failed.push(CoverageFailure {
+                    scope: format!("file {}", f.name),
+                    reason: format!(
+                        "this export has more pages: nextPageToken {token} is set; use `gcloud \
+                         asset search-all-resources`, which fetches every page, or pass every \
+                         page's file"
+                    ),
+                });
+            }
+        }
+        sources.push(source);
+    }
+    let mixed = sources.len() > 1
+        && sources
+            .iter()
+            .any(|s| s.source == SourceKind::TaggingApiFile);
+    let mut coverage = Coverage::of(sources);
+    if mixed {
+        // `Coverage::of` counts a listing of never-tagged resources as covering the others'
+        // (sources of one estate); Tagging API files and another cloud's exports cover
+        // different resources, so the AWS part still lacks its never-tagged resources.
+        coverage.complete = false;
+        coverage.warnings.insert(
+            0,
+            format!(
+                "{}: the AWS resources from Tagging API files leave them out (the Azure and GCP \
+                 exports list every resource of theirs)",
+                super::coverage::TAGGING_API_NOTE
+            ),
+        );
+    }
+    coverage
+}
+
+/// The accounts resources name, sorted; a GCP project number is shown with the project id
+/// its resources' names give (`123456 (shop-prod)`).
+fn covered_accounts(resources: &[&Resource]) -> Vec<String> {
+    let mut names: HashMap<&str, Option<&str>> = HashMap::new();
+    for r in resources {
+        let id = (r.provider == Provider::Gcp)
+            .then(|| super::id::gcp::GcpName::parse(&r.id))
+            .flatten()
+            .map(|n| n.project)
+            .filter(|p| !p.is_empty() && *p != r.account.as_str());
+        let entry = names.entry(r.account.as_str()).or_default();
+        if entry.is_none() {
+            *entry = id;
+        }
+    }
+    let mut accounts: Vec<String> = names
+        .into_iter()
+        .map(|(account, id)| match id {
+            Some(id) => format!("{account} ({id})"),
+            None => account.to_string(),
         })
         .collect();
-    Coverage::of(vec![source])
+    accounts.sort();
+    accounts
 }
 
 /// Where parsed entries go: converted to resources one by one as the file streams in, so a
 /// large export never sits in memory twice.
 #[derive(Default)]
 struct Sink {
-    resources: Vec<Resource>,
-    /// Count and first example of entries that are not ARNs.
-    skipped: Option<(usize, String)>,
+    parsed: ParsedFile,
 }
 
 impl Sink {
     fn push(&mut self, mapping: Mapping) {
         let tags = mapping.tags.into_iter().map(|t| (t.key, t.value)).collect();
         match resource_from_arn(&mapping.resource_arn, tags, GLOBAL_REGION, "") {
-            Some(r) => self.resources.push(r),
-            None => match &mut self.skipped {
-                Some((n, _)) => *n += 1,
-                None => self.skipped = Some((1, mapping.resource_arn.to_string())),
-            },
+            Some(r) => self.parsed.resources.push(r),
+            None => self.parsed.skip(&mapping.resource_arn),
         }
     }
 }
 
-fn read_into(path: &Path, name: &str, sink: &mut Sink) -> Result<(), InventoryError> {
-    let file = File::open(path).map_err(|e| InventoryError::FileRead {
+/// One file read: its format, its resources, and what its format says about missing pages.
+struct FileRead {
+    format: FileFormat,
+    parsed: ParsedFile,
+    azure_paging: Option<azure::Paging>,
+    next_page_token: Option<String>,
+}
+
+/// Opens a file, tells its format from its first bytes and reads it with that format's reader.
+fn read_into(path: &Path, name: &str) -> Result<FileRead, InventoryError> {
+    let read_error = |e: std::io::Error| InventoryError::FileRead {
         file: name.to_string(),
         reason: match e.kind() {
             std::io::ErrorKind::NotFound => "no such file (check --inventory)".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
             _ => e.to_string(),
         },
+    };
+    let mut file = File::open(path).map_err(read_error)?;
+    let mut prefix = Vec::with_capacity(8192);
+    (&mut file)
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(read_error)?;
+    let whole = prefix.len() < SNIFF_BYTES;
+    let format_error = |reason: String| InventoryError::FileFormat {
+        file: name.to_string(),
+        reason,
+    };
+    let Some(&first) = prefix.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Err(format_error("the file is empty".to_string()));
+    };
+    let format = sniff(&prefix, whole).ok_or_else(|| {
+        format_error(format!(
+            "not an inventory export Tagwarden reads; {ACCEPTED}"
+        ))
     })?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let many = first_byte(&mut reader, name)? == b'[';
+    tracing::debug!(
+        file = name,
+        format = format.label(),
+        "inventory file format"
+    );
+    let reader = BufReader::with_capacity(1 << 20, std::io::Cursor::new(prefix).chain(file));
+    let mut read = FileRead {
+        format,
+        parsed: ParsedFile::default(),
+        azure_paging: None,
+        next_page_token: None,
+    };
+    match format {
+        FileFormat::TaggingApi => read.parsed = read_tagging(reader, name, first == b'[')?,
+        FileFormat::AzureResourceGraph => {
+            let (parsed, paging) = azure::read(reader, name)?;
+            read.parsed = parsed;
+            read.azure_paging = Some(paging);
+        }
+        FileFormat::GcpSearch => {
+            let (parsed, token) = gcp::read_search(reader, name)?;
+            read.parsed = parsed;
+            read.next_page_token = token;
+        }
+        FileFormat::GcpExport => read.parsed = gcp::read_export(reader, name)?,
+    }
+    Ok(read)
+}
+
+/// Reads a Tagging API file: one page (`many` false) or an array of pages.
+fn read_tagging<R: Read>(reader: R, name: &str, many: bool) -> Result<ParsedFile, InventoryError> {
+    let mut sink = Sink::default();
     let mut de = serde_json::Deserializer::from_reader(reader);
     let parsed = if many {
-        de.deserialize_seq(PagesVisitor { sink })
+        de.deserialize_seq(PagesVisitor { sink: &mut sink })
     } else {
-        de.deserialize_map(PageVisitor { sink })
+        de.deserialize_map(PageVisitor { sink: &mut sink })
     };
     parsed
         .and_then(|()| de.end())
@@ -327,30 +495,9 @@ fn read_into(path: &Path, name: &str, sink: &mut Sink) -> Result<(), InventoryEr
              or an array of such pages"
                     .to_string()
             },
-        })
-}
-
-/// The first non-blank byte, without consuming it.
-fn first_byte(reader: &mut BufReader<File>, name: &str) -> Result<u8, InventoryError> {
-    loop {
-        let buf = reader.fill_buf().map_err(|e| InventoryError::FileRead {
-            file: name.to_string(),
-            reason: e.to_string(),
         })?;
-        if buf.is_empty() {
-            return Err(InventoryError::FileFormat {
-                file: name.to_string(),
-                reason: "the file is empty".to_string(),
-            });
-        }
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(at) => return Ok(buf[at]),
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
-    }
+    sink.parsed.skip_reason = "`ResourceARN` is not an ARN";
+    Ok(sink.parsed)
 }
 
 struct PagesVisitor<'a> {
@@ -442,11 +589,12 @@ impl<'de> Visitor<'de> for MappingsSeed<'_> {
 /// ARNs of global resources (S3) carry no account: give them the account most other resources
 /// name.
 fn fill_missing_accounts(resources: &mut [Resource]) {
-    if !resources.iter().any(|r| r.account.is_empty()) {
+    let aws = |r: &Resource| r.provider == Provider::Aws;
+    if !resources.iter().any(|r| aws(r) && r.account.is_empty()) {
         return;
     }
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for r in resources.iter().filter(|r| !r.account.is_empty()) {
+    for r in resources.iter().filter(|r| aws(r) && !r.account.is_empty()) {
         *counts.entry(r.account.as_str()).or_default() += 1;
     }
     let account: CompactString = counts
@@ -454,7 +602,10 @@ fn fill_missing_accounts(resources: &mut [Resource]) {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
         .map(|(a, _)| a.into())
         .unwrap_or_else(|| "unknown".into());
-    for r in resources.iter_mut().filter(|r| r.account.is_empty()) {
+    for r in resources
+        .iter_mut()
+        .filter(|r| aws(r) && r.account.is_empty())
+    {
         r.account = account.clone();
     }
 }
@@ -641,5 +792,148 @@ mod tests {
             assert!(e.to_string().contains("no such file"), "{e}");
             assert!(!e.to_string().contains("not parsed again"), "{e}");
         }
+    }
+
+    const AZURE_PAGE_1: &str = r#"{"count": 2, "data": [
+        {"id": "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1",
+         "name": "vm-1", "type": "microsoft.compute/virtualmachines", "location": "westeurope",
+         "resourceGroup": "rg", "subscriptionId": "sub-1", "tags": {"Owner": "ana"}},
+        {"id": "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1",
+         "name": "st1", "type": "microsoft.storage/storageaccounts", "location": "westeurope",
+         "resourceGroup": "rg", "subscriptionId": "sub-1", "tags": null}],
+        "skip_token": "c2tpcA==", "total_records": 3}"#;
+
+    const AZURE_PAGE_2: &str = r#"[{"id": "/subscriptions/sub-2/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/ip",
+        "type": "microsoft.network/publicipaddresses", "subscriptionId": "sub-2",
+        "resourceGroup": "rg", "tags": {}}]"#;
+
+    const GCP_NDJSON: &str = "{\"name\":\"//compute.googleapis.com/projects/shop/zones/z/instances/w\",\
+        \"asset_type\":\"compute.googleapis.com/Instance\",\"resource\":{\"data\":{},\"location\":\"z\"},\
+        \"ancestors\":[\"projects/42\"]}\n";
+
+    /// Each file's format is told from its content: one scan reads AWS, Azure and GCP files,
+    /// with one coverage source per kind; the Tagging API file keeps coverage incomplete.
+    #[tokio::test]
+    async fn mixed_formats_in_one_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            write(&dir, "aws.json", PAGE),
+            write(&dir, "az.json", AZURE_PAGE_1),
+            write(&dir, "gcp.ndjson", GCP_NDJSON),
+        ];
+        let inv = FileProvider::new(files)
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(inv.resources.len(), 5);
+        let kinds: Vec<SourceKind> = inv
+            .report
+            .coverage
+            .sources
+            .iter()
+            .map(|s| s.source)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                SourceKind::TaggingApiFile,
+                SourceKind::AzureResourceGraph,
+                SourceKind::GcpAssetInventory
+            ]
+        );
+        let azure = &inv.report.coverage.sources[1];
+        assert_eq!(azure.resources, 2);
+        assert_eq!(azure.accounts, vec!["sub-1".to_string()]);
+        assert_eq!(azure.regions, vec!["westeurope".to_string()]);
+        assert_eq!(
+            inv.report.coverage.sources[2].accounts,
+            vec!["42 (shop)".to_string()]
+        );
+        assert!(!inv.report.coverage.complete);
+        assert!(
+            inv.report.coverage.warnings[0].contains("Tagging API files leave them out"),
+            "{:?}",
+            inv.report.coverage.warnings
+        );
+        // The Azure file has a skip token and 2 of 3 records: partial, the file named.
+        assert_eq!(azure.failed.len(), 1, "{:?}", azure.failed);
+        assert_eq!(azure.failed[0].scope, "file az.json");
+        assert!(
+            azure.failed[0]
+                .reason
+                .starts_with("this export has more pages")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_page_given_makes_azure_coverage_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        // The second page, written by extension 1.x as a bare array, carries no paging fields;
+        // the first page's total counts it.
+        let second = AZURE_PAGE_2
+            .replace(
+                '[',
+                r#"{"count": 1, "total_records": 3, "skip_token": null, "data": ["#,
+            )
+            .replacen(']', "]}", 1);
+        let files = vec![
+            write(&dir, "p1.json", AZURE_PAGE_1),
+            write(&dir, "p2.json", &second),
+        ];
+        let inv = FileProvider::new(files)
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(inv.resources.len(), 3);
+        let c = &inv.report.coverage;
+        assert!(c.complete, "{c:?}");
+        assert_eq!(
+            c.sources[0].accounts,
+            vec!["sub-1".to_string(), "sub-2".to_string()]
+        );
+        assert_eq!(
+            c.sources[0].regions,
+            vec![GLOBAL_REGION.to_string(), "westeurope".to_string()]
+        );
+        // A bare array alone: nothing says pages are missing.
+        let bare = write(&dir, "bare.json", AZURE_PAGE_2);
+        let inv = FileProvider::new(vec![bare])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap();
+        assert!(inv.report.coverage.complete);
+        assert_eq!(
+            inv.resources[0].account, "sub-2",
+            "never filled from another account"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_format_lists_the_accepted_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "odd.json", r#"{"Items": [{"Id": "x"}]}"#);
+        let err = FileProvider::new(vec![p])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("inventory file odd.json is not in the expected format"),
+            "{text}"
+        );
+        for needle in [
+            "get-resources",
+            "az graph query",
+            "search-all-resources",
+            "asset export",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        let blank = write(&dir, "blank.json", "  \n ");
+        let err = FileProvider::new(vec![blank])
+            .scan(&ScanOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().ends_with("the file is empty"), "{err}");
     }
 }

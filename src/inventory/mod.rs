@@ -5,9 +5,12 @@
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
 pub(crate) mod aws;
+pub(crate) mod azure;
 pub(crate) mod coverage;
 pub(crate) mod demo;
 pub(crate) mod file;
+pub(crate) mod format;
+pub(crate) mod gcp;
 pub(crate) mod id;
 pub(crate) mod irregular;
 pub(crate) mod listing_cache;
@@ -66,6 +69,11 @@ pub struct Attributes {
     pub creator: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<CompactString>,
+    /// Other ids billing data names the resource by, for joining costs (GCP: the full name
+    /// with the numeric id, as Cloud Billing's `resource.global_name` writes Compute Engine
+    /// resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alt_ids: Vec<CompactString>,
 }
 
 /// One cloud resource and its native tags.

@@ -22,6 +22,7 @@ fn resource() -> Resource {
             stack: Some("payments-api-prod-use1".into()),
             creator: Some("ci-deployer".into()),
             created_at: None,
+            alt_ids: Vec::new(),
         },
     }
 }

@@ -466,9 +466,9 @@ const TYPED_POLICY: &str = r#"{
   "value_aliases": {"Environment": {"production": ["prod", "Prod"], "development": ["dev"]}},
   "required_tags": [
     {"name": "team", "allowed_values": ["payments", "web", "data"],
-     "applies_to": ["ec2:*", "compute:*", "rds:*"]},
+     "applies_to": ["ec2:*", "azure:compute/*", "gcp:compute/*", "rds:*"]},
     {"name": "Environment", "allowed_values": ["production", "development"],
-     "applies_to": ["ec2:*", "compute:*"]}
+     "applies_to": ["ec2:*", "azure:compute/*", "gcp:compute/*"]}
   ]
 }"#;
 

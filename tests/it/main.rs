@@ -13,6 +13,7 @@ mod aws_faults;
 mod aws_moto;
 mod cache_redis;
 mod cli;
+mod cloud_files;
 mod config_moto;
 mod conformance;
 mod cost;

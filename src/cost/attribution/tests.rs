@@ -271,7 +271,7 @@ fn lines_outside_the_inventory_are_judged_by_their_own_tags() {
     let p = parse_policy(POLICY).unwrap();
     let mut l = line("/subscriptions/s/vm1", "VM", 40);
     l.provider = Provider::Azure;
-    l.resource_type = "compute:virtualmachines".into();
+    l.resource_type = "azure:compute/virtualmachines".into();
     l.tags = normalise_tags(vec![
         ("TEAM".into(), "data".into()),
         ("Env".into(), "staging".into()),

@@ -56,6 +56,7 @@ pub(super) fn make_unit(
                     1 + rng.below(10),
                     1 + rng.below(28)
                 )),
+                alt_ids: Vec::new(),
             },
         };
         out.push((resource, clean));

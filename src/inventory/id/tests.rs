@@ -1,7 +1,7 @@
 //! What ids say ([`facts`]) and which ids callers may send ([`grammar::check`]), side by side,
 //! including the places where the two rules knowingly differ.
 
-use super::azure::AzureId;
+use super::azure::{self, AzureId};
 use super::gcp::GcpName;
 use super::*;
 
@@ -34,7 +34,7 @@ fn facts_of_each_id_family() {
         ),
         (
             Some(Provider::Azure),
-            "compute:virtualmachines".into(),
+            "azure:compute/virtualmachines".into(),
             "vm-1",
             "sub-1",
             ""
@@ -44,7 +44,7 @@ fn facts_of_each_id_family() {
         read("//compute.googleapis.com/projects/p1/zones/europe-west1-b/instances/vm-9"),
         (
             Some(Provider::Gcp),
-            "compute:instances".into(),
+            "gcp:compute/instance".into(),
             "vm-9",
             "p1",
             "europe-west1-b"
@@ -55,7 +55,7 @@ fn facts_of_each_id_family() {
         read("//storage.googleapis.com/projects/_/buckets/lake"),
         (
             Some(Provider::Gcp),
-            "storage:buckets".into(),
+            "gcp:storage/bucket".into(),
             "lake",
             "",
             ""
@@ -83,11 +83,31 @@ fn azure_ids_are_read_in_any_case() {
     )
     .expect("an Azure id");
     assert_eq!(id.subscription, "sub-2");
-    assert_eq!(id.resource_type, "sql:servers");
+    // A child resource has the nested type, as Resource Graph's `type` column writes it.
+    assert_eq!(id.resource_type, "azure:sql/servers/databases");
     assert_eq!(id.name, "db1");
-    // A resource group names no provider type.
+    // Resource groups and subscriptions have Resource Graph's types; an extension resource
+    // the last provider's.
     let group = AzureId::parse("/subscriptions/sub-3/resourceGroups/rg").expect("an Azure id");
-    assert_eq!((group.resource_type.as_str(), group.name), ("", "rg"));
+    assert_eq!(
+        (group.resource_type.as_str(), group.name),
+        ("azure:resources/subscriptions/resourcegroups", "rg")
+    );
+    let sub = AzureId::parse("/subscriptions/sub-3").expect("an Azure id");
+    assert_eq!(sub.resource_type, "azure:resources/subscriptions");
+    let ext = AzureId::parse(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/providers/Microsoft.Insights/diagnosticSettings/d",
+    )
+    .expect("an Azure id");
+    assert_eq!(ext.resource_type, "azure:insights/diagnosticsettings");
+    let odd = AzureId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web")
+        .expect("an Azure id");
+    assert_eq!(odd.resource_type, "", "a namespace and no type");
+    assert_eq!(
+        azure::canonical_type("SendGrid.Email/accounts"),
+        "azure:sendgrid.email/accounts"
+    );
+    assert_eq!(azure::canonical_type(""), "");
     assert!(GcpName::parse("//compute.googleapis.com/").is_none());
 }
 
@@ -131,4 +151,21 @@ fn parsers_are_more_lenient_than_the_grammar() {
     let other_partition = "arn:gcp:ec2:r:123456789012:instance/x";
     assert_eq!(facts(other_partition).provider, Some(Provider::Aws));
     assert!(grammar::check(other_partition).is_err());
+}
+
+#[test]
+fn azure_join_keys_ignore_case_and_skip_other_ids() {
+    let a = "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/VM1";
+    let b = "/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1";
+    assert_eq!(azure::join_key(a), azure::join_key(b));
+    assert!(azure::join_key(a).is_some());
+    for other in [
+        "arn:aws:s3:::b",
+        "i-0abc",
+        "/subs/x",
+        "//compute.googleapis.com/x/y",
+        "",
+    ] {
+        assert_eq!(azure::join_key(other), None, "{other}");
+    }
 }
