@@ -16,14 +16,12 @@ use serde::{Deserialize, Deserializer, Serialize};
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+// Variant doc comments would become `oneOf` descriptions in the tools' JSON schemas.
+#[allow(missing_docs)]
 pub enum Severity {
-    /// The lowest severity.
     Low,
-    /// Above low.
     Medium,
-    /// Above medium.
     High,
-    /// The highest severity.
     Critical,
 }
 
