@@ -14,7 +14,7 @@ use crate::cost::demo::DemoCosts;
 use crate::cost::explorer::CostExplorer;
 use crate::cost::focus::FocusProvider;
 use crate::inventory::InventoryProvider;
-use crate::inventory::aws::{AwsProvider, AwsScanSettings};
+use crate::inventory::aws::{AwsCoverage, AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
 use crate::inventory::listing_cache::SharedListings;
@@ -66,6 +66,23 @@ pub struct SourceArgs {
     /// AWS scan partitions fetched at the same time.
     #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
     pub aws_concurrency: usize,
+    /// Where the AWS estate is listed from: `auto` (Resource Explorer next to the Tagging API
+    /// when the account has an index, so never-tagged resources are included; otherwise the
+    /// Tagging API alone, and coverage says why), `tagging` (the Tagging API only: never-tagged
+    /// resources are missing) or `resource-explorer` (required: when it cannot be used, the
+    /// scan reports a failed part).
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_COVERAGE",
+        default_value = "auto",
+        value_name = "auto|tagging|resource-explorer",
+        value_parser = AwsCoverage::parse
+    )]
+    pub aws_coverage: AwsCoverage,
+    /// Resource Explorer view to list, by ARN (it is called in the view's region). Default: the
+    /// default view of the aggregator index's region (or of each region's local index).
+    #[arg(long, env = "TAGWARDEN_RESOURCE_EXPLORER_VIEW", value_name = "ARN")]
+    pub resource_explorer_view: Option<String>,
     /// Attempts per AWS request (retries use exponential backoff with jitter).
     #[arg(long, env = "TAGWARDEN_AWS_MAX_ATTEMPTS", default_value_t = 6)]
     pub aws_max_attempts: u32,
@@ -130,6 +147,8 @@ impl SourceArgs {
                     resource_types: self.aws_resource_types.clone(),
                     concurrency: self.aws_concurrency.max(1),
                     tuning,
+                    coverage: self.aws_coverage,
+                    resource_explorer_view: self.resource_explorer_view.clone(),
                 })
                 .with_shared_listings(SharedListings::new(cache.clone(), self.inventory_ttl)),
             )

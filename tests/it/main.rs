@@ -16,6 +16,7 @@ mod cli;
 mod conformance;
 mod cost;
 mod cost_moto;
+mod coverage_moto;
 mod fuzz;
 mod guards;
 mod history;

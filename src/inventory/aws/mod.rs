@@ -10,7 +10,13 @@
 //! under a key of the credentials identity, region and type filter, so another server (or a
 //! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
 //! `listing_cache`).
+//!
+//! Resource Explorer (`explorer`), when the account has an index, lists the resources the
+//! Tagging API cannot see (never tagged); its listing is merged by ARN (`merge`) and its
+//! coverage stated next to the Tagging API's. `AwsCoverage` chooses.
 
+pub mod explorer;
+pub mod merge;
 pub mod tagging;
 
 use std::sync::Arc;
@@ -29,6 +35,7 @@ use super::{
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
+use explorer::ExplorerScan;
 use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
@@ -42,6 +49,48 @@ pub struct AwsScanSettings {
     /// Partitions scanned at the same time (bounded to stay clear of API rate limits).
     pub concurrency: usize,
     pub tuning: AwsTuning,
+    /// Which sources list the estate (`--aws-coverage`).
+    pub coverage: AwsCoverage,
+    /// Resource Explorer view to list (`--resource-explorer-view`); default: the default view.
+    pub resource_explorer_view: Option<String>,
+}
+
+/// Which sources list the AWS estate (`--aws-coverage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AwsCoverage {
+    /// Resource Explorer next to the Tagging API when the account has an index (never-tagged
+    /// resources included); otherwise the Tagging API alone, and coverage says why.
+    #[default]
+    Auto,
+    /// The Tagging API only: never-tagged resources are missing (coverage says so).
+    Tagging,
+    /// Resource Explorer is required: when it cannot be used, the scan reports a failed part
+    /// (the Tagging API's listing is kept).
+    ResourceExplorer,
+    // AWS Config (`config`) is added by the AWS Config source.
+}
+
+impl AwsCoverage {
+    /// The flag's values, in help and messages.
+    pub const VALUES: &'static str = "auto, tagging, resource-explorer";
+
+    /// Parses a `--aws-coverage` value.
+    pub fn parse(text: &str) -> Result<AwsCoverage, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(AwsCoverage::Auto),
+            "tagging" | "tagging-api" => Ok(AwsCoverage::Tagging),
+            "resource-explorer" | "resource_explorer" => Ok(AwsCoverage::ResourceExplorer),
+            other => Err(format!(
+                "unknown AWS coverage `{other}` (use one of: {})",
+                Self::VALUES
+            )),
+        }
+    }
+
+    /// Whether Resource Explorer is listed at all.
+    fn uses_resource_explorer(self) -> bool {
+        matches!(self, AwsCoverage::Auto | AwsCoverage::ResourceExplorer)
+    }
 }
 
 pub struct AwsProvider {
@@ -127,18 +176,41 @@ impl InventoryProvider for AwsProvider {
             Some(_) => identity(&sdk).await,
             None => None,
         };
+        let limit = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let tagging = TaggingScan {
             sdk: &sdk,
             regions: &regions,
             resource_types: &self.settings.resource_types,
-            limit: Arc::new(Semaphore::new(self.settings.concurrency.max(1))),
+            limit: limit.clone(),
             counter: counter.clone(),
-            tally,
-            shared: self.shared.clone().zip(who),
+            tally: tally.clone(),
+            shared: self.shared.clone().zip(who.clone()),
             scope_prefix: "aws".into(),
             force_refresh: options.force_refresh,
         };
-        let results = tagging.run().await;
+        let explorer = self
+            .settings
+            .coverage
+            .uses_resource_explorer()
+            .then(|| ExplorerScan {
+                sdk: &sdk,
+                regions: &regions,
+                resource_types: &self.settings.resource_types,
+                view_arn: self.settings.resource_explorer_view.as_deref(),
+                limit,
+                counter: counter.clone(),
+                tally,
+                shared: self.shared.clone().zip(who),
+                scope_prefix: "aws".into(),
+                force_refresh: options.force_refresh,
+            });
+        // Both listings at once, under the one limit.
+        let (results, explorer) = tokio::join!(tagging.run(), async {
+            match &explorer {
+                Some(scan) => Some(scan.run().await),
+                None => None,
+            }
+        });
         let all_failed = !results.is_empty() && results.iter().all(|r| !r.part.ok);
         if all_failed {
             let first = results
@@ -153,8 +225,13 @@ impl InventoryProvider for AwsProvider {
         }
         let account = results
             .iter()
-            .flat_map(|r| r.mappings.iter())
-            .find_map(|(arn, _)| {
+            .flat_map(|r| r.mappings.iter().map(|(arn, _)| arn))
+            .chain(
+                explorer
+                    .iter()
+                    .flat_map(|e| e.entries.iter().map(|e| &e.arn)),
+            )
+            .find_map(|arn| {
                 super::id::arn::parse(arn)
                     .map(|a| a.account)
                     .filter(|a| !a.is_empty())
@@ -169,6 +246,7 @@ impl InventoryProvider for AwsProvider {
         let fetched_at = results
             .iter()
             .map(|r| r.fetched_at)
+            .chain(explorer.as_ref().and_then(|e| e.fetched_at))
             .min()
             .unwrap_or_else(Utc::now);
         let mut coverage = SourceCoverage::new(SourceKind::TaggingApi, 0);
@@ -200,7 +278,19 @@ impl InventoryProvider for AwsProvider {
             report.complete &= part.ok;
             report.parts.push(part);
         }
-        report.coverage = Coverage::of(vec![coverage]);
+        let mut sources = vec![coverage];
+        if let Some(listing) = explorer {
+            let required = self.settings.coverage == AwsCoverage::ResourceExplorer;
+            sources.push(explorer::join(
+                listing,
+                required,
+                &mut resources,
+                &mut report,
+                &account,
+                &self.settings.resource_types,
+            ));
+        }
+        report.coverage = Coverage::of(sources);
         report.api_calls = counter.attempts();
         report.retries = counter.retries();
         report.duration_ms = started.elapsed().as_millis() as u64;
