@@ -491,3 +491,102 @@ fn a_listing_that_keeps_failing_is_a_failed_part_and_the_tagging_answer_is_kept(
     assert_eq!(n(&calls(key)["ListResources"]), 2);
     assert_eq!(dq["coverage"]["complete"], false);
 }
+
+#[test]
+fn a_second_server_takes_the_resource_explorer_listing_from_redis() {
+    let key = "re-redis";
+    let e = expected();
+    estate().moto.configure_resource_explorer(key, aggregator());
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("tagwarden-test:re:{}:{key}", std::process::id());
+    let mut env = estate().moto.env_as(key);
+    env.push(("REDIS_URL", url));
+    env.push(("TAGWARDEN_CACHE_PREFIX", prefix));
+    let policy = path_str(&fixture("moto_policy.json"));
+    let server = || {
+        StdioClient::initialized(
+            &[
+                "--aws",
+                "--regions",
+                REGIONS,
+                "--policy",
+                &policy,
+                "--no-prewarm",
+            ],
+            &env_refs(&env),
+        )
+        .0
+    };
+    let mut a = server();
+    let first = a.call("check_tag_compliance", json!({"limit": 0}))["structuredContent"].clone();
+    assert_recount(&first, &e["with_resource_explorer"]);
+    let needed = n(&e["calls"]["tagging_pages"]) + 1 + n(&e["calls"]["re_listing_pages"]);
+    assert_eq!(n(&first["data_quality"]["api_calls"]), needed);
+
+    let before = calls(key);
+    let mut b = server();
+    let second = b.call("check_tag_compliance", json!({"limit": 1}))["structuredContent"].clone();
+    assert_eq!(
+        calls(key),
+        before,
+        "no AWS call: every listing came from Redis"
+    );
+    assert_recount(&second, &e["with_resource_explorer"]);
+    let dq = &second["data_quality"];
+    assert_eq!(dq["cache"]["layer"], "redis", "{dq}");
+    assert_eq!(dq["parts_from_shared_cache"], dq["parts_total"]);
+    assert_eq!(dq["coverage"]["complete"], true);
+}
+
+/// Timing, not run by default (seeding takes about a minute):
+/// `cargo test --test it coverage_moto::timing -- --ignored --nocapture`. Lists an account of
+/// about 5,100 never-tagged resources through the Resource Explorer stub (pages of 1,000) and
+/// compares the scan with the Tagging API's alone.
+#[test]
+#[ignore]
+fn timing_resource_explorer_listing_of_5000_resources() {
+    let moto = Moto::start_seeded_by("seed_many.py", &["1700"]);
+    let resources = n(&moto.expected["resources"]);
+    let key = "re-timing";
+    moto.configure_resource_explorer(
+        key,
+        json!({"indexes": [{"region": "us-east-1", "type": "AGGREGATOR"}]}),
+    );
+    let env = moto.env_as(key);
+    let policy = path_str(&fixture("moto_policy.json"));
+    let scan = |coverage: &str| {
+        let started = std::time::Instant::now();
+        let got = check_json(
+            &[
+                "--aws",
+                "--regions",
+                "us-east-1",
+                "--policy",
+                &policy,
+                "--limit",
+                "0",
+                "--aws-coverage",
+                coverage,
+            ],
+            &env_refs(&env),
+        );
+        (got, started.elapsed())
+    };
+    let (tagging, tagging_wall) = scan("tagging");
+    let (full, full_wall) = scan("resource-explorer");
+    assert_eq!(n(&full["resources"]), resources);
+    let pages = resources.div_ceil(1000);
+    let made = moto.calls_by(key);
+    assert_eq!(n(&made["ListResources"]), pages, "{made}");
+    assert_eq!(n(&made["ListIndexes"]), 1);
+    assert_eq!(n(&full["data_quality"]["api_calls"]), 1 + 1 + pages);
+    eprintln!(
+        "timing: {resources} resources; check with the Tagging API alone: {} ms wall ({} \
+         resources); with Resource Explorer: {} ms wall, {} calls (1 GetResources + 1 ListIndexes \
+         + {pages} ListResources)",
+        tagging_wall.as_millis(),
+        tagging["resources"],
+        full_wall.as_millis(),
+        full["data_quality"]["api_calls"],
+    );
+}

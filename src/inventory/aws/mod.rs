@@ -308,3 +308,24 @@ impl InventoryProvider for AwsProvider {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AwsCoverage;
+
+    #[test]
+    fn coverage_modes_parse_and_unknown_ones_name_the_choices() {
+        assert_eq!(AwsCoverage::parse("auto"), Ok(AwsCoverage::Auto));
+        assert_eq!(AwsCoverage::parse("Tagging"), Ok(AwsCoverage::Tagging));
+        assert_eq!(
+            AwsCoverage::parse(" resource-explorer "),
+            Ok(AwsCoverage::ResourceExplorer)
+        );
+        assert_eq!(AwsCoverage::default(), AwsCoverage::Auto);
+        assert!(AwsCoverage::Auto.uses_resource_explorer());
+        assert!(AwsCoverage::ResourceExplorer.uses_resource_explorer());
+        assert!(!AwsCoverage::Tagging.uses_resource_explorer());
+        let why = AwsCoverage::parse("everything").unwrap_err();
+        assert!(why.contains("auto, tagging, resource-explorer"), "{why}");
+    }
+}

@@ -5,9 +5,9 @@
 //! `Search`, which stops at 1,000 results) lists the aggregator index's view once for every
 //! region, or each scanned region's local index (see `plan`). Only resources of the scanned
 //! regions (and global ones) and of the type filters are kept; tags come from the `tags`
-//! property when the view includes it. No index, no permission or no default view is a
-//! *setup problem*, said with what to do; a listing that fails on the way (throttling, a 500)
-//! is a failed part. Listings and the index list are shared through the cache like the Tagging
+//! property when the view includes it. No index, no permission, no default view (or indexes
+//! that cannot be listed at all) is a *setup problem*, said with what to do; a listing that
+//! fails on the way (throttling, a 500) is a failed part that keeps what it fetched. Listings and the index list are shared through the cache like the Tagging
 //! API's partitions.
 
 pub mod entry;
@@ -105,21 +105,12 @@ impl ExplorerScan<'_> {
             out.setup.push(self.setup_failure(why));
             return out;
         };
+        // Until the indexes are known, Resource Explorer is not in use: any failure to list them
+        // (refused, or an endpoint that does not serve Resource Explorer) is a setup problem.
         let indexes = match self.indexes(&home).await {
             Ok(indexes) => indexes,
-            Err(Problem::Setup(why)) => {
+            Err(Problem::Setup(why) | Problem::Failed(why)) => {
                 out.setup.push(self.setup_failure(why));
-                return out;
-            }
-            Err(Problem::Failed(why)) => {
-                out.parts.push(ScanPart {
-                    scope: self.scope("resource-explorer indexes"),
-                    ok: false,
-                    resources: 0,
-                    pages: 0,
-                    error: Some(why),
-                    cached: false,
-                });
                 return out;
             }
         };
@@ -139,30 +130,32 @@ impl ExplorerScan<'_> {
         let listed = self.list_all(plan.listings).await;
         let mut covered: Vec<String> = Vec::new();
         for (listing, result, problem) in listed {
-            match problem {
-                None => {
-                    covered.extend(listing.covers.iter().cloned());
-                    out.fetched_at = Some(match out.fetched_at {
-                        Some(t) => t.min(result.fetched_at),
-                        None => result.fetched_at,
-                    });
-                    let before = out.entries.len();
-                    out.entries.extend(
-                        result
-                            .mappings
-                            .into_iter()
-                            .filter(|e| wanted(e, self.regions, self.resource_types)),
-                    );
-                    let mut part = result.part;
-                    part.resources = out.entries.len() - before;
-                    out.parts.push(part);
-                }
-                Some(Problem::Setup(why)) => out.setup.push(CoverageFailure {
+            if let Some(Problem::Setup(why)) = problem {
+                out.setup.push(CoverageFailure {
                     scope: result.part.scope,
                     reason: why,
-                }),
-                Some(Problem::Failed(_)) => out.parts.push(result.part),
+                });
+                continue;
             }
+            // A listing that failed on the way keeps what it fetched, as the Tagging API's
+            // partitions do; only a whole listing covers its regions.
+            if result.part.ok {
+                covered.extend(listing.covers.iter().cloned());
+            }
+            out.fetched_at = Some(match out.fetched_at {
+                Some(t) => t.min(result.fetched_at),
+                None => result.fetched_at,
+            });
+            let before = out.entries.len();
+            out.entries.extend(
+                result
+                    .mappings
+                    .into_iter()
+                    .filter(|e| wanted(e, self.regions, self.resource_types)),
+            );
+            let mut part = result.part;
+            part.resources = out.entries.len() - before;
+            out.parts.push(part);
         }
         // In scan order, once each.
         out.covered = self
