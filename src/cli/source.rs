@@ -65,17 +65,6 @@ pub struct SourceArgs {
         value_name = "TYPES"
     )]
     pub aws_resource_types: Vec<String>,
-    /// Where the AWS inventory comes from: `tagging` (the Resource Groups Tagging API, which
-    /// never lists resources that were never tagged) or `config` (AWS Config's advanced query:
-    /// every resource its recorder records, tagged or not). Default: `config` when
-    /// --aws-config-aggregator is given, else `tagging`.
-    #[arg(
-        long,
-        env = "TAGWARDEN_AWS_COVERAGE",
-        value_name = "MODE",
-        value_parser = |s: &str| s.parse::<AwsCoverage>()
-    )]
-    pub aws_coverage: Option<AwsCoverage>,
     /// AWS Config configuration aggregator to query (in the configured region): one query for
     /// every account and region it aggregates. Without it, `--aws-coverage config` queries
     /// each region's own Config recorder in the caller's account.
@@ -84,6 +73,24 @@ pub struct SourceArgs {
     /// AWS scan partitions fetched at the same time.
     #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
     pub aws_concurrency: usize,
+    /// Where the AWS estate is listed from: `auto` (Resource Explorer next to the Tagging API
+    /// when the account has an index, so never-tagged resources are included; otherwise the
+    /// Tagging API alone, and coverage says why), `tagging` (the Tagging API only: never-tagged
+    /// resources are missing), `resource-explorer` (required: when it cannot be used, the scan
+    /// reports a failed part) or `config` (AWS Config's advanced query: every resource its
+    /// recorder records, tagged or not). Default: `config` when --aws-config-aggregator is
+    /// given, else `auto`.
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_COVERAGE",
+        value_name = "auto|tagging|resource-explorer|config",
+        value_parser = AwsCoverage::parse
+    )]
+    pub aws_coverage: Option<AwsCoverage>,
+    /// Resource Explorer view to list, by ARN (it is called in the view's region). Default: the
+    /// default view of the aggregator index's region (or of each region's local index).
+    #[arg(long, env = "TAGWARDEN_RESOURCE_EXPLORER_VIEW", value_name = "ARN")]
+    pub resource_explorer_view: Option<String>,
     /// Attempts per AWS request (retries use exponential backoff with jitter).
     #[arg(long, env = "TAGWARDEN_AWS_MAX_ATTEMPTS", default_value_t = 6)]
     pub aws_max_attempts: u32,
@@ -153,6 +160,7 @@ impl SourceArgs {
                     tuning,
                     coverage,
                     config_aggregator: self.aws_config_aggregator.clone(),
+                    resource_explorer_view: self.resource_explorer_view.clone(),
                 })
                 .with_shared_listings(SharedListings::new(cache.clone(), self.inventory_ttl)),
             )

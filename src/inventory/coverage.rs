@@ -79,6 +79,11 @@ pub struct SourceCoverage {
     pub note: Option<String>,
     /// Resources this source listed (before merging with other sources).
     pub resources: usize,
+    /// Of those, how many no other source listed: they joined the estate from this one
+    /// (Resource Explorer: never tagged, or of a type the Tagging API does not list). Absent
+    /// for a source that was not merged with another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_in_this_source: Option<usize>,
     /// Accounts (subscriptions, projects) covered, as `id` or `id (name)`.
     #[serde(default)]
     pub accounts: Vec<String>,
@@ -110,11 +115,20 @@ impl SourceCoverage {
             never_tagged,
             note: (never_tagged == NeverTagged::TaggingApiOnly).then(|| TAGGING_API_NOTE.into()),
             resources,
+            only_in_this_source: None,
             accounts: Vec::new(),
             regions: Vec::new(),
             resource_types: Vec::new(),
             failed: Vec::new(),
         }
+    }
+
+    /// Whether this source's listing counts as including never-tagged resources: it lists them
+    /// by kind, and did not fail without listing anything (a Resource Explorer with no index
+    /// includes nothing).
+    pub fn includes_never_tagged(&self) -> bool {
+        self.never_tagged == NeverTagged::Included
+            && !(self.resources == 0 && self.regions.is_empty() && !self.failed.is_empty())
     }
 }
 
@@ -137,9 +151,7 @@ impl Coverage {
     /// name each failure and, when only Tagging API listings ran, the missing never-tagged
     /// resources.
     pub fn of(sources: Vec<SourceCoverage>) -> Coverage {
-        let never_tagged_included = sources
-            .iter()
-            .any(|s| s.never_tagged == NeverTagged::Included);
+        let never_tagged_included = sources.iter().any(SourceCoverage::includes_never_tagged);
         let mut warnings = Vec::new();
         if !sources.is_empty() && !never_tagged_included {
             warnings.push(format!(
@@ -210,6 +222,38 @@ mod tests {
             c.warnings,
             vec!["AWS Config did not cover 222222222222: AccessDenied".to_string()]
         );
+    }
+
+    #[test]
+    fn a_source_that_failed_without_listing_anything_includes_nothing() {
+        let mut re = SourceCoverage::new(SourceKind::ResourceExplorer, 0);
+        re.failed.push(CoverageFailure {
+            scope: "aws".into(),
+            reason: "Resource Explorer has no index in this account".into(),
+        });
+        let c = Coverage::of(vec![
+            SourceCoverage::new(SourceKind::TaggingApi, 10),
+            re.clone(),
+        ]);
+        assert!(!c.never_tagged_included);
+        assert!(!c.complete);
+        assert!(
+            c.warnings[0].starts_with(TAGGING_API_NOTE),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(
+            c.warnings[1],
+            "Resource Explorer did not cover aws: Resource Explorer has no index in this account"
+        );
+        // Covering a region (even an empty one) or listing something counts.
+        let mut empty_region = re.clone();
+        empty_region.regions = vec!["us-east-1".into()];
+        assert!(empty_region.includes_never_tagged());
+        let mut listed = re;
+        listed.resources = 1;
+        assert!(listed.includes_never_tagged());
+        assert!(SourceCoverage::new(SourceKind::ResourceExplorer, 0).includes_never_tagged());
     }
 
     #[test]

@@ -100,6 +100,8 @@ fn env(url: &str) -> Vec<(&'static str, String)> {
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_REGION", "us-east-1".into()),
+        // This stub is a Tagging API only: the faults tested here are the Tagging API's.
+        ("TAGWARDEN_AWS_COVERAGE", "tagging".into()),
     ]
 }
 

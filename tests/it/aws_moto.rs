@@ -70,9 +70,21 @@ fn cli_check_equals_the_independent_recount() {
         source["regions"],
         serde_json::json!(["us-east-1", "eu-west-1"])
     );
+    // Auto coverage looks for a Resource Explorer index (one ListIndexes; this account has
+    // none, which coverage states): calls = pages needed + 1.
     assert_eq!(
-        dq["api_calls"], m.expected["api_calls"],
-        "API calls = pages needed"
+        dq["api_calls"].as_u64(),
+        m.expected["api_calls"].as_u64().map(|pages| pages + 1),
+        "API calls = pages needed + ListIndexes"
+    );
+    let explorer = &dq["coverage"]["sources"][1];
+    assert_eq!(explorer["source"], "resource_explorer");
+    assert!(
+        explorer["failed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no index"),
+        "{explorer}"
     );
     assert_eq!(dq["retries"], 0);
     assert_eq!(
@@ -151,6 +163,7 @@ fn type_partitions_scan_in_parallel_and_find_the_same_estate() {
     assert_matches_recount(&got, &m.expected);
     let dq = &got["data_quality"];
     assert_eq!(dq["parts_total"], 10, "2 regions x 5 type filters");
-    // us-east-1 ec2 holds 130 resources (2 pages); every other partition fits in one page.
-    assert_eq!(dq["api_calls"], 11);
+    // us-east-1 ec2 holds 130 resources (2 pages); every other partition fits in one page;
+    // and one ListIndexes (auto coverage; no Resource Explorer index here).
+    assert_eq!(dq["api_calls"], 11 + 1);
 }

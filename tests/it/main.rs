@@ -18,6 +18,7 @@ mod config_moto;
 mod conformance;
 mod cost;
 mod cost_moto;
+mod coverage_moto;
 mod fuzz;
 mod guards;
 mod history;

@@ -10,10 +10,16 @@
 //! under a key of the credentials identity, region and type filter, so another server (or a
 //! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
 //! `listing_cache`).
+//!
+//! Resource Explorer (`explorer`), when the account has an index, lists the resources the
+//! Tagging API cannot see (never tagged); its listing is merged by ARN (`merge`) and its
+//! coverage stated next to the Tagging API's. `AwsCoverage` chooses.
 
 pub(crate) mod config_query;
 pub(crate) mod config_rows;
 pub(crate) mod config_types;
+pub(crate) mod explorer;
+pub(crate) mod merge;
 pub(crate) mod tagging;
 
 use std::sync::Arc;
@@ -32,6 +38,7 @@ use super::{
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
+use explorer::ExplorerScan;
 use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
@@ -45,27 +52,55 @@ pub(crate) struct AwsScanSettings {
     /// Partitions scanned at the same time (bounded to stay clear of API rate limits).
     pub concurrency: usize,
     pub tuning: AwsTuning,
-    /// Where the inventory comes from (`--aws-coverage`).
+    /// Which sources list the estate (`--aws-coverage`).
     pub coverage: AwsCoverage,
     /// The AWS Config aggregator to query in `config` mode (`--aws-config-aggregator`).
     pub config_aggregator: Option<String>,
+    /// Resource Explorer view to list (`--resource-explorer-view`); default: the default view.
+    pub resource_explorer_view: Option<String>,
 }
 
-/// Where the AWS inventory comes from (`--aws-coverage`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which sources list the AWS estate (`--aws-coverage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AwsCoverage {
-    /// The Resource Groups Tagging API: never lists resources that were never tagged.
+    /// Resource Explorer next to the Tagging API when the account has an index (never-tagged
+    /// resources included); otherwise the Tagging API alone, and coverage says why.
     #[default]
+    Auto,
+    /// The Tagging API only: never-tagged resources are missing (coverage says so).
     Tagging,
+    /// Resource Explorer is required: when it cannot be used, the scan reports a failed part
+    /// (the Tagging API's listing is kept).
+    ResourceExplorer,
     /// AWS Config's advanced query (`config_query`): never-tagged resources included, for the
     /// types the Config recorder records.
     Config,
 }
 
 impl AwsCoverage {
+    /// The flag's values, in help and messages.
+    pub const VALUES: &'static str = "auto, tagging, resource-explorer, config";
+
+    /// Parses a `--aws-coverage` value.
+    pub fn parse(text: &str) -> Result<AwsCoverage, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(AwsCoverage::Auto),
+            "tagging" | "tagging-api" => Ok(AwsCoverage::Tagging),
+            "resource-explorer" | "resource_explorer" => Ok(AwsCoverage::ResourceExplorer),
+            "config" => Ok(AwsCoverage::Config),
+            other => Err(format!(
+                "unknown AWS coverage `{other}` (use one of: {})",
+                Self::VALUES
+            )),
+        }
+    }
+
+    /// The mode's name, as the flag spells it.
     pub fn as_str(self) -> &'static str {
         match self {
+            AwsCoverage::Auto => "auto",
             AwsCoverage::Tagging => "tagging",
+            AwsCoverage::ResourceExplorer => "resource-explorer",
             AwsCoverage::Config => "config",
         }
     }
@@ -86,19 +121,10 @@ impl AwsCoverage {
             (None, None) => Ok(AwsCoverage::default()),
         }
     }
-}
 
-impl std::str::FromStr for AwsCoverage {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tagging" => Ok(AwsCoverage::Tagging),
-            "config" => Ok(AwsCoverage::Config),
-            other => Err(format!(
-                "unknown AWS coverage mode `{other}` (use tagging or config)"
-            )),
-        }
+    /// Whether Resource Explorer is listed at all.
+    fn uses_resource_explorer(self) -> bool {
+        matches!(self, AwsCoverage::Auto | AwsCoverage::ResourceExplorer)
     }
 }
 
@@ -197,18 +223,41 @@ impl InventoryProvider for AwsProvider {
             Some(_) => identity(&sdk).await,
             None => None,
         };
+        let limit = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let tagging = TaggingScan {
             sdk: &sdk,
             regions: &regions,
             resource_types: &self.settings.resource_types,
-            limit: Arc::new(Semaphore::new(self.settings.concurrency.max(1))),
+            limit: limit.clone(),
             counter: counter.clone(),
-            tally,
-            shared: self.shared.clone().zip(who),
+            tally: tally.clone(),
+            shared: self.shared.clone().zip(who.clone()),
             scope_prefix: "aws".into(),
             force_refresh: options.force_refresh,
         };
-        let results = tagging.run().await;
+        let explorer = self
+            .settings
+            .coverage
+            .uses_resource_explorer()
+            .then(|| ExplorerScan {
+                sdk: &sdk,
+                regions: &regions,
+                resource_types: &self.settings.resource_types,
+                view_arn: self.settings.resource_explorer_view.as_deref(),
+                limit,
+                counter: counter.clone(),
+                tally,
+                shared: self.shared.clone().zip(who),
+                scope_prefix: "aws".into(),
+                force_refresh: options.force_refresh,
+            });
+        // Both listings at once, under the one limit.
+        let (results, explorer) = tokio::join!(tagging.run(), async {
+            match &explorer {
+                Some(scan) => Some(scan.run().await),
+                None => None,
+            }
+        });
         let all_failed = !results.is_empty() && results.iter().all(|r| !r.part.ok);
         if all_failed {
             let first = results
@@ -223,8 +272,13 @@ impl InventoryProvider for AwsProvider {
         }
         let account = results
             .iter()
-            .flat_map(|r| r.mappings.iter())
-            .find_map(|(arn, _)| {
+            .flat_map(|r| r.mappings.iter().map(|(arn, _)| arn))
+            .chain(
+                explorer
+                    .iter()
+                    .flat_map(|e| e.entries.iter().map(|e| &e.arn)),
+            )
+            .find_map(|arn| {
                 super::id::arn::parse(arn)
                     .map(|a| a.account)
                     .filter(|a| !a.is_empty())
@@ -239,6 +293,7 @@ impl InventoryProvider for AwsProvider {
         let fetched_at = results
             .iter()
             .map(|r| r.fetched_at)
+            .chain(explorer.as_ref().and_then(|e| e.fetched_at))
             .min()
             .unwrap_or_else(Utc::now);
         let mut coverage = SourceCoverage::new(SourceKind::TaggingApi, 0);
@@ -270,7 +325,19 @@ impl InventoryProvider for AwsProvider {
             report.complete &= part.ok;
             report.parts.push(part);
         }
-        report.coverage = Coverage::of(vec![coverage]);
+        let mut sources = vec![coverage];
+        if let Some(listing) = explorer {
+            let required = self.settings.coverage == AwsCoverage::ResourceExplorer;
+            sources.push(explorer::join(
+                listing,
+                required,
+                &mut resources,
+                &mut report,
+                &account,
+                &self.settings.resource_types,
+            ));
+        }
+        report.coverage = Coverage::of(sources);
         report.api_calls = counter.attempts();
         report.retries = counter.retries();
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -290,12 +357,12 @@ impl InventoryProvider for AwsProvider {
 }
 
 #[cfg(test)]
-mod coverage_mode_tests {
+mod tests {
     use super::AwsCoverage;
 
     #[test]
     fn an_aggregator_alone_means_config_and_contradicts_other_modes() {
-        assert_eq!(AwsCoverage::resolve(None, None), Ok(AwsCoverage::Tagging));
+        assert_eq!(AwsCoverage::resolve(None, None), Ok(AwsCoverage::Auto));
         assert_eq!(
             AwsCoverage::resolve(None, Some("org")),
             Ok(AwsCoverage::Config)
@@ -310,8 +377,27 @@ mod coverage_mode_tests {
 
     #[test]
     fn modes_by_name() {
-        assert_eq!("config".parse(), Ok(AwsCoverage::Config));
-        assert_eq!("Tagging".parse(), Ok(AwsCoverage::Tagging));
-        assert!("everything".parse::<AwsCoverage>().is_err());
+        assert_eq!(AwsCoverage::parse("config"), Ok(AwsCoverage::Config));
+        assert_eq!(AwsCoverage::parse("Tagging"), Ok(AwsCoverage::Tagging));
+        assert!(AwsCoverage::parse("everything").is_err());
+    }
+
+    #[test]
+    fn coverage_modes_parse_and_unknown_ones_name_the_choices() {
+        assert_eq!(AwsCoverage::parse("auto"), Ok(AwsCoverage::Auto));
+        assert_eq!(AwsCoverage::parse("Tagging"), Ok(AwsCoverage::Tagging));
+        assert_eq!(
+            AwsCoverage::parse(" resource-explorer "),
+            Ok(AwsCoverage::ResourceExplorer)
+        );
+        assert_eq!(AwsCoverage::default(), AwsCoverage::Auto);
+        assert!(AwsCoverage::Auto.uses_resource_explorer());
+        assert!(AwsCoverage::ResourceExplorer.uses_resource_explorer());
+        assert!(!AwsCoverage::Tagging.uses_resource_explorer());
+        let why = AwsCoverage::parse("everything").unwrap_err();
+        assert!(
+            why.contains("auto, tagging, resource-explorer, config"),
+            "{why}"
+        );
     }
 }

@@ -17,6 +17,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start_seeded() -> Moto {
+        Moto::start_seeded_by("seed_moto.py", &[])
+    }
+
+    /// A moto server seeded by `tests/support/<script> URL <args...>`, whose stdout is the
+    /// independent recount (`expected`).
+    pub fn start_seeded_by(script: &str, args: &[&str]) -> Moto {
         let port = super::free_port();
         let child = Command::new(super::venv_bin("python"))
             .arg(super::repo().join("tests/support/moto_server.py"))
@@ -28,8 +34,9 @@ impl Moto {
         super::wait_for_port(port, Duration::from_secs(60));
         let url = format!("http://127.0.0.1:{port}");
         let out = Command::new(super::venv_bin("python"))
-            .arg(super::repo().join("tests/support/seed_moto.py"))
+            .arg(super::repo().join("tests/support").join(script))
             .arg(&url)
+            .args(args)
             .output()
             .expect("seed moto");
         assert!(
@@ -104,6 +111,37 @@ impl Moto {
         self.counter()["by_operation"][operation]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// Requests signed with `access_key`, by operation (tests that share a moto count their own
+    /// calls by using their own access key).
+    pub fn calls_by(&self, access_key: &str) -> Value {
+        self.counter()["by_access_key"][access_key].clone()
+    }
+
+    /// The environment of `env()` with another access key id (same account).
+    pub fn env_as(&self, access_key: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        for (k, v) in env.iter_mut() {
+            if *k == "AWS_ACCESS_KEY_ID" {
+                *v = access_key.to_string();
+            }
+        }
+        env
+    }
+
+    /// Sets up the Resource Explorer stub for requests signed with `access_key` (see
+    /// tests/support/resource_explorer_stub.py): indexes, default views, denials, page size.
+    pub fn configure_resource_explorer(&self, access_key: &str, mut setup: Value) {
+        setup["access_key"] = Value::String(access_key.to_string());
+        let answer = reqwest::blocking_post(
+            &format!("{}/_tagwarden/resource-explorer", self.url),
+            &setup.to_string(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200"),
+            "{answer}"
+        );
     }
 
     fn counter(&self) -> Value {
