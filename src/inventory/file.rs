@@ -248,6 +248,7 @@ fn read_files(
         report,
         source,
         fetched_at: chrono::Utc::now(),
+        accounts: super::AccountDirectory::default(),
     })
 }
 

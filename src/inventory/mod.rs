@@ -4,6 +4,7 @@
 //! A scan never silently drops a region, type or file that failed: it is listed in the
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
+pub mod accounts;
 pub mod aws;
 pub mod coverage;
 pub mod demo;
@@ -18,6 +19,7 @@ use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use accounts::{AccountDirectory, AccountInfo};
 pub use coverage::{Coverage, CoverageFailure, NeverTagged, SourceCoverage, SourceKind};
 
 /// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
@@ -162,6 +164,8 @@ pub struct Inventory {
     /// When the data was read from the source (the oldest part, when parts came from the
     /// shared cache).
     pub fetched_at: DateTime<Utc>,
+    /// Names, OU paths and tags of the accounts, when the source knows them (empty otherwise).
+    pub accounts: AccountDirectory,
 }
 
 impl Inventory {
@@ -182,6 +186,14 @@ impl Inventory {
                 h.update([2]);
             }
             h.update([3]);
+        }
+        // Account names show in answers: a renamed account is different data. (Nothing is
+        // added when there are none, so such inventories keep their fingerprints.)
+        for (id, info) in self.accounts.iter() {
+            h.update(id.as_bytes());
+            h.update([4]);
+            h.update(info.name.as_deref().unwrap_or_default().as_bytes());
+            h.update([5]);
         }
         hex::encode(&h.finalize()[..16])
     }

@@ -10,7 +10,13 @@
 //! under a key of the credentials identity, region and type filter, so another server (or a
 //! restart) reuses it without calling AWS; `force_refresh` reads AWS regardless (see
 //! `listing_cache`).
+//!
+//! With an account list (`accounts`: the organisation or a c7n-org accounts.yml) the scan fans
+//! out over accounts × regions through a role in each (`fanout`, `accounts`, `assume`).
 
+pub mod accounts;
+mod assume;
+mod fanout;
 pub mod tagging;
 
 use std::sync::Arc;
@@ -29,6 +35,7 @@ use super::{
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
+use accounts::{AccountSource, RoleSettings};
 use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
@@ -42,6 +49,11 @@ pub struct AwsScanSettings {
     /// Partitions scanned at the same time (bounded to stay clear of API rate limits).
     pub concurrency: usize,
     pub tuning: AwsTuning,
+    /// Scan several accounts (the organisation's, or an accounts file's) through a role in
+    /// each; None scans the caller's own account.
+    pub accounts: Option<AccountSource>,
+    /// The role assumed in each account of `accounts`, and its external id.
+    pub roles: RoleSettings,
 }
 
 pub struct AwsProvider {
@@ -93,6 +105,14 @@ async fn identity(sdk: &aws_config::SdkConfig) -> Option<String> {
 #[async_trait]
 impl InventoryProvider for AwsProvider {
     fn describe(&self) -> String {
+        if let Some(source) = &self.settings.accounts {
+            return match source {
+                AccountSource::Organization => "AWS organization".to_string(),
+                AccountSource::File(path) => {
+                    format!("AWS accounts of {}", super::file::display_name(path))
+                }
+            };
+        }
         if self.settings.regions.is_empty() {
             "AWS (configured region)".to_string()
         } else {
@@ -101,6 +121,9 @@ impl InventoryProvider for AwsProvider {
     }
 
     async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError> {
+        if let Some(source) = &self.settings.accounts {
+            return fanout::scan_accounts(self, source, options).await;
+        }
         let started = Instant::now();
         let sdk = load_sdk_config(&self.settings.tuning).await;
         let regions = if self.settings.regions.is_empty() {
@@ -215,6 +238,7 @@ impl InventoryProvider for AwsProvider {
             report,
             source: format!("AWS {}", regions.join(", ")),
             fetched_at,
+            accounts: super::AccountDirectory::default(),
         })
     }
 }

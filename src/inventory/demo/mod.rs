@@ -73,6 +73,7 @@ impl InventoryProvider for DemoProvider {
             report,
             source: self.describe(),
             fetched_at: chrono::Utc::now(),
+            accounts: super::AccountDirectory::default(),
         })
     }
 }

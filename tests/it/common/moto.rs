@@ -17,6 +17,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start_seeded() -> Moto {
+        Moto::start_seeded_by("seed_moto.py")
+    }
+
+    /// A moto seeded by another script of tests/support (it gets the URL and prints its
+    /// recount as JSON).
+    pub fn start_seeded_by(script: &str) -> Moto {
         let port = super::free_port();
         let child = Command::new(super::venv_bin("python"))
             .arg(super::repo().join("tests/support/moto_server.py"))
@@ -28,7 +34,7 @@ impl Moto {
         super::wait_for_port(port, Duration::from_secs(60));
         let url = format!("http://127.0.0.1:{port}");
         let out = Command::new(super::venv_bin("python"))
-            .arg(super::repo().join("tests/support/seed_moto.py"))
+            .arg(super::repo().join("tests/support").join(script))
             .arg(&url)
             .output()
             .expect("seed moto");
@@ -64,6 +70,25 @@ impl Moto {
         self.counter()["by_operation"][operation]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// Makes `sts:AssumeRole` into these accounts answer AccessDenied, as AWS does when the
+    /// role is missing or does not trust the caller (an empty list lets every role in again).
+    pub fn deny_assume_role(&self, accounts: &[&str]) {
+        let body = serde_json::json!({ "account_ids": accounts });
+        let answer = reqwest::blocking_post(
+            &format!("{}/_tagwarden/deny-assume-role", self.url),
+            &body.to_string(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200"),
+            "{answer}"
+        );
+    }
+
+    /// Requests served so far, per operation.
+    pub fn calls_by_operation(&self) -> Value {
+        self.counter()["by_operation"].clone()
     }
 
     fn counter(&self) -> Value {
