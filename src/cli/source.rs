@@ -24,7 +24,11 @@ use crate::util::parse_duration;
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// Use the built-in demo estate (no cloud account needed).
-    #[arg(long, env = "TAGWARDEN_DEMO", conflicts_with_all = ["inventory", "aws", "aws_org", "aws_accounts"])]
+    #[arg(
+        long,
+        env = "TAGWARDEN_DEMO",
+        conflicts_with_all = ["inventory", "aws", "aws_org", "aws_accounts"]
+    )]
     pub demo: bool,
     /// Seed of the demo estate.
     #[arg(long, env = "TAGWARDEN_DEMO_SEED", default_value_t = DEFAULT_SEED)]

@@ -354,3 +354,31 @@ fn listing_keys(url: &str, prefix: &str) -> usize {
         .expect("KEYS");
     keys.len()
 }
+
+#[test]
+fn a_bad_accounts_file_or_conflicting_flags_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("accounts.yml");
+    std::fs::write(&file, "accounts:\n- account_id: '12345'\n  name: short\n").unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        // Nothing listens here: the file is refused before any call.
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ];
+    let (code, _, stderr) = run(&["check", "--aws-accounts", &path_str(&file)], &env);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("accounts.yml") && stderr.contains("`12345` is not a 12-digit account id"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["check", "--demo", "--aws-org"], &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let (code, _, stderr) = run(
+        &["check", "--aws-org", "--aws-accounts", &path_str(&file)],
+        &env,
+    );
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -36,8 +36,6 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-port = int(sys.argv[1])
-parent = os.getppid()
 moto_app = DomainDispatcherApplication(create_backend_app)
 calls = collections.Counter()
 lock = threading.Lock()
@@ -138,11 +136,20 @@ def only_tagged(environ, start_response):
     return [body]
 
 
-server = make_server("127.0.0.1", port, counting_app, True, request_handler=MotoRequestHandler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-print(f"moto listening on 127.0.0.1:{port}", flush=True)
-try:
-    while os.getppid() == parent:
-        time.sleep(0.5)
-finally:
-    server.shutdown()
+def serve(port):
+    """Serves `counting_app` on 127.0.0.1:PORT until the process that started this one exits."""
+    parent = os.getppid()
+    server = make_server(
+        "127.0.0.1", port, counting_app, True, request_handler=MotoRequestHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"moto listening on 127.0.0.1:{port}", flush=True)
+    try:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
