@@ -17,7 +17,7 @@ where
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().unwrap_or("an unnamed error");
-            let advice = advice_for_code(code);
+            let advice = advice_for(operation, code);
             format!("AWS answered {code}; {advice}")
         }
         SdkError::TimeoutError(_) => {
@@ -60,6 +60,26 @@ fn no_credentials() -> String {
     "no AWS credentials were found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
      AWS_SECRET_ACCESS_KEY"
         .to_string()
+}
+
+/// Advice that depends on the operation as well as the code (the multi-account scan's calls).
+fn advice_for(operation: &str, code: &str) -> &'static str {
+    match (operation, code) {
+        ("AssumeRole", "AccessDenied" | "AccessDeniedException") => {
+            "the role does not exist in that account, or its trust policy does not let this \
+             identity assume it (this identity needs sts:AssumeRole on the role, and the role's \
+             trust policy must name this account or principal, with the external id if it \
+             requires one)"
+        }
+        ("ListAccounts", "AccessDeniedException" | "AccessDenied") => {
+            "call from the organization's management account or a delegated administrator, \
+             with organizations:ListAccounts"
+        }
+        (_, "AWSOrganizationsNotInUseException") => {
+            "this account is not in an organization; list the accounts with --aws-accounts FILE"
+        }
+        _ => advice_for_code(code),
+    }
 }
 
 fn advice_for_code(code: &str) -> &'static str {

@@ -135,7 +135,7 @@ pub(super) fn render_text(o: &Output, policy_name: &str) -> String {
             let _ = writeln!(
                 s,
                 "  {:<36} {:>9} {:>10} {:>8}",
-                g.name,
+                group_label(g),
                 thousands(g.in_scope),
                 thousands(g.compliant),
                 pct(g.score_pct)
@@ -263,6 +263,14 @@ pub(super) fn render_markdown(o: &Output, policy_name: &str) -> String {
     s
 }
 
+/// `111111111111 (prod)` for an account whose name is known, else the group's name.
+fn group_label(g: &GroupCount) -> String {
+    match &g.account_name {
+        Some(n) => format!("{} ({n})", g.name),
+        None => g.name.clone(),
+    }
+}
+
 fn markdown_groups(s: &mut String, groups: &[GroupCount]) {
     let _ = writeln!(s, "| name | in scope | compliant | score |");
     let _ = writeln!(s, "|---|---:|---:|---:|");
@@ -270,7 +278,7 @@ fn markdown_groups(s: &mut String, groups: &[GroupCount]) {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} |",
-            g.name,
+            group_label(g),
             g.in_scope,
             g.compliant,
             pct(g.score_pct)

@@ -14,6 +14,7 @@ use crate::cost::demo::DemoCosts;
 use crate::cost::explorer::CostExplorer;
 use crate::cost::focus::FocusProvider;
 use crate::inventory::InventoryProvider;
+use crate::inventory::aws::accounts::{AccountSource, DEFAULT_ROLE_NAME, RoleSettings};
 use crate::inventory::aws::{AwsCoverage, AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
@@ -23,7 +24,11 @@ use crate::util::parse_duration;
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// Use the built-in demo estate (no cloud account needed).
-    #[arg(long, env = "TAGWARDEN_DEMO", conflicts_with_all = ["inventory", "aws"])]
+    #[arg(
+        long,
+        env = "TAGWARDEN_DEMO",
+        conflicts_with_all = ["inventory", "aws", "aws_org", "aws_accounts"]
+    )]
     pub demo: bool,
     /// Seed of the demo estate.
     #[arg(long, env = "TAGWARDEN_DEMO_SEED", default_value_t = DEFAULT_SEED)]
@@ -40,7 +45,7 @@ pub struct SourceArgs {
         env = "TAGWARDEN_INVENTORY",
         value_delimiter = ',',
         value_name = "FILE",
-        conflicts_with = "aws"
+        conflicts_with_all = ["aws", "aws_org", "aws_accounts"]
     )]
     pub inventory: Vec<PathBuf>,
     /// Scan AWS live (the default when no other source is given). Credentials, region and
@@ -70,9 +75,6 @@ pub struct SourceArgs {
     /// each region's own Config recorder in the caller's account.
     #[arg(long, env = "TAGWARDEN_AWS_CONFIG_AGGREGATOR", value_name = "NAME")]
     pub aws_config_aggregator: Option<String>,
-    /// AWS scan partitions fetched at the same time.
-    #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
-    pub aws_concurrency: usize,
     /// Where the AWS estate is listed from: `auto` (Resource Explorer next to the Tagging API
     /// when the account has an index, so never-tagged resources are included; otherwise the
     /// Tagging API alone, and coverage says why), `tagging` (the Tagging API only: never-tagged
@@ -91,6 +93,38 @@ pub struct SourceArgs {
     /// default view of the aggregator index's region (or of each region's local index).
     #[arg(long, env = "TAGWARDEN_RESOURCE_EXPLORER_VIEW", value_name = "ARN")]
     pub resource_explorer_view: Option<String>,
+    /// AWS scan partitions (account × region × type filter) fetched at the same time, over
+    /// the whole scan.
+    #[arg(long, env = "TAGWARDEN_AWS_CONCURRENCY", default_value_t = 8)]
+    pub aws_concurrency: usize,
+    /// Scan every ACTIVE account of the AWS Organization (organizations:ListAccounts with the
+    /// caller's credentials: management or delegated administrator account), through
+    /// --aws-role-name in each.
+    #[arg(long, env = "TAGWARDEN_AWS_ORG", conflicts_with = "aws_accounts")]
+    pub aws_org: bool,
+    /// Scan the accounts of a Cloud Custodian c7n-org accounts file (accounts: [{account_id,
+    /// name, regions, role, external_id, tags}]), through each account's `role` (default
+    /// --aws-role-name).
+    #[arg(long, env = "TAGWARDEN_AWS_ACCOUNTS", value_name = "FILE")]
+    pub aws_accounts: Option<PathBuf>,
+    /// Role assumed in each account of --aws-org or --aws-accounts (a name, optionally with
+    /// an IAM path).
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_ROLE_NAME",
+        value_name = "NAME",
+        default_value = DEFAULT_ROLE_NAME
+    )]
+    pub aws_role_name: String,
+    /// ExternalId passed to AssumeRole in each account (when the role's trust policy asks for
+    /// one; an accounts file's `external_id` wins).
+    #[arg(
+        long,
+        env = "TAGWARDEN_AWS_EXTERNAL_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    pub aws_external_id: Option<String>,
     /// Attempts per AWS request (retries use exponential backoff with jitter).
     #[arg(long, env = "TAGWARDEN_AWS_MAX_ATTEMPTS", default_value_t = 6)]
     pub aws_max_attempts: u32,
@@ -152,6 +186,21 @@ impl SourceArgs {
             let coverage =
                 AwsCoverage::resolve(self.aws_coverage, self.aws_config_aggregator.as_deref())
                     .map_err(anyhow::Error::msg)?;
+            let accounts = self.account_source();
+            if accounts.is_some()
+                && matches!(
+                    coverage,
+                    AwsCoverage::Config | AwsCoverage::ResourceExplorer
+                )
+            {
+                anyhow::bail!(
+                    "--aws-coverage {} does not combine with --aws-org/--aws-accounts yet: an \
+                     organisation-wide AWS Config aggregator (--aws-config-aggregator NAME, \
+                     without --aws-org) covers every account, never-tagged resources included; \
+                     --aws-org scans each account with the Tagging API",
+                    coverage.as_str()
+                );
+            }
             Arc::new(
                 AwsProvider::new(AwsScanSettings {
                     regions: self.regions.clone(),
@@ -161,10 +210,24 @@ impl SourceArgs {
                     coverage,
                     config_aggregator: self.aws_config_aggregator.clone(),
                     resource_explorer_view: self.resource_explorer_view.clone(),
+                    accounts,
+                    roles: RoleSettings {
+                        role_name: self.aws_role_name.clone(),
+                        external_id: self.aws_external_id.clone(),
+                    },
                 })
                 .with_shared_listings(SharedListings::new(cache.clone(), self.inventory_ttl)),
             )
         })
+    }
+
+    /// The accounts to fan out over, when several were asked for.
+    fn account_source(&self) -> Option<AccountSource> {
+        match (&self.aws_accounts, self.aws_org) {
+            (Some(file), _) => Some(AccountSource::File(file.clone())),
+            (None, true) => Some(AccountSource::Organization),
+            (None, false) => None,
+        }
     }
 
     pub fn app(&self) -> anyhow::Result<App> {

@@ -3,7 +3,7 @@
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::Resource;
+use crate::inventory::{AccountDirectory, Resource};
 use crate::policy::compiled::KeyRef;
 use crate::policy::evaluate::RuleRef;
 use crate::policy::pattern::TypePatterns;
@@ -25,6 +25,16 @@ impl Scope {
     /// The matcher for this scope.
     pub(crate) fn filter(&self) -> ResourceFilter {
         ResourceFilter::new(&self.resource_types, &self.regions, &self.accounts)
+    }
+
+    /// The matcher for this scope over an inventory whose accounts are `known`: an account
+    /// may be given by id or by name (`prod`), as answers show them.
+    pub fn filter_in(&self, known: &AccountDirectory) -> ResourceFilter {
+        ResourceFilter::new(
+            &self.resource_types,
+            &self.regions,
+            &known.resolve(&self.accounts),
+        )
     }
 }
 

@@ -55,6 +55,10 @@ impl SeverityCounts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupCount {
     pub name: String,
+    /// The account's name, in `by_account` groups when the inventory knows it (`name` stays
+    /// the account id, which the `accounts` filter also takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
     pub in_scope: usize,
     pub compliant: usize,
     pub non_compliant: usize,

@@ -264,6 +264,7 @@ fn read_files(
         report,
         source,
         fetched_at: chrono::Utc::now(),
+        accounts: super::AccountDirectory::default(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! A scan never silently drops a region, type or file that failed: it is listed in the
 //! `ScanReport` with the reason, and the inventory is marked partial.
 
+pub(crate) mod accounts;
 pub(crate) mod aws;
 pub(crate) mod azure;
 pub(crate) mod coverage;
@@ -21,6 +22,7 @@ use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use accounts::{AccountDirectory, AccountInfo};
 pub(crate) use coverage::{Coverage, CoverageFailure, SourceCoverage, SourceKind};
 
 /// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
@@ -177,6 +179,8 @@ pub struct Inventory {
     /// When the data was read from the source (the oldest part, when parts came from the
     /// shared cache).
     pub fetched_at: DateTime<Utc>,
+    /// Names, OU paths and tags of the accounts, when the source knows them (empty otherwise).
+    pub accounts: AccountDirectory,
 }
 
 impl Inventory {
@@ -197,6 +201,14 @@ impl Inventory {
                 h.update([2]);
             }
             h.update([3]);
+        }
+        // Account names show in answers: a renamed account is different data. (Nothing is
+        // added when there are none, so such inventories keep their fingerprints.)
+        for (id, info) in self.accounts.iter() {
+            h.update(id.as_bytes());
+            h.update([4]);
+            h.update(info.name.as_deref().unwrap_or_default().as_bytes());
+            h.update([5]);
         }
         hex::encode(&h.finalize()[..16])
     }

@@ -190,7 +190,14 @@ pub(crate) async fn check(
     let summary = scoped.summary;
     let (by_type, types_total) = cap(summary.by_type, MAX_GROUPS);
     let (by_region, regions_total) = cap(summary.by_region, MAX_GROUPS);
-    let (by_account, accounts_total) = cap(summary.by_account, MAX_GROUPS);
+    let (mut by_account, accounts_total) = cap(summary.by_account, MAX_GROUPS);
+    for group in &mut by_account {
+        group.account_name = estate
+            .inventory
+            .accounts
+            .name(&group.name)
+            .map(str::to_string);
+    }
     Ok(ComplianceReport {
         score_pct: summary.effective.score_pct,
         native_score_pct: summary.native.score_pct,
@@ -235,7 +242,7 @@ impl Scoped {
             regions: filters.regions.clone(),
             accounts: filters.accounts.clone(),
         }
-        .filter();
+        .filter_in(&estate.inventory.accounts);
         let violation_filter =
             ViolationFilter::new(policy, &filters.tag_keys, &[], filters.min_severity)?;
         let summary = summarize(

@@ -272,7 +272,7 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
                 .await
                 .ok_or_else(no_cost_source)?
                 .map_err(cost_error)?;
-            let filter = q.scope.filter();
+            let filter = q.scope.filter_in(&estate.inventory.accounts);
             let input = |overlay| AttributionInput {
                 judge: &judge,
                 lines: &costs.costs.lines,

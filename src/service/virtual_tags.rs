@@ -124,7 +124,7 @@ pub(crate) fn select(
 
 fn select_by_filter(estate: &Estate, f: &ResourceSelector) -> Result<Vec<usize>, ToolError> {
     let policy = estate.policy();
-    let base = f.scope.filter();
+    let base = f.scope.filter_in(&estate.inventory.accounts);
     let glob = f.name_glob.as_deref().map(Wildcard::new);
     let regex = match &f.name_regex {
         Some(r) => Some(Regex::new(r).map_err(|e| {

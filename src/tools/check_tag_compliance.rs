@@ -61,7 +61,7 @@ impl ScopeDocs for CheckDocs {
         "Only resources in these regions, e.g. `us-east-1` (`global` for S3 buckets read from\nARNs). Default: every region.",
     );
     const ACCOUNTS: Option<&'static str> =
-        Some("Only resources in these account ids. Default: every account.");
+        Some("Only resources in these accounts, by id or by name (`prod`, as `by_account` shows it). Default: every account.");
 }
 
 /// The answer: `service::compliance::ComplianceReport` (also what `tagwarden check --format

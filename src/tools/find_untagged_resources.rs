@@ -156,7 +156,7 @@ ordered by number of missing keys. Page with next_cursor.";
     async fn run(call: &Call<'_>, args: Args) -> Result<Output, ToolError> {
         let estate = call.estate(args.force_refresh).await?;
         let policy = estate.policy();
-        let filter = args.scope.filter();
+        let filter = args.scope.filter_in(&estate.inventory.accounts);
         let resources = &estate.inventory.resources;
         let evaluations = &estate.evaluated.evaluations;
 

@@ -57,7 +57,7 @@ impl ScopeDocs for GapDocs {
         Some("Only spend on resources of these types (`ec2:*`); needs resource-level costs.");
     const REGIONS: Option<&'static str> = Some("Only spend in these regions.");
     const ACCOUNTS: Option<&'static str> =
-        Some("Only spend in these accounts (subscriptions, projects).");
+        Some("Only spend in these accounts (subscriptions, projects), by id or by name.");
 }
 
 /// The answer: the use-case's report as it is.

@@ -28,6 +28,7 @@ mod identity;
 mod inspector;
 mod mcp_http;
 mod mcp_stdio;
+mod org_moto;
 mod python_sdk;
 mod redaction;
 mod virtual_tags;

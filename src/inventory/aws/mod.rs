@@ -14,11 +14,17 @@
 //! Resource Explorer (`explorer`), when the account has an index, lists the resources the
 //! Tagging API cannot see (never tagged); its listing is merged by ARN (`merge`) and its
 //! coverage stated next to the Tagging API's. `AwsCoverage` chooses.
+//!
+//! With an account list (`accounts`: the organisation or a c7n-org accounts.yml) the scan fans
+//! out over accounts × regions through a role in each (`fanout`, `accounts`, `assume`).
 
+pub(crate) mod accounts;
+mod assume;
 pub(crate) mod config_query;
 pub(crate) mod config_rows;
 pub(crate) mod config_types;
 pub(crate) mod explorer;
+mod fanout;
 pub(crate) mod merge;
 pub(crate) mod tagging;
 
@@ -39,6 +45,7 @@ use super::{
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
 use explorer::ExplorerScan;
+use accounts::{AccountSource, RoleSettings};
 use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
@@ -58,6 +65,11 @@ pub(crate) struct AwsScanSettings {
     pub config_aggregator: Option<String>,
     /// Resource Explorer view to list (`--resource-explorer-view`); default: the default view.
     pub resource_explorer_view: Option<String>,
+    /// Scan several accounts (the organisation's, or an accounts file's) through a role in
+    /// each; None scans the caller's own account.
+    pub accounts: Option<AccountSource>,
+    /// The role assumed in each account of `accounts`, and its external id.
+    pub roles: RoleSettings,
 }
 
 /// Which sources list the AWS estate (`--aws-coverage`).
@@ -186,6 +198,14 @@ impl InventoryProvider for AwsProvider {
                 None => format!("AWS Config {}", self.settings.regions.join(", ")),
             };
         }
+        if let Some(source) = &self.settings.accounts {
+            return match source {
+                AccountSource::Organization => "AWS organization".to_string(),
+                AccountSource::File(path) => {
+                    format!("AWS accounts of {}", super::file::display_name(path))
+                }
+            };
+        }
         if self.settings.regions.is_empty() {
             "AWS (configured region)".to_string()
         } else {
@@ -196,6 +216,9 @@ impl InventoryProvider for AwsProvider {
     async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError> {
         if self.settings.coverage == AwsCoverage::Config {
             return config_query::scan(&self.settings, self.shared.clone(), options).await;
+        }
+        if let Some(source) = &self.settings.accounts {
+            return fanout::scan_accounts(self, source, options).await;
         }
         let started = Instant::now();
         let sdk = load_sdk_config(&self.settings.tuning).await;
@@ -352,6 +375,7 @@ impl InventoryProvider for AwsProvider {
             report,
             source: format!("AWS {}", regions.join(", ")),
             fetched_at,
+            accounts: super::AccountDirectory::default(),
         })
     }
 }

@@ -76,6 +76,7 @@ impl InventoryProvider for DemoProvider {
             report,
             source: self.describe(),
             fetched_at: chrono::Utc::now(),
+            accounts: super::AccountDirectory::default(),
         })
     }
 }

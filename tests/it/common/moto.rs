@@ -144,6 +144,25 @@ impl Moto {
         );
     }
 
+    /// Makes `sts:AssumeRole` into these accounts answer AccessDenied, as AWS does when the
+    /// role is missing or does not trust the caller (an empty list lets every role in again).
+    pub fn deny_assume_role(&self, accounts: &[&str]) {
+        let body = serde_json::json!({ "account_ids": accounts });
+        let answer = reqwest::blocking_post(
+            &format!("{}/_tagwarden/deny-assume-role", self.url),
+            &body.to_string(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200"),
+            "{answer}"
+        );
+    }
+
+    /// Requests served so far, per operation.
+    pub fn calls_by_operation(&self) -> Value {
+        self.counter()["by_operation"].clone()
+    }
+
     fn counter(&self) -> Value {
         let body = reqwest::blocking_get(&format!("{}/_tagwarden/calls", self.url));
         serde_json::from_str(&body).expect("moto call counter JSON")
