@@ -22,14 +22,9 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    /// The matcher for this scope.
-    pub(crate) fn filter(&self) -> ResourceFilter {
-        ResourceFilter::new(&self.resource_types, &self.regions, &self.accounts)
-    }
-
     /// The matcher for this scope over an inventory whose accounts are `known`: an account
     /// may be given by id or by name (`prod`), as answers show them.
-    pub fn filter_in(&self, known: &AccountDirectory) -> ResourceFilter {
+    pub(crate) fn filter_in(&self, known: &AccountDirectory) -> ResourceFilter {
         ResourceFilter::new(
             &self.resource_types,
             &self.regions,

@@ -20,14 +20,14 @@ use crate::inventory::AccountInfo;
 /// The role assumed in every account unless told otherwise: Organizations creates it in the
 /// accounts it creates (with AdministratorAccess); invited accounts and the management account
 /// do not have it.
-pub const DEFAULT_ROLE_NAME: &str = "OrganizationAccountAccessRole";
+pub(crate) const DEFAULT_ROLE_NAME: &str = "OrganizationAccountAccessRole";
 
 /// `ListAccounts` page size: the most AWS allows, so pages = ⌈accounts ÷ 20⌉.
 const LIST_ACCOUNTS_PAGE: i32 = 20;
 
 /// Where the list of accounts comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccountSource {
+pub(crate) enum AccountSource {
     /// `organizations:ListAccounts` with the caller's credentials (management or delegated
     /// administrator account).
     Organization,
@@ -37,7 +37,7 @@ pub enum AccountSource {
 
 /// How to get into each account when the list does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleSettings {
+pub(crate) struct RoleSettings {
     /// Role name (optionally with an IAM path: `tagwarden/ReadOnly`) assumed in every account.
     pub role_name: String,
     /// `ExternalId` passed to `AssumeRole`, when the role's trust policy requires one.
@@ -55,7 +55,7 @@ impl Default for RoleSettings {
 
 /// One account to scan and how to get in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountTarget {
+pub(crate) struct AccountTarget {
     /// 12 digits.
     pub id: String,
     pub name: Option<String>,
@@ -76,7 +76,7 @@ pub struct AccountTarget {
 
 impl AccountTarget {
     /// `111111111111 (prod)`, or the id.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self.name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => format!("{} ({name})", self.id),
             None => self.id.clone(),
@@ -84,7 +84,7 @@ impl AccountTarget {
     }
 
     /// The account's metadata, as the inventory keeps it.
-    pub fn info(&self) -> AccountInfo {
+    pub(crate) fn info(&self) -> AccountInfo {
         AccountInfo {
             name: self.name.clone(),
             paths: self.paths.clone(),
@@ -95,7 +95,7 @@ impl AccountTarget {
 
 /// An account as `ListAccounts` described it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrgAccount {
+pub(crate) struct OrgAccount {
     pub id: String,
     pub arn: Option<String>,
     pub name: Option<String>,
@@ -107,13 +107,13 @@ pub struct OrgAccount {
 }
 
 /// The role ARN of `role_name` in account `id`.
-pub fn role_arn(partition: &str, id: &str, role_name: &str) -> String {
+pub(crate) fn role_arn(partition: &str, id: &str, role_name: &str) -> String {
     format!("arn:{partition}:iam::{id}:role/{role_name}")
 }
 
 /// Checks the settings given on the command line (role name and external id), so a typo is
 /// reported before any call.
-pub fn validate_settings(roles: &RoleSettings) -> Result<(), String> {
+pub(crate) fn validate_settings(roles: &RoleSettings) -> Result<(), String> {
     let name = roles.role_name.trim_matches('/');
     let last = name.rsplit('/').next().unwrap_or_default();
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
@@ -143,7 +143,7 @@ fn validate_external_id(id: &str) -> Result<(), String> {
 /// The accounts to scan from the organisation's listing: `State == ACTIVE` only (suspended,
 /// closed or pending accounts cannot be entered), each with `role_name` in it. Returns the
 /// targets and, for the coverage note, the accounts left out and why.
-pub fn targets_from_org(
+pub(crate) fn targets_from_org(
     accounts: &[OrgAccount],
     roles: &RoleSettings,
 ) -> (Vec<AccountTarget>, Vec<String>) {
@@ -223,7 +223,10 @@ enum RawRole {
 /// tags, vars}]`. `role` is an ARN or a list of ARNs (role chaining); without it the account
 /// gets `--aws-role-name`; `external_id` without one gets `--aws-external-id`. `profile` is
 /// refused: Tagwarden assumes roles, it does not switch profiles per account.
-pub fn parse_accounts_file(text: &str, roles: &RoleSettings) -> Result<Vec<AccountTarget>, String> {
+pub(crate) fn parse_accounts_file(
+    text: &str,
+    roles: &RoleSettings,
+) -> Result<Vec<AccountTarget>, String> {
     let file: AccountsFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     for (key, present, what) in [
         (
@@ -344,7 +347,7 @@ fn account_id(value: Option<&Value>) -> Result<String, String> {
 
 /// Every account of the organisation (`ListAccounts`, every page). Returns the accounts and
 /// the pages read, or why the listing failed.
-pub async fn list_organization(
+pub(crate) async fn list_organization(
     sdk: &SdkConfig,
     counter: &CallCounter,
 ) -> Result<(Vec<OrgAccount>, u64), String> {

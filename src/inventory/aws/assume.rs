@@ -35,7 +35,7 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
 /// The SDK configuration of one account reached through `roles` (assumed in order; each with
 /// the previous one's credentials), and the steps, to ask afterwards whether one was refused.
-pub struct RoleChain {
+pub(super) struct RoleChain {
     pub sdk: SdkConfig,
     steps: Vec<AssumedRole>,
 }
@@ -43,7 +43,7 @@ pub struct RoleChain {
 impl RoleChain {
     /// Builds the chain; nothing is called until a client needs credentials. `sts_region` is
     /// used when `base` has no region (STS endpoints are regional).
-    pub fn new(
+    pub(super) fn new(
         base: &SdkConfig,
         roles: &[String],
         external_id: Option<&str>,
@@ -83,7 +83,7 @@ impl RoleChain {
 
     /// Why the account could not be entered: the first refused step's reason, once a client
     /// has asked for credentials. None when every step that was tried succeeded.
-    pub async fn failure(&self) -> Option<String> {
+    pub(super) async fn failure(&self) -> Option<String> {
         for step in &self.steps {
             if let State::Failed(reason) = &*step.inner.state.lock().await {
                 return Some(reason.clone());

@@ -265,6 +265,7 @@ pub(super) async fn scan(
         report,
         source,
         fetched_at,
+        accounts: Default::default(),
     })
 }
 

@@ -24,6 +24,7 @@ use super::assume::RoleChain;
 use super::tagging::{ScanTally, TaggingScan};
 use super::{AwsProvider, Mapping};
 use crate::aws::{CallCounter, load_sdk_config};
+use crate::inventory::coverage::TAGGING_API_NOTE;
 use crate::inventory::file::{GLOBAL_REGION, display_name};
 use crate::inventory::id::arn::resource_from_arn;
 use crate::inventory::listing_cache::{PartResult, SharedListings};
@@ -31,7 +32,6 @@ use crate::inventory::{
     AccountDirectory, Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider,
     Provider, Resource, ScanOptions, ScanPart, ScanReport, SourceCoverage, SourceKind,
 };
-use crate::inventory::coverage::TAGGING_API_NOTE;
 
 /// The longest wait for one account's credentials (AssumeRole with its retries).
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(60);

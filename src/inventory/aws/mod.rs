@@ -44,8 +44,8 @@ use super::{
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
-use explorer::ExplorerScan;
 use accounts::{AccountSource, RoleSettings};
+use explorer::ExplorerScan;
 use tagging::{ScanTally, TaggingScan};
 
 /// What to scan.
