@@ -24,7 +24,10 @@ fn org(id: &str, name: &str, state: Option<&str>, status: Option<&str>) -> OrgAc
 fn only_active_accounts_are_scanned_and_the_management_account_is_known() {
     let accounts = vec![
         org("111111111111", "mgmt", Some("ACTIVE"), Some("ACTIVE")),
-        org("222222222222", "prod", Some("ACTIVE"), None),
+        OrgAccount {
+            paths: vec!["o-abc/r-root/ou-prod/".into()],
+            ..org("222222222222", "prod", Some("ACTIVE"), None)
+        },
         org("333333333333", "old", Some("SUSPENDED"), Some("SUSPENDED")),
         org(
             "444444444444",
@@ -53,6 +56,9 @@ fn only_active_accounts_are_scanned_and_the_management_account_is_known() {
     );
     assert_eq!(targets[1].external_id.as_deref(), Some("ext-123"));
     assert_eq!(targets[1].label(), "222222222222 (prod)");
+    // OU paths come free with ListAccounts and are kept as account metadata.
+    assert_eq!(targets[1].info().paths, ["o-abc/r-root/ou-prod/"]);
+    assert_eq!(targets[1].info().name.as_deref(), Some("prod"));
 }
 
 #[test]
