@@ -5,9 +5,11 @@
 
 mod calls;
 mod errors;
+mod paging;
 
 pub(crate) use calls::CallCounter;
 pub(crate) use errors::summarise_sdk_error;
+pub(crate) use paging::next_token;
 
 use std::time::Duration;
 

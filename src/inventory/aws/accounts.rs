@@ -14,7 +14,7 @@ use aws_sdk_organizations::config::Region;
 use serde::Deserialize;
 use serde_norway::Value;
 
-use crate::aws::{CallCounter, summarise_sdk_error};
+use crate::aws::{CallCounter, next_token, summarise_sdk_error};
 use crate::inventory::AccountInfo;
 
 /// The role assumed in every account unless told otherwise: Organizations creates it in the
@@ -382,16 +382,14 @@ pub(crate) async fn list_organization(
                 paths: a.paths().to_vec(),
             });
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() && token.as_deref() == Some(t) => {
-                return Err(
-                    "ListAccounts returned the same NextToken twice; the account list \
-                            may be incomplete"
-                        .into(),
-                );
-            }
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
+        match next_token(
+            token.as_deref(),
+            page.next_token(),
+            "ListAccounts",
+            "the organization",
+        )? {
+            Some(t) => token = Some(t),
+            None => break,
         }
     }
     Ok((accounts, pages))

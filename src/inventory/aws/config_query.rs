@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use super::AwsScanSettings;
 use super::config_rows::{Filters, Row, expression, read_row};
 use super::tagging::ScanTally;
-use crate::aws::{CallCounter, summarise_sdk_error};
+use crate::aws::{CallCounter, next_token, summarise_sdk_error};
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{
     Coverage, CoverageFailure, Inventory, InventoryError, Provider, Resource, ScanOptions,
@@ -413,17 +413,15 @@ async fn query_pages(
         pages += 1;
         tally.page();
         results.extend(page_results);
-        match next {
-            // A token equal to the one just sent would loop forever: stop and say so.
-            Some(t) if !t.is_empty() && token.as_deref() == Some(t.as_str()) => {
-                break Some(format!(
-                    "{} in {place} returned the same NextToken twice; the listing may be \
-                     incomplete",
-                    target.operation()
-                ));
-            }
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break None,
+        match next_token(
+            token.as_deref(),
+            next.as_deref(),
+            target.operation(),
+            &place,
+        ) {
+            Ok(Some(t)) => token = Some(t),
+            Ok(None) => break None,
+            Err(why) => break Some(why),
         }
     };
     if let Some(error) = &error {

@@ -17,7 +17,7 @@ use compact_str::CompactString;
 use tokio::sync::Semaphore;
 
 use super::Mapping;
-use crate::aws::{CallCounter, summarise_sdk_error};
+use crate::aws::{CallCounter, next_token, summarise_sdk_error};
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{ScanOptions, ScanPart};
 
@@ -219,17 +219,15 @@ async fn scan_partition(
                 .collect();
             mappings.push((CompactString::from(arn), tags));
         }
-        match output.pagination_token() {
-            // A token equal to the one just sent would loop forever: stop and say so.
-            Some(t) if !t.is_empty() && token.as_deref() == Some(t) => {
-                break Some(format!(
-                    "GetResources in {} returned the same pagination token twice; the listing \
-                     may be incomplete",
-                    partition.place()
-                ));
-            }
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break None,
+        match next_token(
+            token.as_deref(),
+            output.pagination_token(),
+            "GetResources",
+            &partition.place(),
+        ) {
+            Ok(Some(t)) => token = Some(t),
+            Ok(None) => break None,
+            Err(why) => break Some(why),
         }
     };
     if let Some(error) = &error {

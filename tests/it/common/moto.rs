@@ -16,13 +16,8 @@ pub struct Moto {
 }
 
 impl Moto {
-    pub fn start_seeded() -> Moto {
-        Moto::start_seeded_by("seed_moto.py", &[])
-    }
-
-    /// A moto server seeded by `tests/support/<script> URL <args...>`, whose stdout is the
-    /// independent recount (`expected`).
-    pub fn start_seeded_by(script: &str, args: &[&str]) -> Moto {
+    /// Starts the test moto server (tests/support/moto_server.py) on a free port.
+    fn spawn() -> (String, Child) {
         let port = super::free_port();
         let child = Command::new(super::venv_bin("python"))
             .arg(super::repo().join("tests/support/moto_server.py"))
@@ -32,7 +27,17 @@ impl Moto {
             .spawn()
             .expect("start moto");
         super::wait_for_port(port, Duration::from_secs(60));
-        let url = format!("http://127.0.0.1:{port}");
+        (format!("http://127.0.0.1:{port}"), child)
+    }
+
+    pub fn start_seeded() -> Moto {
+        Moto::start_seeded_by("seed_moto.py", &[])
+    }
+
+    /// A moto server seeded by `tests/support/<script> URL <args...>`, whose stdout is the
+    /// independent recount (`expected`).
+    pub fn start_seeded_by(script: &str, args: &[&str]) -> Moto {
+        let (url, child) = Moto::spawn();
         let out = Command::new(super::venv_bin("python"))
             .arg(super::repo().join("tests/support").join(script))
             .arg(&url)
@@ -55,17 +60,9 @@ impl Moto {
     /// A moto server with nothing seeded (`expected` is null): for tests that set their own
     /// estate, e.g. AWS Config's (`set_config_estate`).
     pub fn start_bare() -> Moto {
-        let port = super::free_port();
-        let child = Command::new(super::venv_bin("python"))
-            .arg(super::repo().join("tests/support/moto_server.py"))
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        super::wait_for_port(port, Duration::from_secs(60));
+        let (url, child) = Moto::spawn();
         Moto {
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             expected: Value::Null,
             _child: child,
         }

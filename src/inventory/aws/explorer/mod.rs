@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
 use super::tagging::ScanTally;
-use crate::aws::{CallCounter, summarise_sdk_error};
+use crate::aws::{CallCounter, next_token, summarise_sdk_error};
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{CoverageFailure, ScanPart};
 use entry::{Entry, region_of, tags_from_property, wanted};
@@ -280,7 +280,7 @@ async fn list_indexes(
                 });
             }
         }
-        match next(&token, output.next_token(), "ListIndexes", home) {
+        match next_token(token.as_deref(), output.next_token(), "ListIndexes", home) {
             Ok(Some(t)) => token = Some(t),
             Ok(None) => break None,
             Err(why) => break Some(Problem::Failed(why)),
@@ -332,30 +332,18 @@ async fn list_resources(
                 tags,
             });
         }
-        match next(&token, output.next_token(), "ListResources", place) {
+        match next_token(
+            token.as_deref(),
+            output.next_token(),
+            "ListResources",
+            place,
+        ) {
             Ok(Some(t)) => token = Some(t),
             Ok(None) => break None,
             Err(why) => break Some(Problem::Failed(why)),
         }
     };
     (result(scope, entries, pages, &problem), problem)
-}
-
-/// The next page's token; an error for a token equal to the one just sent (it would loop).
-fn next(
-    sent: &Option<String>,
-    got: Option<&str>,
-    operation: &str,
-    place: &str,
-) -> Result<Option<String>, String> {
-    match got {
-        Some(t) if !t.is_empty() && sent.as_deref() == Some(t) => Err(format!(
-            "{operation} in {place} returned the same NextToken twice; the listing may be \
-             incomplete"
-        )),
-        Some(t) if !t.is_empty() => Ok(Some(t.to_string())),
-        _ => Ok(None),
-    }
 }
 
 fn result<T>(
@@ -424,22 +412,19 @@ mod tests {
     #[test]
     fn a_repeated_token_stops_the_listing() {
         assert_eq!(
-            next(&None, Some("a"), "ListResources", "r"),
+            next_token(None, Some("a"), "ListResources", "r"),
             Ok(Some("a".into()))
         );
         assert_eq!(
-            next(&Some("a".into()), Some("b"), "ListResources", "r"),
+            next_token(Some("a"), Some("b"), "ListResources", "r"),
             Ok(Some("b".into()))
         );
+        assert_eq!(next_token(Some("a"), None, "ListResources", "r"), Ok(None));
         assert_eq!(
-            next(&Some("a".into()), None, "ListResources", "r"),
+            next_token(Some("a"), Some(""), "ListResources", "r"),
             Ok(None)
         );
-        assert_eq!(
-            next(&Some("a".into()), Some(""), "ListResources", "r"),
-            Ok(None)
-        );
-        let why = next(&Some("a".into()), Some("a"), "ListResources", "r").unwrap_err();
+        let why = next_token(Some("a"), Some("a"), "ListResources", "r").unwrap_err();
         assert!(why.contains("same NextToken twice"), "{why}");
     }
 }
