@@ -17,8 +17,9 @@ does not trust the caller (moto assumes any role): `POST /_tagwarden/deny-assume
 accounts answer 403 `AccessDenied` in STS's XML error shape.
 
 Behaves like AWS where moto is kinder: real `GetResources` never lists a resource that was never
-tagged (or whose tags were all removed); moto lists every resource it knows. This server drops
-entries with no tags from every `GetResources` page, so tests see what a real account shows.
+tagged; moto lists every resource it knows. This server drops entries with no tags from every
+`GetResources` page. That is stricter than AWS for a resource whose tags were all removed (AWS may
+still list it, with no tags), which only makes the never-tagged tests harder to pass.
 
 AWS Config advanced queries (`SelectResourceConfig`, `SelectAggregateResourceConfig`) are
 answered here, not by moto: moto 5.x has no `SelectAggregateResourceConfig`, its
