@@ -21,6 +21,7 @@ mod guard;
 mod history;
 mod inventory;
 mod policy;
+mod report;
 mod rules;
 mod server;
 mod service;

@@ -177,6 +177,16 @@ impl<'a> Call<'a> {
         self.app.virtual_tags.as_ref()
     }
 
+    /// The anomaly-decision store; `None` without a data directory.
+    pub fn anomalies(&self) -> Option<&Arc<dyn crate::store::AnomalyStore>> {
+        self.app.anomalies.as_ref()
+    }
+
+    /// Where promoted virtual tags are written; `None` unless the inventory is live AWS.
+    pub(crate) fn tag_writer(&self) -> Option<&Arc<dyn crate::inventory::aws::writer::TagWriter>> {
+        self.app.tag_writer.as_ref()
+    }
+
     /// The audit log of tool calls; `None` when not serving.
     pub fn audit(&self) -> Option<&Arc<dyn AuditStore>> {
         self.app.audit.as_ref()

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::cache::Cache;
 use crate::compliance::overlay::VirtualOverlay;
 use crate::inventory::InventoryProvider;
+use crate::inventory::aws::writer::TagWriter;
 use crate::store::AuditStore;
 use crate::store::HistoryStore;
 use crate::store::VirtualTagStore;
@@ -55,11 +56,15 @@ pub struct App {
     /// Suggestion statistics of the last estate they were built for, keyed by what they
     /// depend on (inventory, policy, virtual tags, feedback).
     suggest_stats: Memo<crate::suggest::SuggestStats>,
+    /// Decisions on cost anomalies, when a data directory is in use.
+    anomalies: Option<Arc<dyn crate::store::AnomalyStore>>,
     /// Where costs come from, when configured.
     costs: Option<CostSource>,
     /// Recent resource-level costs per question, so compliance answers do not re-read a large
     /// cost file (or pay for a Cost Explorer request) each time.
     line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
+    /// Writes real tags (promotion of virtual tags), when the inventory is the live cloud.
+    tag_writer: Option<Arc<dyn TagWriter>>,
 }
 
 impl App {
@@ -77,14 +82,28 @@ impl App {
             suggest_stats: Memo::default(),
             // Never a store generation: the first look at a store reads it.
             overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
+            anomalies: None,
             costs: None,
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
+            tag_writer: None,
         }
+    }
+
+    /// Where promoted virtual tags are written (the live AWS source only).
+    pub(crate) fn with_tag_writer(mut self, writer: Option<Arc<dyn TagWriter>>) -> App {
+        self.tag_writer = writer;
+        self
     }
 
     /// Virtual tags: read into the effective view, and written by the virtual-tag tools.
     pub fn with_virtual_tags(mut self, store: Arc<dyn VirtualTagStore>) -> App {
         self.virtual_tags = Some(store);
+        self
+    }
+
+    /// Decisions on cost anomalies: written and read by `get_cost_anomalies`.
+    pub fn with_anomalies(mut self, store: Arc<dyn crate::store::AnomalyStore>) -> App {
+        self.anomalies = Some(store);
         self
     }
 

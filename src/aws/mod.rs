@@ -5,6 +5,7 @@
 
 mod calls;
 mod errors;
+pub(crate) mod organizations;
 mod paging;
 
 pub(crate) use calls::CallCounter;

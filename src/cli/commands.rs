@@ -8,8 +8,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AuditCommand, CheckArgs, Cli, Command, CostCommand, DemoCommand, Format, PolicyCommand,
-    ServeArgs, ToolsCommand,
+    AlertsCommand, AuditCommand, CheckArgs, Cli, Command, CostCommand, DemoCommand, ExportCommand,
+    Format, PolicyCommand, ServeArgs, ToolsCommand,
 };
 use crate::app::App;
 use crate::compliance::Scope;
@@ -28,15 +28,25 @@ use crate::tools::{Call, Registry};
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) => check(args).await,
+        Command::Report(args) => super::report::report(args).await,
         Command::Serve(args) => serve(args).await.map(|()| 0),
         Command::Tools(cmd) => tools(cmd),
         Command::Demo(DemoCommand::Export { seed, size, out }) => {
             demo_export(seed, size, out.as_deref()).map(|()| 0)
         }
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
+        Command::Policy(PolicyCommand::Import(args)) => super::policy::import(&args).await,
+        Command::Policy(PolicyCommand::Export(args)) => super::policy::export(&args),
         Command::Audit(cmd) => audit(cmd),
         Command::Cost(CostCommand::Inspect(args)) => super::cost::inspect(&args),
         Command::Suggest(args) => suggest(&args),
+        Command::Anomalies(args) => super::anomalies::run(args).await,
+        Command::Promote(args) => super::promote::run(args).await,
+        Command::Export(ExportCommand::Violations(args)) => super::export::violations(args).await,
+        Command::Alerts(AlertsCommand::Check(args)) => super::alerts::check(args).await,
+        Command::Alerts(AlertsCommand::DeadLetters(args)) => {
+            super::alerts::dead_letters(args).await
+        }
     }
 }
 
@@ -170,6 +180,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let alerts = args.alerts.config()?;
+    if alerts.is_some() && args.snapshot_every.is_none() {
+        tracing::warn!("alert channels are set but --snapshot-every is not: no alert will be sent");
+    }
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
     let audit = crate::store::open_audit(
         &audit_path,
@@ -180,18 +194,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(path = %audit_path.display(), "audit log open");
     let history = open_history(args.data_dir.as_deref())?;
     let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;
+    let anomalies = open_anomalies(args.data_dir.as_deref())?;
     let app = Arc::new(
         args.source
             .app()?
             .with_audit(audit.clone())
             .with_history(history)
-            .with_virtual_tags(virtual_tags),
+            .with_virtual_tags(virtual_tags)
+            .with_anomalies(anomalies),
     );
     spawn_snapshots(
         app.clone(),
         SnapshotSchedule {
             every: args.snapshot_every,
             keep_days: args.keep_days,
+            alerts: alerts.map(Arc::new),
         },
     );
     let guard = Arc::new(Guard::new(args.guard.config(), Some(audit.clone())));
@@ -249,7 +266,7 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
-fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn HistoryStore>> {
+pub(super) fn open_history(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn HistoryStore>> {
     let path = crate::store::data_dir(data_dir).join("history.db");
     let history = crate::store::open_history(&path)?;
     tracing::info!(path = %path.display(), "history store open");
@@ -298,9 +315,18 @@ fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn open_virtual_tags(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
+pub(super) fn open_virtual_tags(
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
     let path = crate::store::data_dir(data_dir).join("history.db");
     Ok(crate::store::open_virtual_tags(&path)?)
+}
+
+pub(super) fn open_anomalies(
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Arc<dyn crate::store::AnomalyStore>> {
+    let path = crate::store::data_dir(data_dir).join("history.db");
+    Ok(crate::store::open_anomalies(&path)?)
 }
 
 /// The exact JSON of each tool definition, one file per tool.

@@ -64,7 +64,7 @@ pub enum InspectFormat {
     Json,
 }
 
-fn parse_day(s: &str) -> Result<NaiveDate, String> {
+pub(super) fn parse_day(s: &str) -> Result<NaiveDate, String> {
     // chrono accepts `2026-10-1`; the length check keeps the form exact.
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()

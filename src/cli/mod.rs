@@ -1,10 +1,16 @@
 //! The `tagwarden` command line: flags are declared here once, with their docs and
 //! environment variables, and `--help` is generated from them.
 
+mod alerts;
+mod anomalies;
 mod check;
 mod commands;
 mod cost;
+mod export;
+mod policy;
 mod progress;
+mod promote;
+mod report;
 mod source;
 
 use std::net::SocketAddr;
@@ -47,6 +53,8 @@ pub enum Command {
     ///
     /// Exit codes: 0 ok, 2 score below --fail-under, 1 error.
     Check(CheckArgs),
+    /// Write a compliance report: Markdown, one self-contained HTML file, CSV or JSON.
+    Report(ReportArgs),
     /// Serve the MCP tools over stdio (for Claude Desktop) or Streamable HTTP.
     Serve(ServeArgs),
     /// Work with the MCP tool definitions.
@@ -66,6 +74,40 @@ pub enum Command {
     Cost(CostCommand),
     /// Measure how well tag suggestions are calibrated.
     Suggest(SuggestArgs),
+    /// Find cost anomalies in daily costs (FOCUS files or the demo's), with the resources
+    /// and owners behind each.
+    Anomalies(anomalies::AnomaliesArgs),
+    /// Promote approved virtual tags to real AWS tags: plan → approve → apply (→ show).
+    Promote(promote::PromoteArgs),
+    /// Write the estate's violations for spreadsheets and CI systems.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Alert on compliance regressions between snapshots (webhook, Slack).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Compare the latest snapshot (or --snapshot) with the one before it in its scope and,
+    /// when the score fell, critical violations grew or unattributed spend grew beyond the
+    /// thresholds, send one alert to each channel. Prints the outcome as JSON.
+    ///
+    /// Exit codes: 0 compared and every alert delivered, 1 error or an alert undelivered.
+    Check(alerts::AlertsCheckArgs),
+    /// List the alerts that stayed undelivered after their retries (newest first, JSON):
+    /// channel, error, the snapshot and the exact body.
+    DeadLetters(alerts::DeadLettersArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Every violation, one CSV row each (or JUnit XML: each resource a test case, each
+    /// violation a failure), streamed to --out or stdout.
+    ///
+    /// Exit codes: 0 written (violations or not; gate with `check --fail-under` or on the
+    /// JUnit failures), 1 error.
+    Violations(export::ExportViolationsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +204,54 @@ pub struct CheckArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The report's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormatArg {
+    /// Tables and lists, for tickets and pull requests.
+    Markdown,
+    /// One self-contained file (inline CSS and SVG charts) that opens offline.
+    Html,
+    /// One row per figure: `section,item,metric,value`.
+    Csv,
+    /// The report's data (what the generate_compliance_report tool renders).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormatArg,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// How many offenders and groups per breakdown to list (the rest are summed).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub top: u32,
+    /// Only these resource types (patterns such as `ec2:*`, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    pub resource_types: Vec<String>,
+    /// Only these regions (comma-separated).
+    #[arg(long = "only-regions", value_delimiter = ',', value_name = "REGIONS")]
+    pub only_regions: Vec<String>,
+    /// Only these accounts (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ACCOUNTS")]
+    pub accounts: Vec<String>,
+    /// The tag key of the owner/team breakdown (default: the first required key named like
+    /// `owner`, else `team`).
+    #[arg(long, value_name = "KEY")]
+    pub owner_key: Option<String>,
+    /// Rescan instead of reusing a scan in the shared cache.
+    #[arg(long)]
+    pub force_refresh: bool,
+    /// Directory of history.db (snapshots for the trend and the change, approved virtual
+    /// tags). Default: history/ if it exists here, else $XDG_DATA_HOME/tagwarden.
+    #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SeverityArg {
     Critical,
@@ -237,11 +327,14 @@ pub struct ServeArgs {
     pub audit_max_bytes: Option<u64>,
     /// Take a compliance snapshot of the whole estate this often in the background (e.g. 6h;
     /// a rescan each time). Off by default.
-    #[arg(long, env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "audit-every", env = "TAGWARDEN_SNAPSHOT_EVERY", value_name = "INTERVAL", value_parser = parse_duration)]
     pub snapshot_every: Option<Duration>,
     /// Delete snapshots older than this many days (checked after each snapshot and at start).
     #[arg(long, env = "TAGWARDEN_KEEP_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub keep_days: u32,
+    /// Alerts after each scheduled snapshot (with --snapshot-every).
+    #[command(flatten)]
+    pub alerts: alerts::AlertArgs,
     #[command(flatten)]
     pub http_limits: HttpLimitArgs,
     #[command(flatten)]
@@ -438,6 +531,12 @@ pub enum PolicyCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Convert an AWS Organizations tag policy (a file, or an account's effective policy) into
+    /// a Tagwarden policy; what cannot be carried over is listed on stderr.
+    Import(policy::PolicyImportArgs),
+    /// Write the policy as an AWS tag policy (--aws) or Cloud Custodian policies
+    /// (--custodian); what cannot be carried over is listed on stderr.
+    Export(policy::PolicyExportArgs),
 }
 
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

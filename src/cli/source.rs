@@ -15,6 +15,7 @@ use crate::cost::explorer::CostExplorer;
 use crate::cost::focus::FocusProvider;
 use crate::inventory::InventoryProvider;
 use crate::inventory::aws::accounts::{AccountSource, DEFAULT_ROLE_NAME, RoleSettings};
+use crate::inventory::aws::writer::{AwsTagWriter, TagWriter, WriterRole};
 use crate::inventory::aws::{AwsCoverage, AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
@@ -125,6 +126,11 @@ pub struct SourceArgs {
         hide_env_values = true
     )]
     pub aws_external_id: Option<String>,
+    /// Role through which promoted virtual tags are written in each account of --aws-org or
+    /// --aws-accounts (promote_virtual_tags; never the read role). Without it, promotion is
+    /// available for a single-account scan only.
+    #[arg(long, env = "TAGWARDEN_AWS_WRITER_ROLE_NAME", value_name = "NAME")]
+    pub aws_writer_role_name: Option<String>,
     /// Attempts per AWS request (retries use exponential backoff with jitter).
     #[arg(long, env = "TAGWARDEN_AWS_MAX_ATTEMPTS", default_value_t = 6)]
     pub aws_max_attempts: u32,
@@ -221,6 +227,28 @@ impl SourceArgs {
         })
     }
 
+    /// Where promoted virtual tags are written, when the inventory is live AWS: the caller's
+    /// own account for a single-account scan; with --aws-org/--aws-accounts, each account
+    /// through --aws-writer-role-name (none without it: the read role never writes).
+    fn tag_writer(&self) -> Option<Arc<dyn TagWriter>> {
+        if self.demo || !self.inventory.is_empty() {
+            return None;
+        }
+        let role = match (&self.aws_writer_role_name, self.account_source()) {
+            (Some(name), _) => Some(WriterRole {
+                role_name: name.clone(),
+                external_id: self.aws_external_id.clone(),
+            }),
+            (None, Some(_)) => return None,
+            (None, None) => None,
+        };
+        let tuning = AwsTuning {
+            max_attempts: self.aws_max_attempts.max(1),
+            ..AwsTuning::default()
+        };
+        Some(Arc::new(AwsTagWriter::new(tuning, role)))
+    }
+
     /// The accounts to fan out over, when several were asked for.
     fn account_source(&self) -> Option<AccountSource> {
         match (&self.aws_accounts, self.aws_org) {
@@ -242,7 +270,8 @@ impl SourceArgs {
         let cache = self.cache()?;
         Ok(App::new(policy, self.provider(&cache)?, self.inventory_ttl)
             .with_cache(cache)
-            .with_costs(self.costs()))
+            .with_costs(self.costs())
+            .with_tag_writer(self.tag_writer()))
     }
 
     /// Cost files win; then Cost Explorer when asked for; the demo estate brings its own.

@@ -3,6 +3,7 @@
 //! first) from those evaluations. Pure: no I/O, no clock.
 
 pub(crate) mod capture;
+pub(crate) mod export;
 pub(crate) mod filter;
 pub(crate) mod overlay;
 pub(crate) mod summary;

@@ -150,6 +150,17 @@ impl<'p> KeyJudge<'p> {
         })
     }
 
+    /// Whether key `index` is required of a resource of this type with these effective tags
+    /// (a rule's types match and its `when` holds): the resources its coverage counts.
+    pub fn required(
+        &self,
+        index: usize,
+        resource_type: &str,
+        effective: &BTreeMap<String, String>,
+    ) -> bool {
+        self.rule_for(index, resource_type, effective).is_some()
+    }
+
     /// Whether key `index` is required of every resource (a rule for every type, without a
     /// condition).
     pub fn applies_to_every_type(&self, index: usize) -> bool {

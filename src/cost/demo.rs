@@ -8,13 +8,14 @@
 //! `EffectiveCost` is `BilledCost` with a 12% commitment discount on EC2 and RDS.
 
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use compact_str::CompactString;
 
 use super::{
     CostError, CostLine, CostMetric, CostProvider, CostQuery, CostReport, LineCosts, Micros,
     Period, choose_metric,
 };
+use crate::cost::daily::{DailyCosts, DailyLine};
 use crate::inventory::{Provider, Resource, Tags};
 
 const METRICS: &[CostMetric] = &[CostMetric::BilledCost, CostMetric::EffectiveCost];
@@ -55,6 +56,139 @@ impl CostProvider for DemoCosts {
         let costs = demo_line_costs(self.seed, resources, period, metric, self.describe());
         costs.check_sums()?;
         Ok(costs)
+    }
+
+    async fn daily_costs(
+        &self,
+        query: &CostQuery,
+        resources: &[Resource],
+    ) -> Result<DailyCosts, CostError> {
+        let metric = choose_metric(METRICS, query.metric, "the demo estate")?;
+        let today = Utc::now().date_naive();
+        let period = query.period.unwrap_or(Period {
+            start: today - Duration::days(DAILY_DAYS),
+            end: today + Duration::days(1),
+        });
+        Ok(demo_daily_costs(
+            self.seed,
+            resources,
+            period,
+            metric,
+            self.describe(),
+        ))
+    }
+}
+
+/// Days of daily demo costs by default: 10 weeks up to today.
+const DAILY_DAYS: i64 = 70;
+
+/// Planted spikes: (days before the period's last day, extra cost on one resource as a % of
+/// the estate's usual daily usage spend) — a runaway job, a forgotten load test.
+pub(crate) const PLANTED_SPIKES: [(i64, i64); 3] = [(2, 25), (5, 12), (9, 6)];
+
+/// Share of a day's cost the period's last day has (it is still accruing).
+const LAST_DAY_SHARE_PCT: i64 = 40;
+
+/// The demo's daily usage costs (pure): each line's rate, with weekly seasonality (compute and
+/// functions cost 40% less on weekends), a small deterministic day-to-day wobble (±3% on
+/// compute, databases and functions; storage and support are flat), three planted spikes on
+/// the costliest-rate resources whose hash picks them (`PLANTED_SPIKES`), and a last day that
+/// is only 40% in (an export's incomplete day). The promotional credit is not usage and is
+/// left out. Period totals (`demo_line_costs`) stay rate × days: the daily view is its own.
+pub(crate) fn demo_daily_costs(
+    seed: u64,
+    resources: &[Resource],
+    period: Period,
+    metric: CostMetric,
+    source: String,
+) -> DailyCosts {
+    let one_day = Period {
+        start: period.start,
+        end: period.start + Duration::days(1),
+    };
+    let rates = demo_line_costs(seed, resources, one_day, metric, String::new());
+    let last = period.end - Duration::days(1);
+    let days: Vec<NaiveDate> = crate::cost::daily::days_of(period).collect();
+    // Spiking lines: by hash among resource lines of at least $5 a day, one per planted day.
+    let mut candidates: Vec<(u64, usize)> = rates
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.resource_id.is_empty() && l.amount >= 5_000_000)
+        .map(|(i, l)| {
+            (
+                hash(seed ^ 0xa11e, &format!("{}|{}", l.resource_id, l.service)),
+                i,
+            )
+        })
+        .collect();
+    candidates.sort_unstable();
+    let usual: Micros = rates.lines.iter().map(|l| l.amount.max(0)).sum();
+    let spikes: Vec<(usize, NaiveDate, Micros)> = candidates
+        .iter()
+        .zip(PLANTED_SPIKES)
+        .map(|(&(_, line), (back, pct))| (line, last - Duration::days(back), usual * pct / 100))
+        .collect();
+    let lines = rates
+        .lines
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.amount > 0)
+        .map(|(i, line)| {
+            let kind = line.resource_type.split(':').next().unwrap_or_default();
+            let seasonal = matches!(kind, "ec2" | "lambda") && line.resource_type != "ec2:volume";
+            let wobbles = matches!(kind, "ec2" | "rds" | "lambda" | "elasticache");
+            let day_costs: Vec<(NaiveDate, Micros)> = days
+                .iter()
+                .map(|&day| {
+                    let mut amount = line.amount;
+                    if seasonal && day.weekday().number_from_monday() >= 6 {
+                        amount = amount * 60 / 100;
+                    }
+                    if wobbles {
+                        let wobble = (hash(seed ^ 0xd1ce, &format!("{}|{day}", line.resource_id))
+                            % 61) as i64
+                            - 30;
+                        amount += amount * wobble / 1000;
+                    }
+                    if let Some((_, _, extra)) =
+                        spikes.iter().find(|(l, d, _)| *l == i && *d == day)
+                    {
+                        amount += extra;
+                    }
+                    if day == last {
+                        amount = amount * LAST_DAY_SHARE_PCT / 100;
+                    }
+                    (day, amount)
+                })
+                .collect();
+            DailyLine {
+                line: CostLine {
+                    amount: day_costs.iter().map(|(_, a)| a).sum(),
+                    ..line
+                },
+                days: day_costs,
+            }
+        })
+        .collect();
+    DailyCosts {
+        lines,
+        currency: "USD".to_string(),
+        period,
+        metric,
+        days_with_data: days,
+        non_usage_rows: 0,
+        report: CostReport {
+            source,
+            complete: true,
+            notes: vec![format!(
+                "generated daily costs: each resource's rate with weekly seasonality, a small \
+                 wobble and {} planted spikes; the last day is only {LAST_DAY_SHARE_PCT}% in, \
+                 as in a billing export",
+                PLANTED_SPIKES.len()
+            )],
+            ..CostReport::default()
+        },
     }
 }
 
@@ -312,5 +446,74 @@ mod tests {
                 assert!(e.amount < b.amount);
             }
         }
+    }
+
+    /// Daily demo costs: deterministic, seasonal, the credit left out, the last day partial,
+    /// and the planted spikes on their days.
+    #[test]
+    fn daily_costs_plant_spikes_and_a_partial_last_day() {
+        let estate = generate(42, 500);
+        let period = Period {
+            start: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            end: NaiveDate::from_ymd_opt(2026, 11, 10).unwrap(),
+        };
+        let daily = |seed| {
+            demo_daily_costs(
+                seed,
+                &estate.resources,
+                period,
+                CostMetric::BilledCost,
+                "d".into(),
+            )
+        };
+        let a = daily(42);
+        assert_eq!(a, daily(42));
+        assert_eq!(a.days_with_data.len(), 70);
+        assert!(a.lines.iter().all(|l| l.line.amount > 0), "no credit");
+        let series = a.series(a.lines.iter());
+        let values: Vec<Micros> = series.values.iter().map(|v| v.unwrap()).collect();
+        let last = values.len() - 1;
+        // The last day is 40% in.
+        assert!(
+            values[last] * 2 < values[last - 7],
+            "{} {}",
+            values[last],
+            values[last - 7]
+        );
+        // Each planted day is above the same weekday two weeks before (-2 and -9 are a week
+        // apart) by about its share.
+        let usual: Micros = demo_line_costs(
+            42,
+            &estate.resources,
+            Period {
+                start: period.start,
+                end: period.start + Duration::days(1),
+            },
+            CostMetric::BilledCost,
+            "d".into(),
+        )
+        .lines
+        .iter()
+        .map(|l| l.amount.max(0))
+        .sum();
+        for (back, pct) in PLANTED_SPIKES {
+            let i = last - back as usize;
+            let rise = values[i] - values[i - 14];
+            let planted = usual * pct / 100;
+            assert!(
+                (rise - planted).abs() * 20 < planted,
+                "day -{back}: rise {rise}, planted {planted}"
+            );
+        }
+        // Weekends are quieter than the weekdays around them.
+        let saturday = (0..7)
+            .find(|i| {
+                (period.start + Duration::days(*i))
+                    .weekday()
+                    .number_from_monday()
+                    == 6
+            })
+            .unwrap() as usize;
+        assert!(values[saturday] < values[saturday - 1]);
     }
 }

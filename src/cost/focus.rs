@@ -115,6 +115,22 @@ impl CostProvider for FocusProvider {
                 reason: format!("the reader task failed: {e}"),
             })?
     }
+
+    async fn daily_costs(
+        &self,
+        query: &CostQuery,
+        _resources: &[Resource],
+    ) -> Result<crate::cost::daily::DailyCosts, CostError> {
+        let metric = choose_metric(METRICS, query.metric, &self.describe())?;
+        let paths = self.paths.clone();
+        let period = query.period;
+        tokio::task::spawn_blocking(move || daily::read_focus_daily(&paths, metric, period))
+            .await
+            .map_err(|e| CostError::FileRead {
+                file: file_names(&self.paths),
+                reason: format!("the reader task failed: {e}"),
+            })?
+    }
 }
 
 /// Reads FOCUS files into one set of cost lines (rows of all files are summed together).
@@ -170,6 +186,10 @@ struct Columns {
     /// `ServiceProviderName` (FOCUS 1.2), used when `ProviderName` is absent or empty.
     provider_alt: Option<usize>,
     tags: Option<usize>,
+    /// `ChargeCategory` (Usage, Purchase, Tax, Credit, Adjustment): daily series keep Usage.
+    charge_category: Option<usize>,
+    /// `ChargeFrequency` (One-Time, Recurring, Usage-Based): daily series drop One-Time.
+    charge_frequency: Option<usize>,
     /// Fields in the header: a row with another count was split or quoted wrongly.
     width: usize,
 }
@@ -249,6 +269,8 @@ impl Columns {
             provider: find("ProviderName"),
             provider_alt: find("ServiceProviderName"),
             tags: find("Tags"),
+            charge_category: find("ChargeCategory"),
+            charge_frequency: find("ChargeFrequency"),
             width: names.len(),
         })
     }
@@ -412,29 +434,12 @@ impl FocusAggregate {
     /// not checked beyond their date.
     fn add_row(&mut self, row: &ByteRecord, f: &mut FileState) -> Result<(), RowError> {
         let c = &f.columns;
-        if row.len() != c.width {
-            return Err(RowError::Skip(format!(
-                "the row has {} fields where the header has {}; check the row's quoting",
-                row.len(),
-                c.width
-            )));
-        }
-        let day_text = field(row, c.day);
-        let bad_day = || {
-            format!(
-                "ChargePeriodStart {} is not a date (expected YYYY-MM-DD, e.g. \
-                 2026-10-01T00:00:00Z)",
-                shown(day_text, SHOWN_CHARS)
-            )
-        };
-        let day: [u8; 10] = day_text
-            .get(..10)
-            .and_then(|d| d.try_into().ok())
-            .ok_or_else(bad_day)?;
+        c.check_width(row)?;
+        let day = c.day_bytes(row)?;
         let in_period = match f.day_cache {
             Some((cached, inside)) if cached == day => inside,
             _ => {
-                valid_day(&day).ok_or_else(bad_day)?;
+                valid_day(&day).ok_or_else(|| c.bad_day(row))?;
                 // `valid_day` accepted only ASCII digits and dashes.
                 let text = std::str::from_utf8(&day).unwrap_or_default();
                 let inside = f.period.is_none_or(|p| p.contains_day_text(text));
@@ -446,25 +451,8 @@ impl FocusAggregate {
             return Ok(());
         }
 
-        let amount_text = field(row, c.amount);
-        let amount = std::str::from_utf8(amount_text)
-            .map_err(|_| AmountError::NotANumber)
-            .and_then(parse_amount)
-            .map_err(|e| {
-                format!(
-                    "{} {} {e}",
-                    f.amount_column,
-                    shown(amount_text, SHOWN_CHARS)
-                )
-            })?;
-
-        let currency = match c.currency {
-            Some(i) => match field(row, i).trim_ascii() {
-                b"" => DEFAULT_CURRENCY.as_bytes(),
-                text => text,
-            },
-            None => DEFAULT_CURRENCY.as_bytes(),
-        };
+        let amount = c.amount(row, f.amount_column)?;
+        let currency = c.currency(row);
         match &self.currency {
             Some(known) if known.as_bytes().eq_ignore_ascii_case(currency) => {}
             Some(known) => {
@@ -693,6 +681,56 @@ fn parse_tags(raw: &[u8]) -> Result<Tags, String> {
 }
 
 /// `YYYY-MM-DD` as a date, when it is one.
+/// The checks every reader of a FOCUS row makes first (the period totals here, the daily
+/// series in `daily`), so both refuse a row for the same reason in the same words.
+impl Columns {
+    /// Refuses a row whose field count differs from the header's.
+    fn check_width(&self, row: &ByteRecord) -> Result<(), String> {
+        if row.len() == self.width {
+            return Ok(());
+        }
+        Err(format!(
+            "the row has {} fields where the header has {}; check the row's quoting",
+            row.len(),
+            self.width
+        ))
+    }
+
+    /// The first ten bytes of `ChargePeriodStart` (`YYYY-MM-DD`, checked by `valid_day`).
+    fn day_bytes(&self, row: &ByteRecord) -> Result<[u8; 10], String> {
+        field(row, self.day)
+            .get(..10)
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| self.bad_day(row))
+    }
+
+    /// Why the row's `ChargePeriodStart` is not a date.
+    fn bad_day(&self, row: &ByteRecord) -> String {
+        format!(
+            "ChargePeriodStart {} is not a date (expected YYYY-MM-DD, e.g. \
+             2026-10-01T00:00:00Z)",
+            shown(field(row, self.day), SHOWN_CHARS)
+        )
+    }
+
+    /// The row's amount in the chosen cost column.
+    fn amount(&self, row: &ByteRecord, amount_column: &str) -> Result<Micros, String> {
+        let text = field(row, self.amount);
+        std::str::from_utf8(text)
+            .map_err(|_| AmountError::NotANumber)
+            .and_then(parse_amount)
+            .map_err(|e| format!("{amount_column} {} {e}", shown(text, SHOWN_CHARS)))
+    }
+
+    /// The row's currency code; FOCUS's `BillingCurrency` when it is missing or empty.
+    fn currency<'r>(&self, row: &'r ByteRecord) -> &'r [u8] {
+        match optional_field(row, self.currency).trim_ascii() {
+            b"" => DEFAULT_CURRENCY.as_bytes(),
+            text => text,
+        }
+    }
+}
+
 fn valid_day(day: &[u8; 10]) -> Option<NaiveDate> {
     let digits = |range: std::ops::Range<usize>| {
         day[range].iter().try_fold(0u32, |n, &b| {
@@ -829,3 +867,5 @@ pub fn read_focus<R: Read>(
 
 #[cfg(test)]
 mod tests;
+
+pub(crate) mod daily;

@@ -8,7 +8,10 @@
 //! keeps the absolute values of one answer's amounts within `Micros` (`LineCosts::check_sums`),
 //! which is what makes every sum of them exact (`money` explains why).
 
+pub(crate) mod allocation;
+pub(crate) mod anomaly;
 pub(crate) mod attribution;
+pub(crate) mod daily;
 pub(crate) mod demo;
 pub(crate) mod explorer;
 pub(crate) mod focus;
@@ -227,6 +230,19 @@ pub trait CostProvider: Send + Sync {
         query: &CostQuery,
         resources: &[Resource],
     ) -> Result<LineCosts, CostError>;
+
+    /// Usage costs per line and day (for anomalies). Sources without daily figures say so.
+    async fn daily_costs(
+        &self,
+        _query: &CostQuery,
+        _resources: &[Resource],
+    ) -> Result<daily::DailyCosts, CostError> {
+        Err(CostError::Unavailable(format!(
+            "{} gives no daily costs yet, so cost anomalies cannot be found from it; give FOCUS \
+             cost files (--cost FILE) or use the demo's costs (--demo alone)",
+            self.describe()
+        )))
+    }
 }
 
 /// Finds inventory resources by the id billing uses: the full ARN, or its last segment

@@ -2,6 +2,7 @@
 //! over stored snapshots — a score series with its trend (`series`) and what changed between two
 //! snapshots (`drift`). Storing snapshots is the store layer's job; this module does no I/O.
 
+pub(crate) mod alerts;
 pub(crate) mod drift;
 pub(crate) mod filters;
 pub(crate) mod series;

@@ -158,6 +158,22 @@ impl Policy {
             }
         };
 
+        let scope = match &file.scope {
+            None => None,
+            Some(patterns) => {
+                for (j, pattern) in patterns.iter().enumerate() {
+                    if pattern.trim().is_empty() {
+                        return Err(PolicyError::invalid(
+                            format!("scope[{j}]"),
+                            "an empty pattern matches nothing; use \"*\" for every type",
+                        ));
+                    }
+                }
+                // An empty list would mean "every type" to TypePatterns; here it means none.
+                (!patterns.is_empty()).then(|| TypePatterns::new(patterns))
+            }
+        };
+
         let fail_at = file.fail_at.unwrap_or(Severity::Low);
         let (max_key_length, max_value_length) = file
             .tag_naming_rules
@@ -179,6 +195,7 @@ impl Policy {
             conflicts,
             max_key_length,
             max_value_length,
+            scope,
             file,
         };
         policy.build_lookup(&alias_entries)?;

@@ -240,6 +240,8 @@ pub struct Policy {
     pub(crate) conflicts: Vec<ConflictRule>,
     pub(crate) max_key_length: Option<usize>,
     pub(crate) max_value_length: Option<usize>,
+    /// Types in scope even without an applicable required rule (`scope` in the file).
+    pub(crate) scope: Option<TypePatterns>,
 }
 
 impl Policy {
@@ -314,6 +316,22 @@ impl Policy {
             Some(KeyRef::Canonical(id)) => Some(*id),
             _ => None,
         }
+    }
+
+    /// Whether resources of this type are judged: a required rule applies to it (ignoring
+    /// `when`), or the policy's `scope` names it.
+    pub fn in_scope(&self, resource_type: &str) -> bool {
+        self.required
+            .iter()
+            .any(|r| r.applies_to.matches(resource_type))
+            || self.in_declared_scope(resource_type)
+    }
+
+    /// Whether the policy's `scope` names this type (false without a `scope`).
+    pub(crate) fn in_declared_scope(&self, resource_type: &str) -> bool {
+        self.scope
+            .as_ref()
+            .is_some_and(|s| s.matches(resource_type))
     }
 
     /// Required rules that apply to a resource type (ignoring `when`).

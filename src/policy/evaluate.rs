@@ -39,11 +39,18 @@ pub struct Evaluator<'p> {
     /// Reuse the effective result as the native one when the views cannot differ (off only in
     /// tests that check the shortcut against the full evaluation).
     shortcut: bool,
-    scope_cache: FxHashMap<Box<str>, Box<[u16]>>,
-    /// The last type seen and its rules (a type never equals the initial empty string).
-    last_type: (Box<str>, Box<[u16]>),
+    scope_cache: FxHashMap<Box<str>, TypeScope>,
+    /// The last type seen and its scope (a type never equals the initial empty string).
+    last_type: (Box<str>, TypeScope),
     memo: ValueMemo,
     scratch: Scratch,
+}
+
+/// Whether a type is judged at all, and the required rules that apply to it.
+#[derive(Debug, Clone, Default)]
+struct TypeScope {
+    in_scope: bool,
+    rules: Box<[u16]>,
 }
 
 /// Remembers regex verdicts per rule and value: estates repeat the same few values (cost
@@ -97,7 +104,7 @@ impl Policy {
             policy: self,
             shortcut: true,
             scope_cache: FxHashMap::default(),
-            last_type: (Box::from(""), Box::from([])),
+            last_type: (Box::from(""), TypeScope::default()),
             memo: ValueMemo {
                 verdicts: vec![FxHashMap::default(); self.required.len() + self.optional.len()],
             },
@@ -182,12 +189,13 @@ impl<'p> Evaluator<'p> {
 
     /// Indices of the required rules whose `applies_to` matches this type (cached per type).
     pub fn rules_for_type(&mut self, resource_type: &str) -> &[u16] {
-        scope(
+        &scope(
             &mut self.scope_cache,
             &mut self.last_type,
             self.policy,
             resource_type,
         )
+        .rules
     }
 
     pub fn evaluate<K: AsRef<str>, V: AsRef<str>>(
@@ -214,13 +222,14 @@ impl<'p> Evaluator<'p> {
     ) {
         let policy = self.policy;
         let start = out.violations.len();
-        let rules = scope(
+        let type_scope = scope(
             &mut self.scope_cache,
             &mut self.last_type,
             policy,
             resource_type,
         );
-        if rules.is_empty() {
+        let rules = &type_scope.rules;
+        if !type_scope.in_scope {
             out.spans.push(Span {
                 effective_start: start as u32,
                 native_start: start as u32,
@@ -321,26 +330,30 @@ fn check_view<K: AsRef<str>, V: AsRef<str>>(
     resolved.aliased.get()
 }
 
-/// The required rules for a type: resources arrive clustered by type (sorted by ARN), so the
-/// last type is remembered before the hash map is consulted.
+/// The scope of a type: resources arrive clustered by type (sorted by ARN), so the last type
+/// is remembered before the hash map is consulted.
 fn scope<'c>(
-    cache: &'c mut FxHashMap<Box<str>, Box<[u16]>>,
-    last: &'c mut (Box<str>, Box<[u16]>),
+    cache: &'c mut FxHashMap<Box<str>, TypeScope>,
+    last: &'c mut (Box<str>, TypeScope),
     policy: &Policy,
     resource_type: &str,
-) -> &'c [u16] {
+) -> &'c TypeScope {
     if *last.0 == *resource_type {
         return &last.1;
     }
-    let rules = match cache.get(resource_type) {
-        Some(r) => r.clone(),
+    let found = match cache.get(resource_type) {
+        Some(s) => s.clone(),
         None => {
-            let r: Box<[u16]> = policy.rules_for_type(resource_type).into_boxed_slice();
-            cache.insert(resource_type.into(), r.clone());
-            r
+            let rules: Box<[u16]> = policy.rules_for_type(resource_type).into_boxed_slice();
+            let s = TypeScope {
+                in_scope: !rules.is_empty() || policy.in_declared_scope(resource_type),
+                rules,
+            };
+            cache.insert(resource_type.into(), s.clone());
+            s
         }
     };
-    *last = (resource_type.into(), rules);
+    *last = (resource_type.into(), found);
     &last.1
 }
 

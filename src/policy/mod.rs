@@ -4,6 +4,7 @@
 mod compile;
 pub(crate) mod compiled;
 pub(crate) mod evaluate;
+pub(crate) mod interchange;
 pub(crate) mod loader;
 mod lookup;
 pub(crate) mod model;
@@ -17,7 +18,6 @@ mod tests;
 
 pub(crate) use compiled::{KeyId, Policy};
 pub(crate) use evaluate::{Evaluation, EvaluationRef, Evaluations, View, Violation, ViolationKind};
-#[cfg(test)]
 pub(crate) use loader::parse_policy;
 pub(crate) use loader::{PolicyError, default_policy, load_policy_file};
 pub(crate) use model::{KeyMatching, Severity};

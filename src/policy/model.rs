@@ -81,6 +81,12 @@ pub struct PolicyFile {
     pub fail_at: Option<Severity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_matching: Option<KeyMatching>,
+    /// Resource type globs judged even where no required tag applies, so that optional,
+    /// prohibited, misnamed-key, naming and conflict rules reach them too (an imported AWS tag
+    /// policy's value and capitalisation rules hold for every type). Missing: a resource is in
+    /// scope only where a required tag applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
     /// canonical key → variants that mean the same key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, Vec<String>>,

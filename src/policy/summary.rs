@@ -66,6 +66,17 @@ impl Policy {
         for c in &self.conflicts {
             lines.push(format!("Conflict: {} [{}].", c.description, c.severity));
         }
+        if let Some(scope) = &self.scope {
+            let types: Vec<&str> = scope.patterns().collect();
+            lines.push(if scope.matches_all_types() {
+                "Every resource is judged, also where no required tag applies.".to_string()
+            } else {
+                format!(
+                    "Resources of type {} are judged also where no required tag applies.",
+                    types.join(", ")
+                )
+            });
+        }
         lines.push(match self.key_matching {
             KeyMatching::CaseInsensitive => {
                 "Keys are matched case-insensitively: a case variant counts in the effective view \

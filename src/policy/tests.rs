@@ -93,6 +93,56 @@ fn out_of_scope_type_has_no_violations() {
 }
 
 #[test]
+fn declared_scope_judges_types_without_required_rules() {
+    // `scope` brings s3 in: its optional, prohibited and misnamed-key rules are checked although
+    // no required rule applies to it; lambda stays out.
+    let p = parse_policy(
+        r#"{"required_tags":[{"name":"A","applies_to":["ec2:*"]}],
+            "optional_tags":[{"name":"CostCenter","allowed_values":["1*"]}],
+            "prohibited_tags":["tmp"], "scope":["s3:*"]}"#,
+    )
+    .unwrap();
+    let e = eval(
+        &p,
+        "s3:bucket",
+        &[("tmp", "1"), ("CostCenter", "2"), ("costcenter", "1")],
+    );
+    assert!(e.in_scope);
+    assert_eq!(
+        summary(&p, &e.effective),
+        vec![
+            (InvalidValue, "CostCenter".into(), Severity::Low),
+            (ProhibitedTag, "-".into(), Severity::High),
+        ]
+    );
+    assert_eq!(
+        summary(&p, &e.native),
+        vec![
+            (InvalidValue, "CostCenter".into(), Severity::Low),
+            (MisnamedKey, "CostCenter".into(), Severity::Low),
+            (ProhibitedTag, "-".into(), Severity::High),
+        ]
+    );
+    // In scope with nothing wrong is compliant (not "out of scope").
+    let ok = eval(&p, "s3:bucket", &[("CostCenter", "12")]);
+    assert!(ok.in_scope && ok.is_compliant(View::Native, Severity::Low));
+    assert!(!eval(&p, "lambda:function", &[("tmp", "1")]).in_scope);
+    assert!(p.in_scope("s3:bucket") && p.in_scope("ec2:volume") && !p.in_scope("rds:db"));
+    // An empty scope means none (not "every type"); an empty pattern is refused.
+    let none = parse_policy(r#"{"required_tags":[],"scope":[]}"#).unwrap();
+    assert!(!none.in_scope("s3:bucket"));
+    let err = parse_policy(r#"{"required_tags":[],"scope":["s3:*",""]}"#).unwrap_err();
+    assert!(err.to_string().contains("scope[1]"), "{err}");
+    assert!(
+        p.summary_lines()
+            .iter()
+            .any(|l| l == "Resources of type s3:* are judged also where no required tag applies."),
+        "{:?}",
+        p.summary_lines()
+    );
+}
+
+#[test]
 fn empty_value_and_whitespace() {
     let p = policy();
     let e = eval(

@@ -6,19 +6,26 @@
 //! of the interval, at most 5 minutes) so a fleet of servers does not scan AWS in step; a
 //! snapshot still running when the next is due makes that one skip. Failures are logged and
 //! the schedule goes on: a bad scan never takes the server down.
+//!
+//! With alert channels (`--notify-webhook`, `--notify-slack`), each stored snapshot is
+//! compared with the one before it and a regression is announced (`service::alerts`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::app::{App, Call};
+use crate::service::alerts::{self, AlertConfig};
 use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::snapshot::prune;
+use crate::store::HistoryStore;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct SnapshotSchedule {
     pub every: Option<Duration>,
     pub keep_days: u32,
+    /// Alerts after each snapshot, when channels are configured.
+    pub alerts: Option<Arc<AlertConfig>>,
 }
 
 /// Prunes now, then (with `every`) takes snapshots in the background.
@@ -49,9 +56,16 @@ pub(crate) fn spawn_snapshots(app: Arc<App>, schedule: SnapshotSchedule) {
             let app = app.clone();
             let running = running.clone();
             let history = history.clone();
+            let alerting = schedule.alerts.clone();
             tokio::spawn(async move {
                 // In its own task, so even a panic in it clears `running` below.
-                let snapshot = tokio::spawn(async move { take_snapshot(&app).await });
+                let store = history.clone();
+                let snapshot = tokio::spawn(async move {
+                    let id = take_snapshot(&app).await;
+                    if let (Some(id), Some(config)) = (id, alerting) {
+                        alert(&store, id, &config).await;
+                    }
+                });
                 if let Err(e) = snapshot.await {
                     tracing::error!(error = %e, "scheduled snapshot task failed");
                 }
@@ -67,7 +81,16 @@ fn jitter(every: Duration) -> Duration {
     max.mul_f64(fastrand::f64())
 }
 
-async fn take_snapshot(app: &App) {
+/// Compares snapshot `id` with the one before it and alerts on a regression; failures are
+/// logged (the service logs each undelivered alert).
+async fn alert(history: &Arc<dyn HistoryStore>, id: i64, config: &AlertConfig) {
+    if let Err(e) = alerts::check_and_notify(history, Some(id), config).await {
+        tracing::error!(error = %e, snapshot = id, "alert check failed");
+    }
+}
+
+/// Takes one snapshot; its id when stored.
+async fn take_snapshot(app: &App) -> Option<i64> {
     let question = ComplianceQuestion {
         force_refresh: true,
         store_snapshot: true,
@@ -76,14 +99,18 @@ async fn take_snapshot(app: &App) {
     };
     let call = Call::new(app).with_trigger("schedule");
     match compliance::check(&call, question).await {
-        Ok(out) => tracing::info!(
-            snapshot = out.snapshot_id,
-            score = out.score_pct,
-            resources = out.resources,
-            "scheduled snapshot stored"
-        ),
+        Ok(out) => {
+            tracing::info!(
+                snapshot = out.snapshot_id,
+                score = out.score_pct,
+                resources = out.resources,
+                "scheduled snapshot stored"
+            );
+            out.snapshot_id
+        }
         Err(e) => {
-            tracing::error!(error = %e, "scheduled snapshot failed; the next one will try again")
+            tracing::error!(error = %e, "scheduled snapshot failed; the next one will try again");
+            None
         }
     }
 }

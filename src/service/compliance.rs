@@ -65,7 +65,8 @@ pub(crate) struct ComplianceReport {
     pub native_score_pct: Option<f64>,
     /// Resources selected by the resource filters.
     pub resources: usize,
-    /// Of those, resources at least one required rule applies to.
+    /// Of those, resources the policy judges: a required rule applies to them, or the policy's
+    /// `scope` names their type.
     pub in_scope: usize,
     pub effective: Score,
     pub native: Score,

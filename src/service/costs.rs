@@ -9,10 +9,12 @@ use chrono::{Duration, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::allocation::{AllocationInput, AllocationReport, allocate, check_rules};
 use crate::app::costs::{Amount, CostQuality, amount};
 use crate::app::quality::DataQuality;
 use crate::app::{Call, CostSource, ToolError};
 use crate::compliance::Scope;
+use crate::cost::allocation::AllocationRule;
 use crate::cost::attribution::{
     Attribution, AttributionInput, GroupBy, GroupSplit, KeyJudge, Split, attribute, pct,
 };
@@ -67,6 +69,8 @@ pub(crate) struct GapQuestion {
     pub top: u32,
     /// Re-read the inventory and the costs instead of using cached ones.
     pub force_refresh: bool,
+    /// Shared-cost allocation rules to apply (none: no `allocation` section).
+    pub allocation_rules: Vec<AllocationRule>,
 }
 
 /// Attributable and unattributable spend and the gap.
@@ -173,6 +177,10 @@ pub(crate) struct GapReport {
     /// Distinct resources priced, and of those how many the inventory holds.
     pub resources_priced: usize,
     pub resources_in_inventory: usize,
+    /// With `allocation_rules`: what each rule split and, per key they allocate onto, the gap
+    /// before and after allocation (absent without rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<AllocationReport>,
     pub cost_quality: CostQuality,
     pub data_quality: DataQuality,
 }
@@ -200,6 +208,8 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
              required_tags to the policy",
         ));
     }
+    let allocation_keys = check_rules(&q.allocation_rules, &judge)?;
+    let mut allocation = None;
     let no_virtual_tags = |_: &str, _: &mut BTreeMap<String, String>| {};
     let resources = &estate.inventory.resources;
     let evaluated = &estate.evaluated;
@@ -218,6 +228,12 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
     let mut notes_extra = Vec::new();
     let (attribution, before, period, metric, currency, mut report, reused) = match &source {
         CostSource::Explorer(explorer) => {
+            if !q.allocation_rules.is_empty() {
+                return Err(ToolError::invalid(
+                    "argument `allocation_rules`: allocation needs line-level costs, which Cost \
+                     Explorer does not give here; give FOCUS cost files with --cost",
+                ));
+            }
             if !q.scope.resource_types.is_empty() {
                 return Err(ToolError::invalid(
                     "argument `resource_types`: Cost Explorer has no resource types; filter \
@@ -282,6 +298,19 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
                 overlay,
             };
             let attribution = attribute(&input(&with_virtual_tags));
+            if !q.allocation_rules.is_empty() {
+                allocation = Some(allocate(
+                    &q.allocation_rules,
+                    &allocation_keys,
+                    &AllocationInput {
+                        judge: &judge,
+                        lines: &costs.costs.lines,
+                        resources,
+                        filter: &filter,
+                        overlay: &with_virtual_tags,
+                    },
+                ));
+            }
             let before = if evaluated.combined.is_empty() {
                 attribution.overall
             } else {
@@ -300,7 +329,7 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
         }
     };
     report.notes.extend(notes_extra);
-    Ok(output(
+    let mut answer = output(
         attribution,
         before,
         &q,
@@ -310,7 +339,9 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
         currency,
         CostQuality::of(&report, reused),
         call.data_quality(&estate),
-    ))
+    );
+    answer.allocation = allocation;
+    Ok(answer)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -388,6 +419,7 @@ fn output(
         unattributed_total,
         resources_priced: attribution.resources,
         resources_in_inventory: attribution.resources_in_inventory,
+        allocation: None,
         cost_quality,
         data_quality,
     }

@@ -1,6 +1,7 @@
 //! SQLite stores (rusqlite, bundled): one way to open a database — WAL, synchronous FULL, a busy
 //! timeout — and apply versioned migrations, so every store is crash-safe the same way.
 
+pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
 mod history_db;
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta};
 use audit::{Appended, AuditFilter, AuditRecord, StoredRecord};
+use virtual_tags::promotion::{NewPlan, PlanRow};
 use virtual_tags::{ActiveTag, Decided, Decision, NewVirtualTag, RuleRow, TagQuery, VirtualTag};
 
 use rusqlite::{Connection, OpenFlags};
@@ -82,6 +84,16 @@ pub trait HistoryStore: Send + Sync {
     async fn members(&self, id: i64) -> Result<Vec<MemberRecord>, StoreError>;
     async fn filter_sets(&self) -> Result<Vec<(Value, String, usize)>, StoreError>;
     async fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError>;
+    /// Keeps an alert that could not be delivered.
+    async fn record_dead_letter(
+        &self,
+        d: history::dead_letters::NewDeadLetter,
+    ) -> Result<i64, StoreError>;
+    /// The newest `limit` undelivered alerts, newest first.
+    async fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<history::dead_letters::DeadLetter>, StoreError>;
 }
 
 /// A new tag rule and who creates it.
@@ -132,6 +144,48 @@ pub trait VirtualTagStore: Send + Sync {
     async fn update_rule(&self, id: i64, u: RuleUpdate) -> Result<RuleRow, StoreError>;
     async fn delete_rule(&self, id: i64) -> Result<RuleRow, StoreError>;
     async fn record_rule_run(&self, counts: Vec<(i64, u64)>) -> Result<(), StoreError>;
+    /// Stores a promotion plan (planned); returns its id.
+    async fn create_plan(&self, p: NewPlan) -> Result<i64, StoreError>;
+    /// The newest promotion plans (without entries) with their entry counts, and the total.
+    async fn list_plans(&self, limit: usize) -> Result<(Vec<(PlanRow, usize)>, usize), StoreError>;
+    /// A promotion plan with its entries; None when there is none.
+    async fn plan(&self, id: i64) -> Result<Option<PlanRow>, StoreError>;
+    /// Records a person's approval (planned → approved); refuses any other state.
+    async fn approve_plan(
+        &self,
+        id: i64,
+        by_name: String,
+        by_principal: String,
+        reason: String,
+    ) -> Result<PlanRow, StoreError>;
+    /// Takes an approved plan for applying (approved → applying), once.
+    async fn start_apply(&self, id: i64) -> Result<(), StoreError>;
+    /// Gives back a taken plan that wrote nothing (applying → approved).
+    async fn abandon_apply(&self, id: i64) -> Result<(), StoreError>;
+    /// Records each ARN's outcome, marks the virtual tags now native `promoted` (returns how
+    /// many) and the plan applied, in one transaction.
+    async fn finish_apply(
+        &self,
+        id: i64,
+        outcomes: Vec<(String, String)>,
+        promoted: Vec<i64>,
+        principal: String,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Decisions on cost anomalies (`history.db`), as `get_cost_anomalies` uses them.
+#[async_trait]
+pub trait AnomalyStore: Send + Sync {
+    /// Records a decision (a new row; earlier ones stay).
+    async fn record(
+        &self,
+        d: anomalies::NewAnomalyDecision,
+    ) -> Result<anomalies::AnomalyDecisionRow, StoreError>;
+    /// The latest decision of each of these anomalies that has one.
+    async fn latest(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<anomalies::AnomalyDecisionRow>, StoreError>;
 }
 
 /// The audit log of tool calls, as the guard, the health check and get_audit_trail use it.
@@ -156,6 +210,12 @@ pub(crate) fn open_history(path: &Path) -> Result<Arc<dyn HistoryStore>, StoreEr
 /// The virtual-tag store at `path` (created if needed; it shares `history.db`).
 pub(crate) fn open_virtual_tags(path: &Path) -> Result<Arc<dyn VirtualTagStore>, StoreError> {
     let db = virtual_tags::VirtualTagDb::open(path)?;
+    Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
+}
+
+/// The anomaly-decision store at `path` (created if needed; it shares `history.db`).
+pub(crate) fn open_anomalies(path: &Path) -> Result<Arc<dyn AnomalyStore>, StoreError> {
+    let db = anomalies::AnomalyDb::open(path)?;
     Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
 }
 

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::audit::{Appended, AuditDb, AuditFilter, AuditRecord, StoredRecord};
 use super::history::HistoryDb;
+use super::history::dead_letters::{DeadLetter, NewDeadLetter};
+use super::virtual_tags::promotion::{NewPlan, PlanRow};
 use super::virtual_tags::{
     ActiveTag, Author, Decided, Decision, NewVirtualTag, RuleRow, TagQuery, VirtualTag,
     VirtualTagDb,
@@ -54,6 +56,24 @@ where
 const HISTORY: &str = "history store";
 const VIRTUAL_TAGS: &str = "virtual-tag store";
 const AUDIT: &str = "audit log";
+const ANOMALIES: &str = "anomaly-decision store";
+
+#[async_trait]
+impl super::AnomalyStore for Sqlite<super::anomalies::AnomalyDb> {
+    async fn record(
+        &self,
+        d: super::anomalies::NewAnomalyDecision,
+    ) -> Result<super::anomalies::AnomalyDecisionRow, StoreError> {
+        blocking(&self.0, ANOMALIES, move |db| db.record(&d)).await
+    }
+
+    async fn latest(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<super::anomalies::AnomalyDecisionRow>, StoreError> {
+        blocking(&self.0, ANOMALIES, move |db| db.latest(&ids)).await
+    }
+}
 
 #[async_trait]
 impl HistoryStore for Sqlite<HistoryDb> {
@@ -100,6 +120,14 @@ impl HistoryStore for Sqlite<HistoryDb> {
 
     async fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
         blocking(&self.0, HISTORY, move |db| db.prune(older_than)).await
+    }
+
+    async fn record_dead_letter(&self, d: NewDeadLetter) -> Result<i64, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.record_dead_letter(&d)).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.dead_letters(limit)).await
     }
 }
 
@@ -191,6 +219,59 @@ impl VirtualTagStore for Sqlite<VirtualTagDb> {
 
     async fn record_rule_run(&self, counts: Vec<(i64, u64)>) -> Result<(), StoreError> {
         blocking(&self.0, VIRTUAL_TAGS, move |db| db.record_rule_run(&counts)).await
+    }
+
+    async fn create_plan(&self, p: NewPlan) -> Result<i64, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.create_plan(&p)).await
+    }
+
+    async fn list_plans(&self, limit: usize) -> Result<(Vec<(PlanRow, usize)>, usize), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.list_plans(limit)).await
+    }
+
+    async fn plan(&self, id: i64) -> Result<Option<PlanRow>, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.plan(id)).await
+    }
+
+    async fn approve_plan(
+        &self,
+        id: i64,
+        by_name: String,
+        by_principal: String,
+        reason: String,
+    ) -> Result<PlanRow, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| {
+            db.approve_plan(
+                id,
+                Author {
+                    name: &by_name,
+                    principal: &by_principal,
+                },
+                &reason,
+            )
+        })
+        .await
+    }
+
+    async fn start_apply(&self, id: i64) -> Result<(), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.start_apply(id)).await
+    }
+
+    async fn abandon_apply(&self, id: i64) -> Result<(), StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| db.abandon_apply(id)).await
+    }
+
+    async fn finish_apply(
+        &self,
+        id: i64,
+        outcomes: Vec<(String, String)>,
+        promoted: Vec<i64>,
+        principal: String,
+    ) -> Result<usize, StoreError> {
+        blocking(&self.0, VIRTUAL_TAGS, move |db| {
+            db.finish_apply(id, &outcomes, &promoted, &principal)
+        })
+        .await
     }
 }
 

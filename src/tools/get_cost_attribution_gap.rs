@@ -47,6 +47,14 @@ pub(crate) struct Args {
     /// requests are billed by AWS).
     #[serde(default)]
     pub force_refresh: bool,
+    /// Shared-cost allocation: split charges no tag attributes (support, tax, a shared
+    /// account) across a required key's values — `proportional` to the spend each value
+    /// carries, `even`, or `fixed` shares in basis points — and report that key's gap before
+    /// and after (the `allocation` section). Parts add up exactly; what cannot be given to a
+    /// value stays `(unallocated)`. Needs line-level costs (files, demo).
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub allocation_rules: Vec<crate::cost::allocation::AllocationRule>,
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
@@ -72,7 +80,9 @@ for every required tag key. Returns the total, attributable and unattributable s
 — overall, per required key, per provider and per group (group_by service, resource_type, region, account, \
 provider or a tag key) — before and after virtual tags, the unattributed resources that cost most with the keys \
 they lack, the currency, and cost_quality (source, rows skipped, Cost Explorer requests made and their \
-estimated charge). Use it for 'what does our tagging gap cost?' or 'which untagged resources cost most?'. Costs \
+estimated charge). With allocation_rules it also splits shared charges \
+(support, tax, a shared account) across a required key's values — proportionally, evenly or by fixed shares — and \
+reports that key's gap before and after, exact to the micro-unit. Use it for 'what does our tagging gap cost?' or 'which untagged resources cost most?'. Costs \
 come from FOCUS cost files, the demo estate or AWS Cost Explorer (a handful of billed requests per question; \
 answers are cached).";
 
@@ -104,6 +114,7 @@ answers are cached).";
             scope: args.scope.scope,
             top: args.top,
             force_refresh: args.force_refresh,
+            allocation_rules: args.allocation_rules,
         };
         gap(call, question).await
     }

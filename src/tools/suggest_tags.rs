@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
 use super::{Call, Tool, ToolError, own_store_annotations};
-use crate::rules::{CompiledRules, RuleSpec};
-use crate::service::virtual_tags::{ResourceSelector, effective_now, require_store, select};
+use crate::service::suggestions::SuggestionInputs;
+use crate::service::virtual_tags::{ResourceSelector, require_store, select};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
-use crate::suggest::{Band, KeySuggestion, Reliability, SuggestConfig, Suggester};
+use crate::suggest::{Band, KeySuggestion};
 
 pub(crate) struct SuggestTags;
 
@@ -108,53 +108,12 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             args.filter.as_ref(),
             MAX_RESOURCES,
         )?;
-        let (feedback, rules) = match call.virtual_tags() {
-            Some(s) => {
-                let feedback = s.feedback().await?;
-                let rules = s.rules().await?;
-                (feedback, rules)
-            }
-            None => (Reliability::new(), Vec::new()),
-        };
-        let specs: Vec<(i64, RuleSpec)> = rules
-            .iter()
-            .filter_map(|r| serde_json::from_str(&r.spec).ok().map(|s| (r.id, s)))
-            .collect();
-        // Rules that no longer compile add no evidence (manage_tag_rules reports them).
-        let compiled = CompiledRules::compile(&specs).ok();
-        let policy = estate.policy();
+        let inputs = SuggestionInputs::read(call).await?;
         let resources = &estate.inventory.resources;
         // Synchronous work in its own scope: the suggester's closures are not `Send`, so it
         // must be gone before the store is awaited.
         let (out, by_band, proposals) = {
-            let config = SuggestConfig::default();
-            let key = format!(
-                "{}|{}|{}|{:?}|{:?}",
-                estate.inventory_version,
-                policy.hash(),
-                estate.evaluated.overlay.generation,
-                feedback,
-                config
-            );
-            let kept = call.suggest_stats().get(&key);
-            let mut suggester = match kept {
-                Some(stats) => Suggester::from_stats(policy, resources, stats),
-                None => {
-                    let effective = |i: usize| effective_now(&estate, i);
-                    let built = Suggester::new(policy, resources, &effective, &feedback, config);
-                    call.suggest_stats().put(key, built.stats());
-                    built
-                }
-            };
-            if let Some(compiled) = compiled.filter(|c| !c.is_empty()) {
-                let estate = &estate;
-                suggester = suggester.with_rule_values(Box::new(move |i, key| {
-                    let tags = effective_now(estate, i);
-                    compiled
-                        .first_match(&estate.inventory.resources[i], &tags)
-                        .and_then(|m| m.tags.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
-                }));
-            }
+            let suggester = inputs.suggester(call, &estate);
             let mut by_band = BandCounts::default();
             let mut out = Vec::with_capacity(chosen.len());
             let mut proposals = Vec::new();
@@ -212,7 +171,7 @@ approved automatically). Approvals and denials of suggested tags tune how much e
             by_band,
             proposed,
             proposed_ids,
-            feedback,
+            feedback: inputs.feedback,
             data_quality: call.data_quality(&estate),
         })
     }

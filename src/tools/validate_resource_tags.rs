@@ -41,7 +41,7 @@ pub(crate) struct ResourceResult {
     /// The resource id, or `proposed` for a proposed tag set.
     pub resource_id: String,
     pub resource_type: String,
-    /// Whether any required rule applies to this type.
+    /// Whether the policy judges this type (a required rule applies to it, or its `scope`).
     pub in_scope: bool,
     /// No effective-view violation at or above the policy's fail_at (true when out of scope).
     pub compliant: bool,

@@ -226,10 +226,12 @@ fn thousands_of_hostile_calls_never_crash_or_leak() {
     let mut answered = 0;
     let mut before = 0;
     for i in 0..3000u64 {
-        // Memory is compared from call 300 on: by then the allocator has grown to the largest
-        // requests the limits allow (a working set, kept for reuse); a leak would keep growing
-        // with every further call.
-        if i == 300 {
+        // Memory is compared over the second half: by call 1,500 the allocator has grown to
+        // the largest requests the limits allow and the bounded caches (answers, suggestion
+        // statistics) have filled with the answers of every tool — reports and CSV pages are
+        // large, so that takes more than a few hundred calls (measured: 116 MiB at call 300,
+        // 140 MiB from call 1,500 to the end). A leak keeps growing with every further call.
+        if i == 1500 {
             before = c.rss_kib();
         }
         let tool = tools[(i % tools.len() as u64) as usize];
@@ -294,7 +296,7 @@ fn thousands_of_hostile_calls_never_crash_or_leak() {
     assert!(before > 0 && after > 0, "RSS readable");
     let growth = after as f64 / before as f64;
     assert!(
-        growth <= 1.2,
+        growth <= 1.1,
         "RSS grew from {before} KiB to {after} KiB ({growth:.2}x)"
     );
 }

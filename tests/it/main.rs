@@ -7,6 +7,9 @@
 
 mod common;
 
+mod alerts;
+mod allocation;
+mod anomalies;
 mod audit_failclosed;
 mod aws_cache;
 mod aws_faults;
@@ -19,6 +22,7 @@ mod conformance;
 mod cost;
 mod cost_moto;
 mod coverage_moto;
+mod export;
 mod fuzz;
 mod guards;
 mod history;
@@ -26,9 +30,12 @@ mod history_moto;
 mod http_hardening;
 mod identity;
 mod inspector;
+mod interchange;
 mod mcp_http;
 mod mcp_stdio;
 mod org_moto;
+mod promote_moto;
 mod python_sdk;
 mod redaction;
+mod report;
 mod virtual_tags;

@@ -12,7 +12,8 @@ requests signed for service `resource-explorer-2` go to the stub, configured by 
 
 Query-protocol requests (STS, EC2) are counted by their `Action=` field (query string or form
 body). Refuses `sts:AssumeRole` into chosen accounts, as AWS does when the role does not exist or
-does not trust the caller (moto assumes any role): `POST /_tagwarden/deny-assume-role` with
+does not trust the caller (moto assumes any role), and records the RoleArn of every AssumeRole
+(`GET /_tagwarden/assumed-roles`): `POST /_tagwarden/deny-assume-role` with
 `{"account_ids": ["222222222222"]}` makes every AssumeRole whose RoleArn is in one of those
 accounts answer 403 `AccessDenied` in STS's XML error shape.
 
@@ -66,6 +67,8 @@ calls = collections.Counter()
 calls_by_key = collections.defaultdict(collections.Counter)
 lock = threading.Lock()
 denied_accounts = set()
+# The RoleArn of every AssumeRole request, in order (GET /_tagwarden/assumed-roles).
+assumed_roles = []
 config_estate = {"aggregators": {}, "recorders": {}}
 config_queries = []
 
@@ -107,6 +110,9 @@ def counting_app(environ, start_response):
     if environ.get("PATH_INFO") == "/_tagwarden/config-queries":
         with lock:
             return json_answer(start_response, "200 OK", config_queries)
+    if path == "/_tagwarden/assumed-roles":
+        with lock:
+            return json_answer(start_response, "200 OK", list(assumed_roles))
     if path == "/_tagwarden/deny-assume-role":
         wanted = json.loads(read_body(environ) or b"{}").get("account_ids", [])
         with lock:
@@ -133,6 +139,7 @@ def counting_app(environ, start_response):
     if operation == "AssumeRole":
         account = form.get("RoleArn", "").split(":")[4:5]
         with lock:
+            assumed_roles.append(form.get("RoleArn", ""))
             refused = bool(account) and account[0] in denied_accounts
         if refused:
             return access_denied(form.get("RoleArn", ""), start_response)

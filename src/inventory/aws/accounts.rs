@@ -9,8 +9,6 @@
 //! Parsing and validation are pure (unit-tested); only `list_organization` calls AWS.
 
 use aws_config::SdkConfig;
-use aws_sdk_organizations::Client;
-use aws_sdk_organizations::config::Region;
 use serde::Deserialize;
 use serde_norway::Value;
 
@@ -351,12 +349,7 @@ pub(crate) async fn list_organization(
     sdk: &SdkConfig,
     counter: &CallCounter,
 ) -> Result<(Vec<OrgAccount>, u64), String> {
-    let mut config = aws_sdk_organizations::config::Builder::from(sdk).interceptor(counter.clone());
-    if sdk.region().is_none() {
-        // Organizations has one endpoint per partition; any region of it resolves there.
-        config = config.region(Region::new("us-east-1"));
-    }
-    let client = Client::from_conf(config.build());
+    let client = crate::aws::organizations::client(sdk, Some(counter));
     let mut accounts = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0u64;

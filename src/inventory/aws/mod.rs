@@ -27,6 +27,7 @@ pub(crate) mod explorer;
 mod fanout;
 pub(crate) mod merge;
 pub(crate) mod tagging;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;

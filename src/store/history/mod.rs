@@ -8,6 +8,7 @@
 //! and old snapshots keep showing what was true when they were taken. The writer keeps the
 //! fingerprint maps between inserts, so a small snapshot in a large store costs little.
 
+pub(crate) mod dead_letters;
 pub(super) mod schema;
 
 use std::borrow::Cow;

@@ -14,6 +14,7 @@
 //! in `schema`), so this store and the `HistoryDb` agree on the schema version of the file
 //! they share.
 
+pub(crate) mod promotion;
 mod rules;
 pub(super) mod schema;
 
@@ -75,14 +76,18 @@ pub enum TagStatus {
     Approved,
     Denied,
     Superseded,
+    /// Written to the cloud by a promotion plan and verified there; kept for history, no
+    /// longer overlaid (the native tag holds the value).
+    Promoted,
 }
 
 impl TagStatus {
-    pub const ALL: [TagStatus; 4] = [
+    pub const ALL: [TagStatus; 5] = [
         TagStatus::Pending,
         TagStatus::Approved,
         TagStatus::Denied,
         TagStatus::Superseded,
+        TagStatus::Promoted,
     ];
 
     /// The stored (and serialized) name.
@@ -92,6 +97,7 @@ impl TagStatus {
             TagStatus::Approved => "approved",
             TagStatus::Denied => "denied",
             TagStatus::Superseded => "superseded",
+            TagStatus::Promoted => "promoted",
         }
     }
 

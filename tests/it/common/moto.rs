@@ -155,6 +155,12 @@ impl Moto {
         );
     }
 
+    /// The RoleArn of every AssumeRole request served so far, in order.
+    pub fn assumed_roles(&self) -> Vec<String> {
+        let body = reqwest::blocking_get(&format!("{}/_tagwarden/assumed-roles", self.url));
+        serde_json::from_str(&body).expect("assumed roles JSON")
+    }
+
     /// Requests served so far, per operation.
     pub fn calls_by_operation(&self) -> Value {
         self.counter()["by_operation"].clone()

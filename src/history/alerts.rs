@@ -1,0 +1,200 @@
+//! Alerts after scheduled audits: what regressed between two snapshots of the same scope (the
+//! score fell by more than a threshold, critical violations grew, the share of spend on
+//! non-compliant resources grew) and the two messages that announce it — a generic JSON
+//! webhook body and a Slack Block Kit message. Pure: the sending lives in `service::alerts`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::SnapshotMeta;
+
+/// How much worse the newer snapshot must be before an alert is sent. Each comparison is
+/// strict ("more than"), so a threshold of 0 alerts on any worsening.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AlertThresholds {
+    /// Score fall, in percentage points.
+    pub score_drop_pct_points: f64,
+    /// Increase in the number of critical violations.
+    pub critical_increase: usize,
+    /// Growth of the unattributed share of spend (spend on non-compliant resources), in
+    /// percentage points.
+    pub unattributed_growth_pct_points: f64,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        AlertThresholds {
+            score_drop_pct_points: 1.0,
+            critical_increase: 0,
+            unattributed_growth_pct_points: 1.0,
+        }
+    }
+}
+
+/// One way the newer snapshot is worse than the older one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Regression {
+    /// The compliance score fell.
+    ScoreDrop {
+        from_pct: f64,
+        to_pct: f64,
+        drop_pct_points: f64,
+    },
+    /// More critical violations than before.
+    NewCriticalViolations {
+        from: usize,
+        to: usize,
+        added: usize,
+    },
+    /// A larger share of spend sits on non-compliant resources (spend that cannot be
+    /// attributed by its tags).
+    UnattributedSpendGrowth {
+        from_pct: f64,
+        to_pct: f64,
+        growth_pct_points: f64,
+    },
+}
+
+impl Regression {
+    /// One line for people (Slack, logs).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Regression::ScoreDrop {
+                from_pct,
+                to_pct,
+                drop_pct_points,
+            } => format!("Compliance score fell {drop_pct_points} points: {from_pct}% → {to_pct}%"),
+            Regression::NewCriticalViolations { from, to, added } => {
+                format!("{added} new critical violations: {from} → {to}")
+            }
+            Regression::UnattributedSpendGrowth {
+                from_pct,
+                to_pct,
+                growth_pct_points,
+            } => format!(
+                "Unattributed share of spend grew {growth_pct_points} points: {from_pct}% → {to_pct}%"
+            ),
+        }
+    }
+}
+
+/// What regressed from `older` to `newer`; empty when nothing did (or a figure is unknown on
+/// either side: no score when nothing is in scope, no spend share without a cost source).
+pub(crate) fn regressions(
+    older: &SnapshotMeta,
+    newer: &SnapshotMeta,
+    t: &AlertThresholds,
+) -> Vec<Regression> {
+    let mut out = Vec::new();
+    if let (Some(from_pct), Some(to_pct)) = (older.score_pct, newer.score_pct) {
+        let drop = round2(from_pct - to_pct);
+        if drop > t.score_drop_pct_points {
+            out.push(Regression::ScoreDrop {
+                from_pct,
+                to_pct,
+                drop_pct_points: drop,
+            });
+        }
+    }
+    if let (Some(from), Some(to)) = (critical(&older.counts), critical(&newer.counts)) {
+        let added = to.saturating_sub(from);
+        if added > t.critical_increase {
+            out.push(Regression::NewCriticalViolations { from, to, added });
+        }
+    }
+    if let (Some(from_pct), Some(to_pct)) = (unattributed_pct(older), unattributed_pct(newer)) {
+        let growth = round2(to_pct - from_pct);
+        if growth > t.unattributed_growth_pct_points {
+            out.push(Regression::UnattributedSpendGrowth {
+                from_pct,
+                to_pct,
+                growth_pct_points: growth,
+            });
+        }
+    }
+    out
+}
+
+/// Critical violations recorded in a snapshot's breakdowns (`counts.by_severity.critical`).
+fn critical(counts: &Value) -> Option<usize> {
+    counts
+        .get("by_severity")?
+        .get("critical")?
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// Share of spend on non-compliant in-scope resources, in percent.
+fn unattributed_pct(m: &SnapshotMeta) -> Option<f64> {
+    m.spend_score_pct.map(|s| round2(100.0 - s))
+}
+
+/// Hundredths, so float noise (`97.3 - 96.2`) neither crosses nor misses a threshold.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The event type of the webhook body.
+pub(crate) const EVENT: &str = "tagwarden.compliance_regression";
+
+/// The generic webhook's JSON body.
+pub(crate) fn webhook_body(
+    older: &SnapshotMeta,
+    newer: &SnapshotMeta,
+    found: &[Regression],
+) -> Value {
+    let side = |m: &SnapshotMeta| {
+        json!({
+            "id": m.id,
+            "taken_at": m.taken_at,
+            "trigger": m.trigger,
+            "source": m.source,
+            "score_pct": m.score_pct,
+            "spend_score_pct": m.spend_score_pct,
+            "violations": m.violations,
+            "critical_violations": critical(&m.counts),
+        })
+    };
+    json!({
+        "event": EVENT,
+        "previous": side(older),
+        "current": side(newer),
+        "regressions": found,
+    })
+}
+
+/// The Slack incoming-webhook message (Block Kit, with a plain-text fallback).
+pub(crate) fn slack_message(
+    older: &SnapshotMeta,
+    newer: &SnapshotMeta,
+    found: &[Regression],
+) -> Value {
+    let lines: Vec<String> = found
+        .iter()
+        .map(|r| format!("• {}", r.describe()))
+        .collect();
+    let title = format!(
+        "Tagwarden: compliance regressed (snapshot {} → {})",
+        older.id, newer.id
+    );
+    json!({
+        "text": format!("{title}\n{}", lines.join("\n")),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}},
+            {"type": "context", "elements": [{
+                "type": "mrkdwn",
+                "text": format!(
+                    "Previous: {} · Current: {} · {}",
+                    older.taken_at.to_rfc3339(),
+                    newer.taken_at.to_rfc3339(),
+                    newer.source
+                ),
+            }]},
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests;
