@@ -19,6 +19,23 @@ pub struct DailyLine {
     pub line: CostLine,
     /// (day, amount), sorted by day, one entry per day with spend.
     pub days: Vec<(NaiveDate, Micros)>,
+    /// Which series the line counts in.
+    pub feeds: Feeds,
+}
+
+/// The series a line counts in. Resource-level sources give lines that count everywhere; a
+/// grouped source (Cost Explorer) gives one set of lines per grouping — spend by service and
+/// account, and spend by each tag key's values — and each set must count only in its own
+/// series, or the same spend would be counted once per grouping.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Feeds {
+    /// Every series: the line is one resource's (or one resource-less charge's) spend.
+    #[default]
+    All,
+    /// The service and account series only: its tags are unknown.
+    ServiceAndAccount,
+    /// Only the series of this tag key (canonical name); the line's `tags` hold its value.
+    TagKey(String),
 }
 
 /// Daily costs for a period.
@@ -115,6 +132,7 @@ mod tests {
                 amount: days.iter().map(|(_, a)| a).sum(),
             },
             days,
+            feeds: Feeds::All,
         }
     }
 

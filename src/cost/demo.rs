@@ -61,6 +61,7 @@ impl CostProvider for DemoCosts {
     async fn daily_costs(
         &self,
         query: &CostQuery,
+        _tag_keys: &[String],
         resources: &[Resource],
     ) -> Result<DailyCosts, CostError> {
         let metric = choose_metric(METRICS, query.metric, "the demo estate")?;
@@ -168,6 +169,7 @@ pub(crate) fn demo_daily_costs(
                     ..line
                 },
                 days: day_costs,
+                feeds: super::daily::Feeds::All,
             }
         })
         .collect();

@@ -44,6 +44,8 @@ use super::{
     Micros, Period, ResourceIndex, choose_metric, parse_micros,
 };
 use crate::aws::{AwsTuning, CallCounter, load_sdk_config, summarise_sdk_error};
+
+mod daily;
 use crate::inventory::{Provider, Resource, Tags};
 
 const METRICS: &[CostMetric] = &[
@@ -240,6 +242,29 @@ impl CostProvider for CostExplorer {
     /// Cost Explorer's figures for past days settle within a day.
     fn version(&self) -> String {
         format!("cost-explorer:{}", Utc::now().date_naive())
+    }
+
+    /// Daily usage per service and account and per value of each of `tag_keys` (see
+    /// `explorer::daily`): 1 + `tag_keys` requests, plus extra pages.
+    async fn daily_costs(
+        &self,
+        query: &CostQuery,
+        tag_keys: &[String],
+        _resources: &[Resource],
+    ) -> Result<super::daily::DailyCosts, CostError> {
+        let metric = choose_metric(METRICS, query.metric, "AWS Cost Explorer")?;
+        let today = Utc::now().date_naive();
+        let period = daily::daily_period(query.period, today);
+        check_period(period, today)?;
+        let session = self.session().await;
+        let costs = daily::daily_costs(&session, period, metric, tag_keys, self.describe()).await;
+        costs.map_err(|e| match e {
+            CostError::Unavailable(m) => CostError::Unavailable(format!(
+                "{m} ({} Cost Explorer request(s) made)",
+                session.counter.attempts()
+            )),
+            other => other,
+        })
     }
 
     /// Resource-level costs (EC2 compute, the last 14 days of the period): what AWS keeps.

@@ -119,6 +119,7 @@ impl CostProvider for FocusProvider {
     async fn daily_costs(
         &self,
         query: &CostQuery,
+        _tag_keys: &[String],
         _resources: &[Resource],
     ) -> Result<crate::cost::daily::DailyCosts, CostError> {
         let metric = choose_metric(METRICS, query.metric, &self.describe())?;

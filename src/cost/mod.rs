@@ -232,9 +232,12 @@ pub trait CostProvider: Send + Sync {
     ) -> Result<LineCosts, CostError>;
 
     /// Usage costs per line and day (for anomalies). Sources without daily figures say so.
+    /// `tag_keys` are the keys whose series the question needs: a grouped source (Cost
+    /// Explorer) asks for each; resource-level sources carry every line's tags anyway.
     async fn daily_costs(
         &self,
         _query: &CostQuery,
+        _tag_keys: &[String],
         _resources: &[Resource],
     ) -> Result<daily::DailyCosts, CostError> {
         Err(CostError::Unavailable(format!(

@@ -17,7 +17,7 @@ use crate::cost::anomaly::{
     Baseline, DetectConfig, MAD_FLOOR_MICROS, MAD_FLOOR_SHARE, anomaly_id, detect, score_day,
 };
 use crate::cost::attribution::{KeyJudge, pct};
-use crate::cost::daily::DailyCosts;
+use crate::cost::daily::{DailyCosts, Feeds};
 use crate::cost::{CostMetric, CostQuery, Micros, Period};
 use crate::store::anomalies::{AnomalyDecision, AnomalyDecisionRow};
 
@@ -141,7 +141,9 @@ pub(crate) struct AnomalyItem {
     /// Of the rise of the lines that rose, the part on lines without a valid value for some
     /// required key.
     pub untagged_impact: Amount,
-    /// untagged_impact ÷ the rise of the lines that rose, in % (null when nothing rose).
+    /// untagged_impact ÷ the rise of the lines that rose, in % (null when nothing rose, or
+    /// when the source does not tell the tags of the spend that rose: Cost Explorer's service
+    /// and account series).
     pub untagged_share_pct: Option<f64>,
 }
 
@@ -200,6 +202,9 @@ pub(crate) struct DecideRequest {
 /// Per line: its value in each series, whether it lacks a required key, its owner and tags.
 struct LineFacts {
     groups: Vec<(usize, String)>,
+    /// False for a grouped source's service and account spend, whose tags billing does not
+    /// split out: its untagged share is unknown, not zero.
+    tags_known: bool,
     untagged_keys: Vec<String>,
     owner: Option<String>,
     tags: BTreeMap<String, String>,
@@ -221,29 +226,6 @@ pub(crate) async fn anomalies(
         )
     })?;
     let estate = call.estate(q.force_refresh).await?;
-    let costs = source
-        .provider()
-        .daily_costs(
-            &CostQuery {
-                period: None,
-                metric: q.metric,
-            },
-            &estate.inventory.resources,
-        )
-        .await
-        .map_err(|e| match e {
-            crate::cost::CostError::Invalid(m) => ToolError::InvalidArgument(m),
-            other => ToolError::Unavailable(other.to_string()),
-        })?;
-    let mut costs = costs;
-    {
-        let mut lines: Vec<crate::cost::CostLine> =
-            costs.lines.iter().map(|l| l.line.clone()).collect();
-        crate::cost::join_to_inventory(&mut lines, &estate.inventory.resources);
-        for (d, l) in costs.lines.iter_mut().zip(lines) {
-            d.line = l;
-        }
-    }
     let policy = estate.policy();
     let judge = KeyJudge::new(policy);
     let keys: Vec<String> = if q.tag_keys.is_empty() {
@@ -263,6 +245,35 @@ pub(crate) async fn anomalies(
     } else {
         q.dimensions.clone()
     };
+    let series_keys: &[String] = if dimensions.contains(&DimensionArg::Tag) {
+        &keys
+    } else {
+        &[]
+    };
+    let costs = source
+        .provider()
+        .daily_costs(
+            &CostQuery {
+                period: None,
+                metric: q.metric,
+            },
+            series_keys,
+            &estate.inventory.resources,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::cost::CostError::Invalid(m) => ToolError::InvalidArgument(m),
+            other => ToolError::Unavailable(other.to_string()),
+        })?;
+    let mut costs = costs;
+    {
+        let mut lines: Vec<crate::cost::CostLine> =
+            costs.lines.iter().map(|l| l.line.clone()).collect();
+        crate::cost::join_to_inventory(&mut lines, &estate.inventory.resources);
+        for (d, l) in costs.lines.iter_mut().zip(lines) {
+            d.line = l;
+        }
+    }
     let mut names: Vec<String> = Vec::new();
     for d in &dimensions {
         match d {
@@ -312,26 +323,43 @@ pub(crate) async fn anomalies(
                 judge.problems(&resource.resource_type, &effective)
             };
             let key_names: Vec<&str> = judge.keys().collect();
+            let feeds = &d.feeds;
+            // A grouped source's line is judged only on what it tells: a key's line on that
+            // key; service and account spend on nothing (its tags are unknown).
             let untagged_keys: Vec<String> = problems
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.is_some())
                 .map(|(i, _)| key_names[i].to_string())
+                .filter(|k| match feeds {
+                    Feeds::All => true,
+                    Feeds::ServiceAndAccount => false,
+                    Feeds::TagKey(key) => key == k,
+                })
                 .collect();
+            let tags_known = *feeds != Feeds::ServiceAndAccount;
             let mut groups = Vec::new();
             let mut at = 0;
             for d in &dimensions {
                 match d {
                     DimensionArg::Service => {
-                        groups.push((at, non_empty(&line.service, "(no service)")));
+                        if !by_tag_only(feeds) {
+                            groups.push((at, non_empty(&line.service, "(no service)")));
+                        }
                         at += 1;
                     }
                     DimensionArg::Account => {
-                        groups.push((at, non_empty(&line.account, "(no account)")));
+                        if !by_tag_only(feeds) {
+                            groups.push((at, non_empty(&line.account, "(no account)")));
+                        }
                         at += 1;
                     }
                     DimensionArg::Tag => {
                         for k in &keys {
+                            if !feeds_key(feeds, k) {
+                                at += 1;
+                                continue;
+                            }
                             let valid = key_names
                                 .iter()
                                 .position(|n| n == k)
@@ -354,6 +382,7 @@ pub(crate) async fn anomalies(
                 .collect();
             LineFacts {
                 groups,
+                tags_known,
                 owner: owner_key
                     .as_ref()
                     .and_then(|k| effective.get(k).cloned())
@@ -390,7 +419,7 @@ pub(crate) async fn anomalies(
         let detection = detect(&series, start, end, &config);
         days_short_history += detection.days_short_history;
         for a in detection.anomalies {
-            let (drivers, drivers_total, untagged, rose) = drivers_of(
+            let (drivers, drivers_total, untagged, rose, untagged_known) = drivers_of(
                 &costs,
                 &facts,
                 lines,
@@ -413,7 +442,11 @@ pub(crate) async fn anomalies(
                 drivers,
                 drivers_total,
                 untagged_impact: amount(untagged),
-                untagged_share_pct: pct(untagged, rose),
+                untagged_share_pct: if untagged_known {
+                    pct(untagged, rose)
+                } else {
+                    None
+                },
             });
         }
     }
@@ -553,7 +586,7 @@ fn drivers_of(
     day: NaiveDate,
     baseline: Baseline,
     top: u32,
-) -> (Vec<Driver>, usize, Micros, Micros) {
+) -> (Vec<Driver>, usize, Micros, Micros, bool) {
     let mut rises: Vec<(Micros, usize, Micros, Micros)> = Vec::new();
     for &i in lines {
         let series = costs.series(std::iter::once(&costs.lines[i]));
@@ -576,6 +609,7 @@ fn drivers_of(
         .map(|r| r.0)
         .sum();
     let total = rises.len();
+    let known = rises.iter().all(|r| facts[r.1].tags_known);
     let drivers = rises
         .into_iter()
         .take(top as usize)
@@ -597,7 +631,21 @@ fn drivers_of(
             }
         })
         .collect();
-    (drivers, total, untagged, rose)
+    (drivers, total, untagged, rose, known)
+}
+
+/// A line that counts only in one tag key's series.
+fn by_tag_only(feeds: &Feeds) -> bool {
+    matches!(feeds, Feeds::TagKey(_))
+}
+
+/// Whether a line counts in the series of `key`.
+fn feeds_key(feeds: &Feeds, key: &str) -> bool {
+    match feeds {
+        Feeds::All => true,
+        Feeds::ServiceAndAccount => false,
+        Feeds::TagKey(k) => k == key,
+    }
 }
 
 /// The anomalies an alerting step should announce: pending (no decision) and not announced

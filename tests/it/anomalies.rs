@@ -289,14 +289,125 @@ fn the_demo_shows_its_planted_spikes() {
     assert_eq!(days, planted, "{stdout}");
 }
 
-/// A source without daily costs says what to use instead.
+/// One Cost Explorer day: `ResultsByTime` entry with `(keys, amount)` groups.
+fn ce_day(day: NaiveDate, groups: &[(Vec<&str>, f64)]) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(keys, amount)| {
+            json!({"Keys": keys, "Metrics": {"UnblendedCost": {"Amount": format!("{amount:.2}"), "Unit": "USD"}}})
+        })
+        .collect();
+    json!({
+        "TimePeriod": {"Start": day.to_string(), "End": (day + Duration::days(1)).to_string()},
+        "Total": {},
+        "Groups": groups,
+        "Estimated": false
+    })
+}
+
+/// Cost Explorer's daily series (against moto, answers injected in request order): one request
+/// grouped by service and account, one per required key; a spike planted on one day in EC2's
+/// untagged spend is found in the service, account and `Team` series — and only there — with
+/// the untagged share known only for the tag series.
 #[test]
-fn cost_explorer_says_to_use_files() {
-    let (code, _, stderr) = crate::common::run(&["anomalies", "--demo", "--cost-explorer"], &[]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("AWS Cost Explorer gives no daily costs yet")
-            && stderr.contains("--cost FILE"),
-        "{stderr}"
+fn cost_explorer_daily_series_find_the_planted_spike() {
+    const POLICY: &str =
+        r#"{"required_tags": [{"name": "Team", "allowed_values": ["payments", "search"]}]}"#;
+    let moto = crate::common::moto::Moto::start_seeded();
+    let today = chrono::Utc::now().date_naive();
+    let first = today - Duration::days(147);
+    let spike = today - Duration::days(5);
+    let (mut by_service, mut by_team) = (Vec::new(), Vec::new());
+    for i in 0..147 {
+        let day = first + Duration::days(i);
+        let weekend = day.weekday().number_from_monday() >= 6;
+        let ec2 = if weekend { 60.0 } else { 100.0 } + if day == spike { 300.0 } else { 0.0 };
+        by_service.push(ce_day(
+            day,
+            &[
+                (
+                    vec!["Amazon Elastic Compute Cloud - Compute", "111122223333"],
+                    ec2,
+                ),
+                (vec!["Amazon Simple Storage Service", "111122223333"], 20.0),
+            ],
+        ));
+        let untagged = if weekend { 30.0 } else { 50.0 } + if day == spike { 300.0 } else { 0.0 };
+        by_team.push(ce_day(
+            day,
+            &[
+                (vec!["Team$payments"], if weekend { 50.0 } else { 70.0 }),
+                (vec!["Team$"], untagged),
+            ],
+        ));
+    }
+    let answer = |days: Vec<Value>| json!({"ResultsByTime": days, "GroupDefinitions": [], "DimensionValueAttributes": []});
+    moto.queue_cost_results(&[answer(by_service), answer(by_team)]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let env = moto.env();
+    let before = moto.calls_of("GetCostAndUsage");
+    let (code, stdout, stderr) = crate::common::run(
+        &[
+            "anomalies",
+            "--demo",
+            "--cost-explorer",
+            "--policy",
+            &path_str(&policy),
+            "--format",
+            "json",
+            "--data-dir",
+            "/nonexistent-tagwarden",
+        ],
+        &crate::common::moto::env_refs(&env),
     );
+    assert_eq!(code, 0, "{stderr}");
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    let found: Vec<(String, String, String)> = r["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["dimension"].as_str().unwrap().to_string(),
+                a["value"].as_str().unwrap().to_string(),
+                a["day"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let day = spike.to_string();
+    let mut expected = vec![
+        (
+            "account".to_string(),
+            "111122223333".to_string(),
+            day.clone(),
+        ),
+        (
+            "service".to_string(),
+            "Amazon Elastic Compute Cloud - Compute".to_string(),
+            day.clone(),
+        ),
+        ("tag:Team".to_string(), "untagged".to_string(), day.clone()),
+    ];
+    let mut found_sorted = found.clone();
+    found_sorted.sort();
+    expected.sort();
+    assert_eq!(found_sorted, expected, "{stdout}");
+    for a in r["anomalies"].as_array().unwrap() {
+        // The rise is exactly the planted 300 over a flat same-weekday baseline.
+        assert_eq!(a["impact"], 300.0, "{a}");
+        let share = &a["untagged_share_pct"];
+        if a["dimension"] == "tag:Team" {
+            assert_eq!(share, 100.0, "{a}");
+        } else {
+            assert!(share.is_null(), "service/account tags are unknown: {a}");
+        }
+    }
+    // One request by service and account, one for the one required key: 2, reported and
+    // charged.
+    assert_eq!(moto.calls_of("GetCostAndUsage") - before, 2);
+    assert_eq!(r["cost_quality"]["api_calls"], 2, "{}", r["cost_quality"]);
+    assert_eq!(r["cost_quality"]["estimated_api_charge_usd"], 0.02);
+    assert_eq!(r["cost_quality"]["source"], "AWS Cost Explorer");
 }

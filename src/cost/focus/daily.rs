@@ -259,6 +259,7 @@ impl DailyAggregate {
         self.lines.push(DailyLine {
             line,
             days: Vec::new(),
+            feeds: crate::cost::daily::Feeds::All,
         });
         self.index
             .insert(self.key.as_slice().into(), self.lines.len() - 1);
