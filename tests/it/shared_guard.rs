@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cache_redis::{PrivateRedis, shared_redis_url, unique_prefix};
-use crate::common::{HttpServer, messages};
+use crate::common::{HttpClient, HttpServer, messages};
 
 const TOKENS: (&str, &str) = ("TAGWARDEN_API_TOKENS", "token-a,token-b");
 
@@ -181,6 +181,68 @@ async fn a_client_alternating_between_replicas_has_one_budget() {
         let ms: i64 = ttl[0].trim_start_matches(':').parse().unwrap_or(-1);
         assert!(ms > 0, "{key} expires: PTTL {ttl:?}");
     }
+}
+
+#[tokio::test]
+async fn a_sessions_budget_is_kept_in_redis_beside_its_principals() {
+    let url = shared_redis_url();
+    let prefix = unique_prefix("shared-guard-session");
+    let env = [
+        ("TAGWARDEN_LOOP_MAX_REPEATS", "0"),
+        ("TAGWARDEN_BUDGET_BURST", "3"),
+        ("TAGWARDEN_BUDGET_PRINCIPAL_BURST", "5"),
+    ];
+    let a = replica(&url, &prefix, &env);
+    let b = replica(&url, &prefix, &env);
+    // A 2025-11-25 session of token A on replica A.
+    let mut session = HttpClient::new(&a.base);
+    session.http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                "Bearer token-a".parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    session.initialize().await;
+    let outcome = |r: Value| {
+        if r["isError"] == true {
+            r["content"][0]["text"].as_str().unwrap_or("").to_string()
+        } else {
+            "ok".to_string()
+        }
+    };
+    for i in 0..3 {
+        let r = outcome(session.call("get_tagging_policy", json!({})).await);
+        assert_eq!(r, "ok", "session call {}", i + 1);
+    }
+    let refusal = outcome(session.call("get_tagging_policy", json!({})).await);
+    assert!(
+        refusal.contains("this session may make 3 calls per minute"),
+        "{refusal}"
+    );
+    // The refused call took nothing from the principal's burst of 5: two more calls of token
+    // A, on the other replica, are answered, and the third is refused for the principal.
+    for _ in 0..2 {
+        assert_eq!(
+            call(&b.base, "token-a", "get_tagging_policy", json!({})).await,
+            "ok"
+        );
+    }
+    let refusal = call(&b.base, "token-a", "get_tagging_policy", json!({})).await;
+    assert!(
+        refusal.contains("5 calls per minute, all its sessions together"),
+        "{refusal}"
+    );
+    let keys = keys_under(&url, &prefix);
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with(&format!("{prefix}:guard:v1:session-burst:"))),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]
