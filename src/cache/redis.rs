@@ -1,4 +1,6 @@
-//! The shared cache in Redis, so several Tagwarden servers (or restarts) reuse one scan.
+//! The shared cache in Redis, so several Tagwarden servers (or restarts) reuse one scan. The
+//! guard's shared state (budgets, loop detection) uses the same connection handling with a
+//! connection and health of its own (`with_role`, `invoke`).
 //!
 //! Redis is an accelerator, never a dependency: every operation is bounded by a short timeout
 //! (50 ms by default, plus transfer time for large values), and after a failure Redis is left
@@ -25,7 +27,23 @@ pub(crate) struct RedisCache {
     health: Arc<Mutex<Health>>,
     /// A probe is running (at most one).
     probing: Arc<AtomicBool>,
+    /// What this connection is for, in the log lines on a failure and on recovery.
+    role: Role,
 }
+
+/// What a Redis connection serves, and what happens without it (for the log).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Role {
+    /// "shared cache"
+    pub name: &'static str,
+    /// What the server does while Redis is unavailable.
+    pub fallback: &'static str,
+}
+
+const CACHE_ROLE: Role = Role {
+    name: "shared cache",
+    fallback: "using the in-process cache",
+};
 
 #[derive(Debug, Clone, Default)]
 struct Health {
@@ -67,7 +85,15 @@ impl RedisCache {
             retry_after,
             health: Arc::new(Mutex::new(Health::default())),
             probing: Arc::new(AtomicBool::new(false)),
+            role: CACHE_ROLE,
         })
+    }
+
+    /// The same connection handling for another use of Redis (its own connection and health,
+    /// so one use failing does not switch the other off).
+    pub(crate) fn with_role(mut self, role: Role) -> RedisCache {
+        self.role = role;
+        self
     }
 
     pub(crate) fn display(&self) -> &str {
@@ -104,14 +130,14 @@ impl RedisCache {
         match &result {
             Ok(_) => {
                 if health.last_error.is_some() {
-                    tracing::info!(redis = %self.display, "shared cache answers again");
+                    tracing::info!(redis = %self.display, "{} answers again", self.role.name);
                 }
                 *health = Health::default();
             }
             Err(e) => {
                 if health.last_error.is_none() {
                     tracing::warn!(redis = %self.display, error = %e,
-                        "shared cache unavailable; using the in-process cache");
+                        "{} unavailable; {}", self.role.name, self.role.fallback);
                 }
                 health.down_until = Some(Instant::now() + self.retry_after);
                 health.last_error = Some(e.to_string());
@@ -135,6 +161,7 @@ impl RedisCache {
         let probing = self.probing.clone();
         let (every, limit) = (self.retry_after, self.timeout);
         let shown = self.display.clone();
+        let name = self.role.name;
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -143,7 +170,7 @@ impl RedisCache {
                 if bounded(ping, limit).await.is_ok() {
                     let mut h = lock(&health);
                     if h.last_error.is_some() {
-                        tracing::info!(redis = %shown, "shared cache answers again");
+                        tracing::info!(redis = %shown, "{name} answers again");
                     }
                     *h = Health::default();
                     break;
@@ -181,6 +208,29 @@ impl RedisCache {
         let seconds = ttl.as_secs().max(1);
         let op = async move { conn.set_ex::<_, _, ()>(key, value, seconds).await };
         let result = bounded(op, self.budget(value.len())).await;
+        self.record(result)
+    }
+}
+
+impl RedisCache {
+    /// Runs a Lua script (atomic in Redis) within the base timeout.
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, CacheError> {
+        self.check_available()?;
+        let mut conn = self.manager.clone();
+        let op = async move { script.invoke_async::<T>(&mut conn).await };
+        let result = bounded(op, self.timeout).await;
+        self.record(result)
+    }
+
+    /// PINGs Redis now (at start-up, so the state reported is known before the first call).
+    pub(crate) async fn ping(&self) -> Result<(), CacheError> {
+        self.check_available()?;
+        let mut conn = self.manager.clone();
+        let op = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
+        let result = bounded(op, self.timeout).await.map(drop);
         self.record(result)
     }
 }

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::app::App;
 use crate::compliance::Scope;
-use crate::guard::Guard;
+use crate::guard::{Guard, SharedState};
 use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http};
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
@@ -211,7 +211,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             alerts: alerts.map(Arc::new),
         },
     );
-    let guard = Arc::new(Guard::new(args.guard.config(), Some(audit.clone())));
+    let mut guard = Guard::new(args.guard.config(), Some(audit.clone()));
+    // Replicas behind one load balancer share budgets and loop detection through Redis. A
+    // stdio server is one user's own process: its limits stay its own.
+    if http.is_some()
+        && let Some(url) = args.source.redis_url.as_deref()
+        && !url.trim().is_empty()
+    {
+        let config = args.guard.config();
+        let shared = SharedState::new(
+            url,
+            &args.source.cache_prefix,
+            args.source.cache_timeout,
+            &config.budget,
+            &config.loops,
+        )?;
+        shared.probe().await;
+        guard = guard.with_state(Arc::new(shared));
+    }
+    let guard = Arc::new(guard);
     let server = TagwardenServer::new(app.clone(), Registry::shared(), guard);
     let served = serve_transport(server, app, http, args.no_prewarm).await;
     // Every queued audit row is written before the process exits.

@@ -14,6 +14,9 @@
 //! its share never drains what the others share). A refusal says when the next call is allowed.
 //! Keys of callers whose buckets are full again are forgotten now and then, which bounds memory
 //! however many session ids a client makes up.
+//!
+//! This is the in-process store (`guard::state::LocalState`); `guard::shared` keeps the same
+//! buckets (`Bucket`, `buckets`) in Redis for replicas and refuses with the same words.
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
@@ -48,6 +51,120 @@ impl Default for BudgetConfig {
             global_per_hour: 2000,
         }
     }
+}
+
+/// One of the budgets a call draws from. The in-process budget and the shared one (in Redis)
+/// check the same buckets in the same order and refuse with the same words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    SessionBurst,
+    PrincipalBurst,
+    SessionHourly,
+    PrincipalHourly,
+    Global,
+}
+
+impl Bucket {
+    /// The order in which a call's buckets are checked (see the module's doc).
+    pub(crate) const ORDER: [Bucket; 5] = [
+        Bucket::SessionBurst,
+        Bucket::PrincipalBurst,
+        Bucket::SessionHourly,
+        Bucket::PrincipalHourly,
+        Bucket::Global,
+    ];
+
+    /// Kept per (principal, session); a stateless call has no such bucket.
+    pub(crate) fn per_session(self) -> bool {
+        matches!(self, Bucket::SessionBurst | Bucket::SessionHourly)
+    }
+
+    /// Kept per principal (all its sessions together).
+    pub(crate) fn per_principal(self) -> bool {
+        matches!(self, Bucket::PrincipalBurst | Bucket::PrincipalHourly)
+    }
+
+    /// The period over which the bucket's calls are counted.
+    pub(crate) fn period(self) -> Duration {
+        match self {
+            Bucket::SessionBurst | Bucket::PrincipalBurst => MINUTE,
+            _ => HOUR,
+        }
+    }
+
+    /// Calls per period (0: this budget is off).
+    pub(crate) fn size(self, config: &BudgetConfig) -> u32 {
+        match self {
+            Bucket::SessionBurst => config.burst_per_minute,
+            Bucket::PrincipalBurst => config.principal_burst_per_minute,
+            Bucket::SessionHourly => config.per_session_per_hour,
+            Bucket::PrincipalHourly => config.per_principal_per_hour,
+            Bucket::Global => config.global_per_hour,
+        }
+    }
+
+    /// A short stable name (part of the bucket's Redis key).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Bucket::SessionBurst => "session-burst",
+            Bucket::PrincipalBurst => "principal-burst",
+            Bucket::SessionHourly => "session-hour",
+            Bucket::PrincipalHourly => "principal-hour",
+            Bucket::Global => "global-hour",
+        }
+    }
+
+    /// Why a call is refused when this bucket of `n` calls is empty, and when the next one is
+    /// allowed.
+    pub(crate) fn refusal(self, n: u32, wait: Duration) -> String {
+        match self {
+            Bucket::SessionBurst => format!(
+                "too many calls at once: this session may make {n} calls per minute \
+                 (TAGWARDEN_BUDGET_BURST); the next call is allowed in {}. Work with the \
+                 answers you already have meanwhile.",
+                human(wait)
+            ),
+            Bucket::PrincipalBurst => format!(
+                "too many calls at once: this client may make {n} calls per minute, all its \
+                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_BURST); the next call is allowed \
+                 in {}. Work with the answers you already have meanwhile.",
+                human(wait)
+            ),
+            Bucket::SessionHourly => format!(
+                "call budget used up: this session may make {n} calls per hour \
+                 (TAGWARDEN_BUDGET_PER_HOUR); the next call is allowed in {}, at {}. Work \
+                 with the answers you already have meanwhile.",
+                human(wait),
+                at(wait)
+            ),
+            Bucket::PrincipalHourly => format!(
+                "call budget used up: this client may make {n} calls per hour, all its \
+                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR); a new session does \
+                 not reset it. The next call is allowed in {}, at {}. Work with the answers \
+                 you already have meanwhile.",
+                human(wait),
+                at(wait)
+            ),
+            Bucket::Global => format!(
+                "the server's call budget is used up: {n} calls per hour for all clients \
+                 together (TAGWARDEN_BUDGET_GLOBAL_PER_HOUR); the next call is allowed in {}, \
+                 at {}.",
+                human(wait),
+                at(wait)
+            ),
+        }
+    }
+}
+
+/// The buckets a call draws from, in checking order, with their sizes: the ones switched off
+/// (0) left out, and the per-session ones too for a stateless call.
+pub(crate) fn buckets(config: &BudgetConfig, sessionful: bool) -> Vec<(Bucket, u32)> {
+    Bucket::ORDER
+        .into_iter()
+        .filter(|b| sessionful || !b.per_session())
+        .map(|b| (b, b.size(config)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// Calls between two sweeps of forgotten keys.
@@ -126,60 +243,28 @@ impl<C: Clock + Clone> Budget<C> {
             && let Some((limiter, n)) = &self.session_burst
             && let Err(not_until) = limiter.check_key(&session_key)
         {
-            return Err(format!(
-                "too many calls at once: this session may make {n} calls per minute \
-                 (TAGWARDEN_BUDGET_BURST); the next call is allowed in {}. Work with the \
-                 answers you already have meanwhile.",
-                human(wait(not_until))
-            ));
+            return Err(Bucket::SessionBurst.refusal(*n, wait(not_until)));
         }
         if let Some((limiter, n)) = &self.principal_burst
             && let Err(not_until) = limiter.check_key(&principal_key)
         {
-            return Err(format!(
-                "too many calls at once: this client may make {n} calls per minute, all its \
-                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_BURST); the next call is allowed \
-                 in {}. Work with the answers you already have meanwhile.",
-                human(wait(not_until))
-            ));
+            return Err(Bucket::PrincipalBurst.refusal(*n, wait(not_until)));
         }
         if sessionful
             && let Some((limiter, n)) = &self.session_hourly
             && let Err(not_until) = limiter.check_key(&session_key)
         {
-            let wait = wait(not_until);
-            return Err(format!(
-                "call budget used up: this session may make {n} calls per hour \
-                 (TAGWARDEN_BUDGET_PER_HOUR); the next call is allowed in {}, at {}. Work \
-                 with the answers you already have meanwhile.",
-                human(wait),
-                at(wait)
-            ));
+            return Err(Bucket::SessionHourly.refusal(*n, wait(not_until)));
         }
         if let Some((limiter, n)) = &self.principal_hourly
             && let Err(not_until) = limiter.check_key(&principal_key)
         {
-            let wait = wait(not_until);
-            return Err(format!(
-                "call budget used up: this client may make {n} calls per hour, all its \
-                 sessions together (TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR); a new session does \
-                 not reset it. The next call is allowed in {}, at {}. Work with the answers \
-                 you already have meanwhile.",
-                human(wait),
-                at(wait)
-            ));
+            return Err(Bucket::PrincipalHourly.refusal(*n, wait(not_until)));
         }
         if let Some((limiter, n)) = &self.global
             && let Err(not_until) = limiter.check()
         {
-            let wait = wait(not_until);
-            return Err(format!(
-                "the server's call budget is used up: {n} calls per hour for all clients \
-                 together (TAGWARDEN_BUDGET_GLOBAL_PER_HOUR); the next call is allowed in {}, \
-                 at {}.",
-                human(wait),
-                at(wait)
-            ));
+            return Err(Bucket::Global.refusal(*n, wait(not_until)));
         }
         Ok(())
     }
@@ -445,6 +530,27 @@ mod tests {
             3,
             "only the last call's session and principal"
         );
+    }
+
+    #[test]
+    fn a_stateless_call_draws_on_its_principals_and_the_global_buckets() {
+        let all = buckets(&BudgetConfig::default(), true);
+        assert_eq!(
+            all.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
+            Bucket::ORDER.to_vec()
+        );
+        assert_eq!(all[0], (Bucket::SessionBurst, 20));
+        let stateless = buckets(&BudgetConfig::default(), false);
+        assert_eq!(
+            stateless,
+            vec![
+                (Bucket::PrincipalBurst, 20),
+                (Bucket::PrincipalHourly, 500),
+                (Bucket::Global, 2000)
+            ]
+        );
+        // Budgets switched off are not checked at all.
+        assert!(buckets(&off(), true).is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Loop detection, in-process (it needs no Redis and cannot silently stop working): the same
-//! tool with the same canonical arguments more than N times in a window is refused, and so is an
-//! A-B-A-B alternation of two identical calls. Refused calls are not remembered, so a refusal
-//! never extends itself.
+//! Loop detection, in process: the same tool with the same canonical arguments more than N
+//! times in a window is refused, and so is an A-B-A-B alternation of two identical calls.
+//! Refused calls are not remembered, so a refusal never extends itself. With Redis
+//! (`guard::shared`) replicas apply the same rule (`judge`) to calls remembered in Redis, and
+//! fall back to this detector while Redis does not answer.
 //!
 //! Calls are remembered per principal (who the server verified the caller to be), not per
 //! session: a client that sends each call under a new session id is still the same client. The
@@ -29,13 +30,63 @@ impl Default for LoopConfig {
 }
 
 /// Calls remembered per principal (a default window at the default burst rate holds 100).
-const HISTORY: usize = 256;
+pub(crate) const HISTORY: usize = 256;
 /// Principals remembered before those with no call in the window are forgotten.
 const MAX_PRINCIPALS: usize = 10_000;
 
 /// `sha256(tool, canonical arguments)`: identical calls, whatever the key order, spacing or
 /// spelled-out defaults.
 pub(crate) type Fingerprint = [u8; 32];
+
+/// Why a call is a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The same call was already made this many times in the window.
+    Repeated(usize),
+    /// A, B, A and now B again.
+    Alternating,
+}
+
+impl Verdict {
+    /// The refusal, the same whether the calls were remembered here or in Redis.
+    pub(crate) fn refusal(self, tool: &str, window: Duration) -> String {
+        let minutes = window.as_secs().div_ceil(60);
+        match self {
+            Verdict::Repeated(repeats) => format!(
+                "loop detected: {tool} was already called {repeats} times with these arguments \
+                 (defaults included, in any session of this client) in the last {minutes} \
+                 minutes (TAGWARDEN_LOOP_MAX_REPEATS). Reuse the earlier answer, or change the \
+                 arguments (filters, cursor, limit, or force_refresh to rescan)."
+            ),
+            Verdict::Alternating => format!(
+                "loop detected: the last calls alternate between the same two requests \
+                 (A, B, A and now B again, {tool}). Reuse the earlier answers instead of \
+                 asking again, or change the arguments."
+            ),
+        }
+    }
+}
+
+/// Judges a call against the principal's earlier admitted calls in the window (oldest first).
+/// The shared state's Lua script applies the same rule in Redis.
+pub(crate) fn judge(
+    earlier: &[Fingerprint],
+    call: &Fingerprint,
+    max_repeats: u32,
+) -> Option<Verdict> {
+    let repeats = earlier.iter().filter(|f| *f == call).count();
+    if repeats >= max_repeats as usize {
+        return Some(Verdict::Repeated(repeats));
+    }
+    if let [.., a, b, c] = earlier
+        && a == c
+        && b == call
+        && a != call
+    {
+        return Some(Verdict::Alternating);
+    }
+    None
+}
 
 pub(crate) struct LoopDetector {
     config: LoopConfig,
@@ -77,26 +128,9 @@ impl LoopDetector {
         {
             calls.pop_front();
         }
-        let minutes = self.config.window.as_secs().div_ceil(60);
-        let repeats = calls.iter().filter(|(_, f)| *f == call).count();
-        if repeats >= self.config.max_repeats as usize {
-            return Err(format!(
-                "loop detected: {tool} was already called {repeats} times with these arguments \
-                 (defaults included, in any session of this client) in the last {minutes} \
-                 minutes (TAGWARDEN_LOOP_MAX_REPEATS). Reuse the earlier answer, or change the \
-                 arguments (filters, cursor, limit, or force_refresh to rescan)."
-            ));
-        }
-        let n = calls.len();
-        if n >= 3 {
-            let (a, b, c) = (calls[n - 3].1, calls[n - 2].1, calls[n - 1].1);
-            if a == c && b == call && a != call {
-                return Err(format!(
-                    "loop detected: the last calls alternate between the same two requests \
-                     (A, B, A and now B again, {tool}). Reuse the earlier answers instead of \
-                     asking again, or change the arguments."
-                ));
-            }
+        let earlier: Vec<Fingerprint> = calls.iter().map(|(_, f)| *f).collect();
+        if let Some(verdict) = judge(&earlier, &call, self.config.max_repeats) {
+            return Err(verdict.refusal(tool, self.config.window));
         }
         calls.push_back((now, call));
         if calls.len() > HISTORY {
@@ -194,6 +228,19 @@ mod tests {
         assert!(e.contains("alternate"), "{e}");
         // A-B-A-C is not a loop.
         assert!(d.admit("s", "t", fp(3), t).is_ok());
+    }
+
+    #[test]
+    fn judge_is_the_rule_for_both_stores() {
+        let (a, b, c) = (fp(1), fp(2), fp(3));
+        assert_eq!(judge(&[], &a, 3), None);
+        assert_eq!(judge(&[a, b, a, c, a], &a, 3), Some(Verdict::Repeated(3)));
+        assert_eq!(judge(&[c, a, b, a], &b, 3), Some(Verdict::Alternating));
+        // A, A, A then A is a repeat, not an alternation; A, B, A then C is neither.
+        assert_eq!(judge(&[a, a], &a, 3), None);
+        assert_eq!(judge(&[a, b, a], &c, 3), None);
+        let refusal = Verdict::Repeated(3).refusal("t", Duration::from_secs(300));
+        assert!(refusal.contains("3 times") && refusal.contains("5 minutes"));
     }
 
     #[test]

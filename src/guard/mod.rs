@@ -1,6 +1,8 @@
 //! The guard pipeline every `tools/call` goes through, on every transport, in this order:
 //! correlation id → input limits → budget → loop detection → the tool (its schema check, then
 //! its work) → output sanitisation → audit. Tools know nothing of it; nothing bypasses it.
+//! Budgets and loop detection keep their state behind `GuardState`: in this process, or in
+//! Redis shared by replicas (`shared`).
 //!
 //! The audit fails closed: an answer leaves only after its row is on disk. When the row cannot
 //! be written (full disk, the log's size bound, a stopped writer, a disk slower than
@@ -11,6 +13,8 @@ pub(crate) mod budget;
 pub(crate) mod limits;
 pub(crate) mod loops;
 pub(crate) mod sanitize;
+pub(crate) mod shared;
+pub(crate) mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +35,8 @@ use crate::tools::{Call, Registry};
 pub(crate) use budget::BudgetConfig;
 pub(crate) use limits::Limits;
 pub(crate) use loops::LoopConfig;
+pub(crate) use shared::SharedState;
+pub(crate) use state::{GuardState, Kept, LocalState};
 
 /// The `_meta` key carrying the correlation id of a call.
 pub(crate) const CORRELATION_META: &str = "tagwarden/correlation_id";
@@ -83,8 +89,8 @@ impl Caller {
 
 pub(crate) struct Guard {
     config: GuardConfig,
-    budget: budget::Budget,
-    loops: loops::LoopDetector,
+    /// Budgets and loop detection: in this process, or shared by the replicas in Redis.
+    state: Arc<dyn GuardState>,
     sanitizer: sanitize::Sanitizer,
     audit: Option<Arc<dyn AuditStore>>,
 }
@@ -109,12 +115,23 @@ impl Outcome {
 impl Guard {
     pub(crate) fn new(config: GuardConfig, audit: Option<Arc<dyn AuditStore>>) -> Guard {
         Guard {
-            budget: budget::Budget::new(&config.budget),
-            loops: loops::LoopDetector::new(config.loops.clone()),
+            state: Arc::new(LocalState::new(&config.budget, &config.loops)),
             sanitizer: sanitize::Sanitizer::new(),
             audit,
             config,
         }
+    }
+
+    /// Keeps budgets and loop detection in `state` (Redis, shared by replicas) instead of in
+    /// this process.
+    pub(crate) fn with_state(mut self, state: Arc<dyn GuardState>) -> Guard {
+        self.state = state;
+        self
+    }
+
+    /// Where budgets and loop detection are kept right now (for `/healthz`).
+    pub(crate) fn state_kept(&self) -> Kept {
+        self.state.kept()
     }
 
     /// Runs one tool call through the whole pipeline.
@@ -240,7 +257,7 @@ impl Guard {
         }
         // Budgets and loops are keyed on the verified principal: a made-up session id neither
         // escapes them nor spends another principal's.
-        if let Err(why) = self.budget.take(&caller.principal.id, &caller.session) {
+        if let Err(why) = self.state.take(&caller.principal.id, &caller.session).await {
             return (refusal(&why), Outcome::Refused("budget"));
         }
         // The same call with defaults spelled out (`force_refresh: false`, `accounts: []`) is
@@ -256,8 +273,9 @@ impl Guard {
             h.finalize().into()
         };
         if let Err(why) = self
-            .loops
-            .admit(&caller.principal.id, tool, fingerprint, Instant::now())
+            .state
+            .admit(&caller.principal.id, tool, fingerprint)
+            .await
         {
             return (refusal(&why), Outcome::Refused("loop"));
         }

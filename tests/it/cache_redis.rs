@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common::StdioClient;
 use serde_json::{Value, json};
 
-fn shared_redis_url() -> String {
+pub(crate) fn shared_redis_url() -> String {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let hostport = url
         .trim_start_matches("redis://")
@@ -47,7 +47,7 @@ fn ping(hostport: &str) -> bool {
 }
 
 /// A key prefix no other test (or run) uses.
-fn unique_prefix(test: &str) -> String {
+pub(crate) fn unique_prefix(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -56,13 +56,13 @@ fn unique_prefix(test: &str) -> String {
 }
 
 /// A redis-server of this test's own, on a free port, that the test can kill and restart.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     port: u16,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
         let mut r = PrivateRedis {
             port: crate::common::free_port(),
             child: None,
@@ -88,11 +88,11 @@ impl PrivateRedis {
         })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -112,7 +112,7 @@ impl PrivateRedis {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

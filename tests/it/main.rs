@@ -38,4 +38,5 @@ mod promote_moto;
 mod python_sdk;
 mod redaction;
 mod report;
+mod shared_guard;
 mod virtual_tags;

@@ -318,7 +318,9 @@ fn default_hosts(bound: IpAddr) -> Vec<String> {
 
 /// Liveness and a few facts for operators (no secrets, no paths).
 /// 200 and `"audit": "ok"` while calls can be recorded; 503 and `"audit": "failing: <why>"`
-/// when the last audit write failed (the server then answers no tool call).
+/// when the last audit write failed (the server then answers no tool call). `guard_state`
+/// says where budgets and loop detection are kept: `shared` (Redis), `local` (no Redis), or
+/// `local (redis unavailable)` while this replica enforces its own limits.
 async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
     let app = server.app();
     let failing = app.audit().and_then(|log| log.failing());
@@ -334,6 +336,7 @@ async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
     let body = axum::Json(serde_json::json!({
         "status": status,
         "audit": audit,
+        "guard_state": server.guard().state_kept().label(),
         "version": env!("CARGO_PKG_VERSION"),
         "policy_hash": app.policy().current().hash(),
         "resources_cached": app.cached_resources().await,
