@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Layer of each top-level module: a module may use its own layer (without cycles) or lower ones.
 declare -A rank=(
-  [util]=0 [aws]=0 [cache]=0
+  [util]=0 [aws]=0 [cache]=0 [metrics]=0
   [inventory]=1 [policy]=1
   [compliance]=2 [history]=2 [rules]=2 [suggest]=2 [cost]=2
   [store]=3

@@ -20,6 +20,7 @@ mod cost;
 mod guard;
 mod history;
 mod inventory;
+mod metrics;
 mod policy;
 mod report;
 mod rules;

@@ -187,6 +187,11 @@ impl<'a> Call<'a> {
         self.app.tag_writer.as_ref()
     }
 
+    /// The series `/metrics` serves (answers that describe the whole estate set its gauges).
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        self.app.metrics()
+    }
+
     /// The audit log of tool calls; `None` when not serving.
     pub fn audit(&self) -> Option<&Arc<dyn AuditStore>> {
         self.app.audit.as_ref()

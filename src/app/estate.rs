@@ -188,7 +188,11 @@ impl App {
         {
             return Ok((l, true));
         }
-        let mut inventory = self.provider.scan(options).await?;
+        let scan_started = Instant::now();
+        let scanned = self.provider.scan(options).await;
+        self.metrics
+            .scan(self.provider.metrics_source(), scan_started.elapsed());
+        let mut inventory = scanned?;
         inventory.report.duplicates_dropped = sort_and_dedupe(&mut inventory.resources);
         let inventory = Arc::new(inventory);
         let for_hash = inventory.clone();

@@ -26,6 +26,7 @@ use crate::cache::Cache;
 use crate::compliance::overlay::VirtualOverlay;
 use crate::inventory::InventoryProvider;
 use crate::inventory::aws::writer::TagWriter;
+use crate::metrics::Metrics;
 use crate::store::AuditStore;
 use crate::store::HistoryStore;
 use crate::store::VirtualTagStore;
@@ -65,6 +66,8 @@ pub struct App {
     line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
     /// Writes real tags (promotion of virtual tags), when the inventory is the live cloud.
     tag_writer: Option<Arc<dyn TagWriter>>,
+    /// The series `/metrics` serves (also held by the cache and the AWS clients).
+    metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -86,7 +89,20 @@ impl App {
             costs: None,
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
             tag_writer: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The metrics this application records into (the same the cache and the AWS clients
+    /// were given).
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The series `/metrics` serves.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Where promoted virtual tags are written (the live AWS source only).

@@ -12,6 +12,7 @@ pub(crate) use calls::CallCounter;
 pub(crate) use errors::summarise_sdk_error;
 pub(crate) use paging::next_token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -28,6 +29,15 @@ pub struct AwsTuning {
     pub max_backoff: Duration,
     pub connect_timeout: Duration,
     pub attempt_timeout: Duration,
+    /// Where the server counts cloud requests (`/metrics`); None outside the server.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl AwsTuning {
+    /// A call counter for clients built with these settings (counting into the metrics too).
+    pub(crate) fn counter(&self) -> CallCounter {
+        CallCounter::new(self.metrics.clone())
+    }
 }
 
 impl Default for AwsTuning {
@@ -38,6 +48,7 @@ impl Default for AwsTuning {
             max_backoff: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub(crate) mod memory;
 pub(crate) mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::metrics::{CacheLayer, CacheResult, Metrics};
 pub(crate) use memory::MemoryCache;
 pub(crate) use redis::RedisCache;
 
@@ -98,6 +100,8 @@ pub struct Cache {
     prefix: String,
     memory: MemoryCache,
     shared: Option<RedisCache>,
+    /// Where lookups are counted (by layer and result).
+    metrics: Arc<Metrics>,
 }
 
 impl Cache {
@@ -114,7 +118,14 @@ impl Cache {
             prefix: config.prefix.clone(),
             memory: MemoryCache::new(config.memory_max_entries, config.memory_max_bytes),
             shared,
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts lookups into the server's metrics.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Cache {
+        self.metrics = metrics;
+        self
     }
 
     /// In-process only (the CLI and tests).
@@ -123,6 +134,7 @@ impl Cache {
             prefix: "tagwarden".into(),
             memory: MemoryCache::new(256, 64 * 1024 * 1024),
             shared: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -163,12 +175,16 @@ impl Cache {
         if let Some(bytes) = self.memory.get(key)
             && let Some((stored_at, value)) = decode(&bytes)
         {
+            self.metrics
+                .cache_lookup(CacheLayer::InProcess, CacheResult::Hit);
             return Some(Hit {
                 value: value.to_vec(),
                 layer: Layer::InProcess,
                 stored_at,
             });
         }
+        self.metrics
+            .cache_lookup(CacheLayer::InProcess, CacheResult::Miss);
         let hit = self.get_shared(key, 0).await?;
         self.memory
             .put(key, &encode(&hit.value, hit.stored_at), ttl);
@@ -179,14 +195,32 @@ impl Cache {
     /// (scanned inventories). `expected_bytes` widens the timeout for large values.
     pub async fn get_shared(&self, key: &str, expected_bytes: usize) -> Option<Hit> {
         let shared = self.shared.as_ref()?;
-        let bytes = shared.get(key, expected_bytes).await.ok()??;
+        let bytes = match shared.get(key, expected_bytes).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                self.metrics
+                    .cache_lookup(CacheLayer::Redis, CacheResult::Miss);
+                return None;
+            }
+            Err(_) => {
+                self.metrics
+                    .cache_lookup(CacheLayer::Redis, CacheResult::Error);
+                return None;
+            }
+        };
         match decode(&bytes) {
-            Some((stored_at, value)) => Some(Hit {
-                value: value.to_vec(),
-                layer: Layer::Redis,
-                stored_at,
-            }),
+            Some((stored_at, value)) => {
+                self.metrics
+                    .cache_lookup(CacheLayer::Redis, CacheResult::Hit);
+                Some(Hit {
+                    value: value.to_vec(),
+                    layer: Layer::Redis,
+                    stored_at,
+                })
+            }
             None => {
+                self.metrics
+                    .cache_lookup(CacheLayer::Redis, CacheResult::Miss);
                 tracing::debug!(key, "cached value of another format version ignored");
                 None
             }

@@ -14,7 +14,9 @@ use super::{
 use crate::app::App;
 use crate::compliance::Scope;
 use crate::guard::{Guard, SharedState};
-use crate::server::http::{HttpOptions, default_origins, parse_tokens, serve_http};
+use crate::server::http::{
+    HttpOptions, bind_metrics, default_origins, parse_tokens, serve_http, serve_metrics,
+};
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
@@ -180,6 +182,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Bound before anything starts: a refused or taken address stops the server here.
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
     let alerts = args.alerts.config()?;
     if alerts.is_some() && args.snapshot_every.is_none() {
         tracing::warn!("alert channels are set but --snapshot-every is not: no alert will be sent");
@@ -231,7 +238,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let guard = Arc::new(guard);
     let server = TagwardenServer::new(app.clone(), Registry::shared(), guard);
+    let stop_metrics = CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(serve_metrics(listener, app.clone(), stop_metrics.clone()));
+    }
     let served = serve_transport(server, app, http, args.no_prewarm).await;
+    stop_metrics.cancel();
     // Every queued audit row is written before the process exits.
     audit.close().await;
     served

@@ -279,9 +279,14 @@ pub struct ServeArgs {
     /// Serve one MCP session on stdin/stdout (what Claude Desktop launches).
     #[arg(long)]
     pub stdio: bool,
-    /// Serve MCP Streamable HTTP at http://ADDR/mcp (and /healthz), e.g. 127.0.0.1:8080.
+    /// Serve MCP Streamable HTTP at http://ADDR/mcp (and /healthz, and /metrics behind the
+    /// same tokens), e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR", env = "TAGWARDEN_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Also serve /metrics (OpenMetrics) on this loopback address without a token, for a
+    /// scraper on the same host, e.g. 127.0.0.1:9464. A non-loopback address is refused.
+    #[arg(long, value_name = "ADDR", env = "TAGWARDEN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Bearer tokens accepted over HTTP (comma-separated). Required to bind a non-loopback
     /// address.
     #[arg(

@@ -20,6 +20,7 @@ use crate::inventory::aws::{AwsCoverage, AwsProvider, AwsScanSettings};
 use crate::inventory::demo::{DEFAULT_SEED, DEFAULT_SIZE, DemoProvider};
 use crate::inventory::file::FileProvider;
 use crate::inventory::listing_cache::SharedListings;
+use crate::metrics::Metrics;
 use crate::util::parse_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -169,17 +170,21 @@ pub struct SourceArgs {
 
 impl SourceArgs {
     /// The cache: in process, with Redis in front when `--redis-url`/`REDIS_URL` is set.
-    pub fn cache(&self) -> anyhow::Result<Arc<Cache>> {
+    pub(crate) fn cache(&self, metrics: &Arc<Metrics>) -> anyhow::Result<Arc<Cache>> {
         let config = CacheConfig {
             redis_url: self.redis_url.clone(),
             prefix: self.cache_prefix.clone(),
             timeout: self.cache_timeout,
             ..CacheConfig::default()
         };
-        Ok(Arc::new(Cache::new(&config)?))
+        Ok(Arc::new(Cache::new(&config)?.with_metrics(metrics.clone())))
     }
 
-    pub fn provider(&self, cache: &Arc<Cache>) -> anyhow::Result<Arc<dyn InventoryProvider>> {
+    pub(crate) fn provider(
+        &self,
+        cache: &Arc<Cache>,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Arc<dyn InventoryProvider>> {
         Ok(if self.demo {
             Arc::new(DemoProvider::new(self.demo_seed, self.demo_size))
         } else if !self.inventory.is_empty() {
@@ -187,6 +192,7 @@ impl SourceArgs {
         } else {
             let tuning = AwsTuning {
                 max_attempts: self.aws_max_attempts.max(1),
+                metrics: Some(metrics.clone()),
                 ..AwsTuning::default()
             };
             let coverage =
@@ -230,7 +236,7 @@ impl SourceArgs {
     /// Where promoted virtual tags are written, when the inventory is live AWS: the caller's
     /// own account for a single-account scan; with --aws-org/--aws-accounts, each account
     /// through --aws-writer-role-name (none without it: the read role never writes).
-    fn tag_writer(&self) -> Option<Arc<dyn TagWriter>> {
+    fn tag_writer(&self, metrics: &Arc<Metrics>) -> Option<Arc<dyn TagWriter>> {
         if self.demo || !self.inventory.is_empty() {
             return None;
         }
@@ -244,6 +250,7 @@ impl SourceArgs {
         };
         let tuning = AwsTuning {
             max_attempts: self.aws_max_attempts.max(1),
+            metrics: Some(metrics.clone()),
             ..AwsTuning::default()
         };
         Some(Arc::new(AwsTagWriter::new(tuning, role)))
@@ -267,15 +274,21 @@ impl SourceArgs {
                 .unwrap_or_else(|| "tagging_policy.json".to_string());
             anyhow::anyhow!("cannot use policy {name}: {e}")
         })?;
-        let cache = self.cache()?;
-        Ok(App::new(policy, self.provider(&cache)?, self.inventory_ttl)
-            .with_cache(cache)
-            .with_costs(self.costs())
-            .with_tag_writer(self.tag_writer()))
+        // One set of series for everything this application does: the cache, the AWS clients
+        // and the tool calls record into it; `serve` exposes it at /metrics.
+        let metrics = Arc::new(Metrics::new());
+        let cache = self.cache(&metrics)?;
+        Ok(
+            App::new(policy, self.provider(&cache, &metrics)?, self.inventory_ttl)
+                .with_cache(cache)
+                .with_costs(self.costs(&metrics))
+                .with_tag_writer(self.tag_writer(&metrics))
+                .with_metrics(metrics),
+        )
     }
 
     /// Cost files win; then Cost Explorer when asked for; the demo estate brings its own.
-    pub fn costs(&self) -> Option<CostSource> {
+    pub(crate) fn costs(&self, metrics: &Arc<Metrics>) -> Option<CostSource> {
         if !self.cost_files.is_empty() {
             Some(CostSource::Lines(Arc::new(FocusProvider::new(
                 self.cost_files.clone(),
@@ -283,6 +296,7 @@ impl SourceArgs {
         } else if self.cost_explorer {
             let tuning = AwsTuning {
                 max_attempts: self.aws_max_attempts.max(1),
+                metrics: Some(metrics.clone()),
                 ..AwsTuning::default()
             };
             Some(CostSource::Explorer(Arc::new(CostExplorer::new(tuning))))

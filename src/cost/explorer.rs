@@ -96,7 +96,7 @@ impl CostExplorer {
 
     async fn session(&self) -> Session {
         let sdk = self.sdk.get_or_init(|| load_sdk_config(&self.tuning)).await;
-        let counter = CallCounter::new();
+        let counter = self.tuning.counter();
         // Cost Explorer has one endpoint, in us-east-1, whatever region the estate is in.
         let config = aws_sdk_costexplorer::config::Builder::from(sdk)
             .region(Region::new("us-east-1"))

@@ -29,6 +29,7 @@ use crate::app::App;
 /// Who the server verified the caller to be (defined with the call context it travels in).
 pub(crate) use crate::app::Principal;
 use crate::inventory::ScanProgress;
+use crate::metrics::{GuardName, ToolName, ToolOutcome};
 use crate::store::AuditStore;
 use crate::store::audit::{Appended, AuditRecord};
 use crate::tools::{Call, Registry};
@@ -102,7 +103,27 @@ enum Outcome {
     Error(&'static str),
 }
 
+/// The guard a refusal names, as the metric labels it.
+fn guard_name(guard: &str) -> GuardName {
+    match guard {
+        "validation" => GuardName::Validation,
+        "audit" => GuardName::Audit,
+        "budget" => GuardName::Budget,
+        "loop" => GuardName::Loop,
+        _ => GuardName::Other,
+    }
+}
+
 impl Outcome {
+    /// How `/metrics` counts it: an error result or an unknown tool is a `tool_error`.
+    fn metric(&self) -> ToolOutcome {
+        match self {
+            Outcome::Ok => ToolOutcome::Ok,
+            Outcome::Refused(_) => ToolOutcome::Refused,
+            Outcome::Error(_) => ToolOutcome::ToolError,
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             Outcome::Ok => "ok".into(),
@@ -181,6 +202,14 @@ impl Guard {
                 Err(e) => e.message.len(),
             };
             let elapsed = started.elapsed();
+            let metric_name = registry
+                .get(tool)
+                .map_or(ToolName::OTHER, |e| ToolName::registered(e.static_name()));
+            app.metrics()
+                .tool_call(metric_name, outcome.metric(), elapsed);
+            if let Outcome::Refused(guard) = outcome {
+                app.metrics().guard_refusal(guard_name(guard));
+            }
             let ms = elapsed.as_secs_f64() * 1000.0;
             let label = outcome.label();
             match outcome {

@@ -27,6 +27,15 @@ fn lowest() -> Severity {
 }
 
 impl SnapshotFilters {
+    /// No filter narrows the question: its score is the whole estate's.
+    pub(crate) fn is_whole_estate(&self) -> bool {
+        self.resource_types.is_empty()
+            && self.regions.is_empty()
+            && self.accounts.is_empty()
+            && self.tag_keys.is_empty()
+            && self.min_severity == Severity::Low
+    }
+
     /// As snapshots record them (see `snapshot_filters`).
     pub(crate) fn to_value(&self) -> serde_json::Value {
         snapshot_filters(

@@ -181,6 +181,10 @@ pub(crate) fn display_name(path: &Path) -> String {
 
 #[async_trait]
 impl InventoryProvider for FileProvider {
+    fn metrics_source(&self) -> crate::metrics::InventorySource {
+        crate::metrics::InventorySource::File
+    }
+
     fn describe(&self) -> String {
         let names: Vec<String> = self.paths.iter().map(|p| display_name(p)).collect();
         format!("inventory file(s) {}", names.join(", "))

@@ -260,6 +260,10 @@ pub enum InventoryError {
 pub trait InventoryProvider: Send + Sync {
     /// What this provider scans, for logs and `data_quality`.
     fn describe(&self) -> String;
+    /// Where it reads from, as the scan-duration metric labels it.
+    fn metrics_source(&self) -> crate::metrics::InventorySource {
+        crate::metrics::InventorySource::Other
+    }
     async fn scan(&self, options: &ScanOptions) -> Result<Inventory, InventoryError>;
 }
 

@@ -16,6 +16,7 @@ use crate::compliance::{
     GroupCount, ResourceFilter, Scope, Score, SeverityCounts, Summary, ViolationFilter, summarize,
 };
 use crate::history::SnapshotFilters;
+use crate::metrics::ScoreView;
 use crate::policy::{Severity, View, ViolationDetail, ViolationKind};
 use crate::service::paging::{Paging, cap};
 
@@ -142,6 +143,15 @@ pub(crate) async fn check(
     let paging = Paging::new(PAGING_NAME, &question, &estate);
     let offset = paging.offset(q.cursor.as_deref())?;
     let summary = &scoped.summary;
+    if filters.is_whole_estate() {
+        let metrics = call.metrics();
+        if let Some(pct) = summary.effective.score_pct {
+            metrics.compliance_score_pct(ScoreView::Effective, pct);
+        }
+        if let Some(pct) = summary.native.score_pct {
+            metrics.compliance_score_pct(ScoreView::Native, pct);
+        }
+    }
     let total = summary.worst.len();
     let page: Vec<ViolationItem> = summary
         .worst

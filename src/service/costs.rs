@@ -341,6 +341,15 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
         call.data_quality(&estate),
     );
     answer.allocation = allocation;
+    // The gauge follows the default question only (the whole estate, the default period):
+    // a narrowed question's gap is not the estate's.
+    let whole_estate = q.time_period.is_none()
+        && q.scope.resource_types.is_empty()
+        && q.scope.regions.is_empty()
+        && q.scope.accounts.is_empty();
+    if whole_estate && let Some(pct) = answer.figures.gap_pct {
+        call.metrics().unattributed_cost_pct(pct);
+    }
     Ok(answer)
 }
 

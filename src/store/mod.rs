@@ -199,6 +199,10 @@ pub trait AuditStore: Send + Sync {
     async fn close(&self);
     /// Why the last write failed, while the log is failing.
     fn failing(&self) -> Option<String>;
+    /// Rows waiting for the writer, when the backend queues them (`/metrics`).
+    fn queue_depth(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The history store at `path` (created if needed).

@@ -300,6 +300,10 @@ impl AuditStore for Sqlite<AuditDb> {
     fn failing(&self) -> Option<String> {
         self.0.failing()
     }
+
+    fn queue_depth(&self) -> Option<usize> {
+        Some(self.0.queue_depth())
+    }
 }
 
 #[cfg(test)]

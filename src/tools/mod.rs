@@ -110,6 +110,8 @@ type CallFn = for<'a> fn(&'a Call<'a>, Value) -> BoxFuture<'a, Result<Value, Too
 /// A registered tool: its published definition, its argument validator and its handler.
 pub struct ToolEntry {
     pub definition: ToolDefinition,
+    /// `Tool::NAME`: a name no client chose (metrics label calls with it).
+    static_name: &'static str,
     validator: jsonschema::Validator,
     call: CallFn,
     caches_answer: fn(&Value) -> bool,
@@ -140,6 +142,7 @@ impl ToolEntry {
         definition.name = Cow::Borrowed(T::NAME);
         ToolEntry {
             definition,
+            static_name: T::NAME,
             validator,
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
             caches_answer: T::caches_answer,
@@ -151,6 +154,11 @@ impl ToolEntry {
 
     pub fn name(&self) -> &str {
         &self.definition.name
+    }
+
+    /// The tool's name as compiled in, for labels that must come from a closed set.
+    pub(crate) fn static_name(&self) -> &'static str {
+        self.static_name
     }
 
     /// Arguments of a valid call (see [`Tool::example`]).

@@ -33,6 +33,7 @@ mod inspector;
 mod interchange;
 mod mcp_http;
 mod mcp_stdio;
+mod metrics;
 mod org_moto;
 mod promote_moto;
 mod python_sdk;

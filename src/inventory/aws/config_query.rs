@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use super::AwsScanSettings;
 use super::config_rows::{Filters, Row, expression, read_row};
 use super::tagging::ScanTally;
-use crate::aws::{CallCounter, next_token, summarise_sdk_error};
+use crate::aws::{next_token, summarise_sdk_error};
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{
     Coverage, CoverageFailure, Inventory, InventoryError, Provider, Resource, ScanOptions,
@@ -129,7 +129,7 @@ pub(super) async fn scan(
     let query = expression(&settings.resource_types, &filters.regions);
     tracing::debug!(%query, "AWS Config query");
 
-    let counter = CallCounter::new();
+    let counter = settings.tuning.counter();
     let tally = Arc::new(ScanTally::new(targets.len() as u64, options));
     let who = match &shared {
         Some(_) => super::identity(&sdk).await,

@@ -77,7 +77,7 @@ pub(super) async fn scan_accounts(
     };
     validate_settings(&settings.roles).map_err(config_error)?;
     let sdk = load_sdk_config(&settings.tuning).await;
-    let counter = CallCounter::new();
+    let counter = settings.tuning.counter();
     let targets = match source {
         AccountSource::Organization => {
             let (listed, pages) = list_organization(&sdk, &counter).await.map_err(|e| {

@@ -44,7 +44,7 @@ use super::{
     Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Provider, Resource,
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
-use crate::aws::{AwsTuning, CallCounter, load_sdk_config};
+use crate::aws::{AwsTuning, load_sdk_config};
 use accounts::{AccountSource, RoleSettings};
 use explorer::ExplorerScan;
 use tagging::{ScanTally, TaggingScan};
@@ -189,6 +189,10 @@ async fn identity(sdk: &aws_config::SdkConfig) -> Option<String> {
 
 #[async_trait]
 impl InventoryProvider for AwsProvider {
+    fn metrics_source(&self) -> crate::metrics::InventorySource {
+        crate::metrics::InventorySource::Aws
+    }
+
     fn describe(&self) -> String {
         if self.settings.coverage == AwsCoverage::Config {
             return match &self.settings.config_aggregator {
@@ -238,7 +242,7 @@ impl InventoryProvider for AwsProvider {
         } else {
             self.settings.regions.clone()
         };
-        let counter = CallCounter::new();
+        let counter = self.settings.tuning.counter();
         let tally = Arc::new(ScanTally::new(
             TaggingScan::partition_count(regions.len(), self.settings.resource_types.len()),
             options,

@@ -97,9 +97,9 @@ pub(crate) struct AwsTagWriter {
 impl AwsTagWriter {
     pub(crate) fn new(tuning: AwsTuning, role: Option<WriterRole>) -> AwsTagWriter {
         AwsTagWriter {
+            counter: tuning.counter(),
             tuning,
             sdk: OnceCell::new(),
-            counter: CallCounter::new(),
             role,
             chains: Mutex::new(HashMap::new()),
         }

@@ -47,6 +47,10 @@ impl DemoProvider {
 
 #[async_trait]
 impl InventoryProvider for DemoProvider {
+    fn metrics_source(&self) -> crate::metrics::InventorySource {
+        crate::metrics::InventorySource::Demo
+    }
+
     fn describe(&self) -> String {
         format!("demo estate (seed {}, {} resources)", self.seed, self.size)
     }

@@ -1,4 +1,5 @@
-//! MCP over Streamable HTTP at `/mcp` (rmcp's service mounted in axum), plus `/healthz`.
+//! MCP over Streamable HTTP at `/mcp` (rmcp's service mounted in axum), plus `/healthz` and
+//! `/metrics` (behind the same authentication and rate limit as `/mcp`).
 //!
 //! Safe by default: binds loopback; any other address needs bearer tokens; the `Host` header is
 //! checked against an allow-list (DNS rebinding) and browser `Origin`s against another. Every
@@ -9,6 +10,7 @@
 mod auth;
 mod conn;
 mod jsonrpc;
+mod metrics;
 mod sessions;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +27,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use metrics::{bind as bind_metrics, serve as serve_metrics};
 pub(crate) use sessions::ValidatedSession;
 
 use super::TagwardenServer;
@@ -155,6 +158,13 @@ pub enum HttpError {
     )]
     /// A configured token is blank (its position, from 1).
     BlankToken(usize),
+    /// `--metrics-listen` serves without tokens, so only on loopback.
+    #[error(
+        "refusing to serve /metrics on {0} without authentication: --metrics-listen must be a \
+         loopback address (e.g. 127.0.0.1:9464); to scrape from another host, leave it out and \
+         scrape /metrics on --http with a bearer token"
+    )]
+    MetricsNotLoopback(SocketAddr),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -173,7 +183,13 @@ pub(crate) async fn serve_http(
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let health = Router::new().route("/healthz", get(healthz).with_state(server.clone()));
-    serve_handler(server, health, options, shutdown).await
+    let hosts = if options.allowed_hosts.is_empty() {
+        default_hosts(options.addr.ip())
+    } else {
+        options.allowed_hosts.clone()
+    };
+    let protected = metrics::route(server.app().clone(), hosts);
+    serve_with(server, health, protected, options, shutdown).await
 }
 
 /// Serves any MCP handler through the same plumbing (gates, auth, limits), with `extra`
@@ -182,6 +198,21 @@ pub(crate) async fn serve_http(
 pub async fn serve_handler<H>(
     handler: H,
     extra: Router,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError>
+where
+    H: ServerHandler + Clone + Send + Sync + 'static,
+{
+    serve_with(handler, extra, Router::new(), options, shutdown).await
+}
+
+/// As `serve_handler`, with `protected` routes behind the same authentication and rate limit
+/// as `/mcp` (but not its JSON-RPC and session gates).
+async fn serve_with<H>(
+    handler: H,
+    extra: Router,
+    protected: Router,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError>
@@ -202,7 +233,14 @@ where
     // rmcp's own token is cancelled only after the drain: cancelling it ends every session and
     // the answers in flight with them.
     let rmcp_stop = CancellationToken::new();
-    let router = app_router(handler, extra, &options, local, rmcp_stop.clone());
+    let router = app_router(
+        handler,
+        extra,
+        protected,
+        &options,
+        local,
+        rmcp_stop.clone(),
+    );
     let limits = conn::ConnLimits {
         header_timeout: options.header_timeout,
         idle_timeout: options.idle_timeout,
@@ -224,10 +262,12 @@ where
     Ok(())
 }
 
-/// `/mcp` behind its gates, `extra` beside it, every route under the request timeout.
+/// `/mcp` behind its gates, `protected` behind authentication and the rate limit, `extra`
+/// beside them, every route under the request timeout.
 fn app_router<H>(
     handler: H,
     extra: Router,
+    protected: Router,
     options: &HttpOptions,
     local: SocketAddr,
     rmcp_stop: CancellationToken,
@@ -275,6 +315,7 @@ where
             options.max_body_bytes,
             jsonrpc::json_gate,
         ))
+        .merge(protected)
         .layer(axum::middleware::from_fn_with_state(rate, auth::rate_limit))
         .layer(axum::middleware::from_fn_with_state(
             auth,

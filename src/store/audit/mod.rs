@@ -169,6 +169,15 @@ impl AuditDb {
         })
     }
 
+    /// Rows queued that the writer has not taken yet (0 once it has stopped).
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// Why rows cannot be written now (the last write failed, or the writer stopped); None
     /// when the last write succeeded.
     pub(crate) fn failing(&self) -> Option<String> {
