@@ -10,6 +10,7 @@
 //! (cost sources and the money answers carry), `quality` (the `data_quality` block), `call`
 //! (what one tool call sees) and `error` (what it reports).
 
+pub(crate) mod audits;
 mod call;
 pub(crate) mod costs;
 mod error;
@@ -65,6 +66,8 @@ pub struct App {
     line_costs: Mutex<rustc_hash::FxHashMap<String, KeptCosts>>,
     /// Writes real tags (promotion of virtual tags), when the inventory is the live cloud.
     tag_writer: Option<Arc<dyn TagWriter>>,
+    /// The scheduled audits of a `serve` process (`schedule_compliance_audit`).
+    audits: Option<Arc<dyn audits::ScheduledAudits>>,
 }
 
 impl App {
@@ -86,7 +89,19 @@ impl App {
             costs: None,
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
             tag_writer: None,
+            audits: None,
         }
+    }
+
+    /// The scheduled audits of this `serve` process, for `schedule_compliance_audit`.
+    pub(crate) fn with_audits(mut self, audits: Arc<dyn audits::ScheduledAudits>) -> App {
+        self.audits = Some(audits);
+        self
+    }
+
+    /// The scheduled audits, when serving.
+    pub(crate) fn audits(&self) -> Option<&Arc<dyn audits::ScheduledAudits>> {
+        self.audits.as_ref()
     }
 
     /// Where promoted virtual tags are written (the live AWS source only).
