@@ -186,6 +186,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if alerts.is_some() && args.snapshot_every.is_none() {
         tracing::warn!("alert channels are set but --snapshot-every is not: no alert will be sent");
     }
+    if alerts.is_none() && args.alerts.alert_weekly_summary {
+        tracing::warn!(
+            "--alert-weekly-summary is set but no alert channel is: no summary will be sent"
+        );
+    }
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
     let audit = crate::store::open_audit(
         &audit_path,
