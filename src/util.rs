@@ -111,10 +111,34 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// The largest whole unit of `parse_duration` that writes `d` exactly: `6h`, `90s`, `1d`.
+pub(crate) fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn durations_format_back_to_what_parses() {
+        for text in ["6h", "90s", "1d", "30m", "1500ms", "0s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    }
 
     #[test]
     fn canonical_sorts_keys_recursively() {

@@ -177,6 +177,11 @@ impl<'a> Call<'a> {
         self.app.virtual_tags.as_ref()
     }
 
+    /// The scheduled audits of this `serve` process; `None` elsewhere.
+    pub(crate) fn audits(&self) -> Option<&Arc<dyn super::audits::ScheduledAudits>> {
+        self.app.audits()
+    }
+
     /// The anomaly-decision store; `None` without a data directory.
     pub fn anomalies(&self) -> Option<&Arc<dyn crate::store::AnomalyStore>> {
         self.app.anomalies.as_ref()

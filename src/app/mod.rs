@@ -10,6 +10,7 @@
 //! (cost sources and the money answers carry), `quality` (the `data_quality` block), `call`
 //! (what one tool call sees) and `error` (what it reports).
 
+pub(crate) mod audits;
 mod call;
 pub(crate) mod costs;
 mod error;
@@ -68,6 +69,8 @@ pub struct App {
     tag_writer: Option<Arc<dyn TagWriter>>,
     /// The series `/metrics` serves (also held by the cache and the AWS clients).
     metrics: Arc<Metrics>,
+    /// The scheduled audits of a `serve` process (`schedule_compliance_audit`).
+    audits: Option<Arc<dyn audits::ScheduledAudits>>,
 }
 
 impl App {
@@ -90,6 +93,7 @@ impl App {
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
             tag_writer: None,
             metrics: Arc::default(),
+            audits: None,
         }
     }
 
@@ -103,6 +107,17 @@ impl App {
     /// The series `/metrics` serves.
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The scheduled audits of this `serve` process, for `schedule_compliance_audit`.
+    pub(crate) fn with_audits(mut self, audits: Arc<dyn audits::ScheduledAudits>) -> App {
+        self.audits = Some(audits);
+        self
+    }
+
+    /// The scheduled audits, when serving.
+    pub(crate) fn audits(&self) -> Option<&Arc<dyn audits::ScheduledAudits>> {
+        self.audits.as_ref()
     }
 
     /// Where promoted virtual tags are written (the live AWS source only).

@@ -2,7 +2,8 @@
 //! `tagwarden alerts check` (compare the latest snapshot with the one before it and notify
 //! now — the same service the scheduler calls, for cron jobs and tests).
 //!
-//! `tagwarden alerts dead-letters` lists the alerts kept undelivered (newest first, JSON).
+//! `tagwarden alerts dead-letters` lists the alerts kept undelivered (newest first, JSON);
+//! `tagwarden alerts resend` sends them again on the channels configured now.
 //!
 //! Exit codes of `alerts check`: 0 compared (regressed or not; the JSON outcome on stdout
 //! says which) and every alert delivered; 1 an error, or an alert still undelivered after
@@ -15,7 +16,7 @@ use anyhow::Context;
 
 use super::parse_duration;
 use crate::history::alerts::AlertThresholds;
-use crate::service::alerts::{self, AlertConfig, Delivery, Webhook};
+use crate::service::alerts::{self, AlertConfig, Delivery, Email, Webhook};
 
 /// Where alerts go and what counts as a regression.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,6 +42,36 @@ pub struct AlertArgs {
         hide_env_values = true
     )]
     pub notify_slack: Option<String>,
+    /// E-mail the alerts to these addresses (repeat the flag or separate with commas); needs
+    /// --smtp-url and --smtp-from.
+    #[arg(
+        long,
+        env = "TAGWARDEN_NOTIFY_EMAIL",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub notify_email: Vec<String>,
+    /// The SMTP server, as a URL: smtp://HOST[:PORT] (no TLS), smtp://HOST?tls=required
+    /// (STARTTLS), smtps://HOST[:PORT] (TLS); smtps://USER@HOST logs in as USER with the
+    /// password from --smtp-password-env (a password in the URL is refused).
+    #[arg(
+        long,
+        env = "TAGWARDEN_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// The sender of e-mail alerts, e.g. `Tagwarden <tagwarden@example.com>`.
+    #[arg(long, env = "TAGWARDEN_SMTP_FROM", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
+    /// Name of the environment variable holding the SMTP password (used when --smtp-url names
+    /// a user).
+    #[arg(long, value_name = "VAR", default_value = "TAGWARDEN_SMTP_PASSWORD")]
+    pub smtp_password_env: String,
+    /// Also send a weekly summary (score now vs 7 days ago, critical violations, unattributed
+    /// spend, top regressing keys) to every channel, once every 7 days after a scheduled audit.
+    #[arg(long, env = "TAGWARDEN_ALERT_WEEKLY_SUMMARY")]
+    pub alert_weekly_summary: bool,
     /// Alert when the compliance score falls by more than this many percentage points.
     #[arg(
         long,
@@ -113,6 +144,29 @@ impl AlertArgs {
         if let Some(url) = &self.notify_slack {
             check_url("--notify-slack", url)?;
         }
+        let recipients: Vec<String> = self
+            .notify_email
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let email = if recipients.is_empty() {
+            anyhow::ensure!(
+                self.smtp_url.is_none() && self.smtp_from.is_none(),
+                "--smtp-url and --smtp-from need --notify-email ADDRESS (the recipients)"
+            );
+            None
+        } else {
+            let var = &self.smtp_password_env;
+            let password = std::env::var(var).ok();
+            Some(Email::new(
+                &recipients,
+                self.smtp_from.as_deref(),
+                self.smtp_url.as_deref(),
+                password,
+                var,
+            )?)
+        };
         let config = AlertConfig {
             thresholds: AlertThresholds {
                 score_drop_pct_points: self.alert_score_drop,
@@ -121,6 +175,8 @@ impl AlertArgs {
             },
             webhook,
             slack: self.notify_slack.clone(),
+            email,
+            weekly_summary: self.alert_weekly_summary,
             delivery: Delivery {
                 attempts: self.notify_attempts,
                 timeout: self.notify_timeout,
@@ -157,7 +213,8 @@ pub struct AlertsCheckArgs {
 pub(super) async fn check(args: AlertsCheckArgs) -> anyhow::Result<u8> {
     let config = args.alerts.config()?.context(
         "no alert channel: pass --notify-webhook URL (with its secret in \
-         TAGWARDEN_NOTIFY_SECRET) and/or --notify-slack URL",
+         TAGWARDEN_NOTIFY_SECRET), --notify-slack URL and/or --notify-email ADDRESS (with \
+         --smtp-url and --smtp-from)",
     )?;
     let history = super::commands::open_history(args.data_dir.as_deref())?;
     let outcome = alerts::check_and_notify(&history, args.snapshot, &config).await?;
@@ -182,4 +239,35 @@ pub(super) async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<u8> {
     let letters = history.dead_letters(args.limit).await?;
     println!("{}", serde_json::to_string_pretty(&letters)?);
     Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResendArgs {
+    /// The channels to resend on (the same flags as `serve`): a dead letter goes to its own
+    /// channel as configured now.
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+    /// Resend only this dead letter (default: every kept one, oldest first).
+    #[arg(long, value_name = "N")]
+    pub id: Option<i64>,
+    /// Directory of history.db. Default: history/ if it exists here, else
+    /// $XDG_DATA_HOME/tagwarden.
+    #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `tagwarden alerts resend`.
+pub(super) async fn resend(args: ResendArgs) -> anyhow::Result<u8> {
+    let config = args.alerts.config()?.context(
+        "no alert channel: pass the channels the dead letters should go to (--notify-webhook, \
+         --notify-slack, --notify-email), as for serve",
+    )?;
+    let history = super::commands::open_history(args.data_dir.as_deref())?;
+    let resent = alerts::resend(&history, args.id, &config).await?;
+    println!("{}", serde_json::to_string_pretty(&resent)?);
+    Ok(if resent.iter().all(|r| r.delivered) {
+        0
+    } else {
+        1
+    })
 }

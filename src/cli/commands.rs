@@ -20,6 +20,7 @@ use crate::server::http::{
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
+use crate::service::audits::AuditScheduler;
 use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::costs::{self, GapQuestion, GapReport};
 use crate::store::audit::{self, AuditOptions, Verification};
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(AlertsCommand::DeadLetters(args)) => {
             super::alerts::dead_letters(args).await
         }
+        Command::Alerts(AlertsCommand::Resend(args)) => super::alerts::resend(args).await,
     }
 }
 
@@ -191,6 +193,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if alerts.is_some() && args.snapshot_every.is_none() {
         tracing::warn!("alert channels are set but --snapshot-every is not: no alert will be sent");
     }
+    if alerts.is_none() && args.alerts.alert_weekly_summary {
+        tracing::warn!(
+            "--alert-weekly-summary is set but no alert channel is: no summary will be sent"
+        );
+    }
     let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
     let audit = crate::store::open_audit(
         &audit_path,
@@ -202,21 +209,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let history = open_history(args.data_dir.as_deref())?;
     let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;
     let anomalies = open_anomalies(args.data_dir.as_deref())?;
+    let audits = Arc::new(AuditScheduler::new(
+        args.snapshot_every,
+        alerts.map(Arc::new),
+    ));
     let app = Arc::new(
         args.source
             .app()?
             .with_audit(audit.clone())
             .with_history(history)
             .with_virtual_tags(virtual_tags)
-            .with_anomalies(anomalies),
+            .with_anomalies(anomalies)
+            .with_audits(audits.clone()),
     );
     spawn_snapshots(
         app.clone(),
         SnapshotSchedule {
-            every: args.snapshot_every,
             keep_days: args.keep_days,
-            alerts: alerts.map(Arc::new),
         },
+        audits,
     );
     let mut guard = Guard::new(args.guard.config(), Some(audit.clone()));
     // Replicas behind one load balancer share budgets and loop detection through Redis. A

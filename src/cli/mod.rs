@@ -82,7 +82,7 @@ pub enum Command {
     /// Write the estate's violations for spreadsheets and CI systems.
     #[command(subcommand)]
     Export(ExportCommand),
-    /// Alert on compliance regressions between snapshots (webhook, Slack).
+    /// Alert on compliance regressions between snapshots (webhook, Slack, e-mail).
     #[command(subcommand)]
     Alerts(AlertsCommand),
 }
@@ -98,6 +98,12 @@ pub enum AlertsCommand {
     /// List the alerts that stayed undelivered after their retries (newest first, JSON):
     /// channel, error, the snapshot and the exact body.
     DeadLetters(alerts::DeadLettersArgs),
+    /// Send kept dead letters again (all, oldest first, or --id N) on the channels configured
+    /// now: delivered ones are removed, failing ones stay with their attempts raised. Prints
+    /// the outcome as JSON.
+    ///
+    /// Exit codes: 0 every letter delivered (or none kept), 1 error or a letter undelivered.
+    Resend(alerts::ResendArgs),
 }
 
 #[derive(Debug, Subcommand)]

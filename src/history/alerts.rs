@@ -1,9 +1,14 @@
 //! Alerts after scheduled audits: what regressed between two snapshots of the same scope (the
 //! score fell by more than a threshold, critical violations grew, the share of spend on
-//! non-compliant resources grew) and the two messages that announce it — a generic JSON
-//! webhook body and a Slack Block Kit message. Pure: the sending lives in `service::alerts`.
+//! non-compliant resources grew) and the messages that announce it — a generic JSON webhook
+//! body, a Slack Block Kit message and a plain-text e-mail — plus what each delivery did
+//! (`Sent`, `AlertOutcome`). The weekly summary is composed in `weekly`. Pure: the sending
+//! lives in `service::alerts`.
 
-use serde::Serialize;
+pub(crate) mod weekly;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::SnapshotMeta;
@@ -32,7 +37,7 @@ impl Default for AlertThresholds {
 }
 
 /// One way the newer snapshot is worse than the older one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum Regression {
     /// The compliance score fell.
@@ -117,7 +122,7 @@ pub(crate) fn regressions(
 }
 
 /// Critical violations recorded in a snapshot's breakdowns (`counts.by_severity.critical`).
-fn critical(counts: &Value) -> Option<usize> {
+pub(crate) fn critical(counts: &Value) -> Option<usize> {
     counts
         .get("by_severity")?
         .get("critical")?
@@ -126,12 +131,12 @@ fn critical(counts: &Value) -> Option<usize> {
 }
 
 /// Share of spend on non-compliant in-scope resources, in percent.
-fn unattributed_pct(m: &SnapshotMeta) -> Option<f64> {
+pub(crate) fn unattributed_pct(m: &SnapshotMeta) -> Option<f64> {
     m.spend_score_pct.map(|s| round2(100.0 - s))
 }
 
 /// Hundredths, so float noise (`97.3 - 96.2`) neither crosses nor misses a threshold.
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -194,6 +199,73 @@ pub(crate) fn slack_message(
             }]},
         ],
     })
+}
+
+/// An e-mail's subject and plain-text body: what the SMTP channel sends and what its dead
+/// letters keep (the recipients and the server come from the configuration when resending).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EmailText {
+    pub subject: String,
+    pub text: String,
+}
+
+/// The regression alert as an e-mail.
+pub(crate) fn regression_email(
+    older: &SnapshotMeta,
+    newer: &SnapshotMeta,
+    found: &[Regression],
+) -> EmailText {
+    let mut text = format!(
+        "Compliance regressed between snapshot {} ({}) and snapshot {} ({}).\n\n",
+        older.id,
+        older.taken_at.to_rfc3339(),
+        newer.id,
+        newer.taken_at.to_rfc3339()
+    );
+    for r in found {
+        text.push_str(&format!("- {}\n", r.describe()));
+    }
+    text.push_str(&format!(
+        "\nSource: {}\n-- \nSent by Tagwarden after a scheduled compliance audit.\n",
+        newer.source
+    ));
+    EmailText {
+        subject: format!(
+            "Tagwarden: compliance regressed (snapshot {} → {})",
+            older.id, newer.id
+        ),
+        text,
+    }
+}
+
+/// One message to one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub(crate) struct Sent {
+    /// `webhook`, `slack` or `email`.
+    pub channel: &'static str,
+    pub delivered: bool,
+    pub attempts: u32,
+    /// The last failure, when not delivered.
+    pub error: Option<String>,
+    /// The dead letter kept for it, when not delivered.
+    pub dead_letter: Option<i64>,
+}
+
+/// What one alert check found and sent.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct AlertOutcome {
+    /// The snapshot compared with, none when the current one is the first of its scope.
+    pub previous: Option<i64>,
+    pub current: i64,
+    pub regressions: Vec<Regression>,
+    pub sent: Vec<Sent>,
+}
+
+impl AlertOutcome {
+    /// Every message went out.
+    pub(crate) fn all_delivered(&self) -> bool {
+        self.sent.iter().all(|s| s.delivered)
+    }
 }
 
 #[cfg(test)]

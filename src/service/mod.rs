@@ -4,6 +4,7 @@
 pub(crate) mod alerts;
 pub(crate) mod allocation;
 pub(crate) mod anomalies;
+pub(crate) mod audits;
 pub(crate) mod compliance;
 pub(crate) mod costs;
 pub(crate) mod export;

@@ -1,4 +1,4 @@
-//! `history.db` holds three stores, compliance snapshots and undelivered alerts (`history`), virtual tags
+//! `history.db` holds three stores, compliance snapshots, undelivered alerts and sent weekly summaries (`history`), virtual tags
 //! (`virtual_tags`) and decisions on cost anomalies (`anomalies`), under one schema version: both open the file with this one migration list,
 //! so they agree on its version (`TooNew` compares against the highest). Each store keeps the
 //! SQL of its own tables in its `schema` module.
@@ -13,4 +13,5 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (4, anomalies::V4),
     (5, virtual_tags::schema::V5),
     (6, history::dead_letters::V6),
+    (7, history::summaries::V7),
 ];

@@ -94,6 +94,33 @@ pub trait HistoryStore: Send + Sync {
         &self,
         limit: usize,
     ) -> Result<Vec<history::dead_letters::DeadLetter>, StoreError>;
+    /// One undelivered alert.
+    async fn dead_letter(
+        &self,
+        id: i64,
+    ) -> Result<Option<history::dead_letters::DeadLetter>, StoreError>;
+    /// How many undelivered alerts are kept.
+    async fn dead_letter_count(&self) -> Result<u64, StoreError>;
+    /// Drops an undelivered alert that a resend delivered; whether it was there.
+    async fn remove_dead_letter(&self, id: i64) -> Result<bool, StoreError>;
+    /// A resend failed again: adds its attempts, keeps the new error and time.
+    async fn dead_letter_failed_again(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: String,
+        failed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Records a weekly summary sent about a snapshot.
+    async fn record_summary(
+        &self,
+        sent_at: DateTime<Utc>,
+        snapshot_id: i64,
+        channels: usize,
+        delivered: usize,
+    ) -> Result<i64, StoreError>;
+    /// When the last weekly summary was sent.
+    async fn last_summary_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// A new tag rule and who creates it.

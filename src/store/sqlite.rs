@@ -129,6 +129,48 @@ impl HistoryStore for Sqlite<HistoryDb> {
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         blocking(&self.0, HISTORY, move |db| db.dead_letters(limit)).await
     }
+
+    async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.dead_letter(id)).await
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        blocking(&self.0, HISTORY, |db| db.dead_letter_count()).await
+    }
+
+    async fn remove_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        blocking(&self.0, HISTORY, move |db| db.remove_dead_letter(id)).await
+    }
+
+    async fn dead_letter_failed_again(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: String,
+        failed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        blocking(&self.0, HISTORY, move |db| {
+            db.dead_letter_failed_again(id, attempts, &error, failed_at)
+        })
+        .await
+    }
+
+    async fn record_summary(
+        &self,
+        sent_at: DateTime<Utc>,
+        snapshot_id: i64,
+        channels: usize,
+        delivered: usize,
+    ) -> Result<i64, StoreError> {
+        blocking(&self.0, HISTORY, move |db| {
+            db.record_summary(sent_at, snapshot_id, channels, delivered)
+        })
+        .await
+    }
+
+    async fn last_summary_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        blocking(&self.0, HISTORY, |db| db.last_summary_at()).await
+    }
 }
 
 #[async_trait]

@@ -38,6 +38,7 @@ tools! {
     generate_compliance_report => GenerateComplianceReport,
     get_violation_history => GetViolationHistory,
     detect_tag_drift => DetectTagDrift,
+    schedule_compliance_audit => ScheduleComplianceAudit,
     get_audit_trail => GetAuditTrail,
 }
 

@@ -404,3 +404,448 @@ fn a_scheduled_audit_after_a_planted_regression_alerts_once() {
         "{stderr}"
     );
 }
+
+/// A local SMTP sink (tests/support/smtp_sink.py, aiosmtpd) saving each message, decoded by
+/// Python's e-mail package, as `<n>.json` in a directory.
+struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let port = crate::common::free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(crate::common::venv_bin("python"))
+            .arg(crate::common::repo().join("tests/support/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the SMTP sink");
+        crate::common::wait_for_port(port, Duration::from_secs(30));
+        SmtpSink { port, dir, child }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages received so far, in order.
+    fn mails(&self) -> Vec<Value> {
+        let mut files: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let n = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()?;
+                Some((n, p))
+            })
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|(_, p)| {
+                let mut v: Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                if let Some(t) = v["text"].as_str() {
+                    v["text"] = Value::String(t.replace("\r\n", "\n"));
+                }
+                v
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn email_check(dir: &tempfile::TempDir, smtp_url: &str, extra: &[&str]) -> (i32, Value, String) {
+    let data_dir = path_str(dir.path());
+    let mut args = vec![
+        "alerts",
+        "check",
+        "--data-dir",
+        &data_dir,
+        "--notify-email",
+        "ops@example.com,Team Lead <lead@example.com>",
+        "--smtp-url",
+        smtp_url,
+        "--smtp-from",
+        "Tagwarden <tagwarden@example.com>",
+        "--notify-backoff",
+        "50ms",
+        "--notify-timeout",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args, &[]);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+}
+
+#[test]
+fn a_regression_sends_exactly_one_email_and_no_regression_none() {
+    let sink = SmtpSink::start();
+    let dir = history_with((95.0, 0), (80.0, 2));
+    let (code, outcome, err) = email_check(&dir, &sink.url(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        outcome["sent"],
+        json!([{"channel": "email", "delivered": true, "attempts": 1, "error": null, "dead_letter": null}])
+    );
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    assert_eq!(
+        m["subject"],
+        "Tagwarden: compliance regressed (snapshot 1 → 2)"
+    );
+    assert_eq!(m["content_type"], "text/plain");
+    assert_eq!(m["mail_from"], "tagwarden@example.com");
+    assert_eq!(
+        m["rcpt_tos"],
+        json!(["ops@example.com", "lead@example.com"])
+    );
+    let text = m["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "- Compliance score fell 15 points: 95% → 80%\n- 2 new critical violations: 0 → 2\n"
+        ),
+        "{text}"
+    );
+
+    // Nothing regressed: no mail.
+    let same = history_with((90.0, 1), (90.0, 1));
+    let (code, outcome, err) = email_check(&same, &sink.url(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(outcome["sent"], json!([]));
+    assert_eq!(sink.mails().len(), 1);
+}
+
+#[test]
+fn a_down_smtp_server_ends_in_a_dead_letter_that_resend_delivers() {
+    let dir = history_with((95.0, 0), (80.0, 0));
+    let data_dir = path_str(dir.path());
+    let down = format!("smtp://127.0.0.1:{}", closed_port());
+    let (code, outcome, _) = email_check(&dir, &down, &["--notify-attempts", "2"]);
+    assert_eq!(code, 1, "an undelivered alert fails the command");
+    let sent = &outcome["sent"][0];
+    assert_eq!(sent["channel"], "email");
+    assert_eq!(sent["delivered"], false);
+    assert_eq!(sent["attempts"], 2);
+    assert_eq!(sent["dead_letter"], 1);
+    let letters = |dir: &str| -> Value {
+        let (code, out, err) = run(&["alerts", "dead-letters", "--data-dir", dir], &[]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let kept = letters(&data_dir);
+    assert_eq!(kept.as_array().unwrap().len(), 1);
+    assert_eq!(kept[0]["channel"], "email");
+    assert_eq!(kept[0]["attempts"], 2);
+    assert_eq!(
+        kept[0]["payload"]["subject"],
+        "Tagwarden: compliance regressed (snapshot 1 → 2)"
+    );
+    // No address is kept with the letter.
+    assert!(!kept.to_string().contains("ops@example.com"), "{kept}");
+
+    let resend = |smtp_url: &str, extra: &[&str]| -> (i32, Value, String) {
+        let mut args = vec![
+            "alerts",
+            "resend",
+            "--data-dir",
+            &data_dir,
+            "--notify-email",
+            "ops@example.com",
+            "--smtp-url",
+            smtp_url,
+            "--smtp-from",
+            "tagwarden@example.com",
+            "--notify-attempts",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args, &[]);
+        (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+    };
+    // Still down: the letter stays, its attempts raised.
+    let (code, out, err) = resend(&down, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out[0]["id"], 1);
+    assert_eq!(out[0]["delivered"], false);
+    assert_eq!(out[0]["total_attempts"], 3);
+    assert_eq!(letters(&data_dir)[0]["attempts"], 3);
+
+    // An unknown id is refused.
+    let (code, _, err) = resend(&down, &["--id", "9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no dead letter 9"), "{err}");
+
+    // Up again: delivered once, and removed.
+    let sink = SmtpSink::start();
+    let (code, out, err) = resend(&sink.url(), &["--id", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        json!([{"id": 1, "channel": "email", "delivered": true, "attempts": 1, "error": null}])
+    );
+    assert_eq!(letters(&data_dir), json!([]));
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0]["subject"],
+        "Tagwarden: compliance regressed (snapshot 1 → 2)"
+    );
+    assert_eq!(mails[0]["rcpt_tos"], json!(["ops@example.com"]));
+}
+
+#[test]
+fn resend_delivers_webhook_letters_signed_anew() {
+    let dir = history_with((95.0, 0), (80.0, 0));
+    let data_dir = path_str(dir.path());
+    // The webhook refuses once (400: kept at once), then a resend delivers it.
+    let rx = Receiver::start(&[("/hook", &[400])]);
+    let hook = rx.url("/hook");
+    let args = |cmd: &'static str| {
+        vec![
+            "alerts".to_string(),
+            cmd.to_string(),
+            "--data-dir".into(),
+            data_dir.clone(),
+            "--notify-webhook".into(),
+            hook.clone(),
+        ]
+    };
+    let check = args("check");
+    let refs: Vec<&str> = check.iter().map(String::as_str).collect();
+    let (code, _, _) = run(&refs, &[("TAGWARDEN_NOTIFY_SECRET", SECRET)]);
+    assert_eq!(code, 1);
+    let resend = args("resend");
+    let refs: Vec<&str> = resend.iter().map(String::as_str).collect();
+    let (code, out, err) = run(&refs, &[("TAGWARDEN_NOTIFY_SECRET", SECRET)]);
+    assert_eq!(code, 0, "{err}");
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out[0]["delivered"], true);
+    let hooks = rx.at("/hook");
+    assert_eq!(hooks.len(), 2);
+    // The same body, with a fresh valid signature.
+    assert_eq!(hooks[0].body, hooks[1].body);
+    assert_eq!(
+        verified(&hooks[1])["event"],
+        "tagwarden.compliance_regression"
+    );
+}
+
+/// Scheduled snapshots in a history.db.
+fn scheduled_snapshots(db: &std::path::Path) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM snapshots WHERE trigger = 'schedule'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+fn wait_for_scheduled(db: &std::path::Path, n: i64, c: &StdioClient) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while scheduled_snapshots(db) < n {
+        assert!(Instant::now() < deadline, "stderr:\n{}", c.drain_stderr());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn the_weekly_summary_goes_to_every_channel_once_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = path_str(dir.path());
+    // A perfect audit eight days ago: the week-ago side of the first summary.
+    {
+        let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
+        let planted = snapshot(Utc::now() - chrono::Duration::days(8), 100.0, 0);
+        store.insert(&planted).unwrap();
+    }
+    let rx = Receiver::start(&[]);
+    let sink = SmtpSink::start();
+    let hook = rx.url("/hook");
+    let smtp = sink.url();
+    let serve = |rx_hook: &str| {
+        StdioClient::initialized(
+            &[
+                "--demo",
+                "--no-prewarm",
+                "--audit-every",
+                "1s",
+                "--alert-weekly-summary",
+                "--notify-webhook",
+                rx_hook,
+                "--notify-email",
+                "ops@example.com",
+                "--smtp-url",
+                &smtp,
+                "--smtp-from",
+                "tagwarden@example.com",
+            ],
+            &[
+                ("TAGWARDEN_DATA_DIR", &data_dir),
+                ("TAGWARDEN_NOTIFY_SECRET", SECRET),
+            ],
+        )
+        .0
+    };
+    let db = dir.path().join("history.db");
+    let c = serve(&hook);
+    wait_for_scheduled(&db, 3, &c);
+    drop(c);
+    let events = |rx: &Receiver| -> Vec<Value> { rx.at("/hook").iter().map(verified).collect() };
+    let summaries: Vec<Value> = events(&rx)
+        .into_iter()
+        .filter(|b| b["event"] == "tagwarden.weekly_summary")
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary in three audits");
+    let s = &summaries[0]["summary"];
+    assert_eq!(s["week_ago"]["snapshot_id"], 1);
+    assert_eq!(s["week_ago"]["score_pct"], 100.0);
+    assert_eq!(s["current"]["snapshot_id"], 2);
+    assert!(s["score_change_pct_points"].as_f64().unwrap() < 0.0, "{s}");
+    assert!(s["top_regressing_keys"].as_array().unwrap().len() <= 5);
+    // E-mail got the regression alert and the summary, once each.
+    let subjects: Vec<String> = sink
+        .mails()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_eq!(
+        subjects[0],
+        "Tagwarden: compliance regressed (snapshot 1 → 2)"
+    );
+    assert!(
+        subjects[1].starts_with("Tagwarden: weekly compliance summary"),
+        "{subjects:?}"
+    );
+
+    // A restart a moment later: the last summary's time is read from history.db, so none goes
+    // out again.
+    let before = scheduled_snapshots(&db);
+    let c = serve(&hook);
+    wait_for_scheduled(&db, before + 2, &c);
+    drop(c);
+    let summaries = events(&rx)
+        .into_iter()
+        .filter(|b| b["event"] == "tagwarden.weekly_summary")
+        .count();
+    assert_eq!(summaries, 1, "no second summary after the restart");
+    assert_eq!(sink.mails().len(), 2);
+}
+
+#[test]
+fn the_schedule_tool_reports_and_runs_an_audit_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = path_str(dir.path());
+    {
+        let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
+        let planted = snapshot(Utc::now() - chrono::Duration::hours(1), 100.0, 0);
+        store.insert(&planted).unwrap();
+    }
+    let rx = Receiver::start(&[]);
+    let hook = rx.url("/hook?token=t0ken");
+    let mut c = StdioClient::initialized(
+        &[
+            "--demo",
+            "--no-prewarm",
+            "--audit-every",
+            "6h",
+            "--notify-webhook",
+            &hook,
+        ],
+        &[
+            ("TAGWARDEN_DATA_DIR", &data_dir),
+            ("TAGWARDEN_NOTIFY_SECRET", SECRET),
+        ],
+    )
+    .0;
+    let status = c.call("schedule_compliance_audit", json!({"action": "status"}));
+    assert_ne!(status["isError"], true, "{status}");
+    let s = &status["structuredContent"]["status"];
+    assert_eq!(s["scheduled"], true);
+    assert_eq!(s["interval"], "6h");
+    assert_eq!(s["interval_seconds"], 21600);
+    assert_eq!(
+        s["channels"],
+        json!([{"channel": "webhook", "host": "127.0.0.1"}])
+    );
+    assert_eq!(s["dead_letters"], 0);
+    assert_eq!(s["last_run"], Value::Null);
+    assert!(s["next_run"].is_string(), "{s}");
+    assert_eq!(s["run_now_available"], true);
+    let text = status.to_string();
+    assert!(!text.contains("t0ken") && !text.contains(SECRET), "{text}");
+
+    let ran = c.call("schedule_compliance_audit", json!({"action": "run_now"}));
+    assert_ne!(ran["isError"], true, "{ran}");
+    let run = &ran["structuredContent"]["run"];
+    assert_eq!(run["trigger"], "tool");
+    assert_eq!(run["snapshot_id"], 2);
+    assert_eq!(run["alert"]["previous"], 1);
+    assert_eq!(run["alert"]["regressions"][0]["kind"], "score_drop");
+    assert_eq!(
+        run["alert"]["sent"],
+        json!([{"channel": "webhook", "delivered": true, "attempts": 1, "error": null, "dead_letter": null}])
+    );
+    assert_eq!(run["weekly_summary"], Value::Null);
+    let hooks = rx.at("/hook?token=t0ken");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(verified(&hooks[0])["current"]["trigger"], "tool");
+    let after = &ran["structuredContent"]["status"];
+    assert!(after["last_run"].is_string());
+    assert_eq!(after["last_audit"]["snapshot_id"], 2);
+    assert_eq!(after["run_now_available"], false);
+
+    // Once a minute per server.
+    let again = c.call("schedule_compliance_audit", json!({"action": "run_now"}));
+    assert_eq!(again["isError"], true, "{again}");
+    assert!(again.to_string().contains("once a minute"), "{again}");
+    assert_eq!(rx.total(), 1);
+}
+
+#[test]
+fn run_now_is_refused_without_a_schedule_or_a_channel() {
+    let mut c = StdioClient::initialized(&["--demo", "--no-prewarm"], &[]).0;
+    let status = c.call("schedule_compliance_audit", json!({}));
+    let s = &status["structuredContent"]["status"];
+    assert_eq!(s["scheduled"], false);
+    assert_eq!(s["interval"], "not scheduled");
+    assert_eq!(s["channels"], json!([]));
+    let refused = c.call("schedule_compliance_audit", json!({"action": "run_now"}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(refused.to_string().contains("--audit-every"), "{refused}");
+
+    // A schedule without a channel: refused too, and no snapshot is taken.
+    let mut c = StdioClient::initialized(&["--demo", "--no-prewarm", "--audit-every", "6h"], &[]).0;
+    let refused = c.call("schedule_compliance_audit", json!({"action": "run_now"}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        refused.to_string().contains("no alert channel"),
+        "{refused}"
+    );
+}

@@ -35,9 +35,10 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
         // tools and get_cost_anomalies (its decisions) write Tagwarden's own store: they say
         // they are not read-only; every other tool only reads. Deleting a rule
         // (manage_tag_rules) and writing real tags to the cloud (promote_virtual_tags) are
-        // destructive.
+        // destructive. schedule_compliance_audit's run_now stores a snapshot and notifies.
         let writers = [
             "check_tag_compliance",
+            "schedule_compliance_audit",
             "suggest_tags",
             "apply_virtual_tag",
             "review_virtual_tags",

@@ -186,3 +186,22 @@ fn the_slack_message_is_block_kit_with_a_fallback_text() {
     assert_eq!(msg["text"], format!("{title}\n{lines}"));
     assert_eq!(msg["blocks"][2]["type"], "context");
 }
+
+#[test]
+fn the_email_lists_every_regression() {
+    let a = meta(1, Some(95.0), Some(0), None);
+    let b = meta(2, Some(80.0), Some(2), None);
+    let found = regressions(&a, &b, &t());
+    let mail = regression_email(&a, &b, &found);
+    assert_eq!(
+        mail.subject,
+        "Tagwarden: compliance regressed (snapshot 1 → 2)"
+    );
+    assert!(
+        mail.text.contains(
+            "- Compliance score fell 15 points: 95% → 80%\n- 2 new critical violations: 0 → 2\n"
+        ),
+        "{}",
+        mail.text
+    );
+}

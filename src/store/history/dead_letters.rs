@@ -89,13 +89,62 @@ impl HistoryDb {
 
     /// The newest `limit` dead letters, newest first.
     pub(crate) fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, failed_at, channel, snapshot_id, attempts, error, payload
-             FROM alert_dead_letters ORDER BY id DESC LIMIT ?1",
-        )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![limit], |r| {
+        self.select("ORDER BY id DESC LIMIT ?1", params![limit])
+    }
+
+    /// One dead letter.
+    pub(crate) fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+        Ok(self.select("WHERE id = ?1", params![id])?.pop())
+    }
+
+    /// How many dead letters are kept.
+    pub(crate) fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM alert_dead_letters", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Removes a dead letter once it was delivered; whether it was there.
+    pub(crate) fn remove_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        Ok(conn.execute("DELETE FROM alert_dead_letters WHERE id = ?1", params![id])? > 0)
+    }
+
+    /// A resend failed again: its attempts grow by `attempts`, and the error and time are the
+    /// new ones. Whether it was there.
+    pub(crate) fn dead_letter_failed_again(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: &str,
+        failed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        let changed = conn.execute(
+            "UPDATE alert_dead_letters
+             SET attempts = attempts + ?2, error = ?3, failed_at = ?4 WHERE id = ?1",
+            params![
+                id,
+                attempts,
+                error,
+                failed_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn select(
+        &self,
+        rest: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, failed_at, channel, snapshot_id, attempts, error, payload
+             FROM alert_dead_letters {rest}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 DeadLetter {
                     id: r.get(0)?,
@@ -181,5 +230,45 @@ mod tests {
         let kept = db.dead_letters(usize::MAX).unwrap();
         assert_eq!(kept.len() as i64, MAX_DEAD_LETTERS);
         assert_eq!(kept.last().map(|d| d.snapshot_id), Some(3));
+    }
+
+    #[test]
+    fn resent_letters_are_removed_or_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HistoryDb::open(&dir.path().join("history.db")).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap();
+        for n in 0..2 {
+            db.record_dead_letter(&NewDeadLetter {
+                failed_at: at,
+                channel: "email".into(),
+                snapshot_id: n,
+                attempts: 3,
+                error: "down".into(),
+                payload: json!({"subject": "s", "text": "t"}),
+            })
+            .unwrap();
+        }
+        assert_eq!(db.dead_letter_count().unwrap(), 2);
+        assert_eq!(db.dead_letter(1).unwrap().map(|d| d.snapshot_id), Some(0));
+        assert_eq!(db.dead_letter(9).unwrap(), None);
+        assert!(db.remove_dead_letter(1).unwrap());
+        assert!(!db.remove_dead_letter(1).unwrap());
+        let later = Utc.with_ymd_and_hms(2026, 3, 2, 6, 0, 0).unwrap();
+        assert!(
+            db.dead_letter_failed_again(2, 2, "still down", later)
+                .unwrap()
+        );
+        assert!(!db.dead_letter_failed_again(1, 2, "gone", later).unwrap());
+        let left = db.dead_letters(10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (
+                left[0].attempts,
+                left[0].error.as_str(),
+                left[0].failed_at.as_str()
+            ),
+            (5, "still down", "2026-03-02T06:00:00Z")
+        );
+        assert_eq!(db.dead_letter_count().unwrap(), 1);
     }
 }

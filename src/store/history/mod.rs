@@ -10,6 +10,7 @@
 
 pub(crate) mod dead_letters;
 pub(super) mod schema;
+pub(crate) mod summaries;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
