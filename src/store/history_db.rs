@@ -1,9 +1,10 @@
-//! `history.db` holds three stores, compliance snapshots and undelivered alerts (`history`), virtual tags
-//! (`virtual_tags`) and decisions on cost anomalies (`anomalies`), under one schema version: both open the file with this one migration list,
+//! `history.db` holds four stores, compliance snapshots and undelivered alerts (`history`), virtual tags
+//! (`virtual_tags`), decisions on cost anomalies (`anomalies`) and shared-cost allocation rules
+//! (`allocation_rules`), under one schema version: both open the file with this one migration list,
 //! so they agree on its version (`TooNew` compares against the highest). Each store keeps the
 //! SQL of its own tables in its `schema` module.
 
-use super::{anomalies, history, virtual_tags};
+use super::{allocation_rules, anomalies, history, virtual_tags};
 
 /// The migrations of `history.db`, in version order.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -13,4 +14,6 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (4, anomalies::V4),
     (5, virtual_tags::schema::V5),
     (6, history::dead_letters::V6),
+    // 7 is taken by another branch (merged separately); 8 is the allocation rules.
+    (8, allocation_rules::V8),
 ];
