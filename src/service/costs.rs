@@ -237,11 +237,16 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
                         r.rules.len()
                     ));
                 }
-                Some(_) => {
-                    return Err(ToolError::invalid(
-                        "argument `allocation_rules`: allocation needs line-level costs, which \
-                         Cost Explorer does not give here; give FOCUS cost files with --cost",
-                    ));
+                Some(r) => {
+                    let what = if r.source == super::allocation::RulesSource::File {
+                        "--allocation-rules FILE"
+                    } else {
+                        "argument `allocation_rules`"
+                    };
+                    return Err(ToolError::invalid(format!(
+                        "{what}: allocation needs line-level costs, which Cost Explorer does \
+                         not give here; give FOCUS cost files with --cost"
+                    )));
                 }
                 None => {}
             }

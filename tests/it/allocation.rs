@@ -771,6 +771,27 @@ fn check_and_report_apply_a_rules_file_with_exact_figures() {
         "{md}"
     );
     assert!(md.contains(&usd(want.before - allocated)), "{md}");
+    let (code, html, stderr) = crate::common::run(
+        &[
+            "report",
+            "--demo",
+            "--data-dir",
+            &data,
+            "--format",
+            "html",
+            "--allocation-rules",
+            &rules,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let section = &html[html
+        .find(r#"<section id="allocation">"#)
+        .expect("the section")..];
+    assert!(
+        section.contains(&usd(want.before)) && section.contains(&usd(want.before - allocated)),
+        "{section}"
+    );
 }
 
 #[test]

@@ -96,6 +96,10 @@ pub(crate) struct PutAllocationRule {
     pub by_principal: String,
 }
 
+/// A recorded change: (change, spec after it, by, principal, at).
+#[cfg(test)]
+pub(crate) type ChangeRow = (String, String, String, String, String);
+
 pub(crate) struct AllocationRuleDb {
     conn: Mutex<Connection>,
 }
@@ -244,12 +248,9 @@ impl AllocationRuleDb {
         })
     }
 
-    /// Every change to the rule of this id, oldest first: (change, spec, by, principal, at).
+    /// Every change to the rule of this id, oldest first.
     #[cfg(test)]
-    pub(crate) fn changes(
-        &self,
-        rule_id: i64,
-    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+    pub(crate) fn changes(&self, rule_id: i64) -> Result<Vec<ChangeRow>, StoreError> {
         let conn = self.lock();
         let rows = conn
             .prepare(
