@@ -187,6 +187,11 @@ impl<'a> Call<'a> {
         self.app.anomalies.as_ref()
     }
 
+    /// The stored allocation rules; `None` without a data directory.
+    pub(crate) fn allocation_rules(&self) -> Option<&Arc<dyn crate::store::AllocationRuleStore>> {
+        self.app.allocation_rules.as_ref()
+    }
+
     /// Where promoted virtual tags are written; `None` unless the inventory is live AWS.
     pub(crate) fn tag_writer(&self) -> Option<&Arc<dyn crate::inventory::aws::writer::TagWriter>> {
         self.app.tag_writer.as_ref()

@@ -60,6 +60,8 @@ pub struct App {
     suggest_stats: Memo<crate::suggest::SuggestStats>,
     /// Decisions on cost anomalies, when a data directory is in use.
     anomalies: Option<Arc<dyn crate::store::AnomalyStore>>,
+    /// Stored shared-cost allocation rules, when a data directory is in use.
+    allocation_rules: Option<Arc<dyn crate::store::AllocationRuleStore>>,
     /// Where costs come from, when configured.
     costs: Option<CostSource>,
     /// Recent resource-level costs per question, so compliance answers do not re-read a large
@@ -89,6 +91,7 @@ impl App {
             // Never a store generation: the first look at a store reads it.
             overlay: RwLock::new(Arc::new(VirtualOverlay::new(u64::MAX, []))),
             anomalies: None,
+            allocation_rules: None,
             costs: None,
             line_costs: Mutex::new(rustc_hash::FxHashMap::default()),
             tag_writer: None,
@@ -135,6 +138,16 @@ impl App {
     /// Decisions on cost anomalies: written and read by `get_cost_anomalies`.
     pub fn with_anomalies(mut self, store: Arc<dyn crate::store::AnomalyStore>) -> App {
         self.anomalies = Some(store);
+        self
+    }
+
+    /// Stored allocation rules: kept by `manage_allocation_rules`, applied by the cost gap
+    /// when a question gives none.
+    pub(crate) fn with_allocation_rules(
+        mut self,
+        store: Arc<dyn crate::store::AllocationRuleStore>,
+    ) -> App {
+        self.allocation_rules = Some(store);
         self
     }
 

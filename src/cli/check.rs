@@ -8,6 +8,7 @@ use crate::util::thousands;
 use crate::app::quality::DataStatus;
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
+use crate::service::allocation::RulesSource;
 use crate::service::compliance::ComplianceReport as Output;
 use crate::service::costs::GapReport;
 
@@ -318,6 +319,52 @@ pub(super) fn render_gap_text(g: &GapReport) -> String {
         .map(|k| format!("{} {c} {}", k.key, money(k.figures.unattributable)))
         .collect();
     let _ = writeln!(s, "  unattributed by key  {}", keys.join(", "));
+    if let Some(a) = &g.allocation {
+        let _ = writeln!(
+            s,
+            "  shared-cost allocation ({} rules: {})",
+            source_name(a.source),
+            a.applied.join(", ")
+        );
+        for k in &a.by_key {
+            let _ = writeln!(
+                s,
+                "    {}  unattributed {c} {} before ({}), {c} {} allocated, {c} {} after ({})",
+                k.key,
+                format_amount(k.unattributable_before_micros),
+                pct(k.gap_pct_before),
+                format_amount(k.allocated_micros),
+                format_amount(k.unattributable_after_micros),
+                pct(k.gap_pct_after)
+            );
+        }
+        for rule in &a.rules {
+            let parts: Vec<String> = rule
+                .parts
+                .iter()
+                .map(|p| format!("{} {}", p.value, format_amount(p.amount_micros)))
+                .collect();
+            let _ = writeln!(
+                s,
+                "    rule {} onto {} ({}): {c} {} = {}",
+                rule.name,
+                rule.key,
+                serde_json::to_value(rule.method)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                format_amount(rule.charges_micros),
+                if parts.is_empty() {
+                    "nothing to split".to_string()
+                } else {
+                    parts.join(", ")
+                }
+            );
+        }
+        for skipped in &a.skipped {
+            let _ = writeln!(s, "    not applied: {} — {}", skipped.name, skipped.reason);
+        }
+    }
     let _ = writeln!(
         s,
         "  top unattributed resources ({} in all)",
@@ -380,7 +427,43 @@ pub(super) fn render_gap_markdown(g: &GapReport) -> String {
             pct(k.figures.gap_pct)
         );
     }
+    if let Some(a) = &g.allocation {
+        let _ = writeln!(
+            s,
+            "\nShared-cost allocation ({} rules: {}):\n",
+            source_name(a.source),
+            a.applied.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "| key | unattributed before | allocated | unattributed after | gap before | gap after |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+        for k in &a.by_key {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                k.key,
+                format_amount(k.unattributable_before_micros),
+                format_amount(k.allocated_micros),
+                format_amount(k.unattributable_after_micros),
+                pct(k.gap_pct_before),
+                pct(k.gap_pct_after)
+            );
+        }
+        for skipped in &a.skipped {
+            let _ = writeln!(s, "\nNot applied: {} — {}", skipped.name, skipped.reason);
+        }
+    }
     s
+}
+
+fn source_name(source: RulesSource) -> &'static str {
+    match source {
+        RulesSource::Argument => "given",
+        RulesSource::File => "file",
+        RulesSource::Stored => "stored",
+    }
 }
 
 #[cfg(test)]

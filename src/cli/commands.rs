@@ -21,6 +21,7 @@ use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
 use crate::service::audits::AuditScheduler;
+use crate::service::allocation::{RulesChoice, RulesSource};
 use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::costs::{self, GapQuestion, GapReport};
 use crate::store::audit::{self, AuditOptions, Verification};
@@ -65,8 +66,14 @@ fn scope(args: &CheckArgs) -> Scope {
 
 /// The dollar gap for `check`, when costs are configured; a failure is a warning (the
 /// compliance result stands).
-async fn cost_gap(app: &App, args: &CheckArgs) -> Option<GapReport> {
-    let source = app.cost_source()?;
+async fn cost_gap(
+    app: &App,
+    args: &CheckArgs,
+    allocation: RulesChoice,
+) -> anyhow::Result<Option<GapReport>> {
+    let Some(source) = app.cost_source() else {
+        return Ok(None);
+    };
     let lines = matches!(source, crate::app::CostSource::Lines(_));
     let question = GapQuestion {
         top: 5,
@@ -76,18 +83,32 @@ async fn cost_gap(app: &App, args: &CheckArgs) -> Option<GapReport> {
         } else {
             Default::default()
         },
+        allocation,
         ..Default::default()
     };
+    let from_file = matches!(
+        question.allocation,
+        RulesChoice::Given {
+            source: RulesSource::File,
+            ..
+        }
+    );
     match costs::gap(&Call::new(app).with_trigger("cli"), question).await {
-        Ok(gap) => Some(gap),
+        Ok(gap) => Ok(Some(gap)),
+        // Rules asked for by file must apply: a rule the policy refuses is the user's to fix.
+        Err(e @ crate::app::ToolError::InvalidArgument(_)) if from_file => {
+            Err(anyhow::anyhow!("{e}"))
+        }
         Err(e) => {
             eprintln!("tagwarden: cost attribution gap unavailable: {e}");
-            None
+            Ok(None)
         }
     }
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    // A bad rules file is refused before any scan.
+    let allocation = super::allocation::choice(args.allocation_rules.as_deref())?;
     let mut app = args.source.app()?;
     if args.snapshot {
         app = app.with_history(open_history(args.data_dir.as_deref())?);
@@ -95,7 +116,9 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     // Approved virtual tags count in the effective view wherever a store already exists.
     let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
     if args.snapshot || store.is_file() {
-        app = app.with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?);
+        app = app
+            .with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?)
+            .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?);
     }
     let bar = super::progress::TerminalProgress::start();
     let question = ComplianceQuestion {
@@ -121,7 +144,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     }
     let gap = match args.format {
         Format::Json => None,
-        Format::Text | Format::Markdown => cost_gap(&app, &args).await,
+        Format::Text | Format::Markdown => cost_gap(&app, &args, allocation).await?,
     };
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&output)? + "\n",
@@ -220,7 +243,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_history(history)
             .with_virtual_tags(virtual_tags)
             .with_anomalies(anomalies)
-            .with_audits(audits.clone()),
+            .with_audits(audits.clone())
+            .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?),
     );
     spawn_snapshots(
         app.clone(),
@@ -361,6 +385,13 @@ pub(super) fn open_virtual_tags(
 ) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
     let path = crate::store::data_dir(data_dir).join("history.db");
     Ok(crate::store::open_virtual_tags(&path)?)
+}
+
+pub(super) fn open_allocation_rules(
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Arc<dyn crate::store::AllocationRuleStore>> {
+    let path = crate::store::data_dir(data_dir).join("history.db");
+    Ok(crate::store::open_allocation_rules(&path)?)
 }
 
 pub(super) fn open_anomalies(

@@ -2,6 +2,7 @@
 //! environment variables, and `--help` is generated from them.
 
 mod alerts;
+mod allocation;
 mod anomalies;
 mod check;
 mod commands;
@@ -201,6 +202,10 @@ pub struct CheckArgs {
     /// inventory exports. Default: now.
     #[arg(long, requires = "snapshot", value_name = "TIME", value_parser = parse_time)]
     pub taken_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Shared-cost allocation rules (JSON or YAML: a list of rules as manage_allocation_rules
+    /// takes them) applied to the cost gap. Default: the rules stored in history.db.
+    #[arg(long, value_name = "FILE")]
+    pub allocation_rules: Option<PathBuf>,
     /// Rescan instead of reusing a scan in the shared cache.
     #[arg(long)]
     pub force_refresh: bool,
@@ -249,6 +254,11 @@ pub struct ReportArgs {
     /// `owner`, else `team`).
     #[arg(long, value_name = "KEY")]
     pub owner_key: Option<String>,
+    /// Shared-cost allocation rules (JSON or YAML: a list of rules as manage_allocation_rules
+    /// takes them): the report shows unattributed spend before and after them. Default: the
+    /// rules stored in history.db.
+    #[arg(long, value_name = "FILE")]
+    pub allocation_rules: Option<PathBuf>,
     /// Rescan instead of reusing a scan in the shared cache.
     #[arg(long)]
     pub force_refresh: bool,

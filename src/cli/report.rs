@@ -13,6 +13,8 @@ use crate::service::report::{self, ReportQuestion};
 use crate::tools::Call;
 
 pub(super) async fn report(args: ReportArgs) -> anyhow::Result<u8> {
+    // A bad rules file is refused before any scan.
+    let allocation = super::allocation::choice(args.allocation_rules.as_deref())?;
     let mut app = args.source.app()?;
     // The trend, the change and virtual tags come from an existing history.db; a report never
     // creates one.
@@ -21,6 +23,9 @@ pub(super) async fn report(args: ReportArgs) -> anyhow::Result<u8> {
         app = app
             .with_history(super::commands::open_history(args.data_dir.as_deref())?)
             .with_virtual_tags(super::commands::open_virtual_tags(
+                args.data_dir.as_deref(),
+            )?)
+            .with_allocation_rules(super::commands::open_allocation_rules(
                 args.data_dir.as_deref(),
             )?);
     }
@@ -40,6 +45,7 @@ pub(super) async fn report(args: ReportArgs) -> anyhow::Result<u8> {
             top: args.top,
             owner_key: args.owner_key.clone(),
             force_refresh: args.force_refresh,
+            allocation,
         },
     )
     .await;

@@ -135,7 +135,9 @@ pub(crate) struct RuleError {
 }
 
 /// Checks rules before any is applied: names unique and non-empty, a key, a selector that
-/// selects something narrower than all spend, fixed shares within 100% and values unique.
+/// selects something narrower than all spend, fixed shares within 100% and values unique. A
+/// share may name `(unallocated)` to say outright what stays unattributed (stored rules must
+/// add up to 100%, see `validate_complete`).
 pub(crate) fn validate(rules: &[AllocationRule]) -> Result<(), RuleError> {
     for (index, rule) in rules.iter().enumerate() {
         let error = |field: &'static str, reason: String| RuleError {
@@ -184,12 +186,6 @@ pub(crate) fn validate(rules: &[AllocationRule]) -> Result<(), RuleError> {
                 if share.value.trim().is_empty() {
                     return Err(error("shares.value", format!("of share {i} is empty")));
                 }
-                if share.value == UNALLOCATED {
-                    return Err(error(
-                        "shares.value",
-                        format!("{UNALLOCATED} is the bucket for what shares leave; omit it"),
-                    ));
-                }
                 if shares[..i].iter().any(|s| s.value == share.value) {
                     return Err(error(
                         "shares.value",
@@ -207,6 +203,34 @@ pub(crate) fn validate(rules: &[AllocationRule]) -> Result<(), RuleError> {
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The stricter check for rules that are kept (stored in history.db or read from a rules file):
+/// on top of `validate`, fixed shares add up to exactly 100%, so a stored rule never leaves
+/// part of a charge unattributed by accident — what should stay so is named `(unallocated)`.
+pub(crate) fn validate_complete(rules: &[AllocationRule]) -> Result<(), RuleError> {
+    validate(rules)?;
+    for (index, rule) in rules.iter().enumerate() {
+        if rule.method != MethodName::Fixed {
+            continue;
+        }
+        let sum: u64 = rule.shares.iter().map(|s| u64::from(s.basis_points)).sum();
+        if sum != u64::from(FULL_BASIS_POINTS) {
+            let left = u64::from(FULL_BASIS_POINTS) - sum;
+            return Err(RuleError {
+                index,
+                name: rule.name.clone(),
+                field: "shares.basis_points",
+                reason: format!(
+                    "add up to {}, not 10,000 (100%); give the remaining {} to a value, or to \
+                     `{UNALLOCATED}` to leave them unattributed on purpose",
+                    crate::util::thousands(sum),
+                    crate::util::thousands(left)
+                ),
+            });
         }
     }
     Ok(())
@@ -232,12 +256,14 @@ pub(crate) fn split(
             .map(|(v, _)| (v.as_str(), 1))
             .collect(),
         Method::Fixed { shares } => {
-            let mut w: Vec<(&str, u128)> = shares
-                .iter()
+            // A share named `(unallocated)` is what the shares leave, spelled out: it joins
+            // the bucket below rather than standing as a value of its own.
+            let to_values = || shares.iter().filter(|s| s.value != UNALLOCATED);
+            let mut w: Vec<(&str, u128)> = to_values()
                 .filter(|s| s.basis_points > 0)
                 .map(|s| (s.value.as_str(), u128::from(s.basis_points)))
                 .collect();
-            let given: u32 = shares.iter().map(|s| s.basis_points).sum();
+            let given: u32 = to_values().map(|s| s.basis_points).sum();
             if given < FULL_BASIS_POINTS {
                 w.push((UNALLOCATED, u128::from(FULL_BASIS_POINTS - given)));
             }

@@ -101,6 +101,51 @@ pub(super) fn render(r: &ReportData) -> Result<String, String> {
             "spend_coverage_pct",
             k.spend_coverage_pct,
         );
+        out.opt(
+            "coverage",
+            &k.key,
+            "unattributable_after_allocation",
+            k.unattributable_after_allocation,
+        );
+    }
+    if let Some(a) = &r.allocation {
+        let source = serde_json::to_value(a.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.row("allocation", "", "source", &source);
+        for k in &a.by_key {
+            let key = &k.key;
+            for (metric, value) in [
+                ("total_micros", k.total_micros),
+                (
+                    "unattributable_before_micros",
+                    k.unattributable_before_micros,
+                ),
+                ("allocated_micros", k.allocated_micros),
+                ("unattributable_after_micros", k.unattributable_after_micros),
+            ] {
+                out.row("allocation", key, metric, value);
+            }
+            out.opt("allocation", key, "gap_pct_before", k.gap_pct_before);
+            out.opt("allocation", key, "gap_pct_after", k.gap_pct_after);
+        }
+        for rule in &a.rules {
+            out.row(
+                "allocation_rule",
+                &rule.name,
+                "charges_micros",
+                rule.charges_micros,
+            );
+            for p in &rule.parts {
+                out.row(
+                    "allocation_rule",
+                    &rule.name,
+                    &format!("part:{}", p.value),
+                    p.amount_micros,
+                );
+            }
+        }
     }
     for (section, b) in [
         ("by_account", &r.by_account),

@@ -64,6 +64,7 @@ fn environment() -> Result<Environment<'static>, minijinja::Error> {
             .build()?,
     );
     env.add_filter("money", money);
+    env.add_filter("micros", micros);
     env.add_filter("pct", pct);
     env.add_filter("pct2", pct2);
     env.add_filter("num", num);
@@ -88,6 +89,14 @@ fn render_template(name: &str, data: &ReportData) -> Result<String, RenderError>
 fn money(v: Value) -> String {
     match f64::try_from(v) {
         Ok(x) => crate::cost::money::format_amount((x * 1_000_000.0).round() as i64),
+        Err(_) => "n/a".into(),
+    }
+}
+
+/// Millionths of the currency as `1,234.50`, from the exact integer (none: `n/a`).
+fn micros(v: Value) -> String {
+    match i64::try_from(v) {
+        Ok(m) => crate::cost::money::format_amount(m),
         Err(_) => "n/a".into(),
     }
 }

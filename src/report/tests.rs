@@ -49,6 +49,7 @@ fn coverage(
         attributable_spend: None,
         unattributable_spend: None,
         spend_coverage_pct: None,
+        unattributable_after_allocation: None,
     }
 }
 

@@ -1,20 +1,22 @@
 //! Shared-cost allocation in the cost gap: applies the question's allocation rules to the
 //! call's cost lines and reports, per key a rule allocates onto, the gap before and after the
 //! split — exact, in micro-units next to the decimal amounts. The splitting itself is pure
-//! (`cost::allocation`); this module selects the charges and the spend each value carries.
+//! (`cost::allocation`); this module selects the charges and the spend each value carries, and
+//! decides which rules apply: the question's, a rules file's, or those stored in history.db.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::app::ToolError;
 use crate::app::costs::{Amount, amount};
+use crate::app::{Call, ToolError};
 use crate::compliance::ResourceFilter;
 use crate::cost::allocation::{self, AllocationRule, MethodName, UNALLOCATED};
 use crate::cost::attribution::{AttributionInput, GroupBy, KeyJudge, attribute, pct};
 use crate::cost::{CostLine, Micros};
 use crate::inventory::Resource;
+use crate::store::allocation_rules::AllocationRuleRow;
 
 /// At most this many rules per question.
 pub(crate) const MAX_RULES: usize = 20;
@@ -79,9 +81,52 @@ pub(crate) struct KeyAllocation {
     pub values: Vec<ValueAllocation>,
 }
 
+/// Where the rules a gap applied came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RulesSource {
+    /// The question's `allocation_rules` argument.
+    Argument,
+    /// A rules file (`--allocation-rules FILE`).
+    File,
+    /// The rules stored in history.db (`manage_allocation_rules`).
+    Stored,
+}
+
+/// Which allocation rules a gap question applies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum RulesChoice {
+    /// None (no `allocation` section).
+    #[default]
+    NoRules,
+    /// The stored rules, when a store is open and holds any.
+    Stored,
+    /// These rules (an empty list: none).
+    Given {
+        rules: Vec<AllocationRule>,
+        source: RulesSource,
+    },
+}
+
+/// A stored rule that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub(crate) struct SkippedRule {
+    pub name: String,
+    /// What keeps it from applying (the policy changed under it, or it is unreadable), and
+    /// what to do.
+    pub reason: String,
+}
+
 /// The answer's `allocation` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub(crate) struct AllocationReport {
+    /// Where the rules came from: `argument`, `file` or `stored`.
+    pub source: RulesSource,
+    /// The names of the rules applied, in order.
+    pub applied: Vec<String>,
+    /// Stored rules not applied (each with the reason); the others still are.
+    #[serde(default)]
+    pub skipped: Vec<SkippedRule>,
     /// Per rule, in the order given.
     pub rules: Vec<RuleAllocation>,
     /// Per key some rule allocates onto, in the order first named.
@@ -97,19 +142,104 @@ pub(crate) struct AllocationInput<'a> {
     pub overlay: &'a dyn Fn(&str, &mut BTreeMap<String, String>),
 }
 
+/// Rules ready to apply: checked, with their keys in the policy's spelling.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Resolved {
+    pub rules: Vec<AllocationRule>,
+    pub keys: Vec<String>,
+    pub source: RulesSource,
+    pub skipped: Vec<SkippedRule>,
+}
+
+/// The rules a question applies, checked against the policy: given rules must all be valid
+/// (the error names the rule and field); stored rules that no longer fit the policy are
+/// skipped, each with its reason, and the rest still apply. `None`: nothing to apply.
+pub(crate) async fn resolve(
+    call: &Call<'_>,
+    choice: &RulesChoice,
+    judge: &KeyJudge<'_>,
+) -> Result<Option<Resolved>, ToolError> {
+    match choice {
+        RulesChoice::NoRules => Ok(None),
+        RulesChoice::Given { rules, .. } if rules.is_empty() => Ok(None),
+        RulesChoice::Given { rules, source } => {
+            let what = match source {
+                RulesSource::Argument => "argument `allocation_rules`",
+                RulesSource::File => "--allocation-rules FILE",
+                RulesSource::Stored => "stored allocation rules",
+            };
+            if *source != RulesSource::Argument {
+                allocation::validate_complete(rules)
+                    .map_err(|e| ToolError::invalid(format!("{what}: {e}")))?;
+            }
+            let keys = check_rules(rules, judge, what)?;
+            Ok(Some(Resolved {
+                rules: rules.clone(),
+                keys,
+                source: *source,
+                skipped: Vec::new(),
+            }))
+        }
+        RulesChoice::Stored => {
+            let Some(store) = call.allocation_rules() else {
+                return Ok(None);
+            };
+            let rows = store.list().await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let mut resolved = Resolved {
+                rules: Vec::new(),
+                keys: Vec::new(),
+                source: RulesSource::Stored,
+                skipped: Vec::new(),
+            };
+            for row in rows {
+                let checked = parse_stored(&row).and_then(|rule| {
+                    allocation::validate_complete(std::slice::from_ref(&rule))
+                        .map_err(|e| e.to_string())?;
+                    let keys = check_rules(std::slice::from_ref(&rule), judge, "stored rule")
+                        .map_err(|e| e.to_string())?;
+                    Ok((rule, keys))
+                });
+                match checked {
+                    Ok((rule, keys)) => {
+                        resolved.rules.push(rule);
+                        resolved.keys.extend(keys);
+                    }
+                    Err(reason) => resolved.skipped.push(SkippedRule {
+                        name: row.name.clone(),
+                        reason: format!(
+                            "{reason}; fix it with manage_allocation_rules (upsert) or remove it"
+                        ),
+                    }),
+                }
+            }
+            Ok(Some(resolved))
+        }
+    }
+}
+
+/// A stored rule's definition.
+pub(crate) fn parse_stored(row: &AllocationRuleRow) -> Result<AllocationRule, String> {
+    serde_json::from_str(&row.spec)
+        .map_err(|e| format!("stored allocation rule {:?} is unreadable: {e}", row.name))
+}
+
 /// Checks the rules and resolves their keys to the policy's required keys (canonical names).
+/// `what` names where the rules came from in errors (`argument `allocation_rules``).
 pub(crate) fn check_rules(
     rules: &[AllocationRule],
     judge: &KeyJudge<'_>,
+    what: &str,
 ) -> Result<Vec<String>, ToolError> {
     if rules.len() > MAX_RULES {
         return Err(ToolError::invalid(format!(
-            "argument `allocation_rules`: {} rules, at most {MAX_RULES}",
+            "{what}: {} rules, at most {MAX_RULES}",
             rules.len()
         )));
     }
-    allocation::validate(rules)
-        .map_err(|e| ToolError::invalid(format!("argument `allocation_rules`: {e}")))?;
+    allocation::validate(rules).map_err(|e| ToolError::invalid(format!("{what}: {e}")))?;
     let policy = judge.policy();
     rules
         .iter()
@@ -120,19 +250,19 @@ pub(crate) fn check_rules(
                 if let Some(bad) = rule
                     .shares
                     .iter()
-                    .find(|s| !judge.value_is_valid(index, &s.value))
+                    .find(|s| s.value != UNALLOCATED && !judge.value_is_valid(index, &s.value))
                 {
                     return Err(ToolError::invalid(format!(
-                        "argument `allocation_rules`: allocation rule {i} ({:?}): `shares.value` \
-                         {:?} is not a valid value of {key} under the policy",
+                        "{what}: allocation rule {i} ({:?}): `shares.value` {:?} is not a valid \
+                         value of {key} under the policy",
                         rule.name, bad.value
                     )));
                 }
                 Ok(key.to_string())
             } else {
                 Err(ToolError::invalid(format!(
-                    "argument `allocation_rules`: allocation rule {i} ({:?}): `key` {:?} is not \
-                     a required key of the policy; use one of {}",
+                    "{what}: allocation rule {i} ({:?}): `key` {:?} is not a required key of \
+                     the policy; use one of {}",
                     rule.name,
                     rule.key,
                     judge.keys().collect::<Vec<_>>().join(", ")
@@ -142,12 +272,10 @@ pub(crate) fn check_rules(
         .collect()
 }
 
-/// Applies the rules (checked by `check_rules`, whose keys are `keys`).
-pub(crate) fn allocate(
-    rules: &[AllocationRule],
-    keys: &[String],
-    input: &AllocationInput<'_>,
-) -> AllocationReport {
+/// Applies the resolved rules.
+pub(crate) fn allocate(resolved: &Resolved, input: &AllocationInput<'_>) -> AllocationReport {
+    let rules = &resolved.rules;
+    let keys = &resolved.keys;
     let attribution_of = |lines: &[CostLine], group_by: &GroupBy| {
         attribute(&AttributionInput {
             judge: input.judge,
@@ -242,6 +370,9 @@ pub(crate) fn allocate(
         k.values.sort_by(|a, b| a.value.cmp(&b.value));
     }
     AllocationReport {
+        source: resolved.source,
+        applied: rules.iter().map(|r| r.name.clone()).collect(),
+        skipped: resolved.skipped.clone(),
         rules: results,
         by_key,
     }

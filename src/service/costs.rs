@@ -9,12 +9,11 @@ use chrono::{Duration, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::allocation::{AllocationInput, AllocationReport, allocate, check_rules};
+use super::allocation::{AllocationInput, AllocationReport, RulesChoice, allocate, resolve};
 use crate::app::costs::{Amount, CostQuality, amount};
 use crate::app::quality::DataQuality;
 use crate::app::{Call, CostSource, ToolError};
 use crate::compliance::Scope;
-use crate::cost::allocation::AllocationRule;
 use crate::cost::attribution::{
     Attribution, AttributionInput, GroupBy, GroupSplit, KeyJudge, Split, attribute, pct,
 };
@@ -69,8 +68,8 @@ pub(crate) struct GapQuestion {
     pub top: u32,
     /// Re-read the inventory and the costs instead of using cached ones.
     pub force_refresh: bool,
-    /// Shared-cost allocation rules to apply (none: no `allocation` section).
-    pub allocation_rules: Vec<AllocationRule>,
+    /// Which shared-cost allocation rules to apply (none: no `allocation` section).
+    pub allocation: RulesChoice,
 }
 
 /// Attributable and unattributable spend and the gap.
@@ -177,7 +176,8 @@ pub(crate) struct GapReport {
     /// Distinct resources priced, and of those how many the inventory holds.
     pub resources_priced: usize,
     pub resources_in_inventory: usize,
-    /// With `allocation_rules`: what each rule split and, per key they allocate onto, the gap
+    /// When allocation rules apply (the `allocation_rules` argument, else the stored rules):
+    /// where they came from, what each rule split and, per key they allocate onto, the gap
     /// before and after allocation (absent without rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation: Option<AllocationReport>,
@@ -208,7 +208,7 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
              required_tags to the policy",
         ));
     }
-    let allocation_keys = check_rules(&q.allocation_rules, &judge)?;
+    let mut rules = resolve(call, &q.allocation, &judge).await?;
     let mut allocation = None;
     let no_virtual_tags = |_: &str, _: &mut BTreeMap<String, String>| {};
     let resources = &estate.inventory.resources;
@@ -228,11 +228,27 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
     let mut notes_extra = Vec::new();
     let (attribution, before, period, metric, currency, mut report, reused) = match &source {
         CostSource::Explorer(explorer) => {
-            if !q.allocation_rules.is_empty() {
-                return Err(ToolError::invalid(
-                    "argument `allocation_rules`: allocation needs line-level costs, which Cost \
-                     Explorer does not give here; give FOCUS cost files with --cost",
-                ));
+            match rules.take() {
+                Some(r) if r.source == super::allocation::RulesSource::Stored => {
+                    notes_extra.push(format!(
+                        "The stored allocation rules ({}) are not applied: allocation needs \
+                         line-level costs, which Cost Explorer does not give here; give FOCUS \
+                         cost files with --cost",
+                        r.rules.len()
+                    ));
+                }
+                Some(r) => {
+                    let what = if r.source == super::allocation::RulesSource::File {
+                        "--allocation-rules FILE"
+                    } else {
+                        "argument `allocation_rules`"
+                    };
+                    return Err(ToolError::invalid(format!(
+                        "{what}: allocation needs line-level costs, which Cost Explorer does \
+                         not give here; give FOCUS cost files with --cost"
+                    )));
+                }
+                None => {}
             }
             if !q.scope.resource_types.is_empty() {
                 return Err(ToolError::invalid(
@@ -298,10 +314,9 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
                 overlay,
             };
             let attribution = attribute(&input(&with_virtual_tags));
-            if !q.allocation_rules.is_empty() {
+            if let Some(resolved) = &rules {
                 allocation = Some(allocate(
-                    &q.allocation_rules,
-                    &allocation_keys,
+                    resolved,
                     &AllocationInput {
                         judge: &judge,
                         lines: &costs.costs.lines,

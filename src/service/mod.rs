@@ -3,6 +3,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod allocation;
+pub(crate) mod allocation_rules;
 pub(crate) mod anomalies;
 pub(crate) mod audits;
 pub(crate) mod compliance;

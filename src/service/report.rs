@@ -20,6 +20,7 @@ use crate::cost::Period;
 use crate::cost::attribution::{KeyJudge, KeyProblem};
 use crate::history::{GroupBy, SnapshotMeta, filters_hash, series, snapshot_filters};
 use crate::policy::{Severity, View};
+use crate::service::allocation::{AllocationReport, RulesChoice, RulesSource};
 use crate::service::compliance::{self, ComplianceQuestion, ComplianceReport, Scoped};
 use crate::service::costs::{self, GapQuestion, GapReport};
 use crate::suggest::Band;
@@ -44,6 +45,8 @@ pub(crate) struct ReportQuestion {
     /// key named like `owner`, else `team`).
     pub owner_key: Option<String>,
     pub force_refresh: bool,
+    /// Which allocation rules the unattributed spend is shown after (besides before).
+    pub allocation: RulesChoice,
 }
 
 // The report, published as generate_compliance_report's `report` (no doc comment: it would
@@ -76,6 +79,12 @@ pub(crate) struct ReportData {
     pub notes: Vec<String>,
     pub data_quality: DataQuality,
     pub cost_quality: Option<CostQuality>,
+    /// When allocation rules apply (a rules file, else the stored rules): where they came
+    /// from, what each split, and per key they allocate onto the unattributed spend before and
+    /// after — exact, in micro-units beside the amounts (get_cost_attribution_gap's
+    /// `allocation`).
+    #[serde(default)]
+    pub allocation: Option<AllocationReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -179,6 +188,10 @@ pub(crate) struct KeyCoverage {
     pub unattributable_spend: Option<Amount>,
     /// attributable ÷ (attributable + unattributable), in %.
     pub spend_coverage_pct: Option<f64>,
+    /// Unattributable spend after the allocation rules that allocate onto this key (absent
+    /// when none does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributable_after_allocation: Option<Amount>,
 }
 
 /// The top groups of one breakdown and the rest summed.
@@ -277,7 +290,7 @@ pub(crate) async fn report(call: &Call<'_>, q: ReportQuestion) -> Result<ReportD
         .await
         .unwrap_or_default();
     let mut notes = Vec::new();
-    let gap = gap(call, &q.scope, &mut notes).await;
+    let gap = gap(call, &q, &mut notes).await?;
     let filters = snapshot_filters(
         &q.scope.resource_types,
         &q.scope.regions,
@@ -365,6 +378,7 @@ pub(crate) async fn report(call: &Call<'_>, q: ReportQuestion) -> Result<ReportD
         notes,
         cost_quality: answer.spend.as_ref().map(|s| s.cost_quality.clone()),
         data_quality: answer.data_quality,
+        allocation: gap.and_then(|g| g.allocation),
     })
 }
 
@@ -390,9 +404,17 @@ fn owner_key(estate: &Estate, asked: Option<&str>) -> Result<Option<String>, Too
     }))
 }
 
-/// The cost gap for the report's scope; a failure becomes a note (the report stands).
-async fn gap(call: &Call<'_>, scope: &Scope, notes: &mut Vec<String>) -> Option<GapReport> {
-    let source = call.cost_source()?;
+/// The cost gap for the report's scope; a failure becomes a note (the report stands), except
+/// that rules given by file must apply (a rule the policy refuses is the caller's to fix).
+async fn gap(
+    call: &Call<'_>,
+    q: &ReportQuestion,
+    notes: &mut Vec<String>,
+) -> Result<Option<GapReport>, ToolError> {
+    let scope = &q.scope;
+    let Some(source) = call.cost_source() else {
+        return Ok(None);
+    };
     let explorer = matches!(source, CostSource::Explorer(_));
     let scoped =
         !scope.resource_types.is_empty() || !scope.regions.is_empty() || !scope.accounts.is_empty();
@@ -402,18 +424,44 @@ async fn gap(call: &Call<'_>, scope: &Scope, notes: &mut Vec<String>) -> Option<
              (give FOCUS cost files with --cost, or report on the whole estate)"
                 .into(),
         );
-        return None;
+        return Ok(None);
     }
     let question = GapQuestion {
         scope: scope.clone(),
         top: 0,
+        allocation: q.allocation.clone(),
         ..Default::default()
     };
+    let from_file = matches!(
+        q.allocation,
+        RulesChoice::Given {
+            source: RulesSource::File,
+            ..
+        }
+    );
     match costs::gap(call, question).await {
-        Ok(g) => Some(g),
+        Ok(g) => {
+            if let Some(a) = &g.allocation {
+                for skipped in &a.skipped {
+                    notes.push(format!(
+                        "Allocation rule {:?} is not applied: {}",
+                        skipped.name, skipped.reason
+                    ));
+                }
+            }
+            notes.extend(
+                g.cost_quality
+                    .notes
+                    .iter()
+                    .filter(|n| n.contains("allocation"))
+                    .cloned(),
+            );
+            Ok(Some(g))
+        }
+        Err(e @ ToolError::InvalidArgument(_)) if from_file => Err(e),
         Err(e) => {
             notes.push(format!("Unattributed spend is not shown: {e}"));
-            None
+            Ok(None)
         }
     }
 }
@@ -676,6 +724,10 @@ fn coverage(t: &Tally, gap: Option<&GapReport>) -> Vec<KeyCoverage> {
                         .gap_pct
                         .map(|gap| ((100.0 - gap) * 100.0).round() / 100.0)
                 }),
+                unattributable_after_allocation: gap
+                    .and_then(|g| g.allocation.as_ref())
+                    .and_then(|a| a.by_key.iter().find(|k| &k.key == key))
+                    .map(|k| k.unattributable_after),
             }
         })
         .collect()

@@ -1,9 +1,11 @@
-//! `history.db` holds three stores, compliance snapshots, undelivered alerts and sent weekly summaries (`history`), virtual tags
-//! (`virtual_tags`) and decisions on cost anomalies (`anomalies`), under one schema version: both open the file with this one migration list,
+//! `history.db` holds four stores, compliance snapshots, undelivered alerts and sent weekly
+//! summaries (`history`), virtual tags (`virtual_tags`), decisions on cost anomalies
+//! (`anomalies`) and shared-cost allocation rules (`allocation_rules`), under one schema
+//! version: each opens the file with this one migration list,
 //! so they agree on its version (`TooNew` compares against the highest). Each store keeps the
 //! SQL of its own tables in its `schema` module.
 
-use super::{anomalies, history, virtual_tags};
+use super::{allocation_rules, anomalies, history, virtual_tags};
 
 /// The migrations of `history.db`, in version order.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -14,4 +16,5 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, virtual_tags::schema::V5),
     (6, history::dead_letters::V6),
     (7, history::summaries::V7),
+    (8, allocation_rules::V8),
 ];

@@ -1,6 +1,7 @@
 //! SQLite stores (rusqlite, bundled): one way to open a database — WAL, synchronous FULL, a busy
 //! timeout — and apply versioned migrations, so every store is crash-safe the same way.
 
+pub(crate) mod allocation_rules;
 pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
@@ -215,6 +216,33 @@ pub trait AnomalyStore: Send + Sync {
     ) -> Result<Vec<anomalies::AnomalyDecisionRow>, StoreError>;
 }
 
+/// Shared-cost allocation rules (`history.db`), as `manage_allocation_rules` keeps them and the
+/// cost gap, `check` and the report read them.
+#[async_trait]
+pub(crate) trait AllocationRuleStore: Send + Sync {
+    /// The rules not removed, in the order they were added.
+    async fn list(&self) -> Result<Vec<allocation_rules::AllocationRuleRow>, StoreError>;
+    /// Adds a rule (refused when its name is taken), or with `replace` replaces the rule of
+    /// that name in its place; records the change.
+    async fn put(
+        &self,
+        r: allocation_rules::PutAllocationRule,
+    ) -> Result<
+        (
+            allocation_rules::AllocationRuleRow,
+            allocation_rules::RuleChange,
+        ),
+        StoreError,
+    >;
+    /// Removes the rule of this name (refused when there is none); records the change.
+    async fn remove(
+        &self,
+        name: String,
+        by_name: String,
+        by_principal: String,
+    ) -> Result<allocation_rules::AllocationRuleRow, StoreError>;
+}
+
 /// The audit log of tool calls, as the guard, the health check and get_audit_trail use it.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -247,6 +275,14 @@ pub(crate) fn open_virtual_tags(path: &Path) -> Result<Arc<dyn VirtualTagStore>,
 /// The anomaly-decision store at `path` (created if needed; it shares `history.db`).
 pub(crate) fn open_anomalies(path: &Path) -> Result<Arc<dyn AnomalyStore>, StoreError> {
     let db = anomalies::AnomalyDb::open(path)?;
+    Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
+}
+
+/// The allocation-rule store at `path` (created if needed; it shares `history.db`).
+pub(crate) fn open_allocation_rules(
+    path: &Path,
+) -> Result<Arc<dyn AllocationRuleStore>, StoreError> {
+    let db = allocation_rules::AllocationRuleDb::open(path)?;
     Ok(Arc::new(sqlite::Sqlite::new(Arc::new(db))))
 }
 

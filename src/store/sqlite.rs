@@ -57,6 +57,39 @@ const HISTORY: &str = "history store";
 const VIRTUAL_TAGS: &str = "virtual-tag store";
 const AUDIT: &str = "audit log";
 const ANOMALIES: &str = "anomaly-decision store";
+const ALLOCATION_RULES: &str = "allocation-rule store";
+
+#[async_trait]
+impl super::AllocationRuleStore for Sqlite<super::allocation_rules::AllocationRuleDb> {
+    async fn list(&self) -> Result<Vec<super::allocation_rules::AllocationRuleRow>, StoreError> {
+        blocking(&self.0, ALLOCATION_RULES, |db| db.list()).await
+    }
+
+    async fn put(
+        &self,
+        r: super::allocation_rules::PutAllocationRule,
+    ) -> Result<
+        (
+            super::allocation_rules::AllocationRuleRow,
+            super::allocation_rules::RuleChange,
+        ),
+        StoreError,
+    > {
+        blocking(&self.0, ALLOCATION_RULES, move |db| db.put(&r)).await
+    }
+
+    async fn remove(
+        &self,
+        name: String,
+        by_name: String,
+        by_principal: String,
+    ) -> Result<super::allocation_rules::AllocationRuleRow, StoreError> {
+        blocking(&self.0, ALLOCATION_RULES, move |db| {
+            db.remove(&name, &by_name, &by_principal)
+        })
+        .await
+    }
+}
 
 #[async_trait]
 impl super::AnomalyStore for Sqlite<super::anomalies::AnomalyDb> {

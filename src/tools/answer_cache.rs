@@ -1,8 +1,9 @@
 //! Cached answers of read-only tools. The key is the SHA-256 of the tool name, the canonical
 //! arguments (without `force_refresh`/`store_snapshot`), the policy hash, a content hash of the
-//! virtual tags in effect, the inventory's content hash and the cost data's version — so a policy change,
-//! a virtual-tag change, a rescan that found different data or new costs simply asks for
-//! another key. A cached answer gets the current `data_quality` (its data is the same; its
+//! virtual tags in effect, the inventory's content hash, the cost data's version and the stored
+//! allocation rules (which the cost gap applies when a question gives none) — so a policy
+//! change, a virtual-tag change, a rescan that found different data, new costs or a changed
+//! allocation rule simply asks for another key. A cached answer gets the current `data_quality` (its data is the same; its
 //! freshness and cache facts are now), and its `cost_quality` says no cost request was made.
 
 use serde_json::Value;
@@ -25,7 +26,8 @@ pub(super) async fn cached_call(
     let writes = flag("store_snapshot");
     let estate = call.estate(force).await?;
     let (cache, ttl) = call.answer_cache();
-    let key = answer_key(call, tool, &args, &estate);
+    let rules = stored_rules_fingerprint(call).await;
+    let key = answer_key(call, tool, &args, &estate, &rules);
     if !force
         && !writes
         && !ttl.is_zero()
@@ -53,7 +55,34 @@ pub(super) async fn cached_call(
     Ok(answer)
 }
 
-fn answer_key(call: &Call<'_>, tool: &str, args: &Value, estate: &Estate) -> String {
+/// The stored allocation rules by content (empty without a store). A store that cannot be read
+/// gives a key of its own; the tool's own read then reports the failure (errors are not cached).
+async fn stored_rules_fingerprint(call: &Call<'_>) -> String {
+    let Some(store) = call.allocation_rules() else {
+        return String::new();
+    };
+    match store.list().await {
+        Ok(rows) => {
+            let specs: Vec<(&str, &str)> = rows
+                .iter()
+                .map(|r| (r.name.as_str(), r.spec.as_str()))
+                .collect();
+            serde_json::to_string(&specs).unwrap_or_default()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stored allocation rules unreadable");
+            format!("unreadable:{}", uuid::Uuid::new_v4())
+        }
+    }
+}
+
+fn answer_key(
+    call: &Call<'_>,
+    tool: &str,
+    args: &Value,
+    estate: &Estate,
+    allocation_rules: &str,
+) -> String {
     let mut question = args.clone();
     if let Some(map) = question.as_object_mut() {
         for name in NOT_PART_OF_THE_QUESTION {
@@ -71,6 +100,7 @@ fn answer_key(call: &Call<'_>, tool: &str, args: &Value, estate: &Estate) -> Str
             estate.evaluated.overlay.fingerprint.as_bytes(),
             estate.inventory_version.as_bytes(),
             call.costs_version().as_bytes(),
+            allocation_rules.as_bytes(),
         ],
     )
 }

@@ -104,7 +104,8 @@ It holds an executive summary (score on effective and native tags, spend-weighte
 its share, change since the previous snapshot and since 30 days ago when history exists), coverage per required \
 key by resources and by spend, breakdowns by account, resource type, region and owner/team, the most costly \
 non-compliant resources with their owner, fixes and confident suggested values, data-quality notes, the policy \
-hash and the cost period. Figures equal check_tag_compliance's and get_cost_attribution_gap's for the same \
+hash and the cost period; with allocation rules stored (manage_allocation_rules), unattributed spend per key before \
+and after shared-cost allocation. Figures equal check_tag_compliance's and get_cost_attribution_gap's for the same \
 scope. Lists are a top N (`top`, default 10) with the rest summed, so the size stays bounded for any estate. \
 Use it when someone asks for a report, a summary to share, or an export for a meeting.";
 
@@ -131,6 +132,8 @@ Use it when someone asks for a report, a summary to share, or an export for a me
                 top: args.top,
                 owner_key: args.owner_key,
                 force_refresh: args.force_refresh,
+                // The stored allocation rules, as get_cost_attribution_gap applies them.
+                allocation: crate::service::allocation::RulesChoice::Stored,
             },
         )
         .await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Call, Tool, ToolError, read_only_annotations};
 use crate::cost::CostMetric;
+use crate::service::allocation::{RulesChoice, RulesSource};
 use crate::service::costs::{GapQuestion, GapReport, gap};
 pub(crate) use crate::service::costs::{GroupByArg, TimePeriodArg};
 use crate::service::scope::{ScopeArgs, ScopeDocs};
@@ -51,10 +52,11 @@ pub(crate) struct Args {
     /// account) across a required key's values — `proportional` to the spend each value
     /// carries, `even`, or `fixed` shares in basis points — and report that key's gap before
     /// and after (the `allocation` section). Parts add up exactly; what cannot be given to a
-    /// value stays `(unallocated)`. Needs line-level costs (files, demo).
+    /// value stays `(unallocated)`. Needs line-level costs (files, demo). Absent: the rules
+    /// stored with manage_allocation_rules apply (`allocation.source` says which); `[]`: none.
     #[serde(default)]
     #[schemars(length(max = 20))]
-    pub allocation_rules: Vec<crate::cost::allocation::AllocationRule>,
+    pub allocation_rules: Option<Vec<crate::cost::allocation::AllocationRule>>,
 }
 
 /// The descriptions of the scope arguments in this tool's schema.
@@ -80,9 +82,10 @@ for every required tag key. Returns the total, attributable and unattributable s
 — overall, per required key, per provider and per group (group_by service, resource_type, region, account, \
 provider or a tag key) — before and after virtual tags, the unattributed resources that cost most with the keys \
 they lack, the currency, and cost_quality (source, rows skipped, Cost Explorer requests made and their \
-estimated charge). With allocation_rules it also splits shared charges \
-(support, tax, a shared account) across a required key's values — proportionally, evenly or by fixed shares — and \
-reports that key's gap before and after, exact to the micro-unit. Use it for 'what does our tagging gap cost?' or 'which untagged resources cost most?'. Costs \
+estimated charge). With allocation_rules — or, without them, the rules \
+stored with manage_allocation_rules — it also splits shared charges (support, tax, a shared account) across a \
+required key's values — proportionally, evenly or by fixed shares — and reports that key's gap before and after, \
+exact to the micro-unit, naming the rules applied and their source (argument or stored). Use it for 'what does our tagging gap cost?' or 'which untagged resources cost most?'. Costs \
 come from FOCUS cost files, the demo estate or AWS Cost Explorer (a handful of billed requests per question; \
 answers are cached).";
 
@@ -114,7 +117,13 @@ answers are cached).";
             scope: args.scope.scope,
             top: args.top,
             force_refresh: args.force_refresh,
-            allocation_rules: args.allocation_rules,
+            allocation: match args.allocation_rules {
+                None => RulesChoice::Stored,
+                Some(rules) => RulesChoice::Given {
+                    rules,
+                    source: RulesSource::Argument,
+                },
+            },
         };
         gap(call, question).await
     }

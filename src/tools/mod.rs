@@ -32,6 +32,8 @@ tools! {
     review_virtual_tags => ReviewVirtualTags,
     promote_virtual_tags => PromoteVirtualTags,
     manage_tag_rules => ManageTagRules,
+    // role: approver — changes the allocation rules every cost answer applies.
+    manage_allocation_rules => ManageAllocationRules,
     get_tagging_policy => GetTaggingPolicy,
     import_aws_tag_policy => ImportAwsTagPolicy,
     generate_custodian_policy => GenerateCustodianPolicy,

@@ -32,10 +32,11 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         // check_tag_compliance can store a snapshot (store_snapshot) and the virtual-tag
-        // tools and get_cost_anomalies (its decisions) write Tagwarden's own store: they say
-        // they are not read-only; every other tool only reads. Deleting a rule
-        // (manage_tag_rules) and writing real tags to the cloud (promote_virtual_tags) are
-        // destructive. schedule_compliance_audit's run_now stores a snapshot and notifies.
+        // tools, get_cost_anomalies (its decisions) and manage_allocation_rules write
+        // Tagwarden's own store: they say they are not read-only; every other tool only reads.
+        // Deleting a rule (manage_tag_rules, manage_allocation_rules) and writing real tags to
+        // the cloud (promote_virtual_tags) are destructive. schedule_compliance_audit's run_now
+        // stores a snapshot and notifies.
         let writers = [
             "check_tag_compliance",
             "schedule_compliance_audit",
@@ -44,12 +45,16 @@ fn tools_list_has_every_tool_with_schemas_and_annotations() {
             "review_virtual_tags",
             "promote_virtual_tags",
             "manage_tag_rules",
+            "manage_allocation_rules",
             "get_cost_anomalies",
         ];
         let name = t["name"].as_str().unwrap();
         let read_only = !writers.contains(&name);
         assert_eq!(t["annotations"]["readOnlyHint"], read_only, "{}", t["name"]);
-        let destructive = name == "manage_tag_rules" || name == "promote_virtual_tags";
+        let destructive = matches!(
+            name,
+            "manage_tag_rules" | "manage_allocation_rules" | "promote_virtual_tags"
+        );
         assert_eq!(
             t["annotations"]["destructiveHint"], destructive,
             "{}",

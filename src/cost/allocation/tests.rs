@@ -127,10 +127,8 @@ fn invalid_rules_are_refused_naming_the_field() {
         field(&[rule("x", fixed(&[("a", 1), ("a", 1)]))]),
         "shares.value"
     );
-    assert_eq!(
-        field(&[rule("x", fixed(&[(UNALLOCATED, 1)]))]),
-        "shares.value"
-    );
+    // Naming the bucket is allowed: it says outright what stays unattributed.
+    assert!(validate(&[rule("x", fixed(&[("a", 9_000), (UNALLOCATED, 1_000)]))]).is_ok());
     let e = validate(&[rule("x", fixed(&[("a", 6_000), ("b", 4_001)]))]).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -305,4 +303,43 @@ fn splits_add_up_exactly_on_random_inputs() {
             );
         }
     }
+}
+
+#[test]
+fn kept_rules_must_spell_out_100_percent() {
+    let complete = |m: Method| validate_complete(&[rule("x", m)]);
+    assert!(complete(fixed(&[("a", 6_000), ("b", 4_000)])).is_ok());
+    assert!(complete(fixed(&[("a", 8_500), (UNALLOCATED, 1_500)])).is_ok());
+    assert!(complete(Method::Proportional).is_ok());
+    assert!(complete(Method::Even).is_ok());
+    let e = complete(fixed(&[("a", 6_000), ("b", 2_500)])).unwrap_err();
+    assert_eq!(e.field, "shares.basis_points");
+    assert_eq!(
+        e.to_string(),
+        "allocation rule 0 (\"x\"): `shares.basis_points` add up to 8,500, not 10,000 (100%); \
+         give the remaining 1,500 to a value, or to `(unallocated)` to leave them unattributed \
+         on purpose"
+    );
+    // The lenient checks come first: over 100% says so.
+    let e = complete(fixed(&[("a", 6_000), ("b", 4_001)])).unwrap_err();
+    assert!(e.to_string().contains("over 10,000"), "{e}");
+    // And a duplicate name is still refused before the sums.
+    let twice = [
+        rule("x", fixed(&[("a", 10_000)])),
+        rule("x", fixed(&[("a", 10_000)])),
+    ];
+    assert_eq!(validate_complete(&twice).unwrap_err().field, "name");
+}
+
+#[test]
+fn a_named_unallocated_share_joins_the_bucket() {
+    let spelled = fixed(&[("web", 5_000), ("data", 2_500), (UNALLOCATED, 2_500)]);
+    let implied = fixed(&[("web", 5_000), ("data", 2_500)]);
+    for amount in [1_000_001, -7, 0, 3] {
+        assert_eq!(split(amount, &[], &spelled), split(amount, &[], &implied));
+    }
+    assert_eq!(
+        split(1_000_001, &[], &spelled),
+        parts(&[("data", 250_000), ("web", 500_001), (UNALLOCATED, 250_000)])
+    );
 }
