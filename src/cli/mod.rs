@@ -7,6 +7,7 @@ mod check;
 mod commands;
 mod cost;
 mod export;
+mod identity;
 mod policy;
 mod progress;
 mod promote;
@@ -282,8 +283,9 @@ pub struct ServeArgs {
     /// Serve MCP Streamable HTTP at http://ADDR/mcp (and /healthz), e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR", env = "TAGWARDEN_HTTP")]
     pub http: Option<SocketAddr>,
-    /// Bearer tokens accepted over HTTP (comma-separated). Required to bind a non-loopback
-    /// address.
+    /// Bearer tokens accepted over HTTP (comma-separated): a plain token is an approver;
+    /// `name:role:token` gives the role (viewer, approver, admin) and names the principal
+    /// (`token:<name>`). Tokens or OAuth are required to bind a non-loopback address.
     #[arg(
         long,
         env = "TAGWARDEN_API_TOKENS",
@@ -291,9 +293,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_tokens: Vec<String>,
-    /// Bearer tokens of administrators (comma-separated; each is also an accepted API token).
-    /// An administrator's get_audit_trail lists every principal's calls; everyone else sees
-    /// only their own.
+    /// Bearer tokens of administrators (comma-separated plain tokens): the admin role, which
+    /// approves and applies promotion plans and reads every principal's audit rows.
     #[arg(
         long,
         env = "TAGWARDEN_ADMIN_TOKENS",
@@ -335,6 +336,9 @@ pub struct ServeArgs {
     /// Alerts after each scheduled snapshot (with --snapshot-every).
     #[command(flatten)]
     pub alerts: alerts::AlertArgs,
+    /// Tokens file and OAuth.
+    #[command(flatten)]
+    pub identity: identity::IdentityArgs,
     #[command(flatten)]
     pub http_limits: HttpLimitArgs,
     #[command(flatten)]

@@ -53,7 +53,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub(crate) use crate::app::{Call, ToolError};
+pub(crate) use crate::app::{Call, Principal, Role, ToolError};
 
 /// One MCP tool.
 pub(crate) trait Tool: Send + Sync + 'static {
@@ -68,6 +68,16 @@ pub(crate) trait Tool: Send + Sync + 'static {
     }
     type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
     type Output: Serialize + JsonSchema + 'static;
+
+    /// The least role that may call the tool at all: what its reading actions need. Every
+    /// tool says it (no default), so a new tool cannot be left open by omission.
+    const ROLE: Role;
+    /// The role a call with these arguments needs: `ROLE`, or more for the actions that write
+    /// (a tool that both reads and writes decides per action). The guard checks it before
+    /// the tool runs and refuses, naming the role, when the caller's is lower.
+    fn role(_args: &Self::Args, _caller: &Principal) -> Role {
+        Self::ROLE
+    }
 
     /// True hints only: say what the tool really does.
     fn annotations() -> ToolAnnotations;
@@ -114,6 +124,7 @@ pub struct ToolEntry {
     call: CallFn,
     caches_answer: fn(&Value) -> bool,
     canonical: fn(&Value) -> Option<Value>,
+    required_role: fn(&Value, &Principal) -> Role,
     example: fn() -> Value,
     counter_example: fn() -> (Value, &'static str),
 }
@@ -144,6 +155,7 @@ impl ToolEntry {
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
             caches_answer: T::caches_answer,
             canonical: canonical_typed::<T>,
+            required_role: role_typed::<T>,
             example: T::example,
             counter_example: T::counter_example,
         }
@@ -168,6 +180,12 @@ impl ToolEntry {
     /// arguments do the same thing.
     pub fn canonical_args(&self, args: &Value) -> Option<Value> {
         (self.canonical)(args)
+    }
+
+    /// The role this call needs, per action. Arguments that are not the tool's get the
+    /// tool's least role: such a call is refused by the schema check and never runs.
+    pub(crate) fn required_role(&self, args: &Value, caller: &Principal) -> Role {
+        (self.required_role)(args, caller)
     }
 
     /// Validates the arguments against the published input schema, then answers from the
@@ -320,6 +338,13 @@ async fn call_typed<T: Tool>(call: &Call<'_>, args: Value) -> Result<Value, Tool
     let output = T::run(call, args).await?;
     serde_json::to_value(output)
         .map_err(|e| ToolError::Internal(format!("could not encode the result: {e}")))
+}
+
+fn role_typed<T: Tool>(args: &Value, caller: &Principal) -> Role {
+    match serde_json::from_value::<T::Args>(args.clone()) {
+        Ok(typed) => T::role(&typed, caller).max(T::ROLE),
+        Err(_) => T::ROLE,
+    }
 }
 
 fn canonical_typed<T: Tool>(args: &Value) -> Option<Value> {
