@@ -285,7 +285,7 @@ async fn valid_tokens_are_accepted_and_every_bad_one_refused_with_a_challenge() 
         &Header::new(Algorithm::HS256),
         &json!({"iss": issuer.url, "aud": AUDIENCE, "sub": "mallory", "scope": "tagwarden:admin",
                 "exp": now() + 600}),
-        &EncodingKey::from_secret(b"guessable"),
+        &EncodingKey::from_secret(b"guessable").unwrap(),
     )
     .unwrap();
     // Another signature byte in the middle of the signature.

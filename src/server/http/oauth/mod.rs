@@ -96,7 +96,10 @@ pub(super) enum Rejection {
 /// The claims read from an access token (the registered ones are checked by `Validation`).
 #[derive(Debug, Deserialize)]
 struct Claims {
-    sub: String,
+    /// Optional here so that a missing `sub` is reported as a missing claim by `Validation`
+    /// (which requires it) rather than as an unreadable token.
+    #[serde(default)]
+    sub: Option<String>,
     /// RFC 9068 / RFC 8693: space-separated (some servers send a list).
     #[serde(default)]
     scope: Option<Scopes>,
@@ -205,6 +208,9 @@ impl OAuth {
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| Rejection::Invalid(describe(e.kind())))?;
         let claims = data.claims;
+        let sub = claims.sub.as_deref().ok_or(Rejection::Invalid(
+            "a required claim (exp, iss, aud, sub) is missing",
+        ))?;
         let scopes = claims
             .scope
             .iter()
@@ -212,7 +218,7 @@ impl OAuth {
             .flat_map(Scopes::iter);
         let role = Role::from_scopes(scopes).ok_or(Rejection::NoScope)?;
         Ok(Principal {
-            id: principal_id(&self.host, &claims.sub),
+            id: principal_id(&self.host, sub),
             role,
         })
     }
