@@ -419,6 +419,100 @@ mod tests {
     }
 
     #[test]
+    fn writing_actions_need_more_than_reading_ones() {
+        let registry = Registry::new();
+        let me = Principal {
+            id: "token:me".into(),
+            role: Role::Viewer,
+        };
+        let role = |tool: &str, args: Value| registry.get(tool).unwrap().required_role(&args, &me);
+        let j = |v: &str| serde_json::from_str::<Value>(v).unwrap();
+        let cases = [
+            ("check_tag_compliance", r#"{}"#, Role::Viewer),
+            (
+                "check_tag_compliance",
+                r#"{"store_snapshot": true}"#,
+                Role::Approver,
+            ),
+            ("review_virtual_tags", r#"{}"#, Role::Viewer),
+            (
+                "review_virtual_tags",
+                r#"{"action": "deny"}"#,
+                Role::Approver,
+            ),
+            (
+                "apply_virtual_tag",
+                r#"{"key": "k", "value": "v", "reason": "why", "resource_ids": ["a"]}"#,
+                Role::Approver,
+            ),
+            (
+                "apply_virtual_tag",
+                r#"{"key": "k", "value": "v", "reason": "why", "resource_ids": ["a"], "dry_run": true}"#,
+                Role::Viewer,
+            ),
+            ("manage_tag_rules", r#"{"action": "test"}"#, Role::Viewer),
+            (
+                "manage_tag_rules",
+                r#"{"action": "delete", "id": 1}"#,
+                Role::Approver,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "show", "plan_id": 1}"#,
+                Role::Viewer,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "plan"}"#,
+                Role::Approver,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "approve", "plan_id": 1}"#,
+                Role::Admin,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "apply", "plan_id": 1}"#,
+                Role::Admin,
+            ),
+            (
+                "get_audit_trail",
+                r#"{"principal": "token:me"}"#,
+                Role::Viewer,
+            ),
+            (
+                "get_audit_trail",
+                r#"{"principal": "token:you"}"#,
+                Role::Admin,
+            ),
+            (
+                "import_aws_tag_policy",
+                r#"{"tag_policy": {"tags": {}}}"#,
+                Role::Viewer,
+            ),
+            // Arguments that are not the tool's: its least role (the schema refuses the call).
+            (
+                "promote_virtual_tags",
+                r#"{"action": "push"}"#,
+                Role::Viewer,
+            ),
+        ];
+        for (tool, args, needed) in cases {
+            assert_eq!(role(tool, j(args)), needed, "{tool} {args}");
+        }
+        // A tool's example calls are what independent clients make: all of them are a
+        // viewer's or an approver's, never an administrator's only.
+        for name in registry.names() {
+            let entry = registry.get(name).unwrap();
+            assert!(
+                entry.required_role(&entry.example(), &me) < Role::Admin,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn schemas_carry_no_rust_specific_formats() {
         for d in Registry::new().definitions() {
             let text = serde_json::to_string(&d).unwrap();
