@@ -39,7 +39,7 @@ pub use tools::Registry;
 
 /// The Streamable HTTP transport with its gates (auth, limits, sessions), for serving any MCP
 /// handler the way `tagwarden serve --http` does (the conformance fixture uses it).
-pub use server::http::{HttpError, HttpOptions, serve_handler};
+pub use server::http::{HttpError, HttpOptions, OAuthOptions, serve_handler};
 
 /// The policy model: load a policy file or take the built-in one.
 pub use policy::compiled::Policy;

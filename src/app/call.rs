@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::costs::{CostQuality, CostSource, CostsForAnswer, ResourceCosts};
 use super::quality::DataQuality;
+use super::role::Role;
 use super::{App, Estate, PolicyHolder};
 use crate::cache::Cache;
 use crate::cost::{CostError, CostQuery};
@@ -22,11 +23,13 @@ use crate::suggest::SuggestStats;
 /// on this, never on a value the client chooses (a session id, a header it made up).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
-    /// Stable and not secret: `token:<12 hex of the token's SHA-256>` for a bearer token,
-    /// `ip:<address>` for a tokenless loopback client, `local` for stdio and the command line.
+    /// Stable and not secret: `token:<12 hex of the token's SHA-256>` for a plain bearer
+    /// token, `token:<name>` for a named one (`name:role:token`), `oauth:<issuer host>/<sub>`
+    /// for an OAuth access token, `ip:<address>` for a tokenless loopback client, `local` for
+    /// stdio and the command line.
     pub id: String,
-    /// May read every principal's audit rows (`--admin-tokens`); stdio is always admin.
-    pub admin: bool,
+    /// What it may do (the guard checks it against each call's needs).
+    pub role: Role,
 }
 
 impl Principal {
@@ -34,8 +37,13 @@ impl Principal {
     pub fn local() -> Principal {
         Principal {
             id: "local".into(),
-            admin: true,
+            role: Role::Admin,
         }
+    }
+
+    /// May read every principal's audit rows and approve and apply promotion plans.
+    pub fn is_admin(&self) -> bool {
+        self.role >= Role::Admin
     }
 }
 

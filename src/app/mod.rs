@@ -8,7 +8,8 @@
 //!
 //! The parts: `policy` (the policy in force), `estate` (scans and their evaluation), `costs`
 //! (cost sources and the money answers carry), `quality` (the `data_quality` block), `call`
-//! (what one tool call sees) and `error` (what it reports).
+//! (what one tool call sees, and who calls), `role` (what a caller may do) and `error` (what it
+//! reports).
 
 pub(crate) mod audits;
 mod call;
@@ -17,6 +18,7 @@ mod error;
 mod estate;
 mod policy;
 pub(crate) mod quality;
+mod role;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,6 +40,7 @@ pub(crate) use error::ToolError;
 use estate::Loaded;
 pub(crate) use estate::{Estate, ScanSource};
 pub(crate) use policy::PolicyHolder;
+pub(crate) use role::Role;
 
 pub struct App {
     policy: PolicyHolder,

@@ -181,8 +181,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let limits = &args.http_limits;
             let options = HttpOptions {
-                api_tokens: parse_tokens(args.api_tokens)?,
+                api_tokens: args.identity.api_tokens(args.api_tokens)?,
                 admin_tokens: parse_tokens(args.admin_tokens)?,
+                oauth: args.identity.oauth(),
                 rate_limit_per_minute: args.http_rate_limit,
                 allowed_hosts: args.allowed_hosts,
                 allowed_origins: if args.allowed_origins.is_empty() {
@@ -205,7 +206,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             options.check()?;
             Some(options)
         }
-        None => None,
+        None => {
+            if args.identity.oauth_issuer.is_some() || args.identity.api_tokens_file.is_some() {
+                tracing::warn!(
+                    "--oauth-issuer and --api-tokens-file apply to --http only; over stdio the \
+                     local user is the one principal"
+                );
+            }
+            None
+        }
     };
     // Bound before anything starts: a refused or taken address stops the server here.
     let metrics_listener = match args.metrics_listen {

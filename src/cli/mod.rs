@@ -8,6 +8,7 @@ mod check;
 mod commands;
 mod cost;
 mod export;
+mod identity;
 mod policy;
 mod progress;
 mod promote;
@@ -303,8 +304,9 @@ pub struct ServeArgs {
     /// scraper on the same host, e.g. 127.0.0.1:9464. A non-loopback address is refused.
     #[arg(long, value_name = "ADDR", env = "TAGWARDEN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Bearer tokens accepted over HTTP (comma-separated). Required to bind a non-loopback
-    /// address.
+    /// Bearer tokens accepted over HTTP (comma-separated): a plain token is an approver;
+    /// `name:role:token` gives the role (viewer, approver, admin) and names the principal
+    /// (`token:<name>`). Tokens or OAuth are required to bind a non-loopback address.
     #[arg(
         long,
         env = "TAGWARDEN_API_TOKENS",
@@ -312,9 +314,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_tokens: Vec<String>,
-    /// Bearer tokens of administrators (comma-separated; each is also an accepted API token).
-    /// An administrator's get_audit_trail lists every principal's calls; everyone else sees
-    /// only their own.
+    /// Bearer tokens of administrators (comma-separated plain tokens): the admin role, which
+    /// approves and applies promotion plans and reads every principal's audit rows.
     #[arg(
         long,
         env = "TAGWARDEN_ADMIN_TOKENS",
@@ -356,6 +357,9 @@ pub struct ServeArgs {
     /// Alerts after each scheduled snapshot (with --snapshot-every).
     #[command(flatten)]
     pub alerts: alerts::AlertArgs,
+    /// Tokens file and OAuth.
+    #[command(flatten)]
+    pub identity: identity::IdentityArgs,
     #[command(flatten)]
     pub http_limits: HttpLimitArgs,
     #[command(flatten)]

@@ -1,6 +1,9 @@
 //! The guard pipeline every `tools/call` goes through, on every transport, in this order:
-//! correlation id → input limits → budget → loop detection → the tool (its schema check, then
-//! its work) → output sanitisation → audit. Tools know nothing of it; nothing bypasses it.
+//! correlation id → input limits → role → budget → loop detection → the tool (its schema
+//! check, then its work) → output sanitisation → audit. Tools know nothing of it; nothing
+//! bypasses it. The role check compares the caller's role with what the call needs (per
+//! action, `Tool::role`); a refusal names the role and is audited with the principal like
+//! every other call.
 //! Budgets and loop detection keep their state behind `GuardState`: in this process, or in
 //! Redis shared by replicas (`shared`).
 //!
@@ -28,6 +31,7 @@ use tracing::Instrument;
 use crate::app::App;
 /// Who the server verified the caller to be (defined with the call context it travels in).
 pub(crate) use crate::app::Principal;
+use crate::app::Role;
 use crate::inventory::ScanProgress;
 use crate::metrics::{GuardName, ToolName, ToolOutcome};
 use crate::store::AuditStore;
@@ -264,6 +268,13 @@ impl Guard {
         if let Err(why) = limits::check(&self.config.limits, args) {
             return (refusal(&why), Outcome::Refused("validation"));
         }
+        let needed = entry.required_role(args, &caller.principal);
+        if caller.principal.role < needed {
+            return (
+                refusal(&role_refusal(tool, needed, &caller.principal)),
+                Outcome::Refused("role"),
+            );
+        }
         // A tool that changes data does not run while rows cannot be written: its effect
         // would stand unrecorded. (This refusal's own row is tried; once it is written, the
         // log works again and the next call runs.)
@@ -437,6 +448,19 @@ fn unaudited(outcome: &Outcome, why: &str) -> CallToolResult {
          archive it or raise --audit-max-bytes) and check the server log; /healthz shows the \
          state."
     ))])
+}
+
+/// Why a call was refused for its role, and how to get the role needed.
+fn role_refusal(tool: &str, needed: Role, principal: &Principal) -> String {
+    format!(
+        "this call of `{tool}` needs the {needed} role, and principal `{}` has the {} role. \
+         Ask the operator for a token with that role (`--api-tokens name:{needed}:TOKEN`) or \
+         an OAuth access token with the scope `{}`; the calls that only read need the viewer \
+         role.",
+        principal.id,
+        principal.role,
+        needed.scope()
+    )
 }
 
 /// Prepends the guard's wording: the assistant should know this was a guard, not the tool.

@@ -101,7 +101,11 @@ impl TagwardenServer {
                     .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                     .map(|c| format!("ip:{}", c.0.ip()))
                     .unwrap_or_else(|| "http:anonymous".to_string());
-                Principal { id, admin: false }
+                // Served outside the auth layer: the least rights.
+                Principal {
+                    id,
+                    role: crate::app::Role::Viewer,
+                }
             });
         Caller {
             principal,

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
-use super::{Call, Tool, ToolError, own_store_annotations};
+use super::{Call, Principal, Role, Tool, ToolError, own_store_annotations};
 use crate::service::virtual_tags::{
     Effect, MAX_RESOURCES, ResourceSelector, check_key_value, effect, require_store, select,
     virtual_value,
@@ -81,6 +81,13 @@ to see the effect without writing. Nothing in the cloud changes.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// A dry run only reads (the effect is computed, nothing stored).
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        if args.dry_run { Role::Viewer } else { Role::Approver }
+    }
 
     fn annotations() -> ToolAnnotations {
         // Writes to Tagwarden's own store (append-only), never to the cloud.

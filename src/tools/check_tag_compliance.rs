@@ -6,7 +6,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError};
+use super::{Call, Principal, Role, Tool, ToolError};
 use crate::policy::Severity;
 use crate::service::compliance::{self, ComplianceQuestion};
 pub(crate) use crate::service::compliance::DEFAULT_LIMIT;
@@ -97,6 +97,13 @@ store_snapshot=true also records the answer in the history (get_violation_histor
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Recording a snapshot writes the history: an approver's call.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        if args.store_snapshot { Role::Approver } else { Role::Viewer }
+    }
 
     fn caches_answer(_args: &serde_json::Value) -> bool {
         true

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::history::{DriftFilter, DriftReport, SnapshotFilters, SnapshotMeta};
 use crate::service::snapshot::{compare, current_members, pick_snapshots, require_history};
 
@@ -88,6 +88,8 @@ resource_types. Snapshot ids come from check_tag_compliance(store_snapshot=true)
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)

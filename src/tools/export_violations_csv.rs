@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::app::costs::CostQuality;
 use crate::app::quality::DataQuality;
 use crate::compliance::export::{COLUMNS, DEFAULT_OWNER_KEYS};
@@ -162,6 +162,8 @@ import or another tool; for counts and scores use check_tag_compliance.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     // Not cached: suggested values also depend on reviewers' decisions and the rules, which
     // are not part of the answer-cache key; the suggestion statistics are kept instead.

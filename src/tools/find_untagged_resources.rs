@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::quality::DataQuality;
 use crate::service::paging::Paging;
 use crate::app::costs::{Amount, CostQuality, amount};
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::inventory::Resource;
 use crate::policy::{EvaluationRef, Policy, View, ViolationKind};
 use crate::service::scope::{ScopeArgs, ScopeDocs};
@@ -136,6 +136,8 @@ ordered by number of missing keys. Page with next_cursor.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn caches_answer(_args: &serde_json::Value) -> bool {
         true

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::app::quality::DataQuality;
 use crate::report::{ReportFormat, render};
 use crate::service::report::{self, DEFAULT_TOP, ExecutiveSummary, ReportQuestion};
@@ -111,6 +111,8 @@ Use it when someone asks for a report, a summary to share, or an export for a me
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(true)

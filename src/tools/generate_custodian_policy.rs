@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::policy::interchange::{
     CustodianAction, CustodianOptions, GeneratedPolicy, LossItem, generate_custodian,
 };
@@ -85,6 +85,8 @@ as Tagwarden does. Nothing is run or written.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)

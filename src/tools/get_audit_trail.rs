@@ -2,14 +2,15 @@
 //! hash-chained audit log.
 //!
 //! A caller sees only its own principal's rows (its arguments and sessions are nobody else's
-//! business); an administrator (`--admin-tokens`, or the local user over stdio) sees every row.
+//! business); an administrator (the admin role: `--admin-tokens`, a `name:admin:token` entry,
+//! the OAuth scope `tagwarden:admin`, or the local user over stdio) sees every row.
 
 use serde_json::Value;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Principal, Role, Tool, ToolError, read_only_annotations};
 use crate::store::audit::{AuditFilter, StoredRecord};
 
 pub(crate) struct GetAuditTrail;
@@ -42,8 +43,9 @@ pub(crate) struct Args {
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub session: Option<String>,
-    /// Only calls of this principal (`token:<digest>`, `ip:<address>`, `local`), for
-    /// administrators; everyone else always sees only their own calls.
+    /// Only calls of this principal (`token:<digest>`, `token:<name>`, `oauth:<issuer
+    /// host>/<sub>`, `ip:<address>`, `local`); another principal's calls need the admin role,
+    /// everyone else sees only their own calls.
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub principal: Option<String>,
@@ -62,8 +64,10 @@ pub(crate) struct Output {
     /// Who you are to this server. Without administrator rights only this principal's calls
     /// are listed and counted.
     pub principal: String,
-    /// Whether you may read every principal's calls (an administrator token).
+    /// Whether you may read every principal's calls (the admin role).
     pub admin: bool,
+    /// Your role: viewer, approver or admin.
+    pub role: Role,
     /// Matching calls, newest first.
     pub rows: Vec<StoredRecord>,
     /// All calls matching the filters (exact).
@@ -78,14 +82,25 @@ impl Tool for GetAuditTrail {
     const TITLE: &'static str = "Get audit trail";
     const DESCRIPTION: &'static str = "Reads the audit log of tool calls made to this server: time, correlation id, \
 session, principal, client, tool, redacted arguments, outcome (ok, refused:<guard> such as refused:budget or \
-refused:loop, or error:<class>), duration and result size, newest first. Only your own calls are listed (those \
-of your principal: your token, or your address without tokens) unless you are an administrator. Filter by time \
+refused:loop or refused:role, or error:<class>), duration and result size, newest first. Only your own calls are \
+listed (those of your principal: your token or OAuth identity, or your address without tokens) unless you have the \
+admin role. Filter by time \
 range (since/until, RFC 3339), tool, outcome, session and (administrators) principal; totals are exact and pages \
 continue with next_cursor. Each row carries its place in the log's SHA-256 hash chain (`tagwarden audit \
 verify` checks it).";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Your own calls are a viewer's to read; another principal's are an administrator's.
+    fn role(args: &Args, caller: &Principal) -> Role {
+        match &args.principal {
+            Some(asked) if *asked != caller.id => Role::Admin,
+            _ => Role::Viewer,
+        }
+    }
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)
@@ -132,12 +147,14 @@ verify` checks it).";
             })
         };
         let me = call.principal();
-        let principal = match (&args.principal, me.admin) {
+        // The guard refused another principal's rows to a non-administrator already (see
+        // `role`); this keeps everyone else to their own rows when no principal is asked for.
+        let principal = match (&args.principal, me.is_admin()) {
             (asked, true) => asked.clone(),
             (Some(asked), false) if *asked != me.id => {
                 return Err(ToolError::invalid(format!(
                     "argument `principal`: you may read only your own calls ({}); reading \
-                     other principals' calls needs an administrator token (--admin-tokens)",
+                     other principals' calls needs the admin role",
                     me.id
                 )));
             }
@@ -159,7 +176,8 @@ verify` checks it).";
             .flatten();
         Ok(Output {
             principal: me.id.clone(),
-            admin: me.admin,
+            admin: me.is_admin(),
+            role: me.role,
             rows,
             total,
             next_cursor,

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError, own_store_annotations};
+use super::{Call, Principal, Role, Tool, ToolError, own_store_annotations};
 use crate::cost::CostMetric;
 use crate::service::anomalies::{
     AnomalyQuestion, AnomalyReport, BaselineArg, DecideRequest, DimensionArg, anomalies,
@@ -123,6 +123,13 @@ acknowledged, dismissed, planned). Pass `decide` to acknowledge, dismiss or mark
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Listing reads; a decision (acknowledge, dismiss, planned) is an approver's.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        if args.decide.is_some() { Role::Approver } else { Role::Viewer }
+    }
 
     fn annotations() -> ToolAnnotations {
         // Decisions change Tagwarden's own store (recorded, never deleted), never the cloud.

@@ -7,7 +7,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::cost::CostMetric;
 use crate::service::allocation::{RulesChoice, RulesSource};
 use crate::service::costs::{GapQuestion, GapReport, gap};
@@ -91,6 +91,8 @@ answers are cached).";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn caches_answer(_args: &serde_json::Value) -> bool {
         true

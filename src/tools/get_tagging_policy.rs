@@ -5,7 +5,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::policy::{KeyMatching, Severity};
 
 pub(crate) struct GetTaggingPolicy;
@@ -71,6 +71,8 @@ changed but refused, reload_error says why (the previous policy stays in force).
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)

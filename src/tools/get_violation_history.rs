@@ -7,7 +7,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::history::{
     GroupBy, HistoryPoint, SnapshotFilters, TREND_THRESHOLD_PCT_POINTS, Trend, ViolationMovement,
     filters_hash, series, snapshot_filters, trend, violation_movements,
@@ -105,6 +105,8 @@ when none match, the answer lists the scopes that have history.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)

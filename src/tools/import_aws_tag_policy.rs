@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::policy::interchange::aws_import::AwsSource;
 use crate::policy::interchange::{LossItem, import_aws_tag_policy, import_aws_tag_policy_value};
 
@@ -69,6 +69,10 @@ policies, child-control operators). Read-only: the policy in force is not change
 
     type Args = Args;
     type Output = Output;
+
+    // It converts and returns a policy; the policy in force never changes (putting one in
+    // force would be an administrator's call).
+    const ROLE: Role = Role::Viewer;
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)

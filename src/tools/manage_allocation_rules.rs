@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError};
+use super::{Call, Principal, Role, Tool, ToolError};
 use crate::cost::allocation::AllocationRule;
 use crate::service::allocation_rules::{self as rules, DryRun, StoredRuleView};
 use crate::service::costs::TimePeriodArg;
@@ -72,6 +72,16 @@ pub(crate) struct Output {
 
 impl Tool for ManageAllocationRules {
     const NAME: &'static str = "manage_allocation_rules";
+    const ROLE: Role = Role::Viewer;
+
+    /// Listing and testing read; adding, replacing and removing change what every cost
+    /// answer applies.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        match args.action {
+            Action::List | Action::Test => Role::Viewer,
+            Action::Add | Action::Upsert | Action::Remove => Role::Approver,
+        }
+    }
     const TITLE: &'static str = "Manage shared-cost allocation rules";
     const DESCRIPTION: &'static str = "Keeps the shared-cost allocation rules that split charges no tag \
 attributes (support, tax, fees, a shared platform account) across a required tag key's values — proportionally \

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
-use super::{Call, Tool, ToolError};
+use super::{Call, Principal, Role, Tool, ToolError};
 use crate::app::Estate;
 use crate::policy::Policy;
 use crate::rules::{CompiledRules, RuleSpec, RunResult};
@@ -155,6 +155,16 @@ and counts matches per rule).";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Listing and testing read; creating, updating, deleting and running write.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        match args.action {
+            Action::List | Action::Test => Role::Viewer,
+            Action::Create | Action::Update | Action::Delete | Action::Run => Role::Approver,
+        }
+    }
 
     fn annotations() -> ToolAnnotations {
         // Changes Tagwarden's own rules and tags (recorded, never the cloud); delete removes a

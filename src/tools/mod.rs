@@ -32,7 +32,6 @@ tools! {
     review_virtual_tags => ReviewVirtualTags,
     promote_virtual_tags => PromoteVirtualTags,
     manage_tag_rules => ManageTagRules,
-    // role: approver — changes the allocation rules every cost answer applies.
     manage_allocation_rules => ManageAllocationRules,
     get_tagging_policy => GetTaggingPolicy,
     import_aws_tag_policy => ImportAwsTagPolicy,
@@ -56,7 +55,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub(crate) use crate::app::{Call, ToolError};
+pub(crate) use crate::app::{Call, Principal, Role, ToolError};
 
 /// One MCP tool.
 pub(crate) trait Tool: Send + Sync + 'static {
@@ -71,6 +70,16 @@ pub(crate) trait Tool: Send + Sync + 'static {
     }
     type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
     type Output: Serialize + JsonSchema + 'static;
+
+    /// The least role that may call the tool at all: what its reading actions need. Every
+    /// tool says it (no default), so a new tool cannot be left open by omission.
+    const ROLE: Role;
+    /// The role a call with these arguments needs: `ROLE`, or more for the actions that write
+    /// (a tool that both reads and writes decides per action). The guard checks it before
+    /// the tool runs and refuses, naming the role, when the caller's is lower.
+    fn role(_args: &Self::Args, _caller: &Principal) -> Role {
+        Self::ROLE
+    }
 
     /// True hints only: say what the tool really does.
     fn annotations() -> ToolAnnotations;
@@ -119,6 +128,7 @@ pub struct ToolEntry {
     call: CallFn,
     caches_answer: fn(&Value) -> bool,
     canonical: fn(&Value) -> Option<Value>,
+    required_role: fn(&Value, &Principal) -> Role,
     example: fn() -> Value,
     counter_example: fn() -> (Value, &'static str),
 }
@@ -150,6 +160,7 @@ impl ToolEntry {
             call: |call, args| Box::pin(call_typed::<T>(call, args)),
             caches_answer: T::caches_answer,
             canonical: canonical_typed::<T>,
+            required_role: role_typed::<T>,
             example: T::example,
             counter_example: T::counter_example,
         }
@@ -179,6 +190,12 @@ impl ToolEntry {
     /// arguments do the same thing.
     pub fn canonical_args(&self, args: &Value) -> Option<Value> {
         (self.canonical)(args)
+    }
+
+    /// The role this call needs, per action. Arguments that are not the tool's get the
+    /// tool's least role: such a call is refused by the schema check and never runs.
+    pub(crate) fn required_role(&self, args: &Value, caller: &Principal) -> Role {
+        (self.required_role)(args, caller)
     }
 
     /// Validates the arguments against the published input schema, then answers from the
@@ -333,6 +350,13 @@ async fn call_typed<T: Tool>(call: &Call<'_>, args: Value) -> Result<Value, Tool
         .map_err(|e| ToolError::Internal(format!("could not encode the result: {e}")))
 }
 
+fn role_typed<T: Tool>(args: &Value, caller: &Principal) -> Role {
+    match serde_json::from_value::<T::Args>(args.clone()) {
+        Ok(typed) => T::role(&typed, caller).max(T::ROLE),
+        Err(_) => T::ROLE,
+    }
+}
+
 fn canonical_typed<T: Tool>(args: &Value) -> Option<Value> {
     let typed: T::Args = serde_json::from_value(args.clone()).ok()?;
     serde_json::to_value(typed).ok()
@@ -400,6 +424,100 @@ mod tests {
             assert!(
                 invalid.get(named).is_some(),
                 "{name}: {named} not in {invalid}"
+            );
+        }
+    }
+
+    #[test]
+    fn writing_actions_need_more_than_reading_ones() {
+        let registry = Registry::new();
+        let me = Principal {
+            id: "token:me".into(),
+            role: Role::Viewer,
+        };
+        let role = |tool: &str, args: Value| registry.get(tool).unwrap().required_role(&args, &me);
+        let j = |v: &str| serde_json::from_str::<Value>(v).unwrap();
+        let cases = [
+            ("check_tag_compliance", r#"{}"#, Role::Viewer),
+            (
+                "check_tag_compliance",
+                r#"{"store_snapshot": true}"#,
+                Role::Approver,
+            ),
+            ("review_virtual_tags", r#"{}"#, Role::Viewer),
+            (
+                "review_virtual_tags",
+                r#"{"action": "deny"}"#,
+                Role::Approver,
+            ),
+            (
+                "apply_virtual_tag",
+                r#"{"key": "k", "value": "v", "reason": "why", "resource_ids": ["a"]}"#,
+                Role::Approver,
+            ),
+            (
+                "apply_virtual_tag",
+                r#"{"key": "k", "value": "v", "reason": "why", "resource_ids": ["a"], "dry_run": true}"#,
+                Role::Viewer,
+            ),
+            ("manage_tag_rules", r#"{"action": "test"}"#, Role::Viewer),
+            (
+                "manage_tag_rules",
+                r#"{"action": "delete", "id": 1}"#,
+                Role::Approver,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "show", "plan_id": 1}"#,
+                Role::Viewer,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "plan"}"#,
+                Role::Approver,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "approve", "plan_id": 1}"#,
+                Role::Admin,
+            ),
+            (
+                "promote_virtual_tags",
+                r#"{"action": "apply", "plan_id": 1}"#,
+                Role::Admin,
+            ),
+            (
+                "get_audit_trail",
+                r#"{"principal": "token:me"}"#,
+                Role::Viewer,
+            ),
+            (
+                "get_audit_trail",
+                r#"{"principal": "token:you"}"#,
+                Role::Admin,
+            ),
+            (
+                "import_aws_tag_policy",
+                r#"{"tag_policy": {"tags": {}}}"#,
+                Role::Viewer,
+            ),
+            // Arguments that are not the tool's: its least role (the schema refuses the call).
+            (
+                "promote_virtual_tags",
+                r#"{"action": "push"}"#,
+                Role::Viewer,
+            ),
+        ];
+        for (tool, args, needed) in cases {
+            assert_eq!(role(tool, j(args)), needed, "{tool} {args}");
+        }
+        // A tool's example calls are what independent clients make: all of them are a
+        // viewer's or an approver's, never an administrator's only.
+        for name in registry.names() {
+            let entry = registry.get(name).unwrap();
+            assert!(
+                entry.required_role(&entry.example(), &me) < Role::Admin,
+                "{name}"
             );
         }
     }

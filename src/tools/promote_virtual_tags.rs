@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError};
+use super::{Call, Principal, Role, Tool, ToolError};
 use crate::service::promote::{self, PlanHeadline, PlanView, Selection};
 
 pub(crate) struct PromoteVirtualTags;
@@ -88,6 +88,18 @@ Changes real cloud resources: plan and show first.";
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Show and list read; a plan is stored (an approver's); approving a plan and applying
+    /// it change the cloud: an administrator's.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        match args.action {
+            Action::Show | Action::List => Role::Viewer,
+            Action::Plan => Role::Approver,
+            Action::Approve | Action::Apply => Role::Admin,
+        }
+    }
 
     fn annotations() -> ToolAnnotations {
         // apply changes tags on real cloud resources; an applied plan cannot be applied again.

@@ -7,7 +7,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Tool, ToolError, own_store_annotations};
+use super::{Call, Principal, Role, Tool, ToolError, own_store_annotations};
 use crate::service::virtual_tags::{MAX_RESOURCES, require_store};
 use crate::store::virtual_tags::{Decision, TagQuery, TagSource, TagStatus, VirtualTag};
 
@@ -117,6 +117,16 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Listing reads; approving and denying decide.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        match args.action {
+            Action::List => Role::Viewer,
+            Action::Approve | Action::Deny => Role::Approver,
+        }
+    }
 
     fn annotations() -> ToolAnnotations {
         // Decisions change Tagwarden's own store (recorded, never deleted), never the cloud.

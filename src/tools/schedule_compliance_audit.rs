@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Call, Tool, ToolError};
+use super::{Call, Principal, Role, Tool, ToolError};
 use crate::app::audits::{AuditRun, AuditStatus};
 
 pub(crate) struct ScheduleComplianceAudit;
@@ -45,6 +45,16 @@ pub(crate) struct Output {
 
 impl Tool for ScheduleComplianceAudit {
     const NAME: &'static str = "schedule_compliance_audit";
+    const ROLE: Role = Role::Viewer;
+
+    /// Reading the schedule is a viewer's; running an audit stores a snapshot and notifies
+    /// people, as an approver's `store_snapshot` does.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        match args.action {
+            Action::Status => Role::Viewer,
+            Action::RunNow => Role::Approver,
+        }
+    }
     const TITLE: &'static str = "Scheduled compliance audits";
     const DESCRIPTION: &'static str = "The scheduled compliance audits of this server and their \
 alerts. action=status (default) returns the audit interval (set when the server starts with \

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
-use super::{Call, Tool, ToolError, own_store_annotations};
+use super::{Call, Principal, Role, Tool, ToolError, own_store_annotations};
 use crate::service::suggestions::SuggestionInputs;
 use crate::service::virtual_tags::{ResourceSelector, require_store, select};
 use crate::store::virtual_tags::{NewVirtualTag, TagSource, TagStatus};
@@ -85,6 +85,13 @@ approved automatically). Approvals and denials of suggested tags tune how much e
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
+
+    /// Proposing stores pending virtual tags: an approver's call.
+    fn role(args: &Args, _caller: &Principal) -> Role {
+        if args.propose { Role::Approver } else { Role::Viewer }
+    }
 
     fn annotations() -> ToolAnnotations {
         // propose=true adds pending rows to Tagwarden's own store; nothing takes effect

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::quality::DataQuality;
-use super::{Call, Tool, ToolError, read_only_annotations};
+use super::{Call, Role, Tool, ToolError, read_only_annotations};
 use crate::inventory::{Tags, normalise_tags};
 use crate::policy::{Policy, View, ViolationDetail};
 
@@ -79,6 +79,8 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
 
     type Args = Args;
     type Output = Output;
+
+    const ROLE: Role = Role::Viewer;
 
     /// Only answers about inventory resources: a proposed tag set alone needs no scan (and is
     /// cheap to check).

@@ -269,7 +269,7 @@ async fn each_principal_reads_only_its_own_audit_rows_and_an_administrator_reads
         refused["content"][0]["text"]
             .as_str()
             .unwrap()
-            .contains("--admin-tokens"),
+            .contains("needs the admin role"),
         "{refused}"
     );
     let by_session = b

@@ -425,7 +425,10 @@ fn over_http_the_plan_records_who_made_approved_and_applied_it() {
     let m = MOTO.get_or_init(|| Moto::start_seeded_by("seed_promote.py", &[]));
     let policy = path_str(&fixture("moto_policy.json"));
     let mut env = m.env();
-    env.push(("TAGWARDEN_API_TOKENS", "token-a,token-b".into()));
+    // A (a plain token: an approver) tags and plans; B (an administrator) approves; C (a
+    // named administrator) applies.
+    env.push(("TAGWARDEN_API_TOKENS", "token-a,ops:admin:token-c".into()));
+    env.push(("TAGWARDEN_ADMIN_TOKENS", "token-b".into()));
     let server = crate::common::HttpServer::start(
         &[
             "--aws",
@@ -472,26 +475,44 @@ fn over_http_the_plan_records_who_made_approved_and_applied_it() {
         let approved = &approved["structuredContent"]["plan"];
         assert_eq!(approved["approved_by_principal"], principal_of("token-b"));
         assert_eq!(approved["approval_reason"], "checked with finance");
-        let applied = a
+        // An approver may plan but neither approve nor apply.
+        for action in ["approve", "apply"] {
+            let refused = a
+                .call(
+                    "promote_virtual_tags",
+                    json!({"action": action, "plan_id": id, "reason": "my own plan"}),
+                )
+                .await;
+            assert_eq!(refused["isError"], true, "{refused}");
+            assert!(
+                refused["content"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("needs the admin role"),
+                "{refused}"
+            );
+        }
+        let mut c = http_session(&server.base, "token-c").await;
+        let applied = c
             .call(
                 "promote_virtual_tags",
                 json!({"action": "apply", "plan_id": id}),
             )
             .await;
         let applied = &applied["structuredContent"]["plan"];
-        assert_eq!(applied["applied_by_principal"], principal_of("token-a"));
+        assert_eq!(applied["applied_by_principal"], "token:ops");
         assert_eq!(applied["applied"]["promoted"], 2, "{applied}");
         let listed = b
             .call("promote_virtual_tags", json!({"action": "list"}))
             .await;
         assert_eq!(listed["structuredContent"]["plans_total"], 1);
         assert_eq!(listed["structuredContent"]["plans"][0]["status"], "applied");
-        // The write rows are the applier's: A sees them, B (not an administrator) does not.
+        // The write rows are the applier's: C sees them, A (not an administrator) does not.
         let write_rows = json!({"tool": "promote_virtual_tags/write", "limit": 10});
-        let seen_by_a = a.call("get_audit_trail", write_rows.clone()).await;
-        assert_eq!(seen_by_a["structuredContent"]["total"], 2, "{seen_by_a}");
-        let seen_by_b = b.call("get_audit_trail", write_rows).await;
-        assert_eq!(seen_by_b["structuredContent"]["total"], 0, "{seen_by_b}");
+        let seen_by_c = c.call("get_audit_trail", write_rows.clone()).await;
+        assert_eq!(seen_by_c["structuredContent"]["total"], 2, "{seen_by_c}");
+        let seen_by_a = a.call("get_audit_trail", write_rows).await;
+        assert_eq!(seen_by_a["structuredContent"]["total"], 0, "{seen_by_a}");
     });
 }
 

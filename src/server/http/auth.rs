@@ -1,4 +1,5 @@
-//! Who is calling, and how often: bearer tokens, failed logins, the request rate.
+//! Who is calling, and how often: bearer tokens (static ones from `tokens`, OAuth access
+//! tokens from `oauth`), failed logins, the request rate.
 //!
 //! Authentication runs first and puts the verified [`Principal`] in the request's extensions;
 //! the request rate is keyed on that principal, never on header text the client chooses (with
@@ -21,10 +22,12 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
-use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 use super::jsonrpc::jsonrpc_error;
+use super::oauth::{OAuth, Rejection};
+use super::tokens::StaticToken;
+use crate::app::Role;
 use crate::guard::Principal;
 
 /// The address a client is counted as: IPv4 as is, IPv6 by its /64 (IPv4-mapped IPv6 as IPv4).
@@ -47,8 +50,9 @@ fn peer(request: &Request) -> Option<IpAddr> {
 
 /// The accepted tokens, and failed logins per client address.
 pub(super) struct Auth {
-    /// (token, its principal)
-    tokens: Vec<(String, Principal)>,
+    tokens: Vec<StaticToken>,
+    /// OAuth access tokens, when an issuer is configured.
+    oauth: Option<Arc<OAuth>>,
     failures: Option<FailedLogins>,
 }
 
@@ -60,31 +64,27 @@ struct FailedLogins {
 }
 
 impl Auth {
-    /// `admin_tokens` are accepted too, as administrators' principals.
+    /// Static tokens with their principals (see `tokens`), and OAuth when configured.
     pub(super) fn new(
-        tokens: &[String],
-        admin_tokens: &[String],
+        tokens: Vec<StaticToken>,
+        oauth: Option<Arc<OAuth>>,
         failures_per_minute: u32,
     ) -> Auth {
-        let tokens = tokens
-            .iter()
-            .map(|t| (t, false))
-            .chain(admin_tokens.iter().map(|t| (t, true)))
-            .map(|(t, admin)| {
-                let digest = hex::encode(sha2::Sha256::digest(t.as_bytes()));
-                let principal = Principal {
-                    id: format!("token:{}", &digest[..12]),
-                    admin,
-                };
-                (t.clone(), principal)
-            })
-            .collect();
         let failures = NonZeroU32::new(failures_per_minute).map(|n| FailedLogins {
             limiter: RateLimiter::keyed(Quota::per_minute(n)),
             per_minute: n.get(),
             blocked: Mutex::new(HashMap::new()),
         });
-        Auth { tokens, failures }
+        Auth {
+            tokens,
+            oauth,
+            failures,
+        }
+    }
+
+    /// Neither tokens nor OAuth: loopback only, and every client is the local user.
+    fn open(&self) -> bool {
+        self.tokens.is_empty() && self.oauth.is_none()
     }
 
     /// Forgets addresses whose allowance is whole again (the key space stays bounded).
@@ -99,9 +99,9 @@ impl Auth {
 
     /// The principal of a presented token, compared in constant time against every token.
     fn verify(&self, presented: &str) -> Option<&Principal> {
-        self.tokens.iter().fold(None, |found, (t, principal)| {
-            if bool::from(t.as_bytes().ct_eq(presented.as_bytes())) {
-                Some(principal)
+        self.tokens.iter().fold(None, |found, t| {
+            if bool::from(t.secret.as_bytes().ct_eq(presented.as_bytes())) {
+                Some(&t.principal)
             } else {
                 found
             }
@@ -128,19 +128,23 @@ fn bearer(request: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Bearer-token check; no tokens configured means loopback-only and open (the client address
-/// is the principal). Puts the verified [`Principal`] in the request's extensions.
+/// Bearer-token check: a static token, else (with OAuth) an access token. Without tokens
+/// and OAuth the server is loopback-only and open: the client address is the principal, with
+/// every role, like the local user on stdio. Puts the verified [`Principal`] in the request's
+/// extensions. A valid access token without any Tagwarden scope gets 403 `insufficient_scope`
+/// (not a failed login); everything else refused gets 401 with `WWW-Authenticate`.
 pub(super) async fn require_bearer(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let ip = peer(&request);
-    if auth.tokens.is_empty() {
+    if auth.open() {
         let id = ip.map_or_else(|| "http:anonymous".to_string(), |ip| format!("ip:{ip}"));
-        request
-            .extensions_mut()
-            .insert(Principal { id, admin: false });
+        request.extensions_mut().insert(Principal {
+            id,
+            role: Role::Admin,
+        });
         return next.run(request).await;
     }
     let key = ip.map(client_key);
@@ -150,9 +154,25 @@ pub(super) async fn require_bearer(
             return too_many_failures(f.per_minute, until - Instant::now());
         }
     }
-    if let Some(principal) = bearer(&request).and_then(|t| auth.verify(t)) {
+    let presented = bearer(&request).map(str::to_string);
+    if let Some(principal) = presented.as_deref().and_then(|t| auth.verify(t)) {
         request.extensions_mut().insert(principal.clone());
         return next.run(request).await;
+    }
+    let mut refused = None;
+    if let (Some(oauth), Some(token)) = (&auth.oauth, presented.as_deref())
+        && OAuth::looks_like_jwt(token)
+    {
+        match oauth.verify(token).await {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                return next.run(request).await;
+            }
+            Err(Rejection::NoScope) => return forbidden(oauth),
+            Err(Rejection::Invalid(why)) => refused = Some(why),
+        }
+    } else if presented.is_some() {
+        refused = Some("unknown token");
     }
     if let (Some(f), Some(key)) = (&auth.failures, key)
         && let Err(not_until) = f.limiter.check_key(&key)
@@ -162,16 +182,46 @@ pub(super) async fn require_bearer(
         tracing::warn!(client = %key, "too many failed logins; refusing this address for {} s", wait.as_secs() + 1);
         return too_many_failures(f.per_minute, wait);
     }
+    if let Some(why) = refused {
+        tracing::debug!(client = ?key, reason = why, "bearer token refused");
+    }
+    let (message, challenge) = match &auth.oauth {
+        Some(oauth) => (
+            "missing or invalid bearer token: send `Authorization: Bearer <token>` with an OAuth \
+             access token for this server (its metadata: the resource_metadata URL in \
+             WWW-Authenticate) or one of the server's API tokens",
+            oauth.unauthorized(refused),
+        ),
+        None => (
+            "missing or invalid bearer token: send `Authorization: Bearer <token>` with one of \
+             the server's TAGWARDEN_API_TOKENS",
+            HeaderValue::from_static("Bearer realm=\"tagwarden\""),
+        ),
+    };
+    let mut response = (StatusCode::UNAUTHORIZED, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
+    response
+}
+
+/// 403 for a valid access token that grants nothing here.
+fn forbidden(oauth: &OAuth) -> Response {
     let mut response = (
-        StatusCode::UNAUTHORIZED,
-        "missing or invalid bearer token: send `Authorization: Bearer <token>` with one of the \
-         server's TAGWARDEN_API_TOKENS",
+        StatusCode::FORBIDDEN,
+        format!(
+            "the access token is valid but grants no Tagwarden scope: ask the authorization \
+             server for `{}` (read), `{}` (decide on virtual tags, rules and anomalies) or `{}` \
+             (promote to the cloud, read everyone's audit rows)",
+            Role::Viewer.scope(),
+            Role::Approver.scope(),
+            Role::Admin.scope()
+        ),
     )
         .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"tagwarden\""),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, oauth.insufficient_scope());
     response
 }
 

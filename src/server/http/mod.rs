@@ -1,17 +1,21 @@
 //! MCP over Streamable HTTP at `/mcp` (rmcp's service mounted in axum), plus `/healthz` and
 //! `/metrics` (behind the same authentication and rate limit as `/mcp`).
 //!
-//! Safe by default: binds loopback; any other address needs bearer tokens; the `Host` header is
-//! checked against an allow-list (DNS rebinding) and browser `Origin`s against another. Every
-//! request passes, in order: the connection layer (caps, header and request timeouts: `conn`),
-//! authentication and the request rate (`auth`), the JSON-RPC gate (`jsonrpc`), the session
-//! gate (`sessions`), then rmcp.
+//! Safe by default: binds loopback; any other address needs bearer tokens or OAuth; the `Host`
+//! header is checked against an allow-list (DNS rebinding) and browser `Origin`s against
+//! another. Every request passes, in order: the connection layer (caps, header and request
+//! timeouts: `conn`), authentication (`auth`: static tokens from `tokens`, OAuth access tokens
+//! from `oauth`) and the request rate, the JSON-RPC gate (`jsonrpc`), the session gate
+//! (`sessions`), then rmcp. With OAuth, the protected-resource metadata is served beside
+//! `/mcp`, without authentication.
 
 mod auth;
 mod conn;
 mod jsonrpc;
 mod metrics;
+mod oauth;
 mod sessions;
+mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -28,7 +32,9 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use metrics::{bind as bind_metrics, serve as serve_metrics};
+pub use oauth::OAuthOptions;
 pub(crate) use sessions::ValidatedSession;
+pub(crate) use tokens::read_tokens_file;
 
 use super::TagwardenServer;
 
@@ -37,11 +43,14 @@ use super::TagwardenServer;
 pub struct HttpOptions {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// Accepted bearer tokens; required when binding a non-loopback address.
+    /// Accepted bearer tokens: a plain token (an approver) or `name:role:token` (role viewer,
+    /// approver or admin). Tokens or OAuth are required when binding a non-loopback address.
     pub api_tokens: Vec<String>,
-    /// Bearer tokens of administrators (who may read every principal's audit rows); each is
-    /// accepted like an API token.
+    /// Bearer tokens of administrators (the admin role: promotion to the cloud, every
+    /// principal's audit rows); plain tokens.
     pub admin_tokens: Vec<String>,
+    /// OAuth access tokens accepted beside the static tokens; None = off.
+    pub oauth: Option<OAuthOptions>,
     /// Accepted `Host` values (hostname or host:port). Empty: loopback names, and when bound
     /// beyond loopback the bound address (every interface's for 0.0.0.0 / ::) and host name.
     pub allowed_hosts: Vec<String>,
@@ -81,6 +90,7 @@ impl HttpOptions {
             addr,
             api_tokens: Vec::new(),
             admin_tokens: Vec::new(),
+            oauth: None,
             rate_limit_per_minute: 600,
             auth_failures_per_minute: 20,
             allowed_hosts: Vec::new(),
@@ -98,22 +108,22 @@ impl HttpOptions {
         }
     }
 
-    /// Refuses setups that would expose the server unauthenticated.
-    pub(crate) fn check(&self) -> Result<(), HttpError> {
-        if let Some(n) = self.api_tokens.iter().position(|t| t.trim().is_empty()) {
-            return Err(HttpError::BlankToken(n + 1));
-        }
-        if let Some(n) = self.admin_tokens.iter().position(|t| t.trim().is_empty()) {
-            return Err(HttpError::BlankToken(n + 1));
-        }
-        if !self.addr.ip().is_loopback()
-            && self.api_tokens.is_empty()
-            && self.admin_tokens.is_empty()
-        {
+    /// Refuses setups that would expose the server unauthenticated, and bad token entries
+    /// and OAuth settings; returns what authentication is built from.
+    pub(crate) fn check(&self) -> Result<Credentials, HttpError> {
+        let tokens = tokens::static_tokens(&self.api_tokens, &self.admin_tokens)?;
+        let oauth = self.oauth.as_ref().map(oauth::OAuth::new).transpose()?;
+        if !self.addr.ip().is_loopback() && tokens.is_empty() && oauth.is_none() {
             return Err(HttpError::TokensRequired(self.addr));
         }
-        Ok(())
+        Ok(Credentials { tokens, oauth })
     }
+}
+
+/// What requests are authenticated with: static tokens and their principals, OAuth.
+pub(crate) struct Credentials {
+    tokens: Vec<tokens::StaticToken>,
+    oauth: Option<oauth::OAuth>,
 }
 
 /// The token list as configured (`a, b` is `a` and `b`): entries trimmed; a blank entry is an
@@ -149,9 +159,16 @@ pub enum HttpError {
     #[error(
         "refusing to serve on {0} without authentication: binding an address other than \
          loopback exposes the server to the network; set TAGWARDEN_API_TOKENS (comma-separated \
-         bearer tokens) or bind 127.0.0.1"
+         bearer tokens), --api-tokens-file or --oauth-issuer with --oauth-audience, or bind \
+         127.0.0.1"
     )]
     TokensRequired(SocketAddr),
+    /// An API token entry or the tokens file is wrong (the message says which and the fix).
+    #[error("{0}")]
+    Tokens(String),
+    /// The OAuth settings are wrong (the message says which and the fix).
+    #[error("OAuth: {0}")]
+    OAuth(String),
     #[error(
         "TAGWARDEN_API_TOKENS (--api-tokens) or TAGWARDEN_ADMIN_TOKENS (--admin-tokens): entry {0} is blank: every comma-separated token \
          needs characters other than spaces; remove the blank entry or set a real token"
@@ -219,7 +236,7 @@ async fn serve_with<H>(
 where
     H: ServerHandler + Clone + Send + Sync + 'static,
 {
-    options.check()?;
+    let credentials = options.check()?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| HttpError::Bind {
@@ -238,6 +255,7 @@ where
         extra,
         protected,
         &options,
+        credentials,
         local,
         rmcp_stop.clone(),
     );
@@ -269,6 +287,7 @@ fn app_router<H>(
     extra: Router,
     protected: Router,
     options: &HttpOptions,
+    credentials: Credentials,
     local: SocketAddr,
     rmcp_stop: CancellationToken,
 ) -> Router
@@ -297,9 +316,17 @@ where
         Arc::new(sessions::OwnedSessions::new(local_sessions, table.clone())),
         config,
     );
+    let oauth = credentials.oauth.map(Arc::new);
+    let metadata = match &oauth {
+        Some(oauth) => {
+            oauth.spawn_prefetch();
+            oauth.routes()
+        }
+        None => Router::new(),
+    };
     let auth = Arc::new(auth::Auth::new(
-        &options.api_tokens,
-        &options.admin_tokens,
+        credentials.tokens,
+        oauth,
         options.auth_failures_per_minute,
     ));
     let rate = Arc::new(auth::RequestRate::new(options.rate_limit_per_minute));
@@ -322,6 +349,7 @@ where
             auth::require_bearer,
         ))
         .merge(extra)
+        .merge(metadata)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,

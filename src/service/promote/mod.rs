@@ -222,13 +222,22 @@ pub(crate) async fn make_plan(
     show(call, id).await
 }
 
-/// Records the caller's approval of a plan.
+/// Records the caller's approval of a plan. Only an administrator approves: approval is what
+/// lets a plan change the cloud. (The guard refuses other roles before the tool runs; this
+/// holds for every other way in too.)
 pub(crate) async fn approve(
     call: &Call<'_>,
     id: i64,
     reason: String,
     approved_by: Option<String>,
 ) -> Result<PlanView, ToolError> {
+    if !call.principal().is_admin() {
+        return Err(ToolError::invalid(format!(
+            "approving a promotion plan needs the admin role; principal `{}` has the {} role",
+            call.principal().id,
+            call.principal().role
+        )));
+    }
     let store = require_store(call)?;
     let by = approved_by
         .filter(|b| !b.trim().is_empty())
