@@ -428,7 +428,9 @@ pub(crate) async fn anomalies(
     if let Some(d) = decide {
         let store = store.ok_or_else(|| {
             ToolError::Unavailable(
-                "decisions need the data directory (history.db); serve with --data-dir".into(),
+                "decisions need the data directory (history.db); serve with --data-dir \
+                 (with --database-url, decisions are not available on PostgreSQL yet)"
+                    .into(),
             )
         })?;
         let reason = d.reason.trim().to_string();

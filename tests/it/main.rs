@@ -34,6 +34,7 @@ mod interchange;
 mod mcp_http;
 mod mcp_stdio;
 mod org_moto;
+mod postgres;
 mod promote_moto;
 mod python_sdk;
 mod redaction;
