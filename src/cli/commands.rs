@@ -197,7 +197,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let audit = match args.database.pool().await? {
         Some(pool) => {
             let audit = super::database::open_audit_pg(pool.clone()).await?;
-            app = app.with_history(super::database::open_history_pg(pool).await?);
+            app = app
+                .with_history(super::database::open_history_pg(pool.clone()).await?)
+                .with_anomalies(super::database::open_anomalies_pg(pool).await?);
             // Not opened from SQLite either: replicas must not each keep their own.
             tracing::error!(
                 "{}; with --database-url the tools that need them answer that they are \

@@ -1,19 +1,20 @@
 //! `--database-url`: PostgreSQL instead of the SQLite files, for replicas sharing one
-//! database. Which stores are on PostgreSQL is decided here, once: the audit log and the
-//! history store; the stores not ported yet (virtual tags, rules and promotion plans; anomaly
-//! decisions) are not opened at all — never a silent SQLite fallback — and startup says so.
+//! database. Which stores are on PostgreSQL is decided here, once: the audit log, the history
+//! store and anomaly decisions; the store not ported yet (virtual tags, rules and promotion
+//! plans) is not opened at all — never a silent SQLite fallback — and startup says so.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::postgres::{self, PgOptions};
-use crate::store::{AuditStore, HistoryStore};
+use crate::store::{AnomalyStore, AuditStore, HistoryStore};
 
 /// Where the stores live when not in the SQLite files.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL for the audit log and the history store, shared by several replicas
+    /// PostgreSQL for the audit log, the history store and anomaly decisions, shared by
+    /// several replicas
     /// (postgres://user[:password]@host[:port]/database; `?options=-csearch_path%3DNAME` picks
     /// a schema). Default: the SQLite files of --data-dir.
     #[arg(
@@ -39,7 +40,7 @@ pub struct DatabaseArgs {
 
 /// The stores not on PostgreSQL yet, as startup names them.
 pub(super) const UNPORTED: &str = "the virtual-tag store (virtual tags, tag rules, promotion \
-     plans) and the anomaly-decision store are not available on PostgreSQL yet";
+     plans) is not available on PostgreSQL yet";
 
 impl DatabaseArgs {
     /// The PostgreSQL settings, when a URL is given.
@@ -86,4 +87,12 @@ pub(super) async fn open_audit_pg(
     let log = postgres::audit::PgAudit::open(pool).await?;
     tracing::info!("audit log open on PostgreSQL");
     Ok(Arc::new(log))
+}
+
+pub(super) async fn open_anomalies_pg(
+    pool: deadpool_postgres::Pool,
+) -> anyhow::Result<Arc<dyn AnomalyStore>> {
+    let store = postgres::anomalies::PgAnomalies::open(pool).await?;
+    tracing::info!("anomaly-decision store open on PostgreSQL");
+    Ok(Arc::new(store))
 }

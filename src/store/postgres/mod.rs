@@ -1,9 +1,10 @@
 //! The PostgreSQL backend of the stores (`--database-url postgres://…`), for several server
 //! replicas sharing one database: a connection pool (deadpool) with a statement timeout,
 //! numbered migrations applied under an advisory lock (replicas starting at once apply each
-//! migration once), and the stores ported so far — the audit log (`audit`) and the history
-//! store (`history`). SQLite stays the embedded default.
+//! migration once), and the stores ported so far — the audit log (`audit`), the history store
+//! (`history`) and anomaly decisions (`anomalies`). SQLite stays the embedded default.
 
+pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
 #[cfg(test)]
