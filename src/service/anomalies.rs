@@ -428,9 +428,7 @@ pub(crate) async fn anomalies(
     if let Some(d) = decide {
         let store = store.ok_or_else(|| {
             ToolError::Unavailable(
-                "decisions need the data directory (history.db); serve with --data-dir \
-                 (with --database-url, decisions are not available on PostgreSQL yet)"
-                    .into(),
+                "decisions need the data directory (history.db); serve with --data-dir".into(),
             )
         })?;
         let reason = d.reason.trim().to_string();
