@@ -207,6 +207,8 @@ pub struct AlertsCheckArgs {
     /// $XDG_DATA_HOME/tagwarden.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
 }
 
 /// `tagwarden alerts check`.
@@ -216,7 +218,7 @@ pub(super) async fn check(args: AlertsCheckArgs) -> anyhow::Result<u8> {
          TAGWARDEN_NOTIFY_SECRET), --notify-slack URL and/or --notify-email ADDRESS (with \
          --smtp-url and --smtp-from)",
     )?;
-    let history = super::commands::open_history(args.data_dir.as_deref())?;
+    let history = super::database::open_history(args.data_dir.as_deref(), &args.database).await?;
     let outcome = alerts::check_and_notify(&history, args.snapshot, &config).await?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(if outcome.all_delivered() { 0 } else { 1 })
@@ -231,11 +233,13 @@ pub struct DeadLettersArgs {
     /// $XDG_DATA_HOME/tagwarden.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
 }
 
 /// `tagwarden alerts dead-letters`.
 pub(super) async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<u8> {
-    let history = super::commands::open_history(args.data_dir.as_deref())?;
+    let history = super::database::open_history(args.data_dir.as_deref(), &args.database).await?;
     let letters = history.dead_letters(args.limit).await?;
     println!("{}", serde_json::to_string_pretty(&letters)?);
     Ok(0)

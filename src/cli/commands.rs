@@ -20,8 +20,8 @@ use crate::server::http::{
 use crate::server::schedule::{SnapshotSchedule, spawn_snapshots};
 use crate::server::stdio::serve_stdio;
 use crate::server::{TagwardenServer, spawn_policy_watch, spawn_prewarm};
-use crate::service::audits::AuditScheduler;
 use crate::service::allocation::{RulesChoice, RulesSource};
+use crate::service::audits::AuditScheduler;
 use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::costs::{self, GapQuestion, GapReport};
 use crate::store::audit::{self, AuditOptions, Verification};
@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Policy(PolicyCommand::Import(args)) => super::policy::import(&args).await,
         Command::Policy(PolicyCommand::Export(args)) => super::policy::export(&args),
-        Command::Audit(cmd) => audit(cmd),
+        Command::Audit(cmd) => audit(cmd).await,
         Command::Cost(CostCommand::Inspect(args)) => super::cost::inspect(&args),
         Command::Suggest(args) => suggest(&args),
         Command::Anomalies(args) => super::anomalies::run(args).await,
@@ -110,12 +110,21 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     // A bad rules file is refused before any scan.
     let allocation = super::allocation::choice(args.allocation_rules.as_deref())?;
     let mut app = args.source.app()?;
+    let on_postgres = args.database.database_url.is_some();
     if args.snapshot {
-        app = app.with_history(open_history(args.data_dir.as_deref())?);
+        app = app.with_history(
+            super::database::open_history(args.data_dir.as_deref(), &args.database).await?,
+        );
+    }
+    if on_postgres {
+        eprintln!(
+            "tagwarden: {}: approved virtual tags are not applied",
+            super::database::UNPORTED
+        );
     }
     // Approved virtual tags count in the effective view wherever a store already exists.
     let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
-    if args.snapshot || store.is_file() {
+    if !on_postgres && (args.snapshot || store.is_file()) {
         app = app
             .with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?)
             .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?);
@@ -230,31 +239,43 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--alert-weekly-summary is set but no alert channel is: no summary will be sent"
         );
     }
-    let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
-    let audit = crate::store::open_audit(
-        &audit_path,
-        &AuditOptions {
-            max_bytes: args.audit_max_bytes,
-        },
-    )?;
-    tracing::info!(path = %audit_path.display(), "audit log open");
-    let history = open_history(args.data_dir.as_deref())?;
-    let virtual_tags = open_virtual_tags(args.data_dir.as_deref())?;
-    let anomalies = open_anomalies(args.data_dir.as_deref())?;
     let audits = Arc::new(AuditScheduler::new(
         args.snapshot_every,
         alerts.map(Arc::new),
     ));
-    let app = Arc::new(
-        args.source
-            .app()?
-            .with_audit(audit.clone())
-            .with_history(history)
-            .with_virtual_tags(virtual_tags)
-            .with_anomalies(anomalies)
-            .with_audits(audits.clone())
-            .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?),
-    );
+    let mut app = args.source.app()?.with_audits(audits.clone());
+    let audit = match args.database.pool().await? {
+        Some(pool) => {
+            let audit = super::database::open_audit_pg(pool.clone()).await?;
+            app = app
+                .with_history(super::database::open_history_pg(pool.clone()).await?)
+                .with_anomalies(super::database::open_anomalies_pg(pool).await?);
+            // Not opened from SQLite either: replicas must not each keep their own.
+            tracing::error!(
+                "{}; with --database-url the tools that need them answer that they are \
+                 unavailable",
+                super::database::UNPORTED
+            );
+            audit
+        }
+        None => {
+            let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
+            let audit = crate::store::open_audit(
+                &audit_path,
+                &AuditOptions {
+                    max_bytes: args.audit_max_bytes,
+                },
+            )?;
+            tracing::info!(path = %audit_path.display(), "audit log open");
+            app = app
+                .with_history(open_history(args.data_dir.as_deref())?)
+                .with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?)
+                .with_anomalies(open_anomalies(args.data_dir.as_deref())?)
+                .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?);
+            audit
+        }
+    };
+    let app = Arc::new(app.with_audit(audit.clone()));
     spawn_snapshots(
         app.clone(),
         SnapshotSchedule {
@@ -516,11 +537,16 @@ fn policy_check(file: &Path) -> anyhow::Result<u8> {
     }
 }
 
-fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
+async fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
     match cmd {
-        AuditCommand::Verify { data_dir } => {
-            let path = crate::store::data_dir(data_dir.as_deref()).join("audit.db");
-            match audit::verify(&path)? {
+        AuditCommand::Verify { data_dir, database } => {
+            let verdict = match database.pool().await? {
+                Some(pool) => crate::store::postgres::audit::verify(&pool).await?,
+                None => {
+                    audit::verify(&crate::store::data_dir(data_dir.as_deref()).join("audit.db"))?
+                }
+            };
+            match verdict {
                 Verification::Intact { rows, last_hash } => {
                     println!(
                         "audit log intact: {rows} rows, chain head {}",
@@ -543,11 +569,18 @@ fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
         }
         AuditCommand::Tail {
             data_dir,
+            database,
             rows,
             json,
         } => {
-            let path = crate::store::data_dir(data_dir.as_deref()).join("audit.db");
-            for row in audit::tail(&path, rows)? {
+            let tail = match database.pool().await? {
+                Some(pool) => crate::store::postgres::audit::tail(&pool, rows).await?,
+                None => audit::tail(
+                    &crate::store::data_dir(data_dir.as_deref()).join("audit.db"),
+                    rows,
+                )?,
+            };
+            for row in tail {
                 if json {
                     println!("{}", serde_json::to_string(&row)?);
                 } else {

@@ -7,6 +7,7 @@ mod anomalies;
 mod check;
 mod commands;
 mod cost;
+mod database;
 mod export;
 mod identity;
 mod policy;
@@ -214,6 +215,8 @@ pub struct CheckArgs {
     /// else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: database::DatabaseArgs,
 }
 
 /// The report's formats.
@@ -342,10 +345,12 @@ pub struct ServeArgs {
     /// exists here, else $XDG_DATA_HOME/tagwarden (~/.local/share/tagwarden).
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: database::DatabaseArgs,
     /// Largest size of audit.db (e.g. 500M, 2G; bytes without a unit). When it is reached,
     /// calls are answered with an error until the log is archived or the bound raised.
-    /// Default: unbounded.
-    #[arg(long, env = "TAGWARDEN_AUDIT_MAX_BYTES", value_name = "SIZE", value_parser = source::parse_bytes)]
+    /// Default: unbounded. Not with --database-url.
+    #[arg(long, env = "TAGWARDEN_AUDIT_MAX_BYTES", value_name = "SIZE", value_parser = source::parse_bytes, conflicts_with = "database_url")]
     pub audit_max_bytes: Option<u64>,
     /// Take a compliance snapshot of the whole estate this often in the background (e.g. 6h;
     /// a rescan each time). Off by default.
@@ -504,11 +509,16 @@ pub enum AuditCommand {
         /// Directory holding audit.db (as for `serve --data-dir`).
         #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// The log on PostgreSQL instead (as for `serve --database-url`).
+        #[command(flatten)]
+        database: database::DatabaseArgs,
     },
     /// Print the last rows of the audit log.
     Tail {
         #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        database: database::DatabaseArgs,
         /// How many rows.
         #[arg(short = 'n', long, default_value_t = 20)]
         rows: usize,

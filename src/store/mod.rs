@@ -6,6 +6,7 @@ pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
 mod history_db;
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 pub(crate) mod virtual_tags;
 

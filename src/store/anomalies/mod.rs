@@ -54,7 +54,7 @@ impl AnomalyDecision {
         }
     }
 
-    fn parse(s: &str) -> Option<AnomalyDecision> {
+    pub(crate) fn parse(s: &str) -> Option<AnomalyDecision> {
         [
             AnomalyDecision::Acknowledged,
             AnomalyDecision::Dismissed,

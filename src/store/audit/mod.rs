@@ -62,9 +62,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Rows the writer queues before callers wait for room.
-const QUEUE: usize = 4096;
+pub(crate) const QUEUE: usize = 4096;
 /// Rows written per transaction at most.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// One call, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -527,44 +527,75 @@ pub(crate) fn verify(path: &Path) -> Result<Verification, StoreError> {
         principal_column(&conn)?
     ))?;
     let mut rows = stmt.query([])?;
-    let mut expected_prev = GENESIS.to_string();
-    let mut expected_seq = 1i64;
-    let mut checked = 0u64;
+    let mut check = ChainCheck::default();
     while let Some(row) = rows.next()? {
-        let stored = read_row(row)?;
-        let broken = |reason: String| Verification::Broken {
-            seq: stored.seq,
-            reason,
-            rows_checked: checked,
-        };
-        if stored.seq != expected_seq {
-            return Ok(broken(format!(
-                "expected row {expected_seq} next, found row {}: rows were removed",
-                stored.seq
-            )));
+        if let Some(broken) = check.next(&read_row(row)?) {
+            return Ok(broken);
         }
-        if stored.prev_hash != expected_prev {
-            return Ok(broken(
+    }
+    Ok(check.finish())
+}
+
+/// Walks a chain row by row (in `seq` order), whatever backend holds it.
+pub(crate) struct ChainCheck {
+    expected_prev: String,
+    expected_seq: i64,
+    checked: u64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            expected_prev: GENESIS.to_string(),
+            expected_seq: 1,
+            checked: 0,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next row; `Some` when it breaks the chain.
+    pub(crate) fn next(&mut self, stored: &StoredRecord) -> Option<Verification> {
+        let broken = |reason: String| {
+            Some(Verification::Broken {
+                seq: stored.seq,
+                reason,
+                rows_checked: self.checked,
+            })
+        };
+        if stored.seq != self.expected_seq {
+            return broken(format!(
+                "expected row {} next, found row {}: rows were removed",
+                self.expected_seq, stored.seq
+            ));
+        }
+        if stored.prev_hash != self.expected_prev {
+            return broken(
                 "its prev_hash does not match the previous row's hash: a row before it was \
                  changed or removed"
                     .into(),
-            ));
+            );
         }
         let recomputed = chain_hash(&stored.prev_hash, stored.seq, &stored.record);
         if recomputed != stored.hash {
-            return Ok(broken(
+            return broken(
                 "its content does not match its hash: the row was changed after it was written"
                     .into(),
-            ));
+            );
         }
-        expected_prev = stored.hash;
-        expected_seq += 1;
-        checked += 1;
+        self.expected_prev.clone_from(&stored.hash);
+        self.expected_seq += 1;
+        self.checked += 1;
+        None
     }
-    Ok(Verification::Intact {
-        rows: checked,
-        last_hash: expected_prev,
-    })
+
+    /// The verdict after the last row.
+    pub(crate) fn finish(self) -> Verification {
+        Verification::Intact {
+            rows: self.checked,
+            last_hash: self.expected_prev,
+        }
+    }
 }
 
 /// The last `n` rows, oldest first (for `tagwarden audit tail`).

@@ -32,20 +32,22 @@ use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta, filters_hash};
 
 /// Bytes per member in the packed blob: resource, tag set and violation set references
 /// (little-endian u32) and a flags byte.
-const MEMBER_BYTES: usize = 13;
-const FLAG_IN_SCOPE: u8 = 0b01;
-const FLAG_FAILING: u8 = 0b10;
+pub(crate) const MEMBER_BYTES: usize = 13;
+pub(crate) const FLAG_IN_SCOPE: u8 = 0b01;
+pub(crate) const FLAG_FAILING: u8 = 0b10;
 
 /// Page cache for this store's connection (KiB, as SQLite's negative `cache_size`): interning
 /// 100k rows inserts into unique indexes at random positions, which thrashes the 2 MiB default.
 const CACHE_KIB: i64 = 32 * 1024;
 
 /// Metadata columns, in `RawMeta::read` order; the member blob is deliberately not among them.
-const META_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
+pub(crate) const META_COLUMNS: &str =
+    "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
     resources, in_scope, compliant, violations, score_pct, native_score_pct, spend_score_pct,
     counts, by_violation";
 /// `META_COLUMNS` with the breakdowns replaced by empty JSON (see `list_headlines`).
-const HEADLINE_COLUMNS: &str = "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
+pub(crate) const HEADLINE_COLUMNS: &str =
+    "id, taken_at, trigger, source, policy_hash, filters, filters_hash,
     resources, in_scope, compliant, violations, score_pct, native_score_pct, spend_score_pct,
     'null', '{}'";
 
@@ -332,11 +334,11 @@ impl HistoryDb {
     }
 }
 
-fn count(n: i64) -> usize {
+pub(crate) fn count(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-fn corrupt(id: i64, why: &str) -> StoreError {
+pub(crate) fn corrupt(id: i64, why: &str) -> StoreError {
     StoreError::Sql(format!("history snapshot {id} is corrupt: {why}"))
 }
 
@@ -373,28 +375,28 @@ fn insert_snapshot_row(
     Ok(tx.last_insert_rowid())
 }
 
-fn stored_count(n: usize) -> i64 {
+pub(crate) fn stored_count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value)
         .map_err(|e| StoreError::Sql(format!("cannot encode a snapshot field: {e}")))
 }
 
 /// Snapshot columns as stored, before the JSON and time fields are parsed.
-struct RawMeta {
-    id: i64,
-    taken_at: String,
-    trigger: String,
-    source: String,
-    policy_hash: String,
-    filters: String,
-    filters_hash: String,
-    counts_of: [i64; 4],
-    scores: [Option<f64>; 3],
-    counts: String,
-    by_violation: String,
+pub(crate) struct RawMeta {
+    pub id: i64,
+    pub taken_at: String,
+    pub trigger: String,
+    pub source: String,
+    pub policy_hash: String,
+    pub filters: String,
+    pub filters_hash: String,
+    pub counts_of: [i64; 4],
+    pub scores: [Option<f64>; 3],
+    pub counts: String,
+    pub by_violation: String,
 }
 
 impl RawMeta {
@@ -414,7 +416,7 @@ impl RawMeta {
         })
     }
 
-    fn parse(self) -> Result<SnapshotMeta, StoreError> {
+    pub(crate) fn parse(self) -> Result<SnapshotMeta, StoreError> {
         let id = self.id;
         let unreadable = |field: &str, e: &dyn std::fmt::Display| {
             corrupt(id, &format!("its {field} is unreadable: {e}"))
@@ -568,7 +570,7 @@ impl Interner<'_> {
 }
 
 /// Sets are stored in canonical (sorted) order so equal sets share one row.
-fn sorted<T: Ord + Clone>(items: &[T]) -> Cow<'_, [T]> {
+pub(crate) fn sorted<T: Ord + Clone>(items: &[T]) -> Cow<'_, [T]> {
     if items.is_sorted() {
         Cow::Borrowed(items)
     } else {
@@ -626,14 +628,14 @@ fn pack_members(
 // ---- Reading: unpacking -------------------------------------------------------------------
 
 /// One member as packed: references into the intern tables and flags.
-struct Packed {
-    resource: u32,
-    tag_set: u32,
-    violation_set: u32,
-    flags: u8,
+pub(crate) struct Packed {
+    pub resource: u32,
+    pub tag_set: u32,
+    pub violation_set: u32,
+    pub flags: u8,
 }
 
-fn unpack(blob: &[u8]) -> Result<Vec<Packed>, String> {
+pub(crate) fn unpack(blob: &[u8]) -> Result<Vec<Packed>, String> {
     if !blob.len().is_multiple_of(MEMBER_BYTES) {
         return Err(format!(
             "its member data is {} bytes, not a multiple of {MEMBER_BYTES}",
