@@ -219,7 +219,7 @@ pub(super) async fn check(args: AlertsCheckArgs) -> anyhow::Result<u8> {
          --smtp-url and --smtp-from)",
     )?;
     let history = super::database::open_history(args.data_dir.as_deref(), &args.database).await?;
-    let outcome = alerts::check_and_notify(&history, args.snapshot, &config).await?;
+    let outcome = alerts::check_and_notify(&history, args.snapshot, &config, Vec::new()).await?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(if outcome.all_delivered() { 0 } else { 1 })
 }

@@ -59,6 +59,30 @@ pub(crate) enum Regression {
         to_pct: f64,
         growth_pct_points: f64,
     },
+    /// Cost anomalies found since the last alert that nobody has decided on yet.
+    CostAnomalies {
+        /// New pending anomalies in all.
+        count: usize,
+        /// Their rise above baseline, summed, in `currency`.
+        impact: f64,
+        currency: String,
+        /// The largest, at most `MAX_ANNOUNCED_LISTED`.
+        anomalies: Vec<AnnouncedAnomaly>,
+    },
+}
+
+/// Anomalies listed in one alert (the count and impact cover them all).
+pub(crate) const MAX_ANNOUNCED_LISTED: usize = 5;
+
+/// One anomaly as an alert names it (`get_cost_anomalies` has the drivers).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub(crate) struct AnnouncedAnomaly {
+    pub anomaly_id: String,
+    pub dimension: String,
+    pub value: String,
+    /// YYYY-MM-DD.
+    pub day: String,
+    pub impact: f64,
 }
 
 impl Regression {
@@ -80,6 +104,35 @@ impl Regression {
             } => format!(
                 "Unattributed share of spend grew {growth_pct_points} points: {from_pct}% → {to_pct}%"
             ),
+            Regression::CostAnomalies {
+                count,
+                impact,
+                currency,
+                anomalies,
+            } => {
+                let listed: Vec<String> = anomalies
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} {} on {} (+{:.2})",
+                            a.dimension, a.value, a.day, a.impact
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{count} new cost {} ({currency} {impact:.2} above baseline): {}{}",
+                    if *count == 1 { "anomaly" } else { "anomalies" },
+                    listed.join("; "),
+                    if *count > anomalies.len() {
+                        format!(
+                            "; and {} more (get_cost_anomalies)",
+                            count - anomalies.len()
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
+            }
         }
     }
 }

@@ -28,7 +28,8 @@ use crate::history::alerts::weekly::{
 };
 pub(crate) use crate::history::alerts::{AlertOutcome, Sent};
 use crate::history::alerts::{
-    AlertThresholds, EmailText, regression_email, regressions, slack_message, webhook_body,
+    AlertThresholds, EmailText, Regression, regression_email, regressions, slack_message,
+    webhook_body,
 };
 use crate::store::HistoryStore;
 use crate::store::history::dead_letters::{DeadLetter, NewDeadLetter};
@@ -132,10 +133,12 @@ impl AlertConfig {
 
 /// Compares snapshot `current` (default: the latest) with the one before it in its scope and
 /// notifies every channel once when something regressed.
+/// `also` are regressions found elsewhere (new cost anomalies), sent with the comparison's.
 pub(crate) async fn check_and_notify(
     history: &Arc<dyn HistoryStore>,
     current: Option<i64>,
     config: &AlertConfig,
+    also: Vec<Regression>,
 ) -> Result<AlertOutcome, ToolError> {
     let newer = match current {
         Some(id) => history.get(id).await?.ok_or_else(|| {
@@ -163,7 +166,8 @@ pub(crate) async fn check_and_notify(
             sent: Vec::new(),
         });
     };
-    let found = regressions(&older, &newer, &config.thresholds);
+    let mut found = regressions(&older, &newer, &config.thresholds);
+    found.extend(also);
     let mut sent = Vec::new();
     if found.is_empty() {
         tracing::info!(

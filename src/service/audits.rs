@@ -14,10 +14,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use std::collections::HashSet;
+
 use super::alerts::{self, AlertConfig};
+use super::anomalies::{self, AnomalyQuestion};
 use super::compliance::{self, ComplianceQuestion};
 use crate::app::audits::{AuditRun, AuditStatus, ScheduledAudits};
 use crate::app::{Call, ToolError};
+use crate::history::alerts::{AnnouncedAnomaly, MAX_ANNOUNCED_LISTED, Regression};
 
 /// The shortest time between two `run_now` calls on one server.
 pub(crate) const RUN_NOW_EVERY: Duration = Duration::from_secs(60);
@@ -119,8 +123,20 @@ impl AuditScheduler {
         if let (Some(id), Some(config), Some(history)) =
             (run.snapshot_id, &self.alerts, call.history())
         {
-            match alerts::check_and_notify(history, Some(id), config).await {
-                Ok(outcome) => run.alert = Some(outcome),
+            let (also, announcing) = new_anomalies(call).await;
+            match alerts::check_and_notify(history, Some(id), config, also).await {
+                Ok(outcome) => {
+                    // Announced once a comparison was made (the first audit of a scope has
+                    // nothing to compare: its anomalies wait for the next one).
+                    if outcome.previous.is_some()
+                        && !announcing.is_empty()
+                        && let Some(store) = call.anomalies()
+                        && let Err(e) = store.mark_announced(announcing).await
+                    {
+                        tracing::error!(error = %e, "could not record the announced anomalies");
+                    }
+                    run.alert = Some(outcome)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, snapshot = id, "alert check failed");
                     run.error = Some(format!("the alert check failed: {e}"));
@@ -228,4 +244,58 @@ impl ScheduledAudits for AuditScheduler {
         }
         Ok(self.run(call, &running).await)
     }
+}
+
+/// New pending cost anomalies (no decision, not announced before) as one regression, and
+/// their ids; nothing when the server has no daily costs or no store to remember them in.
+async fn new_anomalies(call: &Call<'_>) -> (Vec<Regression>, Vec<String>) {
+    let Some(store) = call.anomalies() else {
+        return (Vec::new(), Vec::new());
+    };
+    if call.cost_source().is_none() {
+        return (Vec::new(), Vec::new());
+    }
+    let report = match anomalies::anomalies(call, AnomalyQuestion::default(), None).await {
+        Ok(r) => r,
+        Err(e) => {
+            // A cost source without daily figures is not an audit failure.
+            tracing::info!(error = %e, "no cost anomalies checked in this audit");
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let ids: Vec<String> = report
+        .anomalies
+        .iter()
+        .map(|a| a.anomaly_id.clone())
+        .collect();
+    let announced: HashSet<String> = match store.announced(ids).await {
+        Ok(a) => a.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the announced anomalies");
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let fresh = anomalies::new_pending(&report.anomalies, &announced);
+    if fresh.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let impact = fresh.iter().map(|a| a.impact).sum::<f64>();
+    let regression = Regression::CostAnomalies {
+        count: fresh.len(),
+        impact: (impact * 100.0).round() / 100.0,
+        currency: report.currency.clone(),
+        anomalies: fresh
+            .iter()
+            .take(MAX_ANNOUNCED_LISTED)
+            .map(|a| AnnouncedAnomaly {
+                anomaly_id: a.anomaly_id.clone(),
+                dimension: a.dimension.clone(),
+                value: a.value.clone(),
+                day: a.day.to_string(),
+                impact: a.impact,
+            })
+            .collect(),
+    };
+    let ids = fresh.iter().map(|a| a.anomaly_id.clone()).collect();
+    (vec![regression], ids)
 }

@@ -17,4 +17,5 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, history::dead_letters::V6),
     (7, history::summaries::V7),
     (8, allocation_rules::V8),
+    (9, anomalies::V9),
 ];

@@ -215,6 +215,10 @@ pub trait AnomalyStore: Send + Sync {
         &self,
         ids: Vec<String>,
     ) -> Result<Vec<anomalies::AnomalyDecisionRow>, StoreError>;
+    /// Which of these anomalies an alert has announced already.
+    async fn announced(&self, ids: Vec<String>) -> Result<Vec<String>, StoreError>;
+    /// Records that an alert announced these anomalies.
+    async fn mark_announced(&self, ids: Vec<String>) -> Result<(), StoreError>;
 }
 
 /// Shared-cost allocation rules (`history.db`), as `manage_allocation_rules` keeps them and the

@@ -106,6 +106,14 @@ impl super::AnomalyStore for Sqlite<super::anomalies::AnomalyDb> {
     ) -> Result<Vec<super::anomalies::AnomalyDecisionRow>, StoreError> {
         blocking(&self.0, ANOMALIES, move |db| db.latest(&ids)).await
     }
+
+    async fn announced(&self, ids: Vec<String>) -> Result<Vec<String>, StoreError> {
+        blocking(&self.0, ANOMALIES, move |db| db.announced(&ids)).await
+    }
+
+    async fn mark_announced(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        blocking(&self.0, ANOMALIES, move |db| db.mark_announced(&ids)).await
+    }
 }
 
 #[async_trait]

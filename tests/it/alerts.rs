@@ -398,6 +398,38 @@ fn a_scheduled_audit_after_a_planted_regression_alerts_once() {
     assert_eq!(body["current"]["id"], 2);
     assert_eq!(body["current"]["trigger"], "schedule");
     assert_eq!(body["regressions"][0]["kind"], "score_drop");
+    // The demo's daily costs carry three planted spikes (2, 5 and 9 days before its last,
+    // still-accruing day, today): their anomalies in every series are announced with the first
+    // alert as one regression, the five largest listed, and not again by the next audits
+    // (exactly one webhook above).
+    let anomalies = body["regressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "cost_anomalies")
+        .unwrap_or_else(|| panic!("no cost_anomalies regression: {body}"));
+    let listed = anomalies["anomalies"].as_array().unwrap();
+    let count = anomalies["count"].as_u64().unwrap() as usize;
+    assert!(count >= 3 && listed.len() == count.min(5), "{anomalies}");
+    let today = Utc::now().date_naive();
+    let planted: Vec<String> = [2, 5, 9]
+        .iter()
+        .map(|d| (today - chrono::Duration::days(*d)).to_string())
+        .collect();
+    for a in listed {
+        assert!(
+            planted.contains(&a["day"].as_str().unwrap().to_string()),
+            "{a} not on a planted day {planted:?}"
+        );
+    }
+    assert_eq!(anomalies["currency"], "USD");
+    let slack: Value = serde_json::from_slice(&rx.at("/slack")[0].body).unwrap();
+    assert!(
+        slack
+            .to_string()
+            .contains(&format!("{count} new cost anomalies")),
+        "{slack}"
+    );
     let stderr = c.drain_stderr();
     assert!(
         !stderr.contains(SECRET) && !stderr.contains("/slack"),

@@ -33,6 +33,13 @@ pub(crate) const V4: &str = "CREATE TABLE anomaly_decisions (
  );
  CREATE INDEX anomaly_decisions_anomaly ON anomaly_decisions (anomaly_id, id);";
 
+/// Migration 9 of `history.db`: the anomalies an alert has announced, so the next scheduled
+/// audit announces only new ones.
+pub(crate) const V9: &str = "CREATE TABLE anomaly_announcements (
+     anomaly_id   TEXT PRIMARY KEY,
+     announced_at TEXT NOT NULL
+ );";
+
 /// What was decided about an anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +151,40 @@ impl AnomalyDb {
     }
 
     /// The latest decision of each of these anomalies that has one.
+    /// Which of `ids` an alert has announced.
+    pub(crate) fn announced(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT anomaly_id FROM anomaly_announcements WHERE anomaly_id IN ({marks})"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(chunk), |r| r.get::<_, String>(0))?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that an alert announced `ids` (again is harmless).
+    pub(crate) fn mark_announced(&self, ids: &[String]) -> Result<(), StoreError> {
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO anomaly_announcements (anomaly_id, announced_at)
+                 VALUES (?1, ?2)",
+                params![id, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub(crate) fn latest(&self, ids: &[String]) -> Result<Vec<AnomalyDecisionRow>, StoreError> {
         let conn = self.lock();
         let mut out = Vec::new();
@@ -196,6 +237,20 @@ mod tests {
             decided_by_principal: "local".into(),
             impact_micros: 5,
         }
+    }
+
+    /// An announced anomaly is remembered; marking it again is harmless.
+    #[test]
+    fn announcements_are_remembered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = AnomalyDb::open(&dir.path().join("history.db")).unwrap();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(db.announced(&ids(&["anm-a"])).unwrap().is_empty());
+        db.mark_announced(&ids(&["anm-a", "anm-b"])).unwrap();
+        db.mark_announced(&ids(&["anm-a"])).unwrap();
+        let mut seen = db.announced(&ids(&["anm-a", "anm-b", "anm-c"])).unwrap();
+        seen.sort();
+        assert_eq!(seen, ids(&["anm-a", "anm-b"]));
     }
 
     /// The latest decision wins; earlier ones stay in the table.
