@@ -66,7 +66,7 @@ pub(crate) enum Regression {
         /// Their rise above baseline, summed, in `currency`.
         impact: f64,
         currency: String,
-        /// The largest, at most `MAX_ANNOUNCED_LISTED`.
+        /// The largest, at most five.
         anomalies: Vec<AnnouncedAnomaly>,
     },
 }
