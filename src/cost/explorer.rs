@@ -33,7 +33,7 @@ use aws_sdk_costexplorer::Client;
 use aws_sdk_costexplorer::config::Region;
 use aws_sdk_costexplorer::types::{
     DateInterval, Dimension, DimensionValues, Expression, Granularity, GroupDefinition,
-    GroupDefinitionType, MatchOption, ResultByTime, TagValues,
+    GroupDefinitionType, MatchOption, MetricValue, ResultByTime, TagValues,
 };
 use chrono::{Duration, NaiveDate, Utc};
 use compact_str::CompactString;
@@ -441,6 +441,34 @@ async fn fetch_groups(
     }
 }
 
+/// One metric's amount in micro-units, checking that every amount of an answer is in one
+/// currency (the first unit seen is kept in `currency`). `whose` names the group in errors.
+fn metric_amount(
+    value: &MetricValue,
+    currency: &mut Option<String>,
+    whose: &str,
+) -> Result<Micros, CostError> {
+    let text = value.amount().unwrap_or("0");
+    let amount = parse_micros(text).ok_or_else(|| {
+        CostError::Unavailable(format!(
+            "Cost Explorer returned an amount that is not a number ({text:?}) {whose}"
+        ))
+    })?;
+    if let Some(unit) = value.unit().filter(|u| !u.is_empty()) {
+        match currency {
+            None => *currency = Some(unit.to_string()),
+            Some(c) if c != unit => {
+                return Err(CostError::Unavailable(format!(
+                    "Cost Explorer returned amounts in both {c} and {unit}; its figures are \
+                     summed in one currency"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(amount)
+}
+
 /// Adds each group's amount (a TAG group's key is `Key$value`: the value is kept) to `sums`.
 fn add_groups(
     results: &[ResultByTime],
@@ -466,24 +494,7 @@ fn add_groups(
             let Some(value) = group.metrics().and_then(|m| m.get(metric.as_str())) else {
                 continue;
             };
-            let text = value.amount().unwrap_or("0");
-            let amount = parse_micros(text).ok_or_else(|| {
-                CostError::Unavailable(format!(
-                    "Cost Explorer returned an amount that is not a number ({text:?}) for {raw}"
-                ))
-            })?;
-            if let Some(unit) = value.unit().filter(|u| !u.is_empty()) {
-                match currency {
-                    None => *currency = Some(unit.to_string()),
-                    Some(c) if c != unit => {
-                        return Err(CostError::Unavailable(format!(
-                            "Cost Explorer returned amounts in both {c} and {unit}; the gap needs \
-                             one currency"
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
+            let amount = metric_amount(value, currency, &format!("for {raw}"))?;
             match at.get(label) {
                 Some(&i) => {
                     sums[i].1 = sums[i].1.checked_add(amount).ok_or_else(|| {

@@ -14,15 +14,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_costexplorer::types::{
-    DateInterval, Dimension, DimensionValues, Expression, Granularity, GroupDefinition,
-    GroupDefinitionType, ResultByTime,
+    Dimension, DimensionValues, Expression, Granularity, GroupDefinition, GroupDefinitionType,
+    ResultByTime,
 };
 use chrono::{Duration, NaiveDate};
 
-use super::Session;
+use super::{Session, interval, metric_amount};
 use crate::aws::summarise_sdk_error;
 use crate::cost::daily::{DailyCosts, DailyLine, Feeds, days_of, settle_days};
-use crate::cost::{CostError, CostLine, CostMetric, CostReport, Micros, Period, parse_micros};
+use crate::cost::{CostError, CostLine, CostMetric, CostReport, Micros, Period};
 use crate::inventory::{Provider, Tags};
 
 /// Days asked for when the question names no period: the longest baseline (8 weeks) plus the
@@ -39,12 +39,12 @@ pub(super) fn daily_period(asked: Option<Period>, today: NaiveDate) -> Period {
 }
 
 /// The `RECORD_TYPE = Usage` filter every daily request carries.
-fn usage_only() -> Result<Expression, CostError> {
+fn usage_only() -> Expression {
     let values = DimensionValues::builder()
         .key(Dimension::RecordType)
         .values("Usage")
         .build();
-    Ok(Expression::builder().dimensions(values).build())
+    Expression::builder().dimensions(values).build()
 }
 
 /// Amounts per group label (the group's keys joined) and day, over every page.
@@ -61,11 +61,7 @@ async fn fetch_daily(
 ) -> Result<Grouped, CostError> {
     let mut out = Grouped::new();
     let mut token: Option<String> = None;
-    let interval = DateInterval::builder()
-        .start(period.start.to_string())
-        .end(period.end.to_string())
-        .build()
-        .map_err(|e| CostError::Invalid(format!("bad time period: {e}")))?;
+    let interval = interval(period)?;
     loop {
         let answer = session
             .client
@@ -74,7 +70,7 @@ async fn fetch_daily(
             .granularity(Granularity::Daily)
             .metrics(metric.as_str())
             .set_group_by(Some(groups.clone()))
-            .filter(usage_only()?)
+            .filter(usage_only())
             .set_next_page_token(token.take())
             .send()
             .await
@@ -119,24 +115,7 @@ fn add_daily(
             let Some(value) = group.metrics().and_then(|m| m.get(metric.as_str())) else {
                 continue;
             };
-            let text = value.amount().unwrap_or("0");
-            let amount = parse_micros(text).ok_or_else(|| {
-                CostError::Unavailable(format!(
-                    "Cost Explorer returned an amount that is not a number ({text:?}) on {day}"
-                ))
-            })?;
-            if let Some(unit) = value.unit().filter(|u| !u.is_empty()) {
-                match currency {
-                    None => *currency = Some(unit.to_string()),
-                    Some(c) if c != unit => {
-                        return Err(CostError::Unavailable(format!(
-                            "Cost Explorer returned amounts in both {c} and {unit}; the daily \
-                             series need one currency"
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
+            let amount = metric_amount(value, currency, &format!("on {day}"))?;
             out.entry(group.keys().to_vec())
                 .or_default()
                 .push((day, amount));
