@@ -267,11 +267,7 @@ impl HistoryDb {
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
                 let blob: Vec<u8> = row.get(1)?;
-                for p in unpack(&blob).map_err(|why| corrupt(id, &why))? {
-                    used[0].insert(p.resource);
-                    used[1].insert(p.tag_set);
-                    used[2].insert(p.violation_set);
-                }
+                mark_used(&mut used, id, &blob)?;
             }
         }
         let mut freed = 0;
@@ -336,6 +332,21 @@ impl HistoryDb {
 
 pub(crate) fn count(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
+}
+
+/// Adds the interned resource, tag-set and violation-set ids a snapshot's members use (for
+/// pruning: what no snapshot uses any more is deleted).
+pub(crate) fn mark_used(
+    used: &mut [FxHashSet<u32>; 3],
+    id: i64,
+    blob: &[u8],
+) -> Result<(), StoreError> {
+    for p in unpack(blob).map_err(|why| corrupt(id, &why))? {
+        used[0].insert(p.resource);
+        used[1].insert(p.tag_set);
+        used[2].insert(p.violation_set);
+    }
+    Ok(())
 }
 
 pub(crate) fn corrupt(id: i64, why: &str) -> StoreError {

@@ -20,7 +20,7 @@ use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta, filters_hash};
 use crate::store::history::dead_letters::{DeadLetter, MAX_DEAD_LETTERS, NewDeadLetter};
 use crate::store::history::{
     FLAG_FAILING, FLAG_IN_SCOPE, HEADLINE_COLUMNS, MEMBER_BYTES, META_COLUMNS, RawMeta, corrupt,
-    count, sorted, stored_count, to_json, unpack,
+    count, mark_used, sorted, stored_count, to_json, unpack,
 };
 use crate::store::{HistoryStore, StoreError};
 
@@ -262,11 +262,7 @@ impl PgHistory {
             for row in tx.query("SELECT id, members FROM snapshots", &[]).await? {
                 let id: i64 = row.try_get(0)?;
                 let blob: Vec<u8> = row.try_get(1)?;
-                for p in unpack(&blob).map_err(|why| corrupt(id, &why))? {
-                    used[0].insert(p.resource);
-                    used[1].insert(p.tag_set);
-                    used[2].insert(p.violation_set);
-                }
+                mark_used(&mut used, id, &blob)?;
             }
             let mut freed = 0;
             for (table, used) in ["resources", "tag_sets", "violation_sets"]
