@@ -114,9 +114,44 @@ pub enum Appended {
     Failed(String),
 }
 
-struct Job {
+pub(crate) struct Job {
+    pub(crate) record: AuditRecord,
+    pub(crate) done: oneshot::Sender<Result<i64, String>>,
+}
+
+/// Queues a record for a backend's writer task and waits up to `wait` for it to be committed.
+/// A full queue never drops the row: a task waits for room and the caller goes on after
+/// `wait`. `why_full` is the likely cause named in the warning.
+pub(crate) async fn enqueue(
+    queue: &Mutex<Option<mpsc::Sender<Job>>>,
     record: AuditRecord,
-    done: oneshot::Sender<Result<i64, String>>,
+    wait: Duration,
+    why_full: &str,
+) -> Appended {
+    let Some(queue) = queue.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        return Appended::Failed("the audit log is closed".into());
+    };
+    let (done, committed) = oneshot::channel();
+    match queue.try_send(Job { record, done }) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(job)) => {
+            tracing::warn!("audit queue full ({why_full}); the row waits for room");
+            tokio::spawn(async move {
+                if queue.send(job).await.is_err() {
+                    tracing::error!("audit row lost: the writer stopped while it waited");
+                }
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return Appended::Failed("the audit writer has stopped".into());
+        }
+    }
+    match tokio::time::timeout(wait, committed).await {
+        Ok(Ok(Ok(seq))) => Appended::Written(seq),
+        Ok(Ok(Err(e))) => Appended::Failed(e),
+        Ok(Err(_)) => Appended::Failed("the audit writer dropped the row".into()),
+        Err(_) => Appended::Pending,
+    }
 }
 
 /// How the log is kept.
@@ -196,33 +231,9 @@ impl AuditDb {
             .clone()
     }
 
-    /// Queues a record and waits up to `wait` for it to be committed. A full queue never
-    /// drops the row: a task waits for room and the caller goes on after `wait`.
+    /// Queues a record and waits up to `wait` for it to be committed.
     pub(crate) async fn append(&self, record: AuditRecord, wait: Duration) -> Appended {
-        let Some(queue) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
-            return Appended::Failed("the audit log is closed".into());
-        };
-        let (done, committed) = oneshot::channel();
-        match queue.try_send(Job { record, done }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                tracing::warn!("audit queue full (slow disk?); the row waits for room");
-                tokio::spawn(async move {
-                    if queue.send(job).await.is_err() {
-                        tracing::error!("audit row lost: the writer stopped while it waited");
-                    }
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Appended::Failed("the audit writer has stopped".into());
-            }
-        }
-        match tokio::time::timeout(wait, committed).await {
-            Ok(Ok(Ok(seq))) => Appended::Written(seq),
-            Ok(Ok(Err(e))) => Appended::Failed(e),
-            Ok(Err(_)) => Appended::Failed("the audit writer dropped the row".into()),
-            Err(_) => Appended::Pending,
-        }
+        enqueue(&self.queue, record, wait, "slow disk?").await
     }
 
     /// Stops taking rows, writes every queued row, and waits for the writer to finish.

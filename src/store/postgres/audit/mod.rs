@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 
 use super::{in_store, migrate};
 use crate::store::audit::{
-    Appended, AuditFilter, AuditRecord, BATCH, ChainCheck, GENESIS, QUEUE, StoredRecord,
-    Verification, chain_hash,
+    Appended, AuditFilter, AuditRecord, BATCH, ChainCheck, GENESIS, Job, QUEUE, StoredRecord,
+    Verification, chain_hash, enqueue,
 };
 use crate::store::{AuditStore, StoreError};
 
@@ -54,11 +54,6 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 
 const COLUMNS: &str = "seq, ts, correlation_id, session, client, transport, tool, arguments,
     arguments_hash, outcome, duration_us, result_bytes, prev_hash, hash, principal";
-
-struct Job {
-    record: AuditRecord,
-    done: oneshot::Sender<Result<i64, String>>,
-}
 
 /// The audit log of a running server, on PostgreSQL.
 pub(crate) struct PgAudit {
@@ -317,30 +312,7 @@ fn no_log(e: &tokio_postgres::Error) -> StoreError {
 #[async_trait]
 impl AuditStore for PgAudit {
     async fn append(&self, record: AuditRecord, wait: Duration) -> Appended {
-        let Some(queue) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
-            return Appended::Failed("the audit log is closed".into());
-        };
-        let (done, committed) = oneshot::channel();
-        match queue.try_send(Job { record, done }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                tracing::warn!("audit queue full (slow database?); the row waits for room");
-                tokio::spawn(async move {
-                    if queue.send(job).await.is_err() {
-                        tracing::error!("audit row lost: the writer stopped while it waited");
-                    }
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Appended::Failed("the audit writer has stopped".into());
-            }
-        }
-        match tokio::time::timeout(wait, committed).await {
-            Ok(Ok(Ok(seq))) => Appended::Written(seq),
-            Ok(Ok(Err(e))) => Appended::Failed(e),
-            Ok(Err(_)) => Appended::Failed("the audit writer dropped the row".into()),
-            Err(_) => Appended::Pending,
-        }
+        enqueue(&self.queue, record, wait, "slow database?").await
     }
 
     async fn query(&self, f: AuditFilter) -> Result<(Vec<StoredRecord>, u64), StoreError> {
