@@ -18,4 +18,5 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, history::summaries::V7),
     (8, allocation_rules::V8),
     (9, anomalies::V9),
+    (10, history::schema::V10),
 ];

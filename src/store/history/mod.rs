@@ -2,12 +2,15 @@
 //! resources × hundreds of snapshots.
 //!
 //! Resources, tag sets and violation sets are interned once (by SHA-256 fingerprint) and a
-//! snapshot's members are a packed blob of references, 13 bytes per member. Snapshot metadata
+//! snapshot's members are a packed blob of references, 13 bytes per member. Resources and tag
+//! sets, a million each for a million-resource estate, are kept in zstd-compressed chunks
+//! (`chunks`); violation sets, a few hundred, one row each. Snapshot metadata
 //! sits in columns before the blob, so listing snapshots never reads member data. Resource rows
 //! are interned with their type, region, account and name, so a renamed resource gets a new row
 //! and old snapshots keep showing what was true when they were taken. The writer keeps the
 //! fingerprint maps between inserts, so a small snapshot in a large store costs little.
 
+pub(crate) mod chunks;
 pub(crate) mod dead_letters;
 pub(super) mod schema;
 pub(crate) mod summaries;
@@ -25,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use super::history_db::MIGRATIONS;
+use chunks::{ChunkMap, Collected, Dictionary, ResourceRow};
 use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta, filters_hash};
 
 // `taken_at` keeps the exact instant (RFC 3339, nanoseconds); `taken_at_us` (Unix
@@ -65,8 +69,9 @@ pub struct HistoryDb {
 impl HistoryDb {
     /// Opens (creating and migrating) the store for reading and writing.
     pub fn open(path: &Path) -> Result<HistoryDb, StoreError> {
-        let conn = super::open(path, MIGRATIONS)?;
+        let mut conn = super::open(path, MIGRATIONS)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        convert_row_tables(&mut conn)?;
         Ok(Self::with(path, conn))
     }
 
@@ -84,6 +89,14 @@ impl HistoryDb {
                 path: path.display().to_string(),
                 found,
                 known,
+            });
+        }
+        if found < known || has_table(&conn, "resources")? {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                reason: "written by an older Tagwarden; open it once for writing (for example \
+                         `tagwarden check --snapshot`) to upgrade it"
+                    .into(),
             });
         }
         Ok(Self::with(path, conn))
@@ -117,15 +130,18 @@ impl HistoryDb {
         // rows between our read and our writes.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         maps.catch_up(&tx)?;
-        let members = pack_members(
-            &mut Interner {
-                tx: &tx,
-                maps: &mut maps,
-            },
-            &s.members,
-        )?;
-        let id = insert_snapshot_row(&tx, s, &members)?;
+        let packed = pack_members(&tx, &mut maps, &s.members)?;
+        let id = insert_snapshot_row(&tx, s, &packed.blob)?;
         tx.commit()?;
+        let [resources, tag_sets] = packed.last_chunk_rows;
+        packed
+            .interned
+            .resources
+            .commit_into(&mut maps.resources, resources);
+        packed
+            .interned
+            .tag_sets
+            .commit_into(&mut maps.tag_sets, tag_sets);
         *cache = Some(maps);
         Ok(id)
     }
@@ -271,22 +287,25 @@ impl HistoryDb {
             }
         }
         let mut freed = 0;
-        for (table, used) in ["resources", "tag_sets", "violation_sets"]
-            .iter()
-            .zip(&used)
-        {
-            let ids: Vec<i64> = tx
-                .prepare(&format!(
-                    "SELECT id FROM {table} WHERE id < (SELECT MAX(id) FROM {table})"
-                ))?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut delete = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1"))?;
-            for id in ids {
-                if !u32::try_from(id).is_ok_and(|id| used.contains(&id)) {
-                    freed += delete.execute(params![id])?;
-                }
+        for (dict, used) in Dictionary::ALL.iter().zip(&used) {
+            freed += collect_chunks(&tx, *dict, used)?;
+        }
+        let table = "violation_sets";
+        let ids: Vec<i64> = tx
+            .prepare(&format!(
+                "SELECT id FROM {table} WHERE id < (SELECT MAX(id) FROM {table})"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut delete = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+        for id in ids {
+            if !u32::try_from(id).is_ok_and(|id| used[2].contains(&id)) {
+                freed += delete.execute(params![id])?;
             }
+        }
+        drop(delete);
+        if freed > 0 {
+            tx.execute("UPDATE intern_epoch SET epoch = epoch + 1", [])?;
         }
         tx.commit()?;
         // The index would only shrink on the next insert's catch-up; free it now.
@@ -470,15 +489,31 @@ impl RawMeta {
 /// highest one seen; a row count that disagrees (rows removed by hand) reloads the table.
 #[derive(Default)]
 struct InternMaps {
-    resources: InternMap,
-    tag_sets: InternMap,
+    resources: ChunkMap,
+    tag_sets: ChunkMap,
     violation_sets: InternMap,
 }
 
 impl InternMaps {
     fn catch_up(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        self.resources.catch_up(tx, "resources")?;
-        self.tag_sets.catch_up(tx, "tag_sets")?;
+        let epoch: i64 = tx.query_row("SELECT epoch FROM intern_epoch", [], |r| r.get(0))?;
+        for (map, dict) in [
+            (&mut self.resources, Dictionary::Resources),
+            (&mut self.tag_sets, Dictionary::TagSets),
+        ] {
+            map.follow_epoch(epoch);
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT id, last_id, data FROM {} WHERE id > ?1 ORDER BY id",
+                dict.table()
+            ))?;
+            let mut rows = stmt.query(params![map.max_chunk])?;
+            while let Some(row) = rows.next()? {
+                let chunk_row: i64 = row.get(0)?;
+                let data: Vec<u8> = row.get(2)?;
+                map.load(chunk_row, row.get(1)?, &data)
+                    .map_err(|why| StoreError::Sql(format!("{} row {chunk_row}: {why}", dict.table())))?;
+            }
+        }
         self.violation_sets.catch_up(tx, "violation_sets")
     }
 }
@@ -528,58 +563,6 @@ impl InternMap {
     }
 }
 
-/// Interns one snapshot's members inside its transaction.
-struct Interner<'a> {
-    tx: &'a Transaction<'a>,
-    maps: &'a mut InternMaps,
-}
-
-impl Interner<'_> {
-    fn resource(&mut self, m: &MemberRecord) -> Result<u32, StoreError> {
-        let fields = [
-            &m.resource_id,
-            &m.resource_type,
-            &m.region,
-            &m.account,
-            &m.name,
-        ];
-        let fp: Fingerprint = Sha256::digest(to_json(&fields)?.as_bytes()).into();
-        if let Some(id) = self.maps.resources.get(&fp) {
-            return Ok(id);
-        }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO resources (fingerprint, rid, type, region, account, name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                &fp[..],
-                m.resource_id,
-                m.resource_type,
-                m.region,
-                m.account,
-                m.name
-            ])?;
-        self.maps.resources.record(fp, self.tx.last_insert_rowid())
-    }
-
-    fn tag_set(&mut self, tags: &[(String, String)]) -> Result<u32, StoreError> {
-        let text = to_json(&sorted(tags))?;
-        intern_text(self.tx, "tag_sets", "tags", &mut self.maps.tag_sets, &text)
-    }
-
-    fn violation_set(&mut self, labels: &[String]) -> Result<u32, StoreError> {
-        let text = to_json(&sorted(labels))?;
-        intern_text(
-            self.tx,
-            "violation_sets",
-            "labels",
-            &mut self.maps.violation_sets,
-            &text,
-        )
-    }
-}
-
 /// Sets are stored in canonical (sorted) order so equal sets share one row.
 pub(crate) fn sorted<T: Ord + Clone>(items: &[T]) -> Cow<'_, [T]> {
     if items.is_sorted() {
@@ -615,25 +598,198 @@ fn reference(rowid: i64) -> Result<u32, StoreError> {
         .map_err(|_| StoreError::Sql(format!("interned row id {rowid} does not fit 32 bits")))
 }
 
+/// A snapshot's packed member blob and what its insert added.
+struct PackedMembers {
+    blob: Vec<u8>,
+    interned: chunks::Interned,
+    /// The last chunk row inserted into each dictionary, if any.
+    last_chunk_rows: [Option<i64>; 2],
+}
+
 fn pack_members(
-    interner: &mut Interner<'_>,
+    tx: &Transaction<'_>,
+    maps: &mut InternMaps,
     members: &[MemberRecord],
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<PackedMembers, StoreError> {
+    let interned = chunks::intern_members(&maps.resources, &maps.tag_sets, members)
+        .map_err(StoreError::Sql)?;
+    let mut last_chunk_rows = [None; 2];
+    for (i, (dict, pending)) in Dictionary::ALL
+        .iter()
+        .zip([&interned.resources, &interned.tag_sets])
+        .enumerate()
+    {
+        for chunk in pending.seal().map_err(StoreError::Sql)? {
+            tx.prepare_cached(&format!(
+                "INSERT INTO {} (first_id, last_id, data) VALUES (?1, ?2, ?3)",
+                dict.table()
+            ))?
+            .execute(params![chunk.first_id, chunk.last_id, chunk.data])?;
+            last_chunk_rows[i] = Some(tx.last_insert_rowid());
+        }
+    }
+    // Violation sets repeat across most members: each distinct one is hashed once.
+    let mut violation_sets: FxHashMap<&[String], u32> = FxHashMap::default();
     let mut blob = Vec::with_capacity(members.len() * MEMBER_BYTES);
-    for m in members {
-        let refs = [
-            interner.resource(m)?,
-            interner.tag_set(&m.tags)?,
-            interner.violation_set(&m.violations)?,
-        ];
-        for r in refs {
+    for (m, [resource, tag_set]) in members.iter().zip(&interned.refs) {
+        let violation_set = match violation_sets.get(m.violations.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let text = to_json(&sorted(&m.violations))?;
+                let id = intern_text(
+                    tx,
+                    "violation_sets",
+                    "labels",
+                    &mut maps.violation_sets,
+                    &text,
+                )?;
+                violation_sets.insert(&m.violations, id);
+                id
+            }
+        };
+        for r in [*resource, *tag_set, violation_set] {
             blob.extend_from_slice(&r.to_le_bytes());
         }
         let flags =
             if m.in_scope { FLAG_IN_SCOPE } else { 0 } | if m.failing { FLAG_FAILING } else { 0 };
         blob.push(flags);
     }
-    Ok(blob)
+    Ok(PackedMembers {
+        blob,
+        interned,
+        last_chunk_rows,
+    })
+}
+
+/// Garbage-collects one chunked dictionary: entries no snapshot uses are dropped, chunks left
+/// empty deleted (but the one with the highest ids, see `chunks`). Returns the entries freed.
+fn collect_chunks(
+    tx: &Transaction<'_>,
+    dict: Dictionary,
+    used: &FxHashSet<u32>,
+) -> Result<usize, StoreError> {
+    let table = dict.table();
+    let max_last: Option<i64> =
+        tx.query_row(&format!("SELECT MAX(last_id) FROM {table}"), [], |r| r.get(0))?;
+    let rows: Vec<(i64, i64, Vec<u8>)> = tx
+        .prepare(&format!("SELECT id, last_id, data FROM {table} ORDER BY id"))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut freed = 0;
+    let mut last_seen = false;
+    for (row, last_id, data) in rows {
+        let is_last = !last_seen && Some(last_id) == max_last;
+        last_seen |= is_last;
+        let last_id = reference(last_id)?;
+        let outcome = chunks::collect(&data, last_id, used, is_last)
+            .map_err(|why| StoreError::Sql(format!("{table} row {row}: {why}")))?;
+        match outcome {
+            Collected::Keep => {}
+            Collected::Delete => {
+                freed += chunks::open(&data).map(|o| o.len()).unwrap_or(0);
+                tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![row])?;
+            }
+            Collected::Rewrite(chunk, n) => {
+                freed += n;
+                tx.execute(
+                    &format!("UPDATE {table} SET first_id = ?1, last_id = ?2, data = ?3 WHERE id = ?4"),
+                    params![chunk.first_id, chunk.last_id, chunk.data, row],
+                )?;
+            }
+        }
+    }
+    Ok(freed)
+}
+
+/// Moves the rows of the version-1 intern tables (`resources`, `tag_sets`) into chunks, ids
+/// kept, and drops the tables: done once, when a file written by an older Tagwarden (or just
+/// created: the migrations still create the old tables first) is opened for writing.
+fn convert_row_tables(conn: &mut Connection) -> Result<(), StoreError> {
+    if !has_table(conn, "resources")? && !has_table(conn, "tag_sets")? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut moved = 0usize;
+    if has_table(&tx, "resources")? {
+        let mut entries = Vec::new();
+        {
+            let mut stmt =
+                tx.prepare("SELECT id, rid, type, region, account, name FROM resources ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            let mut buf = Vec::new();
+            while let Some(r) = rows.next()? {
+                let m = MemberRecord {
+                    resource_id: r.get(1)?,
+                    resource_type: r.get(2)?,
+                    region: r.get(3)?,
+                    account: r.get(4)?,
+                    name: r.get(5)?,
+                    tags: Vec::new(),
+                    violations: Vec::new(),
+                    failing: false,
+                    in_scope: false,
+                };
+                chunks::resource_entry(&m, &mut buf);
+                entries.push((reference(r.get(0)?)?, buf.clone()));
+            }
+        }
+        moved += store_converted(&tx, Dictionary::Resources, &entries)?;
+        tx.execute_batch("DROP TABLE resources")?;
+    }
+    if has_table(&tx, "tag_sets")? {
+        let mut entries = Vec::new();
+        {
+            let mut stmt = tx.prepare("SELECT id, tags FROM tag_sets ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            let mut buf = Vec::new();
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let text: String = r.get(1)?;
+                let tags: Vec<(String, String)> = serde_json::from_str(&text).map_err(|e| {
+                    StoreError::Sql(format!("tag_sets row {id} is unreadable: {e}"))
+                })?;
+                chunks::tag_set_entry(&tags, &mut buf);
+                entries.push((reference(id)?, buf.clone()));
+            }
+        }
+        moved += store_converted(&tx, Dictionary::TagSets, &entries)?;
+        tx.execute_batch("DROP TABLE tag_sets")?;
+    }
+    tx.commit()?;
+    if moved > 0 {
+        tracing::info!(entries = moved, "history store upgraded to compressed chunks");
+    }
+    Ok(())
+}
+
+fn store_converted(
+    tx: &Transaction<'_>,
+    dict: Dictionary,
+    entries: &[(u32, Vec<u8>)],
+) -> Result<usize, StoreError> {
+    for run in entries.chunks(chunks::CHUNK_ENTRIES) {
+        let refs: Vec<(u32, &[u8])> = run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
+        let chunk = chunks::seal(&refs, None).map_err(StoreError::Sql)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (first_id, last_id, data) VALUES (?1, ?2, ?3)",
+                dict.table()
+            ),
+            params![chunk.first_id, chunk.last_id, chunk.data],
+        )?;
+    }
+    Ok(entries.len())
+}
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 // ---- Reading: unpacking -------------------------------------------------------------------
@@ -669,15 +825,6 @@ pub(crate) fn unpack(blob: &[u8]) -> Result<Vec<Packed>, String> {
             })
         })
         .collect()
-}
-
-#[derive(Clone)]
-struct ResourceRow {
-    rid: String,
-    resource_type: String,
-    region: String,
-    account: String,
-    name: String,
 }
 
 /// The intern rows one snapshot refers to.
@@ -739,24 +886,13 @@ impl Interned {
         let resource_uses = uses(packed, |p| p.resource);
         let tag_set_uses = uses(packed, |p| p.tag_set);
         let violation_set_uses = uses(packed, |p| p.violation_set);
-        let resources = load_rows(
+        let resources = load_chunked(
             conn,
-            "resources",
-            "t.rid, t.type, t.region, t.account, t.name",
+            Dictionary::Resources,
             &resource_uses,
-            |r| {
-                Ok(ResourceRow {
-                    rid: r.get(1)?,
-                    resource_type: r.get(2)?,
-                    region: r.get(3)?,
-                    account: r.get(4)?,
-                    name: r.get(5)?,
-                })
-            },
+            chunks::decode_resource,
         )?;
-        let tag_sets = load_rows(conn, "tag_sets", "t.tags", &tag_set_uses, |r| {
-            json_column(r, "tag_sets")
-        })?;
+        let tag_sets = load_chunked(conn, Dictionary::TagSets, &tag_set_uses, chunks::decode_tag_set)?;
         let violation_sets = load_rows(
             conn,
             "violation_sets",
@@ -837,6 +973,27 @@ fn load_rows<T>(
         }
     }
     Ok(map)
+}
+
+/// The entries of a chunked dictionary with the given ids, from the chunks whose id ranges
+/// overlap theirs.
+fn load_chunked<T>(
+    conn: &Connection,
+    dict: Dictionary,
+    ids: &FxHashMap<u32, u32>,
+    decode: fn(&[u8]) -> Result<T, String>,
+) -> Result<FxHashMap<u32, T>, Loaded> {
+    let (Some(&min), Some(&max)) = (ids.keys().min(), ids.keys().max()) else {
+        return Ok(FxHashMap::default());
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT data FROM {} WHERE last_id >= ?1 AND first_id <= ?2 ORDER BY id",
+        dict.table()
+    ))?;
+    let data: Vec<Vec<u8>> = stmt
+        .query_map(params![min, max], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    chunks::pick(data, ids, decode).map_err(Loaded::Unreadable)
 }
 
 fn json_column<T: serde::de::DeserializeOwned>(

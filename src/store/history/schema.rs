@@ -44,3 +44,27 @@ pub(crate) const V1: &str = "CREATE TABLE resources (
      );
      CREATE INDEX snapshots_scope_time ON snapshots (filters_hash, taken_at_us);
      CREATE INDEX snapshots_time ON snapshots (taken_at_us);";
+
+/// Version 10: resources and tag sets interned in compressed chunks (`chunks`), replacing one
+/// row per entry. `intern_epoch` counts garbage collections, so a writer knows when the entries
+/// it has in memory may have been removed. The rows of the version-1 tables are moved into
+/// chunks (ids kept) when the history store first opens the file (`HistoryDb::open`).
+pub(crate) const V10: &str = "CREATE TABLE resource_chunks (
+         id       INTEGER PRIMARY KEY,
+         first_id INTEGER NOT NULL,
+         last_id  INTEGER NOT NULL,
+         data     BLOB    NOT NULL
+     );
+     CREATE INDEX resource_chunks_last ON resource_chunks (last_id);
+     CREATE TABLE tag_set_chunks (
+         id       INTEGER PRIMARY KEY,
+         first_id INTEGER NOT NULL,
+         last_id  INTEGER NOT NULL,
+         data     BLOB    NOT NULL
+     );
+     CREATE INDEX tag_set_chunks_last ON tag_set_chunks (last_id);
+     CREATE TABLE intern_epoch (
+         id    INTEGER PRIMARY KEY CHECK (id = 1),
+         epoch INTEGER NOT NULL
+     );
+     INSERT INTO intern_epoch (id, epoch) VALUES (1, 0);";

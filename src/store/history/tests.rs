@@ -57,11 +57,57 @@ fn store() -> (tempfile::TempDir, HistoryDb) {
     (dir, store)
 }
 
+/// Rows of `table`; for the chunked dictionaries (`resources`, `tag_sets`), their entries.
 fn rows(store: &HistoryDb, table: &str) -> i64 {
-    store
-        .lock()
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+    let chunked = match table {
+        "resources" => Some("resource_chunks"),
+        "tag_sets" => Some("tag_set_chunks"),
+        _ => None,
+    };
+    let conn = store.lock();
+    match chunked {
+        Some(chunk_table) => {
+            let mut stmt = conn
+                .prepare(&format!("SELECT data FROM {chunk_table}"))
+                .unwrap();
+            let data: Vec<Vec<u8>> = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            data.iter()
+                .map(|d| chunks::open(d).unwrap().len() as i64)
+                .sum()
+        }
+        None => conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap(),
+    }
+}
+
+/// The ids of the interned resources, ascending.
+fn resource_ids(store: &HistoryDb) -> Vec<i64> {
+    let conn = store.lock();
+    let mut stmt = conn
+        .prepare("SELECT data FROM resource_chunks ORDER BY id")
+        .unwrap();
+    let data: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
         .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut ids: Vec<i64> = data
+        .iter()
+        .flat_map(|d| {
+            chunks::open(d)
+                .unwrap()
+                .entries()
+                .map(|(id, _)| i64::from(id))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
 }
 
 fn ids(metas: &[SnapshotMeta]) -> Vec<i64> {
@@ -287,22 +333,12 @@ fn pruning_collects_unreferenced_rows_and_never_reuses_ids() {
     assert_eq!(store.members(d3).unwrap(), vec![member(3)]);
     // Everything but the newest snapshot pruned: the highest ids stay even if unused, so
     // a new row never takes a deleted row's id.
-    let max_before: i64 = store
-        .lock()
-        .query_row("SELECT MAX(id) FROM resources", [], |r| r.get(0))
-        .unwrap();
+    let max_before: i64 = *resource_ids(&store).last().unwrap();
     store.prune(at(3, 0)).unwrap();
     let d4 = store
         .insert(&snapshot(at(4, 0), json!({}), vec![member(1), member(7)]))
         .unwrap();
-    let new_ids: Vec<i64> = store
-        .lock()
-        .prepare("SELECT id FROM resources ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let new_ids: Vec<i64> = resource_ids(&store);
     assert!(
         new_ids.iter().filter(|id| **id > max_before).count() >= 1,
         "{new_ids:?}"
@@ -353,12 +389,12 @@ fn corrupt_member_data_is_an_error_naming_the_snapshot() {
     assert!(damage(flags).contains("unknown flags"));
     store
         .lock()
-        .execute("UPDATE tag_sets SET tags = 'not json'", [])
+        .execute("UPDATE tag_set_chunks SET data = x'01deadbeef'", [])
         .unwrap();
     let mut valid = vec![0u8; 13];
     valid[..12].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
     let err = damage(valid);
-    assert!(err.contains("tag_sets row 1 is unreadable"), "{err}");
+    assert!(err.contains("interned chunk"), "{err}");
     assert!(
         store
             .members(id + 1)
@@ -554,4 +590,67 @@ fn scale() {
     let listed = store.list(at(1, 0), Some(&hash)).unwrap();
     println!("list {} snapshots (again): {:?}", listed.len(), t.elapsed());
     assert_eq!(listed.len(), 399);
+}
+
+#[test]
+fn a_store_with_row_intern_tables_is_upgraded_to_chunks_with_ids_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    {
+        // A history.db as version 9 wrote it: one row per interned resource and tag set.
+        let conn = crate::store::open(&path, &MIGRATIONS[..9]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO resources (id, fingerprint, rid, type, region, account, name) VALUES
+                 (4, x'01', 'arn:aws:s3:::logs', 's3:bucket', 'global', '111122223333', 'logs'),
+                 (9, x'02', 'arn:aws:s3:::data', 's3:bucket', 'global', '111122223333', 'data');
+             INSERT INTO tag_sets (id, fingerprint, tags) VALUES
+                 (2, x'03', '[[\"Team\",\"payments\"]]'), (5, x'04', '[]');",
+        )
+        .unwrap();
+        let labels = r#"["missing_tag:Owner"]"#;
+        conn.execute(
+            "INSERT INTO violation_sets (id, fingerprint, labels) VALUES (1, ?1, ?2)",
+            params![&Sha256::digest(labels.as_bytes())[..], labels],
+        )
+        .unwrap();
+        let mut blob = Vec::new();
+        for (r, t, flags) in [(9u32, 2u32, 0b11u8), (4, 5, 0b01)] {
+            for id in [r, t, 1] {
+                blob.extend_from_slice(&id.to_le_bytes());
+            }
+            blob.push(flags);
+        }
+        let tx = conn.unchecked_transaction().unwrap();
+        insert_snapshot_row(&tx, &snapshot(at(1, 0), json!({}), vec![]), &blob).unwrap();
+        tx.commit().unwrap();
+    }
+    // A read-only open of the old layout says what to do.
+    let err = HistoryDb::open_read_only(&path).err().unwrap().to_string();
+    assert!(err.contains("open it once for writing"), "{err}");
+    let store = HistoryDb::open(&path).unwrap();
+    let snapshot_id: i64 = store
+        .lock()
+        .query_row("SELECT MAX(id) FROM snapshots", [], |r| r.get(0))
+        .unwrap();
+    let members = store.members(snapshot_id).unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[0].resource_id, "arn:aws:s3:::data");
+    assert_eq!(
+        members[0].tags,
+        vec![("Team".to_string(), "payments".to_string())]
+    );
+    assert_eq!(members[0].violations, vec!["missing_tag:Owner".to_string()]);
+    assert!(members[0].failing && members[0].in_scope);
+    assert_eq!(members[1].resource_id, "arn:aws:s3:::logs");
+    assert!(members[1].tags.is_empty());
+    assert_eq!(resource_ids(&store), vec![4, 9]);
+    // The old tables are gone; new resources get ids above the old ones.
+    assert!(!has_table(&store.lock(), "resources").unwrap());
+    let id = store
+        .insert(&snapshot(at(2, 0), json!({}), vec![member(1)]))
+        .unwrap();
+    assert_eq!(store.members(id).unwrap(), vec![member(1)]);
+    assert_eq!(resource_ids(&store), vec![4, 9, 10]);
+    drop(store);
+    assert!(HistoryDb::open_read_only(&path).is_ok());
 }

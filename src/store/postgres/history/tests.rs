@@ -53,13 +53,31 @@ fn snapshot(taken_at: DateTime<Utc>, filters: Value, members: Vec<MemberRecord>)
     }
 }
 
+/// Rows of `table`; for the chunked dictionaries (`resources`, `tag_sets`), their entries.
 async fn rows(store: &PgHistory, table: &str) -> i64 {
     let client = store.pool.get().await.unwrap();
-    client
-        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
+    let chunked = match table {
+        "resources" => Some("resource_chunks"),
+        "tag_sets" => Some("tag_set_chunks"),
+        _ => None,
+    };
+    match chunked {
+        Some(chunk_table) => client
+            .query(&format!("SELECT data FROM {chunk_table}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let data: Vec<u8> = r.get(0);
+                crate::store::history::chunks::open(&data).unwrap().len() as i64
+            })
+            .sum(),
+        None => client
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0),
+    }
 }
 
 #[tokio::test]
@@ -271,5 +289,82 @@ async fn resends_update_and_remove_dead_letters_and_summaries_are_kept() {
     assert_eq!(
         HistoryStore::last_summary_at(&store).await.unwrap(),
         Some(at(8, 6))
+    );
+}
+
+#[tokio::test]
+async fn row_intern_tables_of_version_2_are_moved_into_chunks_with_ids_kept() {
+    let schema = TestSchema::create().await;
+    let pool = connect(&schema.options()).await.unwrap();
+    // The layout the first two migrations made, with one snapshot referring to its rows.
+    migrate(&pool, "history", &MIGRATIONS[..2]).await.unwrap();
+    let labels = r#"["missing_tag:Owner"]"#;
+    {
+        let client = pool.get().await.unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO resources (id, fingerprint, rid, type, region, account, name) VALUES
+                     (4, '\\x01', 'arn:aws:s3:::logs', 's3:bucket', 'global', '111122223333', 'logs'),
+                     (9, '\\x02', 'arn:aws:s3:::data', 's3:bucket', 'global', '111122223333', 'data');
+                 INSERT INTO tag_sets (id, fingerprint, tags) VALUES
+                     (2, '\\x03', '[[\"Team\",\"payments\"]]'), (5, '\\x04', '[]');",
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO violation_sets (id, fingerprint, labels) VALUES (1, $1, $2)",
+                &[&Sha256::digest(labels.as_bytes()).to_vec(), &labels],
+            )
+            .await
+            .unwrap();
+    }
+    let store = PgHistory::open(pool.clone()).await.unwrap();
+    let old = snapshot(at(1, 0), json!({}), vec![member(1)]);
+    let id = store.insert(&old).await.unwrap();
+    // Rewrite the new snapshot's members to point at the converted rows.
+    let mut blob = Vec::new();
+    for (r, t, flags) in [(9u32, 2u32, 0b11u8), (4, 5, 0b01)] {
+        for i in [r, t, 1] {
+            blob.extend_from_slice(&i.to_le_bytes());
+        }
+        blob.push(flags);
+    }
+    pool.get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE snapshots SET members = $1 WHERE id = $2",
+            &[&blob, &id],
+        )
+        .await
+        .unwrap();
+    let members = HistoryStore::members(&store, id).await.unwrap();
+    assert_eq!(members[0].resource_id, "arn:aws:s3:::data");
+    assert_eq!(
+        members[0].tags,
+        vec![("Team".to_string(), "payments".to_string())]
+    );
+    assert_eq!(members[0].violations, vec!["missing_tag:Owner".to_string()]);
+    assert_eq!(members[1].resource_id, "arn:aws:s3:::logs");
+    assert_eq!(rows(&store, "resources").await, 3);
+    let gone: bool = pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT to_regclass('resources') IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gone);
+    // A second replica opening the same database finds nothing left to convert.
+    let again = PgHistory::open(pool).await.unwrap();
+    let id2 = again
+        .insert(&snapshot(at(2, 0), json!({}), vec![member(2)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        HistoryStore::members(&again, id2).await.unwrap(),
+        vec![member(2)]
     );
 }
