@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
+use tagwarden::{HistoryDb, MemberRecord, NewSnapshot, Severity, snapshot_filters};
 
 use crate::common::{StdioClient, bin, path_str, repo};
 
@@ -145,9 +147,58 @@ fn play_host(data_dir: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("app_host.mjs prints JSON")
 }
 
+/// Five weekly snapshots of the whole estate before today's, so the trend has a line: the
+/// effective score rising from 58% to 66%, the native one from 50% to 54%.
+fn seed_history(data_dir: &std::path::Path, policy_hash: &str) {
+    let store = HistoryDb::open(&data_dir.join("history.db")).unwrap();
+    let today = Utc::now().date_naive();
+    for week in 0..5usize {
+        let day = today - chrono::Days::new(7 * (5 - week as u64));
+        let in_scope = 5000;
+        let compliant = 2900 + 100 * week;
+        let violations = 3300 - 120 * week;
+        let mut by_violation = BTreeMap::new();
+        by_violation.insert("missing_required_tag:Owner".to_string(), 900 - 40 * week);
+        store
+            .insert(&NewSnapshot {
+                taken_at: Utc.from_utc_datetime(&day.and_hms_opt(9, 0, 0).unwrap()),
+                trigger: "cli".into(),
+                source: "demo".into(),
+                policy_hash: policy_hash.into(),
+                filters: snapshot_filters(&[], &[], &[], &[], Severity::Low),
+                resources: in_scope,
+                in_scope,
+                compliant,
+                violations,
+                score_pct: Some(compliant as f64 * 100.0 / in_scope as f64),
+                native_score_pct: Some(50.0 + week as f64),
+                spend_score_pct: None,
+                counts: json!({}),
+                by_violation,
+                members: vec![MemberRecord {
+                    resource_id: "arn:aws:s3:::b".into(),
+                    resource_type: "s3:bucket".into(),
+                    region: "global".into(),
+                    account: "1".into(),
+                    name: "b".into(),
+                    tags: vec![],
+                    violations: vec![],
+                    failing: false,
+                    in_scope: true,
+                }],
+            })
+            .unwrap();
+    }
+}
+
 #[test]
 fn views_render_real_results_in_chromium_and_review_goes_through_the_host() {
+    // The demo estate's score from the command line: what the compliance view must show.
+    let data_cli = tempfile::tempdir().unwrap();
+    let check =
+        crate::common::check_json(&["--demo", "--data-dir", &path_str(data_cli.path())], &[]);
     let data = tempfile::tempdir().unwrap();
+    seed_history(data.path(), check["policy_hash"].as_str().unwrap());
     let a = play_host(data.path());
     assert_eq!(a["errors"], json!([]), "{a}");
     assert_eq!(a["blocked"], json!([]), "no request leaves the view: {a}");
@@ -167,9 +218,6 @@ fn views_render_real_results_in_chromium_and_review_goes_through_the_host() {
     assert!(c["offenders"].as_u64().unwrap() > 0, "{a}");
     assert!(c["key_bars"].to_string().contains("Owner"), "{a}");
     // The same figure the command line prints for the demo estate.
-    let data_cli = tempfile::tempdir().unwrap();
-    let check =
-        crate::common::check_json(&["--demo", "--data-dir", &path_str(data_cli.path())], &[]);
     assert_eq!(check["score_pct"].as_f64(), Some(score));
 
     // Hostile tag values are text.
@@ -196,7 +244,9 @@ fn views_render_real_results_in_chromium_and_review_goes_through_the_host() {
         "{a}"
     );
     let hist = &a["history"];
-    assert!(hist["points"].as_u64().unwrap() >= 1, "{a}");
+    assert_eq!(hist["points"], 6, "five seeded weeks and today: {a}");
+    assert_eq!(hist["direction"], "improving", "{a}");
+    assert_eq!(hist["shown_direction"], "improving", "{a}");
     assert_eq!(
         hist["score_data"].as_str().unwrap().parse::<f64>().unwrap(),
         hist["result_last_score"].as_f64().unwrap()

@@ -198,8 +198,9 @@ async function main() {
     };
     await shot('mcp-app-cost-gap.png');
     await callTool('check_tag_compliance', { limit: 0, store_snapshot: true });
-    const hist = await callTool('get_violation_history', {});
-    await present('get_violation_history', {}, hist);
+    const histArgs = { days_back: 60, group_by: 'week' };
+    const hist = await callTool('get_violation_history', histArgs);
+    await present('get_violation_history', histArgs, hist);
     await frame.locator('#score').waitFor();
     const points = hist.structuredContent.points;
     out.history = {
@@ -207,6 +208,8 @@ async function main() {
       result_last_score: points.length ? points[points.length - 1].score_pct : null,
       score_data: await frame.locator('#score').getAttribute('data-score'),
       polylines: await frame.locator('svg polyline').count(),
+      direction: hist.structuredContent.trend.direction,
+      shown_direction: (await frame.locator('#direction').innerText()).trim(),
     };
     await shot('mcp-app-history.png');
 
