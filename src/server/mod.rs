@@ -5,6 +5,7 @@
 //! is enforced. Tool failures are `isError` results with a message the assistant can act on;
 //! an unknown tool is a JSON-RPC error.
 
+mod apps;
 mod catalog;
 pub(crate) mod http;
 pub(crate) mod progress;
@@ -122,6 +123,7 @@ impl ServerHandler for TagwardenServer {
             .enable_tools()
             .enable_resources()
             .enable_prompts()
+            .enable_extensions_with(apps::extension())
             .build();
         let mut info = ServerConfig::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("tagwarden", env!("CARGO_PKG_VERSION"));
@@ -141,7 +143,9 @@ impl ServerHandler for TagwardenServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        Ok(ListResourcesResult::with_all_items(catalog::resources()))
+        let mut resources = catalog::resources();
+        resources.extend(apps::resources());
+        Ok(ListResourcesResult::with_all_items(resources))
     }
 
     async fn read_resource(
@@ -149,7 +153,10 @@ impl ServerHandler for TagwardenServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let contents = catalog::read(&self.app, &request.uri)?;
+        let contents = match apps::read(&request.uri) {
+            Some(view) => view,
+            None => catalog::read(&self.app, &request.uri)?,
+        };
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 

@@ -99,6 +99,7 @@ store_snapshot=true also records the answer in the history (get_violation_histor
     type Output = Output;
 
     const ROLE: Role = Role::Viewer;
+    const VIEW: Option<super::views::View> = Some(super::views::View::Compliance);
 
     /// Recording a snapshot writes the history: an approver's call.
     fn role(args: &Args, _caller: &Principal) -> Role {

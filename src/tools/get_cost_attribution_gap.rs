@@ -93,6 +93,7 @@ answers are cached).";
     type Output = Output;
 
     const ROLE: Role = Role::Viewer;
+    const VIEW: Option<super::views::View> = Some(super::views::View::CostGap);
 
     fn caches_answer(_args: &serde_json::Value) -> bool {
         true

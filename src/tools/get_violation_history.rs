@@ -107,6 +107,7 @@ when none match, the answer lists the scopes that have history.";
     type Output = Output;
 
     const ROLE: Role = Role::Viewer;
+    const VIEW: Option<super::views::View> = Some(super::views::View::History);
 
     fn annotations() -> ToolAnnotations {
         read_only_annotations(false)

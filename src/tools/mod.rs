@@ -4,6 +4,7 @@
 //! about transports, budgets or audit.
 
 mod answer_cache;
+pub(crate) mod views;
 
 /// Declares each tool's module and registers it, in one line per tool: adding a tool is its
 /// module plus one line in the list below.
@@ -90,6 +91,10 @@ pub(crate) trait Tool: Send + Sync + 'static {
     /// Arguments the schema refuses, and the argument named in the refusal.
     fn counter_example() -> (Value, &'static str);
 
+    /// The MCP App view that shows the tool's structured answer inline (`_meta.ui` in
+    /// tools/list), for the few tools whose answer reads better as a picture.
+    const VIEW: Option<views::View> = None;
+
     fn run(
         call: &Call<'_>,
         args: Self::Args,
@@ -153,6 +158,7 @@ impl ToolEntry {
             .with_raw_output_schema(output)
             .with_annotations(T::annotations().with_title_opt(T::TITLE));
         definition.name = Cow::Borrowed(T::NAME);
+        definition.meta = T::VIEW.map(views::View::tool_meta);
         ToolEntry {
             definition,
             static_name: T::NAME,
@@ -517,6 +523,37 @@ mod tests {
             let entry = registry.get(name).unwrap();
             assert!(
                 entry.required_role(&entry.example(), &me) < Role::Admin,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tools_with_a_view_name_it_in_their_meta() {
+        let with_view: Vec<(String, Value)> = Registry::new()
+            .definitions()
+            .into_iter()
+            .filter_map(|d| {
+                let ui = d.meta.as_ref()?.get("ui")?.clone();
+                Some((d.name.to_string(), ui))
+            })
+            .collect();
+        let names: Vec<&str> = with_view.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "check_tag_compliance",
+                "get_cost_attribution_gap",
+                "review_virtual_tags",
+                "get_violation_history"
+            ]
+        );
+        for (name, ui) in &with_view {
+            let uri = ui["resourceUri"].as_str().unwrap_or_default();
+            assert!(views::View::from_uri(uri).is_some(), "{name}: {uri}");
+            assert_eq!(
+                ui["visibility"],
+                serde_json::json!(["model", "app"]),
                 "{name}"
             );
         }

@@ -119,6 +119,7 @@ suggestions. Approving or denying by filter decides at most 10,000 tags per call
     type Output = Output;
 
     const ROLE: Role = Role::Viewer;
+    const VIEW: Option<super::views::View> = Some(super::views::View::Review);
 
     /// Listing reads; approving and denying decide.
     fn role(args: &Args, _caller: &Principal) -> Role {

@@ -31,6 +31,7 @@ mod http_hardening;
 mod identity;
 mod inspector;
 mod interchange;
+mod mcp_app;
 mod mcp_http;
 mod mcp_stdio;
 mod metrics;

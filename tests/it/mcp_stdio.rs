@@ -342,7 +342,14 @@ fn policy_resources_and_the_weekly_review_prompt() {
         .collect();
     assert_eq!(
         uris,
-        vec!["tagwarden://policy", "tagwarden://policy/summary"]
+        vec![
+            "tagwarden://policy",
+            "tagwarden://policy/summary",
+            "ui://tagwarden/compliance",
+            "ui://tagwarden/cost-gap",
+            "ui://tagwarden/history",
+            "ui://tagwarden/review"
+        ]
     );
     let read = c.request("resources/read", json!({"uri": "tagwarden://policy"}));
     let text = read["result"]["contents"][0]["text"].as_str().unwrap();
