@@ -276,6 +276,7 @@ impl Guard {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
         registry: &Registry,

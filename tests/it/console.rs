@@ -82,7 +82,11 @@ fn drive(plan: Value) -> Value {
     );
     let answer: Value = serde_json::from_slice(&out.stdout).expect("console.mjs prints JSON");
     assert_eq!(answer["errors"], json!([]), "{answer:#}");
-    assert_eq!(answer["blocked"], json!([]), "no request leaves the server: {answer:#}");
+    assert_eq!(
+        answer["blocked"],
+        json!([]),
+        "no request leaves the server: {answer:#}"
+    );
     answer
 }
 
@@ -115,7 +119,11 @@ async fn propose_three(c: &mut HttpClient) -> Vec<i64> {
         .map(|r| r["resource_id"].as_str().unwrap().to_string())
         .take(3)
         .collect();
-    assert_eq!(single.len(), 3, "the demo has resources missing only Environment");
+    assert_eq!(
+        single.len(),
+        3,
+        "the demo has resources missing only Environment"
+    );
     let proposed = ok(
         c,
         "suggest_tags",
@@ -156,7 +164,12 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     assert!(seen["key_rows"].as_u64().unwrap() >= 3, "{seen:#}");
     assert!(seen["team_rows"].as_u64().unwrap() >= 3, "{seen:#}");
     assert_eq!(seen["offender_rows"], 10, "{seen:#}");
-    assert!(seen["gap_before_text"].as_str().unwrap().starts_with("USD "));
+    assert!(
+        seen["gap_before_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("USD ")
+    );
     let csp = seen["csp"].as_str().unwrap();
     for part in [
         "default-src 'none'",
@@ -180,7 +193,11 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     // The score shown moved, and it is the tool's new score.
     let after = ok(&mut approver, "check_tag_compliance", json!({"limit": 0})).await;
     let shown_after: f64 = seen["score_after"].as_str().unwrap().parse().unwrap();
-    assert_eq!(shown_after, after["score_pct"].as_f64().unwrap(), "{seen:#}");
+    assert_eq!(
+        shown_after,
+        after["score_pct"].as_f64().unwrap(),
+        "{seen:#}"
+    );
     assert_eq!(
         after["effective"]["compliant"].as_u64().unwrap(),
         before["effective"]["compliant"].as_u64().unwrap() + 2,
@@ -212,7 +229,12 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     assert_eq!(seen["viewer_role"], "viewer");
     assert_eq!(seen["viewer_buttons"], 0, "{seen:#}");
     assert_eq!(seen["viewer_rows"], 1);
-    assert!(seen["viewer_read_only"].as_str().unwrap().contains("approver role"));
+    assert!(
+        seen["viewer_read_only"]
+            .as_str()
+            .unwrap()
+            .contains("approver role")
+    );
     assert_eq!(seen["viewer_has_csrf"], true);
     assert_eq!(seen["viewer_post"], 403, "{seen:#}");
     assert_eq!(seen["viewer_post_one"], 403, "{seen:#}");
@@ -227,7 +249,10 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
         assert_eq!(page["errors"], 0, "{path}: {page}");
     }
     assert_eq!(seen["nojs_violation_rows"], 50, "a page of 50");
-    assert!(seen["nojs_resource"]["native"].as_u64().unwrap() >= 1, "{seen:#}");
+    assert!(
+        seen["nojs_resource"]["native"].as_u64().unwrap() >= 1,
+        "{seen:#}"
+    );
     assert_eq!(seen["nojs_queue_rows"], 1);
     assert_eq!(seen["dialogs"], json!([]));
 
@@ -283,7 +308,10 @@ async fn hostile_tag_values_render_as_text_and_run_nothing_in_chromium() {
     let pages = seen["seen"].as_object().unwrap();
     for (path, page) in pages {
         assert_eq!(page["status"], 200, "{path}: {page}");
-        assert_eq!(page["injected_imgs"], 0, "{path}: a tag value became an element");
+        assert_eq!(
+            page["injected_imgs"], 0,
+            "{path}: a tag value became an element"
+        );
         assert_eq!(page["injected_scripts"], 0, "{path}");
         assert_eq!(page["pwned"], false, "{path}");
     }
@@ -338,7 +366,10 @@ async fn login_bearer_host_and_headers_over_http() {
     for part in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
         assert!(cookie.contains(part), "{cookie}");
     }
-    assert!(!cookie.contains("Secure"), "plain HTTP on loopback: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: {cookie}"
+    );
     // A login from another site's form is refused.
     let r = http
         .post(format!("{base}/ui/login"))
@@ -348,18 +379,45 @@ async fn login_bearer_host_and_headers_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    // Scripts: a bearer header reads pages without a session.
+    // Scripts: a bearer header reads pages without a session. A person reloads pages: the
+    // same calls again and again are not a loop (the guard's loop detection allows 3).
+    for _ in 0..5 {
+        let r = http
+            .get(format!("{base}/ui/rules"))
+            .bearer_auth("tok-viewer")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(!r.text().await.unwrap().contains("loop detected"));
+    }
     let r = http
         .get(format!("{base}/ui/rules"))
         .bearer_auth("tok-viewer")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.headers().contains_key("referrer-policy"));
+    // A resource's page by its ARN in the path.
+    let r = http
+        .get(format!(
+            "{base}/ui/resources/arn:aws:ec2:eu-west-1:111122223333:instance/i-nowhere"
+        ))
+        .bearer_auth("tok-viewer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(
+            "Not in the inventory: arn:aws:ec2:eu-west-1:111122223333:instance/i-nowhere"
+        ),
+        "{body}"
+    );
     let r = http
         .get(format!("{base}/ui"))
         .bearer_auth("wrong")
@@ -371,7 +429,11 @@ async fn login_bearer_host_and_headers_over_http() {
     let r = http
         .post(format!("{base}/ui/queue"))
         .bearer_auth("tok-viewer")
-        .form(&[("action", "approve"), ("id", "1"), ("reason", "viewer script")])
+        .form(&[
+            ("action", "approve"),
+            ("id", "1"),
+            ("reason", "viewer script"),
+        ])
         .send()
         .await
         .unwrap();
@@ -384,4 +446,28 @@ async fn login_bearer_host_and_headers_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// Without tokens or OAuth (loopback only, as /mcp allows) the console opens as the local user
+/// with every role, with a session (so its forms carry a CSRF token like anyone's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_the_local_user_needs_no_login_but_still_a_csrf_token() {
+    let server = HttpServer::start(&["--demo", "--no-prewarm"], &[]);
+    let base = server.base.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(format!("{base}/ui/queue")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("set-cookie"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("data-role=\"admin\""), "{body}");
+    let r = http
+        .post(format!("{base}/ui/queue"))
+        .form(&[("action", "approve"), ("id", "1"), ("reason", "no token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a POST without the session's CSRF token");
 }

@@ -294,6 +294,7 @@ where
 
 /// `/mcp` behind its gates, `protected` behind authentication and the rate limit, `extra`
 /// beside them, every route under the request timeout.
+#[allow(clippy::too_many_arguments)]
 fn app_router<H>(
     handler: H,
     extra: Router,

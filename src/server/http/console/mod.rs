@@ -78,6 +78,7 @@ impl Console {
             .route("/ui/", get(pages::overview))
             .route("/ui/resources", get(pages::resources))
             .route("/ui/resource", get(pages::resource))
+            .route("/ui/resources/{*id}", get(pages::resource_at))
             .route("/ui/queue", get(pages::queue).post(pages::decide))
             .route("/ui/rules", get(pages::rules))
             .route("/ui/history", get(pages::history))
@@ -118,6 +119,16 @@ pub(super) struct Viewer {
 impl Viewer {
     pub(super) fn can_decide(&self) -> bool {
         self.principal.role >= Role::Approver
+    }
+
+    /// Who is signed in, for the templates (`me`).
+    fn context(&self) -> minijinja::Value {
+        minijinja::context! {
+            id => self.principal.id.clone(),
+            role => self.principal.role.name(),
+            can_decide => self.can_decide(),
+            session => self.session.is_some(),
+        }
     }
 }
 
@@ -179,21 +190,10 @@ impl ConsoleState {
         ctx: minijinja::Value,
     ) -> Response {
         let nonce = session::random_token()[..32].to_string();
-        let me = viewer.map(|v| {
-            minijinja::context! {
-                id => v.principal.id.clone(),
-                role => v.principal.role.name(),
-                can_decide => v.can_decide(),
-                session => v.session.is_some(),
-            }
-        });
+        let me = viewer.map(Viewer::context);
         let csrf = viewer.and_then(|v| v.session.as_ref().map(|s| s.csrf.clone()));
         let full = minijinja::context! { me, csrf, nonce => nonce.clone(), ..ctx };
-        match self
-            .env
-            .get_template(template)
-            .and_then(|t| t.render(full))
-        {
+        match self.env.get_template(template).and_then(|t| t.render(full)) {
             Ok(html) => with_headers((StatusCode::OK, html).into_response(), &nonce),
             Err(e) => {
                 tracing::warn!(error = %e, template, "console page failed to render");
@@ -203,7 +203,12 @@ impl ConsoleState {
     }
 
     /// An error page (the message is escaped like everything else).
-    pub(super) fn error(&self, viewer: Option<&Viewer>, status: StatusCode, message: &str) -> Response {
+    pub(super) fn error(
+        &self,
+        viewer: Option<&Viewer>,
+        status: StatusCode,
+        message: &str,
+    ) -> Response {
         let nonce = session::random_token()[..32].to_string();
         let html = self
             .env
@@ -212,26 +217,19 @@ impl ConsoleState {
                 t.render(minijinja::context! {
                     status => status.as_u16(),
                     message,
-                    me => viewer.map(|v| minijinja::context! {
-                        id => v.principal.id.clone(),
-                        role => v.principal.role.name(),
-                        can_decide => v.can_decide(),
-                        session => v.session.is_some(),
-                    }),
+                    me => viewer.map(Viewer::context),
                     csrf => viewer.and_then(|v| v.session.as_ref().map(|s| s.csrf.clone())),
                     nonce => nonce.clone(),
                 })
             })
-            .unwrap_or_else(|_| format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")));
-        let mut response = with_headers((status, html).into_response(), &nonce);
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            response.headers_mut().remove(header::CONTENT_TYPE);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-        }
-        response
+            .unwrap_or_else(|_| {
+                format!(
+                    "{} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                )
+            });
+        with_headers((status, html).into_response(), &nonce)
     }
 
     /// Whether a writing request comes from this console: the `Origin` (else the `Referer`),
@@ -281,7 +279,9 @@ fn origin_allowed(entry: &str, origin: &str) -> bool {
                 || origin
                     .strip_prefix(prefix)
                     .and_then(|rest| rest.strip_prefix(':'))
-                    .is_some_and(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+                    .is_some_and(|port| {
+                        !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
+                    })
         }
         None => origin == entry,
     }
@@ -345,7 +345,11 @@ async fn host_gate(
 /// Authenticates a console request (see the module header) and puts the [`Viewer`] and its
 /// principal in the request's extensions. Without credentials a page read is sent to the
 /// login form; anything else is refused.
-async fn gate(State(state): State<Arc<ConsoleState>>, mut request: Request, next: Next) -> Response {
+async fn gate(
+    State(state): State<Arc<ConsoleState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let cookie = request
         .headers()
         .get_all(header::COOKIE)
@@ -404,8 +408,9 @@ async fn gate(State(state): State<Arc<ConsoleState>>, mut request: Request, next
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/ui".into());
-        let next_param: String =
-            form_urlencoded::Serializer::new(String::new()).append_pair("next", &target).finish();
+        let next_param: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &target)
+            .finish();
         return Redirect::to(&format!("/ui/login?{next_param}")).into_response();
     }
     state.error(
@@ -587,9 +592,18 @@ mod tests {
 
     #[test]
     fn origins_and_next() {
-        assert_eq!(origin_of("http://127.0.0.1:8080/ui/queue?x=1"), "http://127.0.0.1:8080");
-        assert!(origin_allowed("http://localhost:*", "http://localhost:9000"));
-        assert!(!origin_allowed("http://localhost:*", "http://localhost.evil:9000"));
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/ui/queue?x=1"),
+            "http://127.0.0.1:8080"
+        );
+        assert!(origin_allowed(
+            "http://localhost:*",
+            "http://localhost:9000"
+        ));
+        assert!(!origin_allowed(
+            "http://localhost:*",
+            "http://localhost.evil:9000"
+        ));
         assert!(!origin_allowed("http://localhost:*", "http://localhost:"));
         assert!(origin_allowed("https://a.example", "https://a.example"));
         assert_eq!(safe_next(Some("/ui/queue?x=1")), "/ui/queue?x=1");

@@ -140,6 +140,20 @@ pub(super) async fn resource(State(state): St, Extension(me): Me, request: Reque
             "which resource? open it from the resources list (?id=ARN)",
         );
     };
+    resource_page(&state, &me, id).await
+}
+
+/// `/ui/resources/{id}`: the same page, the id (an ARN, slashes and all) in the path.
+pub(super) async fn resource_at(
+    State(state): St,
+    Extension(me): Me,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    resource_page(&state, &me, id).await
+}
+
+async fn resource_page(state: &ConsoleState, me: &Viewer, id: String) -> Response {
+    let (state, me) = (state, me.clone());
     let validated = match state
         .tool(
             &me,
@@ -149,7 +163,7 @@ pub(super) async fn resource(State(state): St, Extension(me): Me, request: Reque
         .await
     {
         Ok(v) => v,
-        Err(e) => return fail(&state, &me, e),
+        Err(e) => return fail(state, &me, e),
     };
     let (suggested, suggest_error) = shown(
         state
@@ -246,11 +260,7 @@ pub(super) async fn decide(
         ),
     };
     if !matches!(action.as_str(), "approve" | "deny") {
-        return state.error(
-            Some(&me),
-            StatusCode::BAD_REQUEST,
-            "say approve or deny",
-        );
+        return state.error(Some(&me), StatusCode::BAD_REQUEST, "say approve or deny");
     }
     let ids: Result<Vec<i64>, _> = ids.iter().map(|i| i.parse::<i64>()).collect();
     let ids = match ids {
@@ -263,12 +273,19 @@ pub(super) async fn decide(
             );
         }
     };
-    let reason = field(&form, "reason").unwrap_or_default().trim().to_string();
+    let reason = field(&form, "reason")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let args = json!({"action": action, "ids": ids, "reason": reason});
     match state.tool(&me, "review_virtual_tags", args).await {
         Ok(answer) => {
             let n = answer["total"].as_u64().unwrap_or(0);
-            let done = if action == "approve" { "approved" } else { "denied" };
+            let done = if action == "approve" {
+                "approved"
+            } else {
+                "denied"
+            };
             Redirect::to(&format!("/ui/queue?done={done}&decided={n}")).into_response()
         }
         Err(e) => state.error(Some(&me), StatusCode::BAD_REQUEST, &e.to_string()),
@@ -284,7 +301,11 @@ pub(super) async fn rules(State(state): St, Extension(me): Me) -> Response {
     );
     let (test, test_error) = shown(
         state
-            .tool(&me, "manage_tag_rules", json!({"action": "test", "limit": 20}))
+            .tool(
+                &me,
+                "manage_tag_rules",
+                json!({"action": "test", "limit": 20}),
+            )
             .await,
     );
     state.page(

@@ -6,16 +6,46 @@
 use minijinja::{AutoEscape, Environment, Value};
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html.j2", include_str!("../../../../templates/console/base.html.j2")),
-    ("error.html.j2", include_str!("../../../../templates/console/error.html.j2")),
-    ("login.html.j2", include_str!("../../../../templates/console/login.html.j2")),
-    ("overview.html.j2", include_str!("../../../../templates/console/overview.html.j2")),
-    ("resources.html.j2", include_str!("../../../../templates/console/resources.html.j2")),
-    ("resource.html.j2", include_str!("../../../../templates/console/resource.html.j2")),
-    ("queue.html.j2", include_str!("../../../../templates/console/queue.html.j2")),
-    ("rules.html.j2", include_str!("../../../../templates/console/rules.html.j2")),
-    ("history.html.j2", include_str!("../../../../templates/console/history.html.j2")),
-    ("costs.html.j2", include_str!("../../../../templates/console/costs.html.j2")),
+    (
+        "base.html.j2",
+        include_str!("../../../../templates/console/base.html.j2"),
+    ),
+    (
+        "error.html.j2",
+        include_str!("../../../../templates/console/error.html.j2"),
+    ),
+    (
+        "login.html.j2",
+        include_str!("../../../../templates/console/login.html.j2"),
+    ),
+    (
+        "overview.html.j2",
+        include_str!("../../../../templates/console/overview.html.j2"),
+    ),
+    (
+        "resources.html.j2",
+        include_str!("../../../../templates/console/resources.html.j2"),
+    ),
+    (
+        "resource.html.j2",
+        include_str!("../../../../templates/console/resource.html.j2"),
+    ),
+    (
+        "queue.html.j2",
+        include_str!("../../../../templates/console/queue.html.j2"),
+    ),
+    (
+        "rules.html.j2",
+        include_str!("../../../../templates/console/rules.html.j2"),
+    ),
+    (
+        "history.html.j2",
+        include_str!("../../../../templates/console/history.html.j2"),
+    ),
+    (
+        "costs.html.j2",
+        include_str!("../../../../templates/console/costs.html.j2"),
+    ),
 ];
 
 /// The environment with every console template. The templates are part of the binary and

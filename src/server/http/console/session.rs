@@ -186,7 +186,10 @@ mod tests {
             s.create(alice());
         }
         assert_eq!(s.len(), 3);
-        assert!(s.touch(&first).is_none(), "the least recently used went first");
+        assert!(
+            s.touch(&first).is_none(),
+            "the least recently used went first"
+        );
     }
 
     #[test]
