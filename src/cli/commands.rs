@@ -209,6 +209,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_sessions: limits.http_max_sessions,
                 max_sessions_per_principal: limits.http_max_sessions_per_principal,
                 session_idle_timeout: limits.http_session_idle_timeout,
+                console_session_idle: limits.console_session_idle,
                 shutdown_timeout: limits.shutdown_timeout,
                 ..HttpOptions::loopback(addr)
             };

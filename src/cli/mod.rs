@@ -419,6 +419,10 @@ pub struct HttpLimitArgs {
     /// A session with no request for this long is closed (its client must initialize again).
     #[arg(long, env = "TAGWARDEN_HTTP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub http_session_idle_timeout: Duration,
+    /// A web console session (`/ui`, after logging in with a token) with no request for this
+    /// long is ended; the browser must log in again.
+    #[arg(long, env = "TAGWARDEN_CONSOLE_SESSION_IDLE", default_value = "30m", value_parser = parse_duration)]
+    pub console_session_idle: Duration,
     /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the server
     /// exits anyway.
     #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

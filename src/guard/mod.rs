@@ -169,6 +169,36 @@ impl Guard {
         arguments: Option<JsonObject>,
         progress: Option<Arc<dyn ScanProgress>>,
     ) -> Result<CallToolResult, McpError> {
+        self.run(registry, app, caller, tool, arguments, progress, true)
+            .await
+    }
+
+    /// The pipeline without budgets and loop detection, for the web console: a person
+    /// reloading a page repeats the same call by design (the HTTP request rate still bounds
+    /// them). Limits, the role check, sanitisation and the audit row are the same as `call`'s.
+    pub(crate) async fn call_unmetered(
+        &self,
+        registry: &Registry,
+        app: &App,
+        caller: &Caller,
+        tool: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(registry, app, caller, tool, arguments, None, false)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        registry: &Registry,
+        app: &App,
+        caller: &Caller,
+        tool: &str,
+        arguments: Option<JsonObject>,
+        progress: Option<Arc<dyn ScanProgress>>,
+        metered: bool,
+    ) -> Result<CallToolResult, McpError> {
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!(
             "tool_call",
@@ -196,6 +226,7 @@ impl Guard {
                     tool,
                     &args,
                     &canonical,
+                    metered,
                 )
                 .await;
             let answer = answer
@@ -245,6 +276,7 @@ impl Guard {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
         registry: &Registry,
@@ -253,6 +285,7 @@ impl Guard {
         tool: &str,
         args: &Value,
         canonical: &str,
+        metered: bool,
     ) -> (Result<CallToolResult, McpError>, Outcome) {
         let Some(entry) = registry.get(tool) else {
             let error = McpError::invalid_params(
@@ -295,29 +328,32 @@ impl Guard {
                 Outcome::Refused("audit"),
             );
         }
-        // Budgets and loops are keyed on the verified principal: a made-up session id neither
-        // escapes them nor spends another principal's.
-        if let Err(why) = self.state.take(&caller.principal.id, &caller.session).await {
-            return (refusal(&why), Outcome::Refused("budget"));
-        }
-        // The same call with defaults spelled out (`force_refresh: false`, `accounts: []`) is
-        // the same call: fingerprint the arguments as the tool reads them.
-        let normalised = entry
-            .canonical_args(args)
-            .map(|typed| crate::util::canonical_json(&typed));
-        let fingerprint: loops::Fingerprint = {
-            let mut h = Sha256::new();
-            h.update(tool.as_bytes());
-            h.update([0]);
-            h.update(normalised.as_deref().unwrap_or(canonical).as_bytes());
-            h.finalize().into()
-        };
-        if let Err(why) = self
-            .state
-            .admit(&caller.principal.id, tool, fingerprint)
-            .await
-        {
-            return (refusal(&why), Outcome::Refused("loop"));
+        // The console (`call_unmetered`) skips both.
+        if metered {
+            // Budgets and loops are keyed on the verified principal: a made-up session id neither
+            // escapes them nor spends another principal's.
+            if let Err(why) = self.state.take(&caller.principal.id, &caller.session).await {
+                return (refusal(&why), Outcome::Refused("budget"));
+            }
+            // The same call with defaults spelled out (`force_refresh: false`, `accounts: []`) is
+            // the same call: fingerprint the arguments as the tool reads them.
+            let normalised = entry
+                .canonical_args(args)
+                .map(|typed| crate::util::canonical_json(&typed));
+            let fingerprint: loops::Fingerprint = {
+                let mut h = Sha256::new();
+                h.update(tool.as_bytes());
+                h.update([0]);
+                h.update(normalised.as_deref().unwrap_or(canonical).as_bytes());
+                h.finalize().into()
+            };
+            if let Err(why) = self
+                .state
+                .admit(&caller.principal.id, tool, fingerprint)
+                .await
+            {
+                return (refusal(&why), Outcome::Refused("loop"));
+            }
         }
         match entry.call(call, args.clone()).await {
             Ok(value) => (Ok(CallToolResult::structured(value)), Outcome::Ok),

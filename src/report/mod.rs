@@ -63,16 +63,23 @@ fn environment() -> Result<Environment<'static>, minijinja::Error> {
             .lstrip_blocks(true)
             .build()?,
     );
+    add_filters(&mut env);
+    env.add_filter("md", md);
+    env.add_template("report.md.j2", MARKDOWN)?;
+    env.add_template("report.html.j2", HTML)?;
+    Ok(env)
+}
+
+/// The number filters the report's templates use (`money`, `micros`, `pct`, `pct2`, `num`,
+/// `signed`), for other HTML views of the same figures (the web console), so a figure prints
+/// the same everywhere.
+pub(crate) fn add_filters(env: &mut Environment<'_>) {
     env.add_filter("money", money);
     env.add_filter("micros", micros);
     env.add_filter("pct", pct);
     env.add_filter("pct2", pct2);
     env.add_filter("num", num);
     env.add_filter("signed", signed);
-    env.add_filter("md", md);
-    env.add_template("report.md.j2", MARKDOWN)?;
-    env.add_template("report.html.j2", HTML)?;
-    Ok(env)
 }
 
 fn render_template(name: &str, data: &ReportData) -> Result<String, RenderError> {

@@ -69,6 +69,10 @@ impl TagwardenServer {
         &self.guard
     }
 
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Who is calling: the principal the HTTP layer verified (or the local user on stdio), and
     /// the session the transport validated — an HTTP session that exists and is the caller's,
     /// or `stateless` for requests without one (never a client-chosen header value).

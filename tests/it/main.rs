@@ -19,6 +19,7 @@ mod cli;
 mod cloud_files;
 mod config_moto;
 mod conformance;
+mod console;
 mod cost;
 mod cost_moto;
 mod coverage_moto;

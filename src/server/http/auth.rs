@@ -41,7 +41,7 @@ pub(super) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn peer(request: &Request) -> Option<IpAddr> {
+pub(super) fn peer(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -83,7 +83,7 @@ impl Auth {
     }
 
     /// Neither tokens nor OAuth: loopback only, and every client is the local user.
-    fn open(&self) -> bool {
+    pub(super) fn open(&self) -> bool {
         self.tokens.is_empty() && self.oauth.is_none()
     }
 
@@ -109,12 +109,59 @@ impl Auth {
     }
 }
 
+/// Why a presented token was not accepted (for the console's login form).
+pub(super) enum Refused {
+    /// A valid OAuth access token without any Tagwarden scope.
+    NoScope,
+    /// Unknown, expired or malformed.
+    Invalid,
+}
+
+impl Auth {
+    /// The principal of the token a person pasted into the console's login form, checked
+    /// exactly as a bearer token on `/mcp`: a static token (constant time), else an OAuth
+    /// access token (when OAuth is on).
+    pub(super) async fn authenticate(&self, token: &str) -> Result<Principal, Refused> {
+        let token = token.trim();
+        if let Some(principal) = self.verify(token) {
+            return Ok(principal.clone());
+        }
+        if let Some(oauth) = &self.oauth
+            && OAuth::looks_like_jwt(token)
+        {
+            return match oauth.verify(token).await {
+                Ok(principal) => Ok(principal),
+                Err(Rejection::NoScope) => Err(Refused::NoScope),
+                Err(Rejection::Invalid(_)) => Err(Refused::Invalid),
+            };
+        }
+        Err(Refused::Invalid)
+    }
+
+    /// The refusal for a client address over its failed-login allowance, if it is.
+    pub(super) fn blocked(&self, ip: Option<IpAddr>) -> Option<Response> {
+        let (f, key) = (self.failures.as_ref()?, ip.map(client_key)?);
+        let until = lock(&f.blocked).get(&key).copied()?;
+        (until > Instant::now()).then(|| too_many_failures(f.per_minute, until - Instant::now()))
+    }
+
+    /// Counts a failed login from `ip`; the refusal when it used up the allowance.
+    pub(super) fn failed(&self, ip: Option<IpAddr>) -> Option<Response> {
+        let (f, key) = (self.failures.as_ref()?, ip.map(client_key)?);
+        let not_until = f.limiter.check_key(&key).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        lock(&f.blocked).insert(key, Instant::now() + wait);
+        tracing::warn!(client = %key, "too many failed logins; refusing this address for {} s", wait.as_secs() + 1);
+        Some(too_many_failures(f.per_minute, wait))
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `Authorization: Bearer <token>` (scheme case-insensitive, surrounding blanks ignored).
-fn bearer(request: &Request) -> Option<&str> {
+pub(super) fn bearer(request: &Request) -> Option<&str> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?
@@ -148,11 +195,8 @@ pub(super) async fn require_bearer(
         return next.run(request).await;
     }
     let key = ip.map(client_key);
-    if let (Some(f), Some(key)) = (&auth.failures, key) {
-        let until = lock(&f.blocked).get(&key).copied();
-        if let Some(until) = until.filter(|u| *u > Instant::now()) {
-            return too_many_failures(f.per_minute, until - Instant::now());
-        }
+    if let Some(refusal) = auth.blocked(ip) {
+        return refusal;
     }
     let presented = bearer(&request).map(str::to_string);
     if let Some(principal) = presented.as_deref().and_then(|t| auth.verify(t)) {
@@ -174,13 +218,8 @@ pub(super) async fn require_bearer(
     } else if presented.is_some() {
         refused = Some("unknown token");
     }
-    if let (Some(f), Some(key)) = (&auth.failures, key)
-        && let Err(not_until) = f.limiter.check_key(&key)
-    {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        lock(&f.blocked).insert(key, Instant::now() + wait);
-        tracing::warn!(client = %key, "too many failed logins; refusing this address for {} s", wait.as_secs() + 1);
-        return too_many_failures(f.per_minute, wait);
+    if let Some(refusal) = auth.failed(ip) {
+        return refusal;
     }
     if let Some(why) = refused {
         tracing::debug!(client = ?key, reason = why, "bearer token refused");

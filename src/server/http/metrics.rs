@@ -71,7 +71,7 @@ async fn host_gate(
     }
 }
 
-fn host_allowed(hosts: &[String], host: &str) -> bool {
+pub(super) fn host_allowed(hosts: &[String], host: &str) -> bool {
     let host = host.trim().to_ascii_lowercase();
     if host.is_empty() {
         return false;

@@ -7,10 +7,12 @@
 //! timeouts: `conn`), authentication (`auth`: static tokens from `tokens`, OAuth access tokens
 //! from `oauth`) and the request rate, the JSON-RPC gate (`jsonrpc`), the session gate
 //! (`sessions`), then rmcp. With OAuth, the protected-resource metadata is served beside
-//! `/mcp`, without authentication.
+//! `/mcp`, without authentication. The web console (`console`) is served at `/ui` beside them,
+//! behind its own gate (console sessions or the same bearer tokens, CSRF on writes).
 
 mod auth;
 mod conn;
+mod console;
 mod jsonrpc;
 mod metrics;
 mod oauth;
@@ -81,6 +83,8 @@ pub struct HttpOptions {
     pub session_idle_timeout: Duration,
     /// How long requests in flight may take to finish at shutdown.
     pub shutdown_timeout: Duration,
+    /// A web console session (`/ui`) without any request for this long is ended.
+    pub console_session_idle: Duration,
 }
 
 impl HttpOptions {
@@ -105,6 +109,7 @@ impl HttpOptions {
             max_sessions_per_principal: 100,
             session_idle_timeout: Duration::from_secs(30 * 60),
             shutdown_timeout: Duration::from_secs(30),
+            console_session_idle: Duration::from_secs(30 * 60),
         }
     }
 
@@ -206,7 +211,8 @@ pub(crate) async fn serve_http(
         options.allowed_hosts.clone()
     };
     let protected = metrics::route(server.app().clone(), hosts);
-    serve_with(server, health, protected, options, shutdown).await
+    let console = console::Console::new(server.clone(), options.console_session_idle);
+    serve_with(server, health, protected, Some(console), options, shutdown).await
 }
 
 /// Serves any MCP handler through the same plumbing (gates, auth, limits), with `extra`
@@ -221,7 +227,7 @@ pub async fn serve_handler<H>(
 where
     H: ServerHandler + Clone + Send + Sync + 'static,
 {
-    serve_with(handler, extra, Router::new(), options, shutdown).await
+    serve_with(handler, extra, Router::new(), None, options, shutdown).await
 }
 
 /// As `serve_handler`, with `protected` routes behind the same authentication and rate limit
@@ -230,6 +236,7 @@ async fn serve_with<H>(
     handler: H,
     extra: Router,
     protected: Router,
+    console: Option<console::Console>,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError>
@@ -237,6 +244,7 @@ where
     H: ServerHandler + Clone + Send + Sync + 'static,
 {
     let credentials = options.check()?;
+    let has_console = console.is_some();
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| HttpError::Bind {
@@ -254,6 +262,7 @@ where
         handler,
         extra,
         protected,
+        console,
         &options,
         credentials,
         local,
@@ -276,16 +285,21 @@ where
         "connection limits"
     );
     tracing::info!("listening on http://{local}/mcp");
+    if has_console {
+        tracing::info!("web console on http://{local}/ui");
+    }
     conn::serve(listener, router, limits, shutdown, rmcp_stop).await;
     Ok(())
 }
 
 /// `/mcp` behind its gates, `protected` behind authentication and the rate limit, `extra`
 /// beside them, every route under the request timeout.
+#[allow(clippy::too_many_arguments)]
 fn app_router<H>(
     handler: H,
     extra: Router,
     protected: Router,
+    console: Option<console::Console>,
     options: &HttpOptions,
     credentials: Credentials,
     local: SocketAddr,
@@ -300,7 +314,7 @@ where
         options.allowed_hosts.clone()
     };
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(options.allowed_origins.clone())
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_cancellation_token(rmcp_stop.clone());
@@ -331,6 +345,16 @@ where
     ));
     let rate = Arc::new(auth::RequestRate::new(options.rate_limit_per_minute));
     auth::spawn_pruning(auth.clone(), rate.clone(), rmcp_stop);
+    let console = match console {
+        Some(console) => console.router(
+            auth.clone(),
+            rate.clone(),
+            hosts,
+            options.allowed_origins.clone(),
+            local,
+        ),
+        None => Router::new(),
+    };
     // Layers run outside in: the last added runs first.
     Router::new()
         .nest_service("/mcp", mcp)
@@ -349,6 +373,7 @@ where
             auth::require_bearer,
         ))
         .merge(extra)
+        .merge(console)
         .merge(metadata)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -1,0 +1,211 @@
+//! Console sessions: what a browser holds after a person pasted a token into `/ui/login`.
+//!
+//! A session is a random id (256 bits, in an HttpOnly, SameSite=Strict cookie) bound to the
+//! principal the token was verified as, with its own CSRF token for writing forms. The table
+//! keeps only the SHA-256 of each id (a memory dump or a log line shows no usable cookie), is
+//! bounded (the least recently used session goes first) and forgets a session idle for longer
+//! than the idle timeout. Sessions live in this process: a restart logs everyone out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use crate::guard::Principal;
+
+/// The cookie's name.
+pub(super) const COOKIE: &str = "tagwarden_console";
+
+/// What a request authenticated by a session knows of it.
+#[derive(Debug, Clone)]
+pub(super) struct SessionView {
+    /// Names the session in the audit log (not the cookie: knowing it grants nothing).
+    pub(super) public_id: String,
+    /// The token every writing form of this session carries.
+    pub(super) csrf: String,
+}
+
+struct Session {
+    principal: Principal,
+    view: SessionView,
+    last_seen: Instant,
+}
+
+/// The open console sessions.
+pub(super) struct Sessions {
+    table: Mutex<HashMap<[u8; 32], Session>>,
+    max: usize,
+    idle: Duration,
+}
+
+/// 256 random bits as hex (two v4 UUIDs: 244 bits from the OS generator, plus fixed bits).
+pub(super) fn random_token() -> String {
+    let a = uuid::Uuid::new_v4();
+    let b = uuid::Uuid::new_v4();
+    format!("{}{}", a.simple(), b.simple())
+}
+
+fn key(id: &str) -> [u8; 32] {
+    sha2::Sha256::digest(id.as_bytes()).into()
+}
+
+impl Sessions {
+    pub(super) fn new(max: usize, idle: Duration) -> Sessions {
+        Sessions {
+            table: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            idle,
+        }
+    }
+
+    /// A new session for `principal`: its cookie value and its view.
+    pub(super) fn create(&self, principal: Principal) -> (String, SessionView) {
+        let id = random_token();
+        let view = SessionView {
+            public_id: format!("console:{}", &random_token()[..12]),
+            csrf: random_token(),
+        };
+        let now = Instant::now();
+        let mut table = self.lock();
+        table.retain(|_, s| now.duration_since(s.last_seen) < self.idle);
+        while table.len() >= self.max {
+            let oldest = table
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => {
+                    table.remove(&k);
+                }
+                None => break,
+            }
+        }
+        table.insert(
+            key(&id),
+            Session {
+                principal,
+                view: view.clone(),
+                last_seen: now,
+            },
+        );
+        (id, view)
+    }
+
+    /// The principal and view of a live session (and it is seen now); None when unknown or
+    /// idle too long (then it is forgotten).
+    pub(super) fn touch(&self, id: &str) -> Option<(Principal, SessionView)> {
+        let k = key(id);
+        let now = Instant::now();
+        let mut table = self.lock();
+        let session = table.get_mut(&k)?;
+        if now.duration_since(session.last_seen) >= self.idle {
+            table.remove(&k);
+            return None;
+        }
+        session.last_seen = now;
+        Some((session.principal.clone(), session.view.clone()))
+    }
+
+    /// Ends a session (logout).
+    pub(super) fn end(&self, id: &str) {
+        self.lock().remove(&key(id));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether a presented CSRF token is the session's (constant time; empty never matches).
+pub(super) fn csrf_matches(view: &SessionView, presented: &str) -> bool {
+    !presented.is_empty() && bool::from(view.csrf.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// The session id in a `Cookie` header, if any.
+pub(super) fn from_cookie_header(header: &str) -> Option<&str> {
+    header.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE && !value.is_empty()).then_some(value)
+    })
+}
+
+/// The `Set-Cookie` value that holds a session (`secure`: only over HTTPS). A browser-session
+/// cookie: the server's idle timeout decides how long it is worth anything.
+pub(super) fn set_cookie(id: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// The `Set-Cookie` value that removes it.
+pub(super) fn clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Role;
+
+    fn alice() -> Principal {
+        Principal {
+            id: "token:alice".into(),
+            role: Role::Viewer,
+        }
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_id_only_and_ends_at_logout() {
+        let s = Sessions::new(10, Duration::from_secs(60));
+        let (id, view) = s.create(alice());
+        assert_eq!(id.len(), 64);
+        let (p, v) = s.touch(&id).unwrap();
+        assert_eq!(p, alice());
+        assert_eq!(v.csrf, view.csrf);
+        assert!(s.touch(&view.csrf).is_none());
+        assert!(s.touch(&view.public_id).is_none());
+        s.end(&id);
+        assert!(s.touch(&id).is_none());
+    }
+
+    #[test]
+    fn idle_sessions_are_forgotten_and_the_table_is_bounded() {
+        let s = Sessions::new(10, Duration::ZERO);
+        let (id, _) = s.create(alice());
+        assert!(s.touch(&id).is_none());
+        let s = Sessions::new(3, Duration::from_secs(60));
+        let first = s.create(alice()).0;
+        for _ in 0..5 {
+            s.create(alice());
+        }
+        assert_eq!(s.len(), 3);
+        assert!(
+            s.touch(&first).is_none(),
+            "the least recently used went first"
+        );
+    }
+
+    #[test]
+    fn csrf_and_cookies() {
+        let s = Sessions::new(10, Duration::from_secs(60));
+        let (_, view) = s.create(alice());
+        assert!(csrf_matches(&view, &view.csrf.clone()));
+        assert!(!csrf_matches(&view, ""));
+        assert!(!csrf_matches(&view, "x"));
+        assert_eq!(
+            from_cookie_header("a=b; tagwarden_console=abc; c=d"),
+            Some("abc")
+        );
+        assert_eq!(from_cookie_header("tagwarden_console="), None);
+        let c = set_cookie("abc", true);
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"));
+        assert!(!set_cookie("abc", false).contains("Secure"));
+    }
+}
