@@ -52,21 +52,27 @@ pub(crate) fn capture(
         if e.in_scope {
             for v in e.effective.iter().filter(|v| violation_filter.counts(v)) {
                 let label = violation_label(policy, v);
-                *by_violation.entry(label.clone()).or_default() += 1;
+                // Looked up before inserting: a million members must not clone a million labels.
+                match by_violation.get_mut(&label) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by_violation.insert(label.clone(), 1);
+                    }
+                }
                 labels.push(label);
             }
         }
         labels.sort_unstable();
         members.push(MemberRecord {
-            resource_id: r.id.to_string(),
-            resource_type: r.resource_type.to_string(),
-            region: r.region.to_string(),
-            account: r.account.to_string(),
-            name: r.name.to_string(),
+            resource_id: r.id.as_str().to_owned(),
+            resource_type: r.resource_type.as_str().to_owned(),
+            region: r.region.as_str().to_owned(),
+            account: r.account.as_str().to_owned(),
+            name: r.name.as_str().to_owned(),
             tags: r
                 .tags
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
                 .collect(),
             violations: labels,
             failing: e.in_scope && violation_filter.fails(e.effective, fail_at),

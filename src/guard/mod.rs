@@ -173,9 +173,10 @@ impl Guard {
             .await
     }
 
-    /// The pipeline without budgets and loop detection, for the web console: a person
-    /// reloading a page repeats the same call by design (the HTTP request rate still bounds
-    /// them). Limits, the role check, sanitisation and the audit row are the same as `call`'s.
+    /// The pipeline for the web console: without loop detection and the session's own budgets
+    /// (a person reloading a page repeats the same call by design), but charged to the
+    /// principal's and the server's budgets. Limits, the role check, sanitisation and the audit
+    /// row are the same as `call`'s.
     pub(crate) async fn call_unmetered(
         &self,
         registry: &Registry,
@@ -328,7 +329,17 @@ impl Guard {
                 Outcome::Refused("audit"),
             );
         }
-        // The console (`call_unmetered`) skips both.
+        // The console (`call_unmetered`) skips loop detection and the session's own budgets (a
+        // person reloading a page repeats calls by design) but not the principal's and the
+        // server's: /ui must be no way around the budgets /mcp enforces.
+        if !metered
+            && let Err(why) = self
+                .state
+                .take(&caller.principal.id, STATELESS_SESSION)
+                .await
+        {
+            return (refusal(&why), Outcome::Refused("budget"));
+        }
         if metered {
             // Budgets and loops are keyed on the verified principal: a made-up session id neither
             // escapes them nor spends another principal's.

@@ -345,11 +345,32 @@ async fn host_gate(
 /// Authenticates a console request (see the module header) and puts the [`Viewer`] and its
 /// principal in the request's extensions. Without credentials a page read is sent to the
 /// login form; anything else is refused.
+/// Why a request made by another site is refused, if it is one: `Sec-Fetch-Site` says
+/// `cross-site` or `same-site` and the request is not a top-level navigation.
+fn cross_site(headers: &axum::http::HeaderMap) -> Option<&'static str> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let site = get("sec-fetch-site")?;
+    if site != "cross-site" && site != "same-site" {
+        return None;
+    }
+    let navigation = get("sec-fetch-mode") == Some("navigate")
+        && matches!(get("sec-fetch-dest"), Some("document") | None);
+    (!navigation).then_some(
+        "this page was requested by another site; open the console directly in the browser",
+    )
+}
+
 async fn gate(
     State(state): State<Arc<ConsoleState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    // A page of another site (or another port of this host) may make the browser fetch /ui
+    // with its cookies or, in open mode, as the local user: only this console's own pages and
+    // top-level navigations are served (Fetch Metadata; browsers that send none pass).
+    if let Some(why) = cross_site(request.headers()) {
+        return state.error(None, StatusCode::FORBIDDEN, why);
+    }
     let cookie = request
         .headers()
         .get_all(header::COOKIE)
@@ -589,6 +610,40 @@ async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_made_by_other_sites_are_refused_unless_navigations() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        // An <img> or fetch() from another site or another port of this host.
+        for site in ["cross-site", "same-site"] {
+            assert!(
+                cross_site(&headers(&[
+                    ("sec-fetch-site", site),
+                    ("sec-fetch-mode", "no-cors"),
+                    ("sec-fetch-dest", "image"),
+                ]))
+                .is_some()
+            );
+        }
+        // Following a link, the console's own pages, and clients that send no metadata.
+        assert!(
+            cross_site(&headers(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+            ]))
+            .is_none()
+        );
+        assert!(cross_site(&headers(&[("sec-fetch-site", "same-origin")])).is_none());
+        assert!(cross_site(&headers(&[("sec-fetch-site", "none")])).is_none());
+        assert!(cross_site(&headers(&[])).is_none());
+    }
 
     #[test]
     fn origins_and_next() {

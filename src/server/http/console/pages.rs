@@ -219,8 +219,10 @@ pub(super) async fn queue(State(state): St, Extension(me): Me, request: Request)
             answer => jv(&answer),
             offset,
             page => PAGE,
-            done => param(&q, "done"),
-            decided => param(&q, "decided"),
+            // Only what the decide handler itself puts in the redirect: a crafted link must
+            // not make the console show text of its choosing.
+            done => param(&q, "done").filter(|d| d == "approved" || d == "denied"),
+            decided => param(&q, "decided").and_then(|n| n.parse::<u64>().ok()),
         },
     )
 }

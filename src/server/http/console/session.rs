@@ -31,7 +31,16 @@ struct Session {
     principal: Principal,
     view: SessionView,
     last_seen: Instant,
+    /// Ends after `MAX_LIFETIME` however busy: the token that opened it may have expired or
+    /// been revoked since (a session must not outlive it by more than this).
+    created: Instant,
 }
+
+/// Sessions one principal may hold: logging in again and again evicts that principal's own
+/// oldest session, never other people's.
+pub(super) const PER_PRINCIPAL: usize = 10;
+/// The longest a console session lives, busy or not.
+pub(super) const MAX_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 /// The open console sessions.
 pub(super) struct Sessions {
@@ -69,7 +78,23 @@ impl Sessions {
         };
         let now = Instant::now();
         let mut table = self.lock();
-        table.retain(|_, s| now.duration_since(s.last_seen) < self.idle);
+        table.retain(|_, s| self.live(s, now));
+        loop {
+            let own: Vec<([u8; 32], Instant)> = table
+                .iter()
+                .filter(|(_, s)| s.principal.id == principal.id)
+                .map(|(k, s)| (*k, s.last_seen))
+                .collect();
+            if own.len() < PER_PRINCIPAL {
+                break;
+            }
+            match own.iter().min_by_key(|(_, seen)| *seen) {
+                Some((k, _)) => {
+                    table.remove(k);
+                }
+                None => break,
+            }
+        }
         while table.len() >= self.max {
             let oldest = table
                 .iter()
@@ -88,6 +113,7 @@ impl Sessions {
                 principal,
                 view: view.clone(),
                 last_seen: now,
+                created: now,
             },
         );
         (id, view)
@@ -100,12 +126,17 @@ impl Sessions {
         let now = Instant::now();
         let mut table = self.lock();
         let session = table.get_mut(&k)?;
-        if now.duration_since(session.last_seen) >= self.idle {
+        if !self.live(session, now) {
             table.remove(&k);
             return None;
         }
         session.last_seen = now;
         Some((session.principal.clone(), session.view.clone()))
+    }
+
+    fn live(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last_seen) < self.idle
+            && now.duration_since(s.created) < MAX_LIFETIME
     }
 
     /// Ends a session (logout).
@@ -190,6 +221,23 @@ mod tests {
             s.touch(&first).is_none(),
             "the least recently used went first"
         );
+    }
+
+    #[test]
+    fn one_principal_logging_in_again_and_again_evicts_only_its_own_sessions() {
+        let s = Sessions::new(1000, Duration::from_secs(60));
+        let bob = Principal {
+            id: "token:bob".into(),
+            role: Role::Approver,
+        };
+        let (bobs, _) = s.create(bob);
+        let first = s.create(alice()).0;
+        for _ in 0..(PER_PRINCIPAL * 50) {
+            s.create(alice());
+        }
+        assert_eq!(s.len(), PER_PRINCIPAL + 1);
+        assert!(s.touch(&first).is_none());
+        assert!(s.touch(&bobs).is_some(), "another principal's session stays");
     }
 
     #[test]
