@@ -4,11 +4,13 @@
 //! migration once), and the stores ported so far — the audit log (`audit`), the history store
 //! (`history`) and anomaly decisions (`anomalies`). SQLite stays the embedded default.
 
+pub(crate) mod allocation_rules;
 pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod virtual_tags;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -27,7 +27,7 @@ pub enum PlanStatus {
 }
 
 impl PlanStatus {
-    fn parse(s: &str) -> Option<PlanStatus> {
+    pub(crate) fn parse(s: &str) -> Option<PlanStatus> {
         match s {
             "planned" => Some(PlanStatus::Planned),
             "approved" => Some(PlanStatus::Approved),
@@ -37,7 +37,7 @@ impl PlanStatus {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PlanStatus::Planned => "planned",
             PlanStatus::Approved => "approved",
@@ -85,7 +85,7 @@ pub struct PlanRow {
 /// Unapproved plans kept per principal (see `create_plan`).
 pub(crate) const MAX_UNAPPROVED_PLANS: i64 = 20;
 
-const PLAN_COLUMNS: &str = "id, status, fingerprint, selection, summary, created_by,
+pub(crate) const PLAN_COLUMNS: &str = "id, status, fingerprint, selection, summary, created_by,
     created_by_principal, created_at, approved_by, approved_by_principal, approved_at,
     approval_reason, applied_by_principal, applied_at";
 
@@ -256,7 +256,23 @@ fn expect_status(
             |r| r.get(0),
         )
         .optional()?;
-    let Some(found) = found.as_deref().and_then(PlanStatus::parse) else {
+    status_allows(
+        id,
+        found.as_deref().and_then(PlanStatus::parse),
+        status,
+        doing,
+    )
+}
+
+/// Refuses unless the plan `id` was found (`found`) with `status`; `doing` names what was
+/// asked. Shared by the SQLite and PostgreSQL stores, so both refuse in the same words.
+pub(crate) fn status_allows(
+    id: i64,
+    found: Option<PlanStatus>,
+    status: PlanStatus,
+    doing: &str,
+) -> Result<(), StoreError> {
+    let Some(found) = found else {
         return Err(StoreError::Refused(format!(
             "no promotion plan {id}; make one with action `plan`"
         )));

@@ -807,3 +807,22 @@ fn ten_thousand_tags_in_one_call() {
     assert_eq!(store.feedback().unwrap()["similar_stack"], (5_000, 0));
     assert_eq!(store.generation().unwrap(), 3);
 }
+
+/// The SQLite store behind the `VirtualTagStore` trait, for the shared contract tests.
+fn open_contract() -> (tempfile::TempDir, super::contract::Blocking) {
+    let (dir, db) = store();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = crate::store::sqlite::Sqlite::new(std::sync::Arc::new(db));
+    (
+        dir,
+        super::contract::Blocking::new(rt, std::sync::Arc::new(s)),
+    )
+}
+
+/// The behaviour both backends share (`contract`), on SQLite.
+mod contract {
+    super::super::contract::run_contract!(super::open_contract);
+}
