@@ -308,6 +308,46 @@ async fn two_replicas_share_virtual_tags_and_rules() {
     assert_eq!(code, 0, "{err}");
     let cli: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(compliant(&cli), after, "check --database-url: {out}");
+    // So do `export violations` and `report`: fewer violations than without the approved tags
+    // (an empty data directory), the same score as the replicas.
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    let export = |store: &[&str]| {
+        let mut args = vec!["export", "violations", "--demo", "--no-suggestions"];
+        args.extend_from_slice(store);
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().count()
+    };
+    let with_tags = export(&["--database-url", &url]);
+    let without = export(&["--data-dir", empty]);
+    assert!(
+        with_tags < without,
+        "export --database-url: {with_tags} vs {without}"
+    );
+    let (code, out, err) = run(
+        &[
+            "report",
+            "--demo",
+            "--format",
+            "json",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let (code, out, err) = run(
+        &["report", "--demo", "--format", "json", "--data-dir", empty],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let plain: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(
+        report["summary"], plain["summary"],
+        "report --database-url reads the approved tags"
+    );
 }
 
 /// Promotion needs a writer, so these replicas serve moto's estate (`seed_promote.py`): a
