@@ -526,19 +526,6 @@ impl VirtualTagDb {
         })
     }
 
-    /// Every row of one resource, all statuses, oldest first: the history of its virtual tags.
-    #[cfg(test)]
-    pub(crate) fn history(&self, resource_id: &str) -> Result<Vec<VirtualTag>, StoreError> {
-        let conn = self.lock();
-        let rows = conn
-            .prepare_cached(&format!(
-                "SELECT {TAG_COLUMNS} FROM vt_tags WHERE resource_id = ?1 ORDER BY id"
-            ))?
-            .query_map(params![resource_id], read_tag)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
     /// Evidence source → (approved, denied) counts of reviewed suggestions that listed it.
     pub(crate) fn feedback(&self) -> Result<BTreeMap<String, (u64, u64)>, StoreError> {
         let conn = self.lock();
