@@ -258,6 +258,8 @@ pub struct ResendArgs {
     /// $XDG_DATA_HOME/tagwarden.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
 }
 
 /// `tagwarden alerts resend`.
@@ -266,7 +268,7 @@ pub(super) async fn resend(args: ResendArgs) -> anyhow::Result<u8> {
         "no alert channel: pass the channels the dead letters should go to (--notify-webhook, \
          --notify-slack, --notify-email), as for serve",
     )?;
-    let history = super::commands::open_history(args.data_dir.as_deref())?;
+    let history = super::database::open_history(args.data_dir.as_deref(), &args.database).await?;
     let resent = alerts::resend(&history, args.id, &config).await?;
     println!("{}", serde_json::to_string_pretty(&resent)?);
     Ok(if resent.iter().all(|r| r.delivered) {

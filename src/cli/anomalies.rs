@@ -35,6 +35,8 @@ pub struct AnomaliesArgs {
     /// Where decisions are kept (history.db); read when it exists.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
     /// `text` or `json`.
     #[arg(long, value_enum, default_value = "text")]
     pub format: AnomalyFormat,
@@ -48,9 +50,9 @@ pub enum AnomalyFormat {
 
 pub(super) async fn run(args: AnomaliesArgs) -> anyhow::Result<u8> {
     let mut app = args.source.app()?;
-    let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
-    if store.is_file() {
-        app = app.with_anomalies(super::commands::open_anomalies(args.data_dir.as_deref())?);
+    let stores = super::database::Stores::open(args.data_dir.as_deref(), &args.database).await?;
+    if stores.exist() {
+        app = app.with_anomalies(stores.anomalies().await?);
     }
     let question = AnomalyQuestion {
         days: args.days,

@@ -24,8 +24,8 @@ use crate::service::allocation::{RulesChoice, RulesSource};
 use crate::service::audits::AuditScheduler;
 use crate::service::compliance::{self, ComplianceQuestion};
 use crate::service::costs::{self, GapQuestion, GapReport};
+use crate::store::HistoryStore;
 use crate::store::audit::{self, AuditOptions, Verification};
-use crate::store::{HistoryStore, VirtualTagStore};
 use crate::tools::{Call, Registry};
 
 /// Runs a command; returns the process exit code.
@@ -110,24 +110,16 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     // A bad rules file is refused before any scan.
     let allocation = super::allocation::choice(args.allocation_rules.as_deref())?;
     let mut app = args.source.app()?;
-    let on_postgres = args.database.database_url.is_some();
+    let stores = super::database::Stores::open(args.data_dir.as_deref(), &args.database).await?;
     if args.snapshot {
-        app = app.with_history(
-            super::database::open_history(args.data_dir.as_deref(), &args.database).await?,
-        );
+        app = app.with_history(stores.history().await?);
     }
-    if on_postgres {
-        eprintln!(
-            "tagwarden: {}: approved virtual tags are not applied",
-            super::database::UNPORTED
-        );
-    }
-    // Approved virtual tags count in the effective view wherever a store already exists.
-    let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
-    if !on_postgres && (args.snapshot || store.is_file()) {
+    // Approved virtual tags count in the effective view wherever a store already exists (on
+    // PostgreSQL, always).
+    if args.snapshot || stores.exist() {
         app = app
-            .with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?)
-            .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?);
+            .with_virtual_tags(stores.virtual_tags().await?)
+            .with_allocation_rules(stores.allocation_rules().await?);
     }
     let bar = super::progress::TerminalProgress::start();
     let question = ComplianceQuestion {
@@ -245,37 +237,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         alerts.map(Arc::new),
     ));
     let mut app = args.source.app()?.with_audits(audits.clone());
-    let audit = match args.database.pool().await? {
-        Some(pool) => {
-            let audit = super::database::open_audit_pg(pool.clone()).await?;
-            app = app
-                .with_history(super::database::open_history_pg(pool.clone()).await?)
-                .with_anomalies(super::database::open_anomalies_pg(pool).await?);
-            // Not opened from SQLite either: replicas must not each keep their own.
-            tracing::error!(
-                "{}; with --database-url the tools that need them answer that they are \
-                 unavailable",
-                super::database::UNPORTED
-            );
-            audit
-        }
-        None => {
-            let audit_path = crate::store::data_dir(args.data_dir.as_deref()).join("audit.db");
-            let audit = crate::store::open_audit(
-                &audit_path,
-                &AuditOptions {
-                    max_bytes: args.audit_max_bytes,
-                },
-            )?;
-            tracing::info!(path = %audit_path.display(), "audit log open");
-            app = app
-                .with_history(open_history(args.data_dir.as_deref())?)
-                .with_virtual_tags(open_virtual_tags(args.data_dir.as_deref())?)
-                .with_anomalies(open_anomalies(args.data_dir.as_deref())?)
-                .with_allocation_rules(open_allocation_rules(args.data_dir.as_deref())?);
-            audit
-        }
-    };
+    // Every store from one place: all on PostgreSQL with --database-url, else all SQLite.
+    let stores = super::database::Stores::open(args.data_dir.as_deref(), &args.database).await?;
+    let audit = stores
+        .audit(&AuditOptions {
+            max_bytes: args.audit_max_bytes,
+        })
+        .await?;
+    app = app
+        .with_history(stores.history().await?)
+        .with_virtual_tags(stores.virtual_tags().await?)
+        .with_anomalies(stores.anomalies().await?)
+        .with_allocation_rules(stores.allocation_rules().await?);
     let app = Arc::new(app.with_audit(audit.clone()));
     spawn_snapshots(
         app.clone(),
@@ -409,27 +382,6 @@ fn suggest(args: &super::SuggestArgs) -> anyhow::Result<u8> {
         started.elapsed().as_millis()
     );
     Ok(0)
-}
-
-pub(super) fn open_virtual_tags(
-    data_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
-    let path = crate::store::data_dir(data_dir).join("history.db");
-    Ok(crate::store::open_virtual_tags(&path)?)
-}
-
-pub(super) fn open_allocation_rules(
-    data_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn crate::store::AllocationRuleStore>> {
-    let path = crate::store::data_dir(data_dir).join("history.db");
-    Ok(crate::store::open_allocation_rules(&path)?)
-}
-
-pub(super) fn open_anomalies(
-    data_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn crate::store::AnomalyStore>> {
-    let path = crate::store::data_dir(data_dir).join("history.db");
-    Ok(crate::store::open_anomalies(&path)?)
 }
 
 /// The exact JSON of each tool definition, one file per tool.

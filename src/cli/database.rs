@@ -1,20 +1,22 @@
 //! `--database-url`: PostgreSQL instead of the SQLite files, for replicas sharing one
-//! database. Which stores are on PostgreSQL is decided here, once: the audit log, the history
-//! store and anomaly decisions; the store not ported yet (virtual tags, rules and promotion
-//! plans) is not opened at all — never a silent SQLite fallback — and startup says so.
+//! database. Where the stores live is decided here, once, for every subcommand (`Stores`):
+//! with a URL every store — the audit log, the history store, anomaly decisions, virtual tags
+//! with tag rules and promotion plans, shared-cost allocation rules — is on PostgreSQL and
+//! none is opened from SQLite (never a silent fallback to a file of one replica's own);
+//! without one, they are the SQLite files of the data directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::postgres::{self, PgOptions};
-use crate::store::{AnomalyStore, AuditStore, HistoryStore};
+use crate::store::{AllocationRuleStore, AnomalyStore, AuditStore, HistoryStore, VirtualTagStore};
 
 /// Where the stores live when not in the SQLite files.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL for the audit log, the history store and anomaly decisions, shared by
-    /// several replicas
+    /// PostgreSQL for every store (audit log, history, anomaly decisions, virtual tags, tag
+    /// rules, promotion plans, allocation rules), shared by several replicas
     /// (postgres://user[:password]@host[:port]/database; `?options=-csearch_path%3DNAME` picks
     /// a schema). Default: the SQLite files of --data-dir.
     #[arg(
@@ -37,10 +39,6 @@ pub struct DatabaseArgs {
           value_name = "DURATION", value_parser = super::parse_duration)]
     pub database_statement_timeout: Duration,
 }
-
-/// The stores not on PostgreSQL yet, as startup names them.
-pub(super) const UNPORTED: &str = "the virtual-tag store (virtual tags, tag rules, promotion \
-     plans) and the shared-cost allocation rules are not available on PostgreSQL yet";
 
 impl DatabaseArgs {
     /// The PostgreSQL settings, when a URL is given.
@@ -95,4 +93,92 @@ pub(super) async fn open_anomalies_pg(
     let store = postgres::anomalies::PgAnomalies::open(pool).await?;
     tracing::info!("anomaly-decision store open on PostgreSQL");
     Ok(Arc::new(store))
+}
+
+/// The stores one command opens: all on PostgreSQL when a URL is given, else the SQLite
+/// `history.db` of the data directory.
+pub(super) struct Stores {
+    pool: Option<deadpool_postgres::Pool>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Stores {
+    /// Connects when a URL is given (a wrong URL or a server down fails here, with what to
+    /// check); opens nothing yet.
+    pub(super) async fn open(
+        data_dir: Option<&Path>,
+        database: &DatabaseArgs,
+    ) -> anyhow::Result<Stores> {
+        Ok(Stores {
+            pool: database.pool().await?,
+            data_dir: data_dir.map(Path::to_path_buf),
+        })
+    }
+
+    pub(super) fn on_postgres(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Whether there are stores to read without creating any: always on PostgreSQL (the
+    /// tables are made on first use), on SQLite when `history.db` exists.
+    pub(super) fn exist(&self) -> bool {
+        self.on_postgres() || self.history_db().is_file()
+    }
+
+    fn history_db(&self) -> PathBuf {
+        crate::store::data_dir(self.data_dir.as_deref()).join("history.db")
+    }
+
+    pub(super) async fn history(&self) -> anyhow::Result<Arc<dyn HistoryStore>> {
+        match &self.pool {
+            Some(pool) => open_history_pg(pool.clone()).await,
+            None => super::commands::open_history(self.data_dir.as_deref()),
+        }
+    }
+
+    pub(super) async fn virtual_tags(&self) -> anyhow::Result<Arc<dyn VirtualTagStore>> {
+        match &self.pool {
+            Some(pool) => {
+                let store = postgres::virtual_tags::PgVirtualTags::open(pool.clone()).await?;
+                tracing::info!("virtual-tag store open on PostgreSQL");
+                Ok(Arc::new(store))
+            }
+            None => Ok(crate::store::open_virtual_tags(&self.history_db())?),
+        }
+    }
+
+    pub(super) async fn allocation_rules(&self) -> anyhow::Result<Arc<dyn AllocationRuleStore>> {
+        match &self.pool {
+            Some(pool) => {
+                let store =
+                    postgres::allocation_rules::PgAllocationRules::open(pool.clone()).await?;
+                tracing::info!("allocation-rule store open on PostgreSQL");
+                Ok(Arc::new(store))
+            }
+            None => Ok(crate::store::open_allocation_rules(&self.history_db())?),
+        }
+    }
+
+    pub(super) async fn anomalies(&self) -> anyhow::Result<Arc<dyn AnomalyStore>> {
+        match &self.pool {
+            Some(pool) => open_anomalies_pg(pool.clone()).await,
+            None => Ok(crate::store::open_anomalies(&self.history_db())?),
+        }
+    }
+
+    /// The audit log: on PostgreSQL, or `audit.db` beside `history.db`.
+    pub(super) async fn audit(
+        &self,
+        options: &crate::store::audit::AuditOptions,
+    ) -> anyhow::Result<Arc<dyn AuditStore>> {
+        match &self.pool {
+            Some(pool) => open_audit_pg(pool.clone()).await,
+            None => {
+                let path = crate::store::data_dir(self.data_dir.as_deref()).join("audit.db");
+                let log = crate::store::open_audit(&path, options)?;
+                tracing::info!(path = %path.display(), "audit log open");
+                Ok(log)
+            }
+        }
+    }
 }

@@ -86,6 +86,8 @@ pub struct ExportViolationsArgs {
     /// for `check`).
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,9 +136,9 @@ fn period(args: &ExportViolationsArgs) -> anyhow::Result<Option<Period>> {
 pub(super) async fn violations(args: ExportViolationsArgs) -> anyhow::Result<u8> {
     let mut app = args.source.app()?;
     // Approved virtual tags count in the effective view wherever a store already exists.
-    let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
-    if store.is_file() {
-        app = app.with_virtual_tags(crate::store::open_virtual_tags(&store)?);
+    let stores = super::database::Stores::open(args.data_dir.as_deref(), &args.database).await?;
+    if stores.exist() {
+        app = app.with_virtual_tags(stores.virtual_tags().await?);
     }
     let period = period(&args)?;
     let asked_for_costs = period.is_some() || args.metric.is_some();

@@ -270,6 +270,8 @@ pub struct ReportArgs {
     /// tags). Default: history/ if it exists here, else $XDG_DATA_HOME/tagwarden.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: database::DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -70,6 +70,8 @@ pub struct Common {
     /// Directory of the SQLite databases (history.db, audit.db), as for `serve`.
     #[arg(long, env = "TAGWARDEN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: super::database::DatabaseArgs,
     /// `text` or `json` (the tool's plan object); `markdown` prints the text form.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -83,11 +85,16 @@ pub(super) async fn run(args: PromoteArgs) -> anyhow::Result<u8> {
         | PromoteAction::Apply { common, .. }
         | PromoteAction::Show { common, .. } => common,
     };
-    let dir = crate::store::data_dir(common.data_dir.as_deref());
-    let store = crate::store::open_virtual_tags(&dir.join("history.db"))?;
-    let mut app = common.source.app()?.with_virtual_tags(store);
+    // Plans and tags (and, for apply, the audit log) where the server keeps them: PostgreSQL
+    // with --database-url, else the data directory's files.
+    let stores =
+        super::database::Stores::open(common.data_dir.as_deref(), &common.database).await?;
+    let mut app = common
+        .source
+        .app()?
+        .with_virtual_tags(stores.virtual_tags().await?);
     let audit = if matches!(args.action, PromoteAction::Apply { .. }) {
-        let log = crate::store::open_audit(&dir.join("audit.db"), &AuditOptions::default())?;
+        let log = stores.audit(&AuditOptions::default()).await?;
         app = app.with_audit(log.clone());
         Some(log)
     } else {

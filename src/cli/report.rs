@@ -18,16 +18,13 @@ pub(super) async fn report(args: ReportArgs) -> anyhow::Result<u8> {
     let mut app = args.source.app()?;
     // The trend, the change and virtual tags come from an existing history.db; a report never
     // creates one.
-    let store = crate::store::data_dir(args.data_dir.as_deref()).join("history.db");
-    if store.is_file() {
+    // (or from PostgreSQL with --database-url).
+    let stores = super::database::Stores::open(args.data_dir.as_deref(), &args.database).await?;
+    if stores.exist() {
         app = app
-            .with_history(super::commands::open_history(args.data_dir.as_deref())?)
-            .with_virtual_tags(super::commands::open_virtual_tags(
-                args.data_dir.as_deref(),
-            )?)
-            .with_allocation_rules(super::commands::open_allocation_rules(
-                args.data_dir.as_deref(),
-            )?);
+            .with_history(stores.history().await?)
+            .with_virtual_tags(stores.virtual_tags().await?)
+            .with_allocation_rules(stores.allocation_rules().await?);
     }
     let started = std::time::Instant::now();
     let bar = super::progress::TerminalProgress::start();

@@ -31,8 +31,8 @@ pub(crate) fn require_store(call: &Call<'_>) -> Result<Arc<dyn VirtualTagStore>,
     call.virtual_tags().cloned().ok_or_else(|| {
         ToolError::Unavailable(
             "no virtual-tag store is open; serve with a writable --data-dir \
-             (TAGWARDEN_DATA_DIR), where history.db keeps virtual tags and rules (with \
-             --database-url, virtual tags are not available on PostgreSQL yet)"
+             (TAGWARDEN_DATA_DIR), where history.db keeps virtual tags and rules, or with \
+             --database-url (TAGWARDEN_DATABASE_URL) to keep them in PostgreSQL"
                 .into(),
         )
     })

@@ -75,7 +75,7 @@ pub(crate) enum RuleChange {
 }
 
 impl RuleChange {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RuleChange::Added => "added",
             RuleChange::Updated => "updated",
@@ -104,7 +104,8 @@ pub(crate) struct AllocationRuleDb {
     conn: Mutex<Connection>,
 }
 
-const COLUMNS: &str = "id, name, spec, created_by, created_by_principal, created_at, updated_by,
+pub(crate) const COLUMNS: &str =
+    "id, name, spec, created_by, created_by_principal, created_at, updated_by,
     updated_by_principal, updated_at";
 
 impl AllocationRuleDb {
@@ -150,22 +151,12 @@ impl AllocationRuleDb {
         &self,
         r: &PutAllocationRule,
     ) -> Result<(AllocationRuleRow, RuleChange), StoreError> {
-        if r.name.trim().is_empty() {
-            return Err(StoreError::Refused(
-                "an allocation rule needs a name".into(),
-            ));
-        }
+        check_name(&r.name)?;
         self.write(|tx| {
             let at = now();
             let current = live(tx, &r.name)?;
             let (id, change) = match current {
-                Some(old) if !r.replace => {
-                    return Err(StoreError::Refused(format!(
-                        "an allocation rule named {:?} already exists (added by {} at {}); \
-                         pick another name, or use action upsert to replace it",
-                        old.name, old.created_by, old.created_at
-                    )));
-                }
+                Some(old) if !r.replace => return Err(name_taken(&old)),
                 Some(old) if old.spec == r.spec => return Ok((old, RuleChange::Unchanged)),
                 Some(old) => {
                     tx.prepare_cached(
@@ -188,12 +179,7 @@ impl AllocationRuleDb {
                         [],
                         |row| row.get(0),
                     )?;
-                    if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_STORED {
-                        return Err(StoreError::Refused(format!(
-                            "{MAX_STORED} allocation rules are stored, the most kept at once; \
-                             remove one first"
-                        )));
-                    }
+                    room_for_one(count)?;
                     tx.prepare_cached(
                         "INSERT INTO allocation_rules (name, spec, created_by,
                              created_by_principal, created_at, updated_by, updated_by_principal,
@@ -224,9 +210,7 @@ impl AllocationRuleDb {
     ) -> Result<AllocationRuleRow, StoreError> {
         self.write(|tx| {
             let Some(old) = live(tx, name)? else {
-                return Err(StoreError::Refused(format!(
-                    "no allocation rule named {name:?}; action list shows the stored rules"
-                )));
+                return Err(no_rule(name));
             };
             let at = now();
             tx.prepare_cached(
@@ -265,7 +249,43 @@ impl AllocationRuleDb {
     }
 }
 
-fn now() -> String {
+/// Refuses a rule without a name.
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.trim().is_empty() {
+        return Err(StoreError::Refused(
+            "an allocation rule needs a name".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of adding a rule whose name `old` holds.
+pub(crate) fn name_taken(old: &AllocationRuleRow) -> StoreError {
+    StoreError::Refused(format!(
+        "an allocation rule named {:?} already exists (added by {} at {}); pick another name, \
+         or use action upsert to replace it",
+        old.name, old.created_by, old.created_at
+    ))
+}
+
+/// Refuses a new rule when `count` rules are stored already and that is the most kept.
+pub(crate) fn room_for_one(count: i64) -> Result<(), StoreError> {
+    if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_STORED {
+        return Err(StoreError::Refused(format!(
+            "{MAX_STORED} allocation rules are stored, the most kept at once; remove one first"
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of removing a rule that is not stored.
+pub(crate) fn no_rule(name: &str) -> StoreError {
+    StoreError::Refused(format!(
+        "no allocation rule named {name:?}; action list shows the stored rules"
+    ))
+}
+
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 

@@ -1,14 +1,18 @@
 //! The PostgreSQL backend of the stores (`--database-url postgres://…`), for several server
 //! replicas sharing one database: a connection pool (deadpool) with a statement timeout,
 //! numbered migrations applied under an advisory lock (replicas starting at once apply each
-//! migration once), and the stores ported so far — the audit log (`audit`), the history store
-//! (`history`) and anomaly decisions (`anomalies`). SQLite stays the embedded default.
+//! migration once), and every store — the audit log (`audit`), the history store (`history`),
+//! anomaly decisions (`anomalies`), virtual tags with tag rules and promotion plans
+//! (`virtual_tags`) and shared-cost allocation rules (`allocation_rules`). SQLite stays the
+//! embedded default.
 
+pub(crate) mod allocation_rules;
 pub(crate) mod anomalies;
 pub(crate) mod audit;
 pub(crate) mod history;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod virtual_tags;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -14,8 +14,10 @@
 //! in `schema`), so this store and the `HistoryDb` agree on the schema version of the file
 //! they share.
 
+#[cfg(test)]
+pub(crate) mod contract;
 pub(crate) mod promotion;
-mod rules;
+pub(crate) mod rules;
 pub(super) mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -270,7 +272,8 @@ pub struct RuleRow {
     pub last_run_matches: Option<u64>,
 }
 
-const TAG_COLUMNS: &str = "id, resource_id, key, value, source, confidence, status, rule_id,
+pub(crate) const TAG_COLUMNS: &str =
+    "id, resource_id, key, value, source, confidence, status, rule_id,
     reason, override_native, evidence, created_by, created_at, decided_by, decided_at,
     decision_reason, superseded_by, created_by_principal, decided_by_principal";
 
@@ -512,12 +515,7 @@ impl VirtualTagDb {
                 .prepare_cached(&format!("SELECT COUNT(*) FROM vt_tags{where_sql}"))?
                 .query_row(params_from_iter(&values), |r| r.get(0))?;
             let matching = unsigned(matching);
-            if matching > u64::try_from(max).unwrap_or(u64::MAX) {
-                return Err(StoreError::Refused(format!(
-                    "{matching} pending tags match, more than the {max} one call may decide; \
-                     narrow the filter"
-                )));
-            }
+            too_many(matching, max)?;
             let ids = tx
                 .prepare_cached(&format!("SELECT id FROM vt_tags{where_sql} ORDER BY id"))?
                 .query_map(params_from_iter(&values), |r| r.get::<_, i64>(0))?
@@ -526,19 +524,6 @@ impl VirtualTagDb {
             let changed = !decided.is_empty();
             Ok((decided, changed))
         })
-    }
-
-    /// Every row of one resource, all statuses, oldest first: the history of its virtual tags.
-    #[cfg(test)]
-    pub(crate) fn history(&self, resource_id: &str) -> Result<Vec<VirtualTag>, StoreError> {
-        let conn = self.lock();
-        let rows = conn
-            .prepare_cached(&format!(
-                "SELECT {TAG_COLUMNS} FROM vt_tags WHERE resource_id = ?1 ORDER BY id"
-            ))?
-            .query_map(params![resource_id], read_tag)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
     }
 
     /// Evidence source → (approved, denied) counts of reviewed suggestions that listed it.
@@ -557,6 +542,22 @@ impl VirtualTagDb {
     }
 }
 
+/// Refuses deciding `matching` pending tags when more than `max` (the filter is too broad).
+pub(crate) fn too_many(matching: u64, max: usize) -> Result<(), StoreError> {
+    if matching > u64::try_from(max).unwrap_or(u64::MAX) {
+        return Err(StoreError::Refused(format!(
+            "{matching} pending tags match, more than the {max} one call may decide; \
+             narrow the filter"
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of deciding an id that is not a virtual tag.
+pub(crate) fn no_tag(id: i64) -> StoreError {
+    StoreError::Refused(format!("no virtual tag with id {id}"))
+}
+
 /// A current (pending or approved) row, as `add` compares it.
 struct Current {
     id: i64,
@@ -565,7 +566,7 @@ struct Current {
     override_native: bool,
 }
 
-fn validate(i: usize, t: &NewVirtualTag) -> Result<(), StoreError> {
+pub(crate) fn validate(i: usize, t: &NewVirtualTag) -> Result<(), StoreError> {
     let bad = |why: String| {
         Err(StoreError::Refused(format!(
             "virtual tag {i} ({} {:?}): {why}",
@@ -621,7 +622,7 @@ fn decide_in(tx: &Transaction<'_>, ids: &[i64], d: &Decision) -> Result<Decided,
         let tag = select
             .query_row(params![id], read_tag)
             .optional()?
-            .ok_or_else(|| StoreError::Refused(format!("no virtual tag with id {id}")))?;
+            .ok_or_else(|| no_tag(id))?;
         if tag.status != TagStatus::Pending {
             skipped.push((id, tag.status));
             continue;
@@ -724,24 +725,24 @@ fn read_tag(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualTag> {
 }
 
 /// Each id once, first occurrence first: deciding or getting an id twice means nothing more.
-fn distinct(ids: &[i64]) -> Vec<i64> {
+pub(crate) fn distinct(ids: &[i64]) -> Vec<i64> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-fn json_list<T: Serialize>(items: &[T]) -> Result<String, StoreError> {
+pub(crate) fn json_list<T: Serialize>(items: &[T]) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(|e| StoreError::Sql(format!("cannot encode a list: {e}")))
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn unsigned(n: i64) -> u64 {
+pub(crate) fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn signed(n: usize) -> i64 {
+pub(crate) fn signed(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

@@ -27,7 +27,7 @@ pub enum PlanStatus {
 }
 
 impl PlanStatus {
-    fn parse(s: &str) -> Option<PlanStatus> {
+    pub(crate) fn parse(s: &str) -> Option<PlanStatus> {
         match s {
             "planned" => Some(PlanStatus::Planned),
             "approved" => Some(PlanStatus::Approved),
@@ -37,7 +37,7 @@ impl PlanStatus {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PlanStatus::Planned => "planned",
             PlanStatus::Approved => "approved",
@@ -85,7 +85,7 @@ pub struct PlanRow {
 /// Unapproved plans kept per principal (see `create_plan`).
 pub(crate) const MAX_UNAPPROVED_PLANS: i64 = 20;
 
-const PLAN_COLUMNS: &str = "id, status, fingerprint, selection, summary, created_by,
+pub(crate) const PLAN_COLUMNS: &str = "id, status, fingerprint, selection, summary, created_by,
     created_by_principal, created_at, approved_by, approved_by_principal, approved_at,
     approval_reason, applied_by_principal, applied_at";
 
@@ -256,7 +256,23 @@ fn expect_status(
             |r| r.get(0),
         )
         .optional()?;
-    let Some(found) = found.as_deref().and_then(PlanStatus::parse) else {
+    status_allows(
+        id,
+        found.as_deref().and_then(PlanStatus::parse),
+        status,
+        doing,
+    )
+}
+
+/// Refuses unless the plan `id` was found (`found`) with `status`; `doing` names what was
+/// asked. Shared by the SQLite and PostgreSQL stores, so both refuse in the same words.
+pub(crate) fn status_allows(
+    id: i64,
+    found: Option<PlanStatus>,
+    status: PlanStatus,
+    doing: &str,
+) -> Result<(), StoreError> {
+    let Some(found) = found else {
         return Err(StoreError::Refused(format!(
             "no promotion plan {id}; make one with action `plan`"
         )));
@@ -321,179 +337,6 @@ fn read_plan(conn: &Connection, id: i64) -> Result<Option<PlanRow>, StoreError> 
         .collect::<Result<Vec<_>, _>>()?;
     debug_assert!(!row.status.as_str().is_empty());
     Ok(Some(row))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::virtual_tags::{NewVirtualTag, TagQuery, TagSource, TagStatus};
-
-    fn db() -> (tempfile::TempDir, VirtualTagDb) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = VirtualTagDb::open(&dir.path().join("history.db")).unwrap();
-        (dir, db)
-    }
-
-    fn tag(resource: &str, key: &str, value: &str) -> NewVirtualTag {
-        NewVirtualTag {
-            resource_id: resource.into(),
-            key: key.into(),
-            value: value.into(),
-            source: TagSource::Manual,
-            confidence: 1.0,
-            status: TagStatus::Approved,
-            rule_id: None,
-            reason: "test".into(),
-            override_native: false,
-            evidence: Vec::new(),
-            created_by: "t".into(),
-            created_by_principal: "local".into(),
-        }
-    }
-
-    fn plan() -> NewPlan {
-        NewPlan {
-            fingerprint: "f".into(),
-            selection: "{}".into(),
-            summary: "{}".into(),
-            entries: vec![("arn:b".into(), "{\"x\":1}".into())],
-            by_name: "cli".into(),
-            by_principal: "local".into(),
-        }
-    }
-
-    const ALICE: Author<'static> = Author {
-        name: "alice",
-        principal: "token:abc",
-    };
-
-    #[test]
-    fn a_principal_keeps_a_bounded_number_of_unapproved_plans() {
-        let (_dir, db) = db();
-        let first = db.create_plan(&plan()).unwrap();
-        db.approve_plan(first, ALICE, "ok").unwrap();
-        let other = db
-            .create_plan(&NewPlan {
-                by_principal: "token:other".into(),
-                ..plan()
-            })
-            .unwrap();
-        let ids: Vec<i64> = (0..MAX_UNAPPROVED_PLANS + 5)
-            .map(|_| db.create_plan(&plan()).unwrap())
-            .collect();
-        // The approved plan and the other principal's are kept; of `local`'s unapproved
-        // plans only the newest MAX_UNAPPROVED_PLANS remain, entries and all.
-        assert!(db.plan(first).unwrap().is_some());
-        assert!(db.plan(other).unwrap().is_some());
-        for (n, id) in ids.iter().enumerate() {
-            let kept = n as i64 >= 5;
-            assert_eq!(db.plan(*id).unwrap().is_some(), kept, "plan {id}");
-        }
-        let entries: i64 = db
-            .lock()
-            .query_row("SELECT COUNT(*) FROM promotion_entries", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(entries, MAX_UNAPPROVED_PLANS + 2);
-    }
-
-    #[test]
-    fn a_plan_is_applied_once_and_only_after_approval() {
-        let (_dir, db) = db();
-        let id = db.create_plan(&plan()).unwrap();
-        let err = db.start_apply(id).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            format!(
-                "promotion plan {id} cannot be applied: it is not approved yet: a person \
-                 approves it first (action `approve` with the plan id and a reason)"
-            )
-        );
-        let approved = db.approve_plan(id, ALICE, "checked").unwrap();
-        assert_eq!(approved.status, PlanStatus::Approved);
-        assert_eq!(approved.approved_by.as_deref(), Some("alice"));
-        assert_eq!(approved.approved_by_principal.as_deref(), Some("token:abc"));
-        assert_eq!(approved.approval_reason.as_deref(), Some("checked"));
-        assert_eq!(
-            approved.entries,
-            vec![("arn:b".to_string(), "{\"x\":1}".to_string(), None)]
-        );
-        assert!(
-            db.approve_plan(id, ALICE, "again")
-                .unwrap_err()
-                .to_string()
-                .ends_with("it is already approved")
-        );
-        db.start_apply(id).unwrap();
-        assert!(
-            db.start_apply(id)
-                .unwrap_err()
-                .to_string()
-                .contains("being applied")
-        );
-        db.abandon_apply(id).unwrap();
-        db.start_apply(id).unwrap();
-        db.finish_apply(id, &[("arn:b".into(), "\"ok\"".into())], &[], "local")
-            .unwrap();
-        let done = db.plan(id).unwrap().unwrap();
-        assert_eq!(done.status, PlanStatus::Applied);
-        assert_eq!(done.entries[0].2.as_deref(), Some("\"ok\""));
-        assert!(
-            db.start_apply(id)
-                .unwrap_err()
-                .to_string()
-                .ends_with("it was already applied; make a new plan")
-        );
-        assert!(
-            db.approve_plan(99, ALICE, "x")
-                .unwrap_err()
-                .to_string()
-                .starts_with("no promotion plan 99")
-        );
-        assert!(db.plan(99).unwrap().is_none());
-        let second = db.create_plan(&plan()).unwrap();
-        let (listed, total) = db.list_plans(1).unwrap();
-        assert_eq!(total, 2);
-        assert_eq!(listed.len(), 1);
-        assert_eq!(
-            (listed[0].0.id, listed[0].0.status, listed[0].1),
-            (second, PlanStatus::Planned, 1)
-        );
-    }
-
-    #[test]
-    fn finishing_marks_approved_tags_promoted_and_keeps_them() {
-        let (_dir, db) = db();
-        let (ids, _) = db
-            .add(&[
-                tag("arn:a", "Owner", "x"),
-                tag("arn:a", "CostCenter", "CC-1"),
-            ])
-            .unwrap();
-        let generation = db.generation().unwrap();
-        let id = db.create_plan(&plan()).unwrap();
-        db.approve_plan(id, ALICE, "ok").unwrap();
-        db.start_apply(id).unwrap();
-        // The second id twice: marked once.
-        let marked = db
-            .finish_apply(id, &[], &[ids[1], ids[1]], "local")
-            .unwrap();
-        assert_eq!(marked, 1);
-        assert!(db.generation().unwrap() > generation);
-        let active: Vec<i64> = db.active().unwrap().iter().map(|t| t.id).collect();
-        assert_eq!(active, vec![ids[0]]);
-        let q = TagQuery {
-            statuses: vec![TagStatus::Promoted],
-            ..TagQuery::default()
-        };
-        let (promoted, total) = db.list(&q, 10, 0).unwrap();
-        assert_eq!(total, 1);
-        assert_eq!(promoted[0].id, ids[1]);
-        assert_eq!(promoted[0].status, TagStatus::Promoted);
-        // A promoted tag is history: the same tag can be approved again later.
-        let (again, written) = db.add(&[tag("arn:a", "CostCenter", "CC-1")]).unwrap();
-        assert_eq!(written, 1);
-        assert_ne!(again[0], ids[1]);
-    }
 }
 
 #[cfg(test)]

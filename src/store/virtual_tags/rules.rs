@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Author, RuleRow, VirtualTagDb, now, unsigned};
 use crate::store::StoreError;
 
-const RULE_COLUMNS: &str = "id, name, priority, enabled, trusted, spec, created_by, created_at,
+pub(crate) const RULE_COLUMNS: &str =
+    "id, name, priority, enabled, trusted, spec, created_by, created_at,
     updated_at, matches, last_run_at, last_run_matches, created_by_principal";
 
 impl VirtualTagDb {
@@ -177,18 +178,34 @@ fn rule(conn: &Connection, id: i64) -> Result<(RuleRow, bool), StoreError> {
 fn live_rule(conn: &Connection, id: i64) -> Result<RuleRow, StoreError> {
     match rule(conn, id)? {
         (row, false) => Ok(row),
-        (row, true) => Err(StoreError::Refused(format!(
-            "rule {id} ({:?}) was deleted",
-            row.name
-        ))),
+        (row, true) => Err(deleted(id, &row.name)),
     }
 }
 
-fn no_rule(id: i64) -> StoreError {
+/// The refusal of changing a deleted rule.
+pub(crate) fn deleted(id: i64, name: &str) -> StoreError {
+    StoreError::Refused(format!("rule {id} ({name:?}) was deleted"))
+}
+
+/// The refusal of a name another rule holds.
+pub(crate) fn name_taken(name: &str, holder: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "a rule named {name:?} already exists (rule {holder})"
+    ))
+}
+
+/// The refusal of a priority another rule holds.
+pub(crate) fn priority_taken(priority: i64, holder_name: &str, holder: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "priority {priority} is taken by rule {holder_name:?} (rule {holder})"
+    ))
+}
+
+pub(crate) fn no_rule(id: i64) -> StoreError {
     StoreError::Refused(format!("no rule with id {id}"))
 }
 
-fn check_name(name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
     if name.trim().is_empty() {
         return Err(StoreError::Refused("a rule needs a name".into()));
     }
@@ -211,9 +228,7 @@ fn ensure_free(
             .query_row(params![name, except], |r| r.get(0))
             .optional()?;
         if let Some(holder) = holder {
-            return Err(StoreError::Refused(format!(
-                "a rule named {name:?} already exists (rule {holder})"
-            )));
+            return Err(name_taken(name, holder));
         }
     }
     if let Some(priority) = priority {
@@ -224,9 +239,7 @@ fn ensure_free(
             .query_row(params![priority, except], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((holder, holder_name)) = holder {
-            return Err(StoreError::Refused(format!(
-                "priority {priority} is taken by rule {holder_name:?} (rule {holder})"
-            )));
+            return Err(priority_taken(priority, &holder_name, holder));
         }
     }
     Ok(())
