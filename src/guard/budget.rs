@@ -158,13 +158,26 @@ impl Bucket {
 
 /// The buckets a call draws from, in checking order, with their sizes: the ones switched off
 /// (0) left out, and the per-session ones too for a stateless call.
-pub(crate) fn buckets(config: &BudgetConfig, sessionful: bool) -> Vec<(Bucket, u32)> {
+pub(crate) fn buckets(config: &BudgetConfig, session: &str) -> Vec<(Bucket, u32)> {
+    let (sessionful, bursty) = charged(session);
     Bucket::ORDER
         .into_iter()
         .filter(|b| sessionful || !b.per_session())
+        .filter(|b| bursty || *b != Bucket::PrincipalBurst)
         .map(|b| (b, b.size(config)))
         .filter(|(_, n)| *n > 0)
         .collect()
+}
+
+/// Which budgets a call of `session` draws from: (the session's own, the principal's per-minute
+/// one). A stateless request has no session of its own; the web console's calls (a person
+/// reloading pages) are charged to the principal's hourly and the global budgets only.
+fn charged(session: &str) -> (bool, bool) {
+    match session {
+        super::STATELESS_SESSION => (false, true),
+        super::CONSOLE_SESSION => (false, false),
+        _ => (true, true),
+    }
 }
 
 /// Calls between two sweeps of forgotten keys.
@@ -234,7 +247,7 @@ impl<C: Clock + Clone> Budget<C> {
         }
         // A stateless request has no session of its own: its principal's budgets are its only
         // ones (a shared "stateless" session bucket would cap the principal below its share).
-        let sessionful = session != super::STATELESS_SESSION;
+        let (sessionful, bursty) = charged(session);
         let session_key: SessionKey = (principal.to_string(), session.to_string());
         let principal_key = principal.to_string();
         let wait =
@@ -245,7 +258,8 @@ impl<C: Clock + Clone> Budget<C> {
         {
             return Err(Bucket::SessionBurst.refusal(*n, wait(not_until)));
         }
-        if let Some((limiter, n)) = &self.principal_burst
+        if bursty
+            && let Some((limiter, n)) = &self.principal_burst
             && let Err(not_until) = limiter.check_key(&principal_key)
         {
             return Err(Bucket::PrincipalBurst.refusal(*n, wait(not_until)));
@@ -534,13 +548,13 @@ mod tests {
 
     #[test]
     fn a_stateless_call_draws_on_its_principals_and_the_global_buckets() {
-        let all = buckets(&BudgetConfig::default(), true);
+        let all = buckets(&BudgetConfig::default(), "s-1");
         assert_eq!(
             all.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
             Bucket::ORDER.to_vec()
         );
         assert_eq!(all[0], (Bucket::SessionBurst, 20));
-        let stateless = buckets(&BudgetConfig::default(), false);
+        let stateless = buckets(&BudgetConfig::default(), crate::guard::STATELESS_SESSION);
         assert_eq!(
             stateless,
             vec![
@@ -549,8 +563,36 @@ mod tests {
                 (Bucket::Global, 2000)
             ]
         );
+        // The console: the principal's hourly and the global budget only.
+        assert_eq!(
+            buckets(&BudgetConfig::default(), crate::guard::CONSOLE_SESSION),
+            vec![(Bucket::PrincipalHourly, 500), (Bucket::Global, 2000)]
+        );
         // Budgets switched off are not checked at all.
-        assert!(buckets(&off(), true).is_empty());
+        assert!(buckets(&off(), "s-1").is_empty());
+    }
+
+    #[test]
+    fn console_calls_skip_the_minute_budgets_but_use_up_the_principals_hour() {
+        let config = BudgetConfig {
+            per_principal_per_hour: 30,
+            ..BudgetConfig::default()
+        };
+        let (b, _) = with(config);
+        for i in 0..30 {
+            assert!(
+                b.take("p", crate::guard::CONSOLE_SESSION).is_ok(),
+                "call {i}"
+            );
+        }
+        let refusal = b.take("p", crate::guard::CONSOLE_SESSION).unwrap_err();
+        assert!(
+            refusal.contains("TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR"),
+            "{refusal}"
+        );
+        // The same principal over MCP is out of its hour too.
+        assert!(b.take("p", "s-1").is_err());
+        assert!(b.take("q", crate::guard::CONSOLE_SESSION).is_ok());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(crate) const CORRELATION_META: &str = "tagwarden/correlation_id";
 /// The session of a request that has none (2026-07-28 stateless HTTP): only the principal's
 /// budgets apply to it, since there is no session to keep one for.
 pub(crate) const STATELESS_SESSION: &str = "stateless";
+/// The budget key of the web console's calls (never an MCP session id, which the server makes
+/// up as UUIDs): charged to the principal's hourly and the server's budgets only.
+pub(crate) const CONSOLE_SESSION: &str = "console";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
@@ -329,15 +332,10 @@ impl Guard {
                 Outcome::Refused("audit"),
             );
         }
-        // The console (`call_unmetered`) skips loop detection and the session's own budgets (a
-        // person reloading a page repeats calls by design) but not the principal's and the
-        // server's: /ui must be no way around the budgets /mcp enforces.
-        if !metered
-            && let Err(why) = self
-                .state
-                .take(&caller.principal.id, STATELESS_SESSION)
-                .await
-        {
+        // The console (`call_unmetered`) skips loop detection and the per-minute budgets (a
+        // person reloading a page repeats calls by design) but not the principal's hourly and
+        // the server's: /ui must be no way around the budgets /mcp enforces.
+        if !metered && let Err(why) = self.state.take(&caller.principal.id, CONSOLE_SESSION).await {
             return (refusal(&why), Outcome::Refused("budget"));
         }
         if metered {

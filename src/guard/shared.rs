@@ -136,7 +136,7 @@ impl SharedState {
 #[async_trait]
 impl GuardState for SharedState {
     async fn take(&self, principal: &str, session: &str) -> Result<(), String> {
-        let buckets = budget::buckets(&self.budget, session != super::STATELESS_SESSION);
+        let buckets = budget::buckets(&self.budget, session);
         if buckets.is_empty() {
             return Ok(());
         }

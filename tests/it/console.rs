@@ -472,3 +472,59 @@ async fn without_tokens_the_local_user_needs_no_login_but_still_a_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 403, "a POST without the session's CSRF token");
 }
+
+/// The console is no way around the budgets: its calls draw on the principal's hourly budget,
+/// shared with the same principal's /mcp calls, and a page over budget says so. A request
+/// another site makes the browser send (an image, a fetch) is refused before anything runs.
+#[tokio::test]
+async fn console_calls_use_up_the_principals_budget_and_other_sites_are_refused() {
+    let server = HttpServer::start(
+        &["--demo", "--no-prewarm", "--budget-principal-per-hour", "4"],
+        &[TOKENS],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut refused = None;
+    for i in 0..8 {
+        let r = http
+            .get(format!("{base}/ui/rules"))
+            .bearer_auth("tok-viewer")
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        if body.contains("TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR") {
+            refused = Some(i);
+            break;
+        }
+    }
+    let refused = refused.expect("the console must stop at the principal's hourly budget");
+    assert!(refused <= 4, "refused only after {refused} pages");
+    // Another principal is not affected.
+    let r = http
+        .get(format!("{base}/ui/rules"))
+        .bearer_auth("tok-approver")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !r.text()
+            .await
+            .unwrap()
+            .contains("TAGWARDEN_BUDGET_PRINCIPAL_PER_HOUR")
+    );
+    // An <img> on another site pointing at the console.
+    let r = http
+        .get(format!("{base}/ui/costs"))
+        .bearer_auth("tok-approver")
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "no-cors")
+        .header("sec-fetch-dest", "image")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

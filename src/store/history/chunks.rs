@@ -406,7 +406,10 @@ pub(crate) fn collect(
     is_last: bool,
 ) -> Result<Collected, String> {
     let opened = open(data)?;
-    let kept: Vec<(u32, &[u8])> = opened.entries().filter(|(id, _)| used.contains(id)).collect();
+    let kept: Vec<(u32, &[u8])> = opened
+        .entries()
+        .filter(|(id, _)| used.contains(id))
+        .collect();
     let freed = opened.len() - kept.len();
     if freed == 0 {
         return Ok(Collected::Keep);
@@ -580,7 +583,9 @@ mod tests {
         assert_eq!(next.intern(&map, fingerprint(b"c"), b"c").unwrap(), 3);
         // A reloaded map agrees.
         let mut reloaded = ChunkMap::default();
-        reloaded.load(1, chunks[0].last_id, &chunks[0].data).unwrap();
+        reloaded
+            .load(1, chunks[0].last_id, &chunks[0].data)
+            .unwrap();
         assert_eq!(reloaded.get(&fingerprint(b"b")), Some(2));
         assert_eq!(reloaded.next_id, 3);
     }

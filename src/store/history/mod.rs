@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use super::history_db::MIGRATIONS;
-use chunks::{ChunkMap, Collected, Dictionary, ResourceRow};
 use crate::history::{MemberRecord, NewSnapshot, SnapshotMeta, filters_hash};
+use chunks::{ChunkMap, Collected, Dictionary, ResourceRow};
 
 // `taken_at` keeps the exact instant (RFC 3339, nanoseconds); `taken_at_us` (Unix
 // microseconds) is what filtering and ordering use.
@@ -510,8 +510,9 @@ impl InternMaps {
             while let Some(row) = rows.next()? {
                 let chunk_row: i64 = row.get(0)?;
                 let data: Vec<u8> = row.get(2)?;
-                map.load(chunk_row, row.get(1)?, &data)
-                    .map_err(|why| StoreError::Sql(format!("{} row {chunk_row}: {why}", dict.table())))?;
+                map.load(chunk_row, row.get(1)?, &data).map_err(|why| {
+                    StoreError::Sql(format!("{} row {chunk_row}: {why}", dict.table()))
+                })?;
             }
         }
         self.violation_sets.catch_up(tx, "violation_sets")
@@ -670,9 +671,13 @@ fn collect_chunks(
 ) -> Result<usize, StoreError> {
     let table = dict.table();
     let max_last: Option<i64> =
-        tx.query_row(&format!("SELECT MAX(last_id) FROM {table}"), [], |r| r.get(0))?;
+        tx.query_row(&format!("SELECT MAX(last_id) FROM {table}"), [], |r| {
+            r.get(0)
+        })?;
     let rows: Vec<(i64, i64, Vec<u8>)> = tx
-        .prepare(&format!("SELECT id, last_id, data FROM {table} ORDER BY id"))?
+        .prepare(&format!(
+            "SELECT id, last_id, data FROM {table} ORDER BY id"
+        ))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     let mut freed = 0;
@@ -692,7 +697,9 @@ fn collect_chunks(
             Collected::Rewrite(chunk, n) => {
                 freed += n;
                 tx.execute(
-                    &format!("UPDATE {table} SET first_id = ?1, last_id = ?2, data = ?3 WHERE id = ?4"),
+                    &format!(
+                        "UPDATE {table} SET first_id = ?1, last_id = ?2, data = ?3 WHERE id = ?4"
+                    ),
                     params![chunk.first_id, chunk.last_id, chunk.data, row],
                 )?;
             }
@@ -713,8 +720,9 @@ fn convert_row_tables(conn: &mut Connection) -> Result<(), StoreError> {
     if has_table(&tx, "resources")? {
         let mut entries = Vec::new();
         {
-            let mut stmt =
-                tx.prepare("SELECT id, rid, type, region, account, name FROM resources ORDER BY id")?;
+            let mut stmt = tx.prepare(
+                "SELECT id, rid, type, region, account, name FROM resources ORDER BY id",
+            )?;
             let mut rows = stmt.query([])?;
             let mut buf = Vec::new();
             while let Some(r) = rows.next()? {
@@ -757,7 +765,10 @@ fn convert_row_tables(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     if moved > 0 {
-        tracing::info!(entries = moved, "history store upgraded to compressed chunks");
+        tracing::info!(
+            entries = moved,
+            "history store upgraded to compressed chunks"
+        );
     }
     Ok(())
 }
@@ -892,7 +903,12 @@ impl Interned {
             &resource_uses,
             chunks::decode_resource,
         )?;
-        let tag_sets = load_chunked(conn, Dictionary::TagSets, &tag_set_uses, chunks::decode_tag_set)?;
+        let tag_sets = load_chunked(
+            conn,
+            Dictionary::TagSets,
+            &tag_set_uses,
+            chunks::decode_tag_set,
+        )?;
         let violation_sets = load_rows(
             conn,
             "violation_sets",

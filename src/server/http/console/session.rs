@@ -135,8 +135,7 @@ impl Sessions {
     }
 
     fn live(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.last_seen) < self.idle
-            && now.duration_since(s.created) < MAX_LIFETIME
+        now.duration_since(s.last_seen) < self.idle && now.duration_since(s.created) < MAX_LIFETIME
     }
 
     /// Ends a session (logout).
@@ -237,7 +236,10 @@ mod tests {
         }
         assert_eq!(s.len(), PER_PRINCIPAL + 1);
         assert!(s.touch(&first).is_none());
-        assert!(s.touch(&bobs).is_some(), "another principal's session stays");
+        assert!(
+            s.touch(&bobs).is_some(),
+            "another principal's session stays"
+        );
     }
 
     #[test]

@@ -558,8 +558,7 @@ async fn pack_members(
     maps: &[ChunkMap; 2],
     members: &[MemberRecord],
 ) -> Result<(Vec<u8>, chunks::Interned, [Option<i64>; 2]), StoreError> {
-    let interned =
-        chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
+    let interned = chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
     let mut last_rows = [None; 2];
     for (i, (dict, pending)) in Dictionary::ALL
         .iter()
@@ -834,7 +833,8 @@ async fn store_converted(
 }
 
 fn row_id(id: i64) -> Result<u32, StoreError> {
-    u32::try_from(id).map_err(|_| StoreError::Sql(format!("interned row id {id} does not fit 32 bits")))
+    u32::try_from(id)
+        .map_err(|_| StoreError::Sql(format!("interned row id {id} does not fit 32 bits")))
 }
 
 async fn intern_text(

@@ -311,13 +311,15 @@ async fn row_intern_tables_of_version_2_are_moved_into_chunks_with_ids_kept() {
             )
             .await
             .unwrap();
-        client
-            .execute(
-                "INSERT INTO violation_sets (id, fingerprint, labels) VALUES (1, $1, $2)",
+        let v: i64 = client
+            .query_one(
+                "INSERT INTO violation_sets (fingerprint, labels) VALUES ($1, $2) RETURNING id",
                 &[&Sha256::digest(labels.as_bytes()).to_vec(), &labels],
             )
             .await
-            .unwrap();
+            .unwrap()
+            .get(0);
+        assert_eq!(v, 1);
     }
     let store = PgHistory::open(pool.clone()).await.unwrap();
     let old = snapshot(at(1, 0), json!({}), vec![member(1)]);
