@@ -245,7 +245,12 @@ fn read_files(
         let ParsedFile {
             resources: parsed, ..
         } = file.parsed;
-        resources.extend(parsed);
+        // One file (the usual case) is moved, not copied: a million resources are ~300 MB.
+        if resources.is_empty() {
+            resources = parsed;
+        } else {
+            resources.extend(parsed);
+        }
         read.push(ReadFile {
             name,
             format: file.format,

@@ -121,10 +121,44 @@ pub(crate) fn normalise_tags(mut tags: Tags) -> Tags {
 /// listed a resource wins). Returns how many repeats were dropped. Global resources (S3) are
 /// listed by every region, and files may overlap.
 pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
-    resources.sort_by(|a, b| a.id.cmp(&b.id));
+    if !resources.is_sorted_by(|a, b| a.id <= b.id) {
+        match u32::try_from(resources.len()) {
+            // A resource is a few hundred bytes: a merge sort would move each one ~log n times
+            // (gigabytes for a million). Sort their positions (stable: the first listed of
+            // equal ids stays first) and move each resource once.
+            Ok(n) => {
+                let mut order: Vec<u32> = (0..n).collect();
+                order.sort_by(|&a, &b| resources[a as usize].id.cmp(&resources[b as usize].id));
+                permute(resources, order);
+            }
+            Err(_) => resources.sort_by(|a, b| a.id.cmp(&b.id)),
+        }
+    }
     let before = resources.len();
     resources.dedup_by(|later, earlier| later.id == earlier.id);
     before - resources.len()
+}
+
+/// Reorders `items` so that `items[i]` becomes the old `items[order[i]]`, following each cycle
+/// of the permutation with swaps (no second copy of the items). `order` must be a permutation
+/// of `0..items.len()`.
+fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
+    const DONE: u32 = u32::MAX;
+    for start in 0..order.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let mut current = start;
+        loop {
+            let next = order[current] as usize;
+            order[current] = DONE;
+            if next == start {
+                break;
+            }
+            items.swap(current, next);
+            current = next;
+        }
+    }
 }
 
 /// The position of the resource with this id. `resources` must be in `sort_and_dedupe` order
@@ -287,6 +321,39 @@ mod tests {
         assert_eq!(sort_and_dedupe(&mut v), 1);
         let names: Vec<&str> = v.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["a", "first-b"]);
+    }
+
+    #[test]
+    fn sorting_by_positions_agrees_with_a_stable_sort_on_shuffled_lists_with_repeats() {
+        let r = |id: u64, copy: usize| Resource {
+            id: format!("arn:aws:s3:::b-{id:03}").into(),
+            provider: Provider::Aws,
+            account: "1".into(),
+            region: "r".into(),
+            resource_type: "s3:bucket".into(),
+            name: format!("copy-{copy}").into(),
+            tags: Tags::new(),
+            attributes: Attributes::default(),
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [0usize, 1, 2, 3, 10, 257, 1000] {
+            let mut v: Vec<Resource> = (0..n).map(|i| r(next() % 300, i)).collect();
+            let mut expected = v.clone();
+            expected.sort_by(|a, b| a.id.cmp(&b.id));
+            expected.dedup_by(|later, earlier| later.id == earlier.id);
+            let dropped = sort_and_dedupe(&mut v);
+            assert_eq!(dropped, n - expected.len());
+            assert_eq!(v, expected, "n = {n}");
+        }
+        let mut letters = vec!['d', 'a', 'c', 'b', 'e'];
+        permute(&mut letters, vec![1, 3, 2, 0, 4]);
+        assert_eq!(letters, vec!['a', 'b', 'c', 'd', 'e']);
     }
 
     #[test]

@@ -233,15 +233,34 @@ impl ChunkMap {
         self.ids.get(fp).copied()
     }
 
-    /// Records the entries of a chunk row read from the store.
-    pub(crate) fn load(&mut self, chunk_row: i64, last_id: u32, data: &[u8]) -> Result<(), String> {
-        let opened = open(data)?;
-        self.ids.reserve(opened.len());
-        for (id, entry) in opened.entries() {
-            self.ids.insert(fingerprint(entry), id);
+    /// Records the entries of chunk rows `(row id, last_id, data)` read from the store, hashing
+    /// them on two threads (a fresh process catching up with a million-entry store).
+    pub(crate) fn load_all(&mut self, rows: &[(i64, u32, Vec<u8>)]) -> Result<(), String> {
+        let hash = |part: &[(i64, u32, Vec<u8>)]| -> Result<Vec<(Fingerprint, u32)>, String> {
+            let mut out = Vec::new();
+            for (row, _, data) in part {
+                let opened = open(data).map_err(|why| format!("row {row}: {why}"))?;
+                out.extend(opened.entries().map(|(id, e)| (fingerprint(e), id)));
+            }
+            Ok(out)
+        };
+        let (left, right) = rows.split_at(rows.len() / 2);
+        let (a, b) = std::thread::scope(|s| {
+            let other = s.spawn(|| hash(left));
+            let mine = hash(right);
+            let other = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (other, mine)
+        });
+        let (a, b) = (a?, b?);
+        self.ids.reserve(a.len() + b.len());
+        self.ids.extend(a);
+        self.ids.extend(b);
+        for (row, last_id, _) in rows {
+            self.max_chunk = self.max_chunk.max(*row);
+            self.next_id = self.next_id.max(last_id.saturating_add(1));
         }
-        self.max_chunk = self.max_chunk.max(chunk_row);
-        self.next_id = self.next_id.max(last_id.saturating_add(1));
         Ok(())
     }
 
@@ -584,7 +603,7 @@ mod tests {
         // A reloaded map agrees.
         let mut reloaded = ChunkMap::default();
         reloaded
-            .load(1, chunks[0].last_id, &chunks[0].data)
+            .load_all(&[(1, chunks[0].last_id, chunks[0].data.clone())])
             .unwrap();
         assert_eq!(reloaded.get(&fingerprint(b"b")), Some(2));
         assert_eq!(reloaded.next_id, 3);

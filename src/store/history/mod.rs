@@ -506,14 +506,13 @@ impl InternMaps {
                 "SELECT id, last_id, data FROM {} WHERE id > ?1 ORDER BY id",
                 dict.table()
             ))?;
-            let mut rows = stmt.query(params![map.max_chunk])?;
-            while let Some(row) = rows.next()? {
-                let chunk_row: i64 = row.get(0)?;
-                let data: Vec<u8> = row.get(2)?;
-                map.load(chunk_row, row.get(1)?, &data).map_err(|why| {
-                    StoreError::Sql(format!("{} row {chunk_row}: {why}", dict.table()))
-                })?;
-            }
+            let rows: Vec<(i64, u32, Vec<u8>)> = stmt
+                .query_map(params![map.max_chunk], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            map.load_all(&rows)
+                .map_err(|why| StoreError::Sql(format!("{}: {why}", dict.table())))?;
         }
         self.violation_sets.catch_up(tx, "violation_sets")
     }

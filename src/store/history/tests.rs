@@ -517,14 +517,20 @@ fn members_of_a_sparse_snapshot_in_a_large_store() {
 }
 
 /// `cargo test --release --lib store::history::tests::scale -- --ignored --nocapture`
+/// (`SCALE_RESOURCES=1000000` for a million; the default is 100,000).
 #[test]
 #[ignore = "timing at scale; run in release"]
 fn scale() {
     use std::time::Instant;
     let dir = tempfile::tempdir().unwrap();
-    let store = HistoryDb::open(&dir.path().join("history.db")).unwrap();
+    let path = dir.path().join("history.db");
+    let store = HistoryDb::open(&path).unwrap();
+    let n: usize = std::env::var("SCALE_RESOURCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let big = |seed: usize| -> Vec<MemberRecord> {
-        (0..100_000)
+        (0..n)
             .map(|i| {
                 let mut m = member(i);
                 m.tags.push(("Name".into(), format!("web-{i}")));
@@ -540,13 +546,20 @@ fn scale() {
     let id = store
         .insert(&snapshot(at(1, 0), json!({}), first.clone()))
         .unwrap();
-    println!("insert 100k (all new rows): {:?}", t.elapsed());
+    println!("insert {n} (all new rows): {:?}", t.elapsed());
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_extension("db-wal");
+    println!(
+        "history.db after the first: {} bytes (+ WAL {})",
+        size(&path),
+        size(&wal)
+    );
     let second = big(1);
     let t = Instant::now();
     store
         .insert(&snapshot(at(2, 0), json!({}), second))
         .unwrap();
-    println!("insert 100k (2% changed): {:?}", t.elapsed());
+    println!("insert {n} (2% changed): {:?}", t.elapsed());
     let small: Vec<MemberRecord> = (0..5000).map(member).collect();
     let t = Instant::now();
     store
@@ -555,7 +568,7 @@ fn scale() {
     println!("insert 5k (into a 100k-resource store): {:?}", t.elapsed());
     let t = Instant::now();
     let back = store.members(id).unwrap();
-    println!("members of 100k: {:?}", t.elapsed());
+    println!("members of {n}: {:?}", t.elapsed());
     assert_eq!(back, first);
     // 400 snapshots of 100k members each, copied in SQL to skip the interning cost.
     {

@@ -636,15 +636,17 @@ async fn catch_up(tx: &Transaction<'_>, maps: &mut [ChunkMap; 2]) -> Result<(), 
                 &[&map.max_chunk],
             )
             .await?;
+        let mut chunks = Vec::with_capacity(rows.len());
         for r in rows {
             let row: i64 = r.try_get(0)?;
             let last: i64 = r.try_get(1)?;
             let data: Vec<u8> = r.try_get(2)?;
             let last = u32::try_from(last)
                 .map_err(|_| StoreError::Sql(format!("interned id {last} does not fit 32 bits")))?;
-            map.load(row, last, &data)
-                .map_err(|why| StoreError::Sql(format!("{} row {row}: {why}", dict.table())))?;
+            chunks.push((row, last, data));
         }
+        map.load_all(&chunks)
+            .map_err(|why| StoreError::Sql(format!("{}: {why}", dict.table())))?;
     }
     Ok(())
 }
