@@ -345,9 +345,19 @@ async fn login_bearer_host_and_headers_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // A login that names no origin (no Origin, no Referer) is refused: the form has no CSRF
+    // token yet, the origin is its only guard against logging a victim in as someone else.
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", "tok-viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // A wrong token at the login form: 401, no cookie; a right one: a session cookie.
     let r = http
         .post(format!("{base}/ui/login"))
+        .header("origin", base.as_str())
         .form(&[("token", "nope"), ("next", "/ui/queue")])
         .send()
         .await
@@ -356,6 +366,7 @@ async fn login_bearer_host_and_headers_over_http() {
     assert!(r.headers().get("set-cookie").is_none());
     let r = http
         .post(format!("{base}/ui/login"))
+        .header("origin", base.as_str())
         .form(&[("token", "tok-viewer"), ("next", "https://evil.example/")])
         .send()
         .await

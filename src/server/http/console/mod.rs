@@ -371,13 +371,14 @@ async fn gate(
     if let Some(why) = cross_site(request.headers()) {
         return state.error(None, StatusCode::FORBIDDEN, why);
     }
-    let cookie = request
+    let live = request
         .headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
-        .find_map(|h| session::from_cookie_header(h).map(str::to_string));
-    if let Some((principal, view)) = cookie.as_deref().and_then(|id| state.sessions.touch(id)) {
+        .flat_map(session::cookie_values)
+        .find_map(|id| state.sessions.touch(id));
+    if let Some((principal, view)) = live {
         return admit(request, next, principal, Some(view)).await;
     }
     let ip = peer(&request);
@@ -534,7 +535,11 @@ async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !state.same_origin(&headers) {
+    // The login form has no CSRF token yet: its only guard against logging a victim into the
+    // attacker's session is the origin, so a login must name one (browsers send `Origin` with
+    // every form POST).
+    let named = headers.contains_key(header::ORIGIN) || headers.contains_key(header::REFERER);
+    if !named || !state.same_origin(&headers) {
         return state.error(
             None,
             StatusCode::FORBIDDEN,
@@ -592,12 +597,12 @@ async fn logout(
     if let Some(refusal) = check_write(&state, &viewer, &headers, &form) {
         return refusal;
     }
-    let cookie = headers
+    for id in headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
-        .find_map(session::from_cookie_header);
-    if let Some(id) = cookie {
+        .flat_map(session::cookie_values)
+    {
         state.sessions.end(id);
     }
     let mut response = Redirect::to("/ui/login").into_response();

@@ -158,9 +158,11 @@ pub(super) fn csrf_matches(view: &SessionView, presented: &str) -> bool {
     !presented.is_empty() && bool::from(view.csrf.as_bytes().ct_eq(presented.as_bytes()))
 }
 
-/// The session id in a `Cookie` header, if any.
-pub(super) fn from_cookie_header(header: &str) -> Option<&str> {
-    header.split(';').find_map(|pair| {
+/// Every session cookie value in a `Cookie` header, in order. Another site of the same host
+/// (any port) can plant a `tagwarden_console` cookie with a narrower path, which browsers send
+/// first: the caller tries each until one names a live session.
+pub(super) fn cookie_values(header: &str) -> impl Iterator<Item = &str> {
+    header.split(';').filter_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
         (name == COOKIE && !value.is_empty()).then_some(value)
     })
@@ -250,10 +252,15 @@ mod tests {
         assert!(!csrf_matches(&view, ""));
         assert!(!csrf_matches(&view, "x"));
         assert_eq!(
-            from_cookie_header("a=b; tagwarden_console=abc; c=d"),
+            cookie_values("a=b; tagwarden_console=abc; c=d").next(),
             Some("abc")
         );
-        assert_eq!(from_cookie_header("tagwarden_console="), None);
+        assert_eq!(cookie_values("tagwarden_console=").next(), None);
+        assert_eq!(
+            cookie_values("tagwarden_console=planted; x=y; tagwarden_console=real")
+                .collect::<Vec<_>>(),
+            vec!["planted", "real"]
+        );
         let c = set_cookie("abc", true);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"));
         assert!(!set_cookie("abc", false).contains("Secure"));
