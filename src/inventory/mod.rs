@@ -11,6 +11,7 @@ pub(crate) mod coverage;
 pub(crate) mod demo;
 pub(crate) mod file;
 pub(crate) mod format;
+mod framed;
 pub(crate) mod gcp;
 pub(crate) mod id;
 pub(crate) mod irregular;
