@@ -202,6 +202,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_sessions_per_principal: limits.http_max_sessions_per_principal,
                 session_idle_timeout: limits.http_session_idle_timeout,
                 console_session_idle: limits.console_session_idle,
+                console_secure_cookie: limits.console_secure_cookie,
                 shutdown_timeout: limits.shutdown_timeout,
                 ..HttpOptions::loopback(addr)
             };

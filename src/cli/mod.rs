@@ -425,6 +425,11 @@ pub struct HttpLimitArgs {
     /// long is ended; the browser must log in again.
     #[arg(long, env = "TAGWARDEN_CONSOLE_SESSION_IDLE", default_value = "30m", value_parser = parse_duration)]
     pub console_session_idle: Duration,
+    /// Mark the web console's session cookie `Secure` even when the server listens on a
+    /// loopback address: set this when a TLS proxy on the same machine serves the console over
+    /// HTTPS (without it, the cookie of an HTTPS console could be sent over plain HTTP).
+    #[arg(long, env = "TAGWARDEN_CONSOLE_SECURE_COOKIE")]
+    pub console_secure_cookie: bool,
     /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the server
     /// exits anyway.
     #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -539,3 +539,28 @@ async fn console_calls_use_up_the_principals_budget_and_other_sites_are_refused(
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// Behind a TLS proxy on the same machine the server listens on loopback, yet the browser
+/// speaks HTTPS: `--console-secure-cookie` marks the session cookie `Secure` all the same.
+#[tokio::test]
+async fn the_session_cookie_can_be_marked_secure_behind_a_tls_proxy() {
+    let server = HttpServer::start(
+        &["--demo", "--no-prewarm", "--console-secure-cookie"],
+        &[TOKENS],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .header("origin", base.as_str())
+        .form(&[("token", "tok-viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}

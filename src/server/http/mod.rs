@@ -85,6 +85,9 @@ pub struct HttpOptions {
     pub shutdown_timeout: Duration,
     /// A web console session (`/ui`) without any request for this long is ended.
     pub console_session_idle: Duration,
+    /// The console's session cookie is `Secure` even on a loopback listener (behind a TLS
+    /// proxy).
+    pub console_secure_cookie: bool,
 }
 
 impl HttpOptions {
@@ -110,6 +113,7 @@ impl HttpOptions {
             session_idle_timeout: Duration::from_secs(30 * 60),
             shutdown_timeout: Duration::from_secs(30),
             console_session_idle: Duration::from_secs(30 * 60),
+            console_secure_cookie: false,
         }
     }
 
@@ -211,7 +215,11 @@ pub(crate) async fn serve_http(
         options.allowed_hosts.clone()
     };
     let protected = metrics::route(server.app().clone(), hosts);
-    let console = console::Console::new(server.clone(), options.console_session_idle);
+    let console = console::Console::new(
+        server.clone(),
+        options.console_session_idle,
+        options.console_secure_cookie,
+    );
     serve_with(server, health, protected, Some(console), options, shutdown).await
 }
 

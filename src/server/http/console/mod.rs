@@ -46,16 +46,24 @@ const MAX_SESSIONS: usize = 1000;
 pub(crate) struct Console {
     server: TagwardenServer,
     idle: Duration,
+    always_secure: bool,
 }
 
 impl Console {
-    pub(crate) fn new(server: TagwardenServer, idle: Duration) -> Console {
-        Console { server, idle }
+    /// `always_secure`: mark the session cookie `Secure` even on a loopback listener (TLS is
+    /// terminated by a proxy in front of it).
+    pub(crate) fn new(server: TagwardenServer, idle: Duration, always_secure: bool) -> Console {
+        Console {
+            server,
+            idle,
+            always_secure,
+        }
     }
 
     /// The `/ui` routes behind their own gate (sessions, bearer tokens, the open loopback
     /// mode) and the request rate; `hosts` and `origins` as for `/mcp`. The session cookie is
-    /// `Secure` unless the server listens on loopback (plain HTTP there).
+    /// `Secure` unless the server listens on loopback (plain HTTP there) and was not told that
+    /// a TLS proxy fronts it.
     pub(super) fn router(
         self,
         auth: Arc<Auth>,
@@ -70,7 +78,7 @@ impl Console {
             sessions: Sessions::new(MAX_SESSIONS, self.idle),
             hosts,
             origins,
-            secure_cookie: !local.ip().is_loopback(),
+            secure_cookie: self.always_secure || !local.ip().is_loopback(),
             env: render::environment(),
         });
         let pages = Router::new()
