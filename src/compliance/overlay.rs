@@ -177,7 +177,7 @@ pub(crate) fn evaluate_with_overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Attributes, Provider};
+    use crate::inventory::{Attributes, Attrs, Provider};
     use crate::policy::parse_policy;
 
     fn policy() -> Policy {
@@ -203,7 +203,7 @@ mod tests {
                     .map(|(k, v)| ((*k).into(), (*v).into()))
                     .collect(),
             ),
-            attributes: Attributes::default(),
+            attributes: Attrs::default(),
         }
     }
 

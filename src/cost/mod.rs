@@ -366,7 +366,7 @@ pub(crate) fn choose_metric(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::Attributes;
+    use crate::inventory::{Attributes, Attrs};
 
     fn resource(id: &str, provider: Provider, alt_ids: &[&str]) -> Resource {
         Resource {
@@ -377,10 +377,10 @@ mod tests {
             resource_type: "t:x".into(),
             name: "n".into(),
             tags: Tags::new(),
-            attributes: Attributes {
+            attributes: Attrs::from(Attributes {
                 alt_ids: alt_ids.iter().map(|a| CompactString::from(*a)).collect(),
                 ..Attributes::default()
-            },
+            }),
         }
     }
 

@@ -22,9 +22,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use super::format::ParsedFile;
 use super::id::azure::{AzureId, canonical_type, join_key};
-use super::{
-    Attributes, CoverageFailure, InventoryError, Provider, Resource, Tags, normalise_tags,
-};
+use super::{Attrs, CoverageFailure, InventoryError, Provider, Resource, Tags, normalise_tags};
 use crate::inventory::file::GLOBAL_REGION;
 
 /// One row of a Resource Graph `Resources` query. Columns beyond these are ignored.
@@ -95,7 +93,7 @@ pub(crate) fn resource_from_row(row: Row) -> Result<Resource, String> {
         resource_type,
         name,
         tags: normalise_tags(row.tags),
-        attributes: Attributes::default(),
+        attributes: Attrs::default(),
     })
 }
 

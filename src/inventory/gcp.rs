@@ -28,7 +28,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use super::azure::json_tags;
 use super::format::ParsedFile;
 use super::id::gcp::{GcpName, canonical_type, with_numeric_id};
-use super::{Attributes, InventoryError, Provider, Resource, Tags, normalise_tags};
+use super::{Attributes, Attrs, InventoryError, Provider, Resource, Tags, normalise_tags};
 use crate::inventory::file::GLOBAL_REGION;
 
 /// One asset, in any of the outputs (camelCase fields with their snake_case aliases). Fields
@@ -224,11 +224,11 @@ pub(crate) fn resource_from_asset(asset: Asset) -> Result<Resource, String> {
         resource_type,
         name: display,
         tags: normalise_tags(tags),
-        attributes: Attributes {
+        attributes: Attrs::from(Attributes {
             created_at,
             alt_ids,
             ..Attributes::default()
-        },
+        }),
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::inventory::{Attributes, Provider, Resource};
+use crate::inventory::{Attributes, Attrs, Provider, Resource};
 
 fn resource() -> Resource {
     Resource {
@@ -16,21 +16,21 @@ fn resource() -> Resource {
         resource_type: "ec2:instance".into(),
         name: "payments-api-prod-03".into(),
         tags: vec![("env".into(), "prod".into())],
-        attributes: Attributes {
+        attributes: Attrs::from(Attributes {
             vpc: Some("vpc-0123".into()),
             subnet: Some("subnet-0456".into()),
             stack: Some("payments-api-prod-use1".into()),
             creator: Some("ci-deployer".into()),
             created_at: None,
             alt_ids: Vec::new(),
-        },
+        }),
     }
 }
 
 /// A resource with no optional attributes.
 fn bare() -> Resource {
     Resource {
-        attributes: Attributes::default(),
+        attributes: Attrs::default(),
         ..resource()
     }
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::inventory::{Attributes, Provider, Resource, Tags, normalise_tags};
+use crate::inventory::{Attributes, Attrs, Provider, Resource, Tags, normalise_tags};
 use crate::policy::{Policy, default_policy};
 
 /// Denial counts that switch a source off.
@@ -93,10 +93,10 @@ fn resource(name: &str, account: &str, stack: Option<&str>, tags: &[(&str, &str)
         resource_type: "ec2:instance".into(),
         name: name.into(),
         tags: normalise_tags(tags),
-        attributes: Attributes {
+        attributes: Attrs::from(Attributes {
             stack: stack.map(Into::into),
             ..Attributes::default()
-        },
+        }),
     }
 }
 

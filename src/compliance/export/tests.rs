@@ -1,6 +1,6 @@
 use super::*;
 use crate::compliance::evaluate_inventory;
-use crate::inventory::{Attributes, Provider};
+use crate::inventory::{Attributes, Attrs, Provider};
 use crate::policy::parse_policy;
 
 fn policy() -> Policy {
@@ -34,7 +34,7 @@ fn resource(id: &str, ty: &str, tags: &[(&str, &str)]) -> Resource {
         resource_type: ty.into(),
         name: format!("{id}-name").into(),
         tags,
-        attributes: Attributes::default(),
+        attributes: Attrs::default(),
     }
 }
 

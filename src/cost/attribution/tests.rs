@@ -1,5 +1,5 @@
 use super::*;
-use crate::inventory::{Attributes, Tags, normalise_tags};
+use crate::inventory::{Attributes, Attrs, Tags, normalise_tags};
 use crate::policy::parse_policy;
 
 const POLICY: &str = r#"{
@@ -25,7 +25,7 @@ fn resource(id: &str, ty: &str, tags: &[(&str, &str)]) -> Resource {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
         ),
-        attributes: Attributes::default(),
+        attributes: Attrs::default(),
     }
 }
 

@@ -5,7 +5,7 @@ use compact_str::format_compact;
 
 use super::Rng;
 use super::catalog::{Archetype::*, Deployment, FUNCTIONS};
-use crate::inventory::{Attributes, Provider, Resource, Tags, normalise_tags};
+use crate::inventory::{Attributes, Attrs, Provider, Resource, Tags, normalise_tags};
 
 /// One unit of a deployment: a server and its disk, a function and its logs, a bucket, ...;
 /// unit 0 also creates the deployment's shared pieces (load balancer, queue, database...).
@@ -29,7 +29,7 @@ pub(super) fn make_unit(
             resource_type: ty.into(),
             name: name.into(),
             tags: Tags::new(),
-            attributes: Attributes {
+            attributes: Attrs::from(Attributes {
                 vpc: (!matches!(
                     ty,
                     "s3:bucket"
@@ -57,7 +57,7 @@ pub(super) fn make_unit(
                     1 + rng.below(28)
                 )),
                 alt_ids: Vec::new(),
-            },
+            }),
         };
         out.push((resource, clean));
     };

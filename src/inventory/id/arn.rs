@@ -128,7 +128,7 @@ pub(crate) fn resource_from_arn(
         resource_type: arn.canonical_type(),
         name,
         tags,
-        attributes,
+        attributes: attributes.into(),
     })
 }
 
