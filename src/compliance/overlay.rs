@@ -177,7 +177,7 @@ pub(crate) fn evaluate_with_overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Attributes, Attrs, Provider};
+    use crate::inventory::{Attrs, Provider};
     use crate::policy::parse_policy;
 
     fn policy() -> Policy {

@@ -211,7 +211,7 @@ fn finish_groups(map: FxHashMap<&str, GroupCount>) -> Vec<GroupCount> {
 mod tests {
     use super::*;
     use crate::compliance::evaluate_inventory;
-    use crate::inventory::{Attributes, Attrs, Provider};
+    use crate::inventory::{Attrs, Provider};
     use crate::policy::parse_policy;
 
     fn resource(id: &str, ty: &str, region: &str, tags: &[(&str, &str)]) -> Resource {

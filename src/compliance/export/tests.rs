@@ -1,6 +1,6 @@
 use super::*;
 use crate::compliance::evaluate_inventory;
-use crate::inventory::{Attributes, Attrs, Provider};
+use crate::inventory::{Attrs, Provider};
 use crate::policy::parse_policy;
 
 fn policy() -> Policy {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::inventory::{Attributes, Attrs, Tags, normalise_tags};
+use crate::inventory::{Attrs, Tags, normalise_tags};
 use crate::policy::parse_policy;
 
 const POLICY: &str = r#"{
