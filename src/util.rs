@@ -127,6 +127,24 @@ pub(crate) fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Runs `work` on the two halves of `0..n`, the second half on a scoped thread, and returns
+/// both results in order: CPU work over a million resources (hashing, copying, compressing) on
+/// the machine's two cores. A panic in either half is resumed here.
+pub(crate) fn on_two_halves<R: Send>(
+    n: usize,
+    work: impl Fn(std::ops::Range<usize>) -> R + Sync,
+) -> (R, R) {
+    let mid = n / 2;
+    std::thread::scope(|s| {
+        let second = s.spawn(|| work(mid..n));
+        let first = work(0..mid);
+        let second = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

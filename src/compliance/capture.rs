@@ -54,14 +54,7 @@ pub(crate) fn capture(
         )
     };
     let ((mut members, mut by_violation), (rest, rest_counts)) = if n >= PARALLEL_FROM {
-        std::thread::scope(|s| {
-            let second = s.spawn(|| part(n / 2..n));
-            let first = part(0..n / 2);
-            let second = second
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (first, second)
-        })
+        crate::util::on_two_halves(n, part)
     } else {
         (part(0..n), Default::default())
     };

@@ -57,14 +57,22 @@ impl Dictionary {
 
 /// The canonical bytes of a member's resource row: id, type, region, account and name.
 pub(crate) fn resource_entry(m: &MemberRecord, out: &mut Vec<u8>) {
+    resource_fields_entry(
+        [
+            &m.resource_id,
+            &m.resource_type,
+            &m.region,
+            &m.account,
+            &m.name,
+        ],
+        out,
+    );
+}
+
+/// `resource_entry` from the five fields as stored (id, type, region, account, name).
+pub(crate) fn resource_fields_entry(fields: [&str; 5], out: &mut Vec<u8>) {
     out.clear();
-    for field in [
-        &m.resource_id,
-        &m.resource_type,
-        &m.region,
-        &m.account,
-        &m.name,
-    ] {
+    for field in fields {
         put_str(out, field);
     }
 }
@@ -157,6 +165,28 @@ pub(crate) fn seal(entries: &[(u32, &[u8])], last_id: Option<u32>) -> Result<Chu
     })
 }
 
+/// Entries with ascending ids compressed into chunks of `CHUNK_ENTRIES`, on two threads when
+/// there are several (compression is most of the cost of a first snapshot).
+pub(crate) fn seal_all(entries: &[(u32, Vec<u8>)]) -> Result<Vec<Chunk>, String> {
+    let runs: Vec<&[(u32, Vec<u8>)]> = entries.chunks(CHUNK_ENTRIES).collect();
+    let seal_runs = |runs: &[&[(u32, Vec<u8>)]]| -> Result<Vec<Chunk>, String> {
+        runs.iter()
+            .map(|run| {
+                let refs: Vec<(u32, &[u8])> =
+                    run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
+                seal(&refs, None)
+            })
+            .collect()
+    };
+    if runs.len() < 2 {
+        return seal_runs(&runs);
+    }
+    let (first, second) = crate::util::on_two_halves(runs.len(), |range| seal_runs(&runs[range]));
+    let mut all = first?;
+    all.extend(second?);
+    Ok(all)
+}
+
 /// The decompressed entries of one chunk.
 pub(crate) struct Opened {
     raw: Vec<u8>,
@@ -244,15 +274,7 @@ impl ChunkMap {
             }
             Ok(out)
         };
-        let (left, right) = rows.split_at(rows.len() / 2);
-        let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(|| hash(left));
-            let mine = hash(right);
-            let other = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (other, mine)
-        });
+        let (a, b) = crate::util::on_two_halves(rows.len(), |range| hash(&rows[range]));
         let (a, b) = (a?, b?);
         self.ids.reserve(a.len() + b.len());
         self.ids.extend(a);
@@ -307,28 +329,9 @@ impl Pending {
         Ok(id)
     }
 
-    /// The new entries compressed into chunks (on up to two threads: compression is most of the
-    /// cost of a first snapshot).
+    /// The new entries compressed into chunks.
     pub(crate) fn seal(&self) -> Result<Vec<Chunk>, String> {
-        let runs: Vec<&[(u32, Vec<u8>)]> = self.entries.chunks(CHUNK_ENTRIES).collect();
-        let seal_run = |run: &&[(u32, Vec<u8>)]| {
-            let refs: Vec<(u32, &[u8])> = run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
-            seal(&refs, None)
-        };
-        if runs.len() < 2 {
-            return runs.iter().map(seal_run).collect();
-        }
-        let half = runs.len() / 2;
-        let (left, right) = runs.split_at(half);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| left.iter().map(seal_run).collect::<Result<Vec<_>, _>>());
-            let mine = right.iter().map(seal_run).collect::<Result<Vec<_>, _>>();
-            let mut all = other
-                .join()
-                .map_err(|_| "compressing a chunk panicked".to_string())??;
-            all.extend(mine?);
-            Ok(all)
-        })
+        seal_all(&self.entries)
     }
 
     /// Puts the added entries into `map` once their chunks are committed; `last_chunk_row` is
@@ -370,16 +373,9 @@ pub(crate) fn intern_members(
             })
             .collect()
     };
-    let (left, right) = members.split_at(members.len() / 2);
-    let fps = std::thread::scope(|s| {
-        let other = s.spawn(|| fingerprints(left));
-        let mut mine = fingerprints(right);
-        let mut all = other
-            .join()
-            .map_err(|_| "fingerprinting members panicked".to_string())?;
-        all.append(&mut mine);
-        Ok::<_, String>(all)
-    })?;
+    let (mut fps, second) =
+        crate::util::on_two_halves(members.len(), |range| fingerprints(&members[range]));
+    fps.extend(second);
     let mut out = Interned {
         refs: Vec::with_capacity(members.len()),
         resources: Pending::new(resources),
@@ -411,7 +407,8 @@ pub(crate) enum Collected {
     /// Every entry is still used.
     Keep,
     /// No entry is used and the chunk is not the one with the highest ids: delete it.
-    Delete,
+    /// (Carries the number of entries freed.)
+    Delete(usize),
     /// Some entries go: store this instead (same row id, same `last_id`).
     Rewrite(Chunk, usize),
 }
@@ -434,7 +431,7 @@ pub(crate) fn collect(
         return Ok(Collected::Keep);
     }
     if kept.is_empty() && !is_last {
-        return Ok(Collected::Delete);
+        return Ok(Collected::Delete(freed));
     }
     Ok(Collected::Rewrite(seal(&kept, Some(last_id))?, freed))
 }
@@ -643,7 +640,7 @@ mod tests {
         let none = FxHashSet::default();
         assert!(matches!(
             collect(&chunk.data, 3, &none, false).unwrap(),
-            Collected::Delete
+            Collected::Delete(3)
         ));
         assert!(matches!(
             collect(&chunk.data, 3, &none, true).unwrap(),

@@ -593,7 +593,7 @@ fn intern_text(
 }
 
 /// Row ids as packed references; 4 billion interned rows is far beyond any estate.
-fn reference(rowid: i64) -> Result<u32, StoreError> {
+pub(crate) fn reference(rowid: i64) -> Result<u32, StoreError> {
     u32::try_from(rowid)
         .map_err(|_| StoreError::Sql(format!("interned row id {rowid} does not fit 32 bits")))
 }
@@ -613,21 +613,18 @@ fn pack_members(
 ) -> Result<PackedMembers, StoreError> {
     let interned = chunks::intern_members(&maps.resources, &maps.tag_sets, members)
         .map_err(StoreError::Sql)?;
-    let mut last_chunk_rows = [None; 2];
-    for (i, (dict, pending)) in Dictionary::ALL
-        .iter()
-        .zip([&interned.resources, &interned.tag_sets])
-        .enumerate()
-    {
-        for chunk in pending.seal().map_err(StoreError::Sql)? {
-            tx.prepare_cached(&format!(
-                "INSERT INTO {} (first_id, last_id, data) VALUES (?1, ?2, ?3)",
-                dict.table()
-            ))?
-            .execute(params![chunk.first_id, chunk.last_id, chunk.data])?;
-            last_chunk_rows[i] = Some(tx.last_insert_rowid());
-        }
-    }
+    let last_chunk_rows = [
+        insert_chunks(
+            tx,
+            Dictionary::Resources,
+            &interned.resources.seal().map_err(StoreError::Sql)?,
+        )?,
+        insert_chunks(
+            tx,
+            Dictionary::TagSets,
+            &interned.tag_sets.seal().map_err(StoreError::Sql)?,
+        )?,
+    ];
     // Violation sets repeat across most members: each distinct one is hashed once.
     let mut violation_sets: FxHashMap<&[String], u32> = FxHashMap::default();
     let mut blob = Vec::with_capacity(members.len() * MEMBER_BYTES);
@@ -669,28 +666,22 @@ fn collect_chunks(
     used: &FxHashSet<u32>,
 ) -> Result<usize, StoreError> {
     let table = dict.table();
-    let max_last: Option<i64> =
-        tx.query_row(&format!("SELECT MAX(last_id) FROM {table}"), [], |r| {
-            r.get(0)
-        })?;
+    // Highest ids first: the first row is the one never deleted.
     let rows: Vec<(i64, i64, Vec<u8>)> = tx
         .prepare(&format!(
-            "SELECT id, last_id, data FROM {table} ORDER BY id"
+            "SELECT id, last_id, data FROM {table} ORDER BY last_id DESC, id DESC"
         ))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     let mut freed = 0;
-    let mut last_seen = false;
-    for (row, last_id, data) in rows {
-        let is_last = !last_seen && Some(last_id) == max_last;
-        last_seen |= is_last;
+    for (i, (row, last_id, data)) in rows.into_iter().enumerate() {
         let last_id = reference(last_id)?;
-        let outcome = chunks::collect(&data, last_id, used, is_last)
+        let outcome = chunks::collect(&data, last_id, used, i == 0)
             .map_err(|why| StoreError::Sql(format!("{table} row {row}: {why}")))?;
         match outcome {
             Collected::Keep => {}
-            Collected::Delete => {
-                freed += chunks::open(&data).map(|o| o.len()).unwrap_or(0);
+            Collected::Delete(n) => {
+                freed += n;
                 tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![row])?;
             }
             Collected::Rewrite(chunk, n) => {
@@ -725,18 +716,8 @@ fn convert_row_tables(conn: &mut Connection) -> Result<(), StoreError> {
             let mut rows = stmt.query([])?;
             let mut buf = Vec::new();
             while let Some(r) = rows.next()? {
-                let m = MemberRecord {
-                    resource_id: r.get(1)?,
-                    resource_type: r.get(2)?,
-                    region: r.get(3)?,
-                    account: r.get(4)?,
-                    name: r.get(5)?,
-                    tags: Vec::new(),
-                    violations: Vec::new(),
-                    failing: false,
-                    in_scope: false,
-                };
-                chunks::resource_entry(&m, &mut buf);
+                let fields: [String; 5] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?];
+                chunks::resource_fields_entry(fields.each_ref().map(String::as_str), &mut buf);
                 entries.push((reference(r.get(0)?)?, buf.clone()));
             }
         }
@@ -777,18 +758,30 @@ fn store_converted(
     dict: Dictionary,
     entries: &[(u32, Vec<u8>)],
 ) -> Result<usize, StoreError> {
-    for run in entries.chunks(chunks::CHUNK_ENTRIES) {
-        let refs: Vec<(u32, &[u8])> = run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
-        let chunk = chunks::seal(&refs, None).map_err(StoreError::Sql)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (first_id, last_id, data) VALUES (?1, ?2, ?3)",
-                dict.table()
-            ),
-            params![chunk.first_id, chunk.last_id, chunk.data],
-        )?;
-    }
+    insert_chunks(
+        tx,
+        dict,
+        &chunks::seal_all(entries).map_err(StoreError::Sql)?,
+    )?;
     Ok(entries.len())
+}
+
+/// Appends sealed chunks to a dictionary; returns the last chunk row added, if any.
+fn insert_chunks(
+    tx: &Transaction<'_>,
+    dict: Dictionary,
+    sealed: &[chunks::Chunk],
+) -> Result<Option<i64>, StoreError> {
+    let mut last = None;
+    for chunk in sealed {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {} (first_id, last_id, data) VALUES (?1, ?2, ?3)",
+            dict.table()
+        ))?
+        .execute(params![chunk.first_id, chunk.last_id, chunk.data])?;
+        last = Some(tx.last_insert_rowid());
+    }
+    Ok(last)
 }
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
@@ -871,7 +864,7 @@ impl<T: Clone> Shared<T> {
 }
 
 /// How many members refer to each row id.
-fn uses(packed: &[Packed], pick: fn(&Packed) -> u32) -> FxHashMap<u32, u32> {
+pub(crate) fn uses(packed: &[Packed], pick: fn(&Packed) -> u32) -> FxHashMap<u32, u32> {
     let mut counts = FxHashMap::default();
     for p in packed {
         *counts.entry(pick(p)).or_insert(0) += 1;

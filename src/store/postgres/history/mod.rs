@@ -24,7 +24,7 @@ use crate::store::history::chunks::{self, ChunkMap, Collected, Dictionary};
 use crate::store::history::dead_letters::{DeadLetter, MAX_DEAD_LETTERS, NewDeadLetter};
 use crate::store::history::{
     FLAG_FAILING, FLAG_IN_SCOPE, HEADLINE_COLUMNS, MEMBER_BYTES, META_COLUMNS, RawMeta, corrupt,
-    count, mark_used, sorted, stored_count, to_json, unpack,
+    count, mark_used, reference, sorted, stored_count, to_json, unpack, uses,
 };
 use crate::store::{HistoryStore, StoreError};
 
@@ -559,30 +559,20 @@ async fn pack_members(
     members: &[MemberRecord],
 ) -> Result<(Vec<u8>, chunks::Interned, [Option<i64>; 2]), StoreError> {
     let interned = chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
-    let mut last_rows = [None; 2];
-    for (i, (dict, pending)) in Dictionary::ALL
-        .iter()
-        .zip([&interned.resources, &interned.tag_sets])
-        .enumerate()
-    {
-        for chunk in pending.seal().map_err(StoreError::Sql)? {
-            let row = tx
-                .query_one(
-                    &format!(
-                        "INSERT INTO {} (first_id, last_id, data) VALUES ($1, $2, $3)
-                         RETURNING id",
-                        dict.table()
-                    ),
-                    &[
-                        &i64::from(chunk.first_id),
-                        &i64::from(chunk.last_id),
-                        &chunk.data,
-                    ],
-                )
-                .await?;
-            last_rows[i] = Some(row.try_get(0)?);
-        }
-    }
+    let last_rows = [
+        insert_chunks(
+            tx,
+            Dictionary::Resources,
+            &interned.resources.seal().map_err(StoreError::Sql)?,
+        )
+        .await?,
+        insert_chunks(
+            tx,
+            Dictionary::TagSets,
+            &interned.tag_sets.seal().map_err(StoreError::Sql)?,
+        )
+        .await?,
+    ];
     let mut violation_sets: FxHashMap<Fingerprint, String> = FxHashMap::default();
     let mut v_order = Vec::new();
     let mut by_set: FxHashMap<&[String], Fingerprint> = FxHashMap::default();
@@ -641,9 +631,7 @@ async fn catch_up(tx: &Transaction<'_>, maps: &mut [ChunkMap; 2]) -> Result<(), 
             let row: i64 = r.try_get(0)?;
             let last: i64 = r.try_get(1)?;
             let data: Vec<u8> = r.try_get(2)?;
-            let last = u32::try_from(last)
-                .map_err(|_| StoreError::Sql(format!("interned id {last} does not fit 32 bits")))?;
-            chunks.push((row, last, data));
+            chunks.push((row, reference(last)?, data));
         }
         map.load_all(&chunks)
             .map_err(|why| StoreError::Sql(format!("{}: {why}", dict.table())))?;
@@ -659,10 +647,7 @@ async fn load_chunked<T>(
     pick: fn(&crate::store::history::Packed) -> u32,
     decode: fn(&[u8]) -> Result<T, String>,
 ) -> Result<FxHashMap<u32, T>, Reading> {
-    let mut wanted: FxHashMap<u32, u32> = FxHashMap::default();
-    for p in packed {
-        *wanted.entry(pick(p)).or_insert(0) += 1;
-    }
+    let wanted = uses(packed, pick);
     let (Some(&min), Some(&max)) = (wanted.keys().min(), wanted.keys().max()) else {
         return Ok(FxHashMap::default());
     };
@@ -714,14 +699,12 @@ async fn collect_chunks(
         let row: i64 = r.try_get(0)?;
         let last: i64 = r.try_get(1)?;
         let data: Vec<u8> = r.try_get(2)?;
-        let last = u32::try_from(last)
-            .map_err(|_| StoreError::Sql(format!("interned id {last} does not fit 32 bits")))?;
-        match chunks::collect(&data, last, used, i == 0)
+        match chunks::collect(&data, reference(last)?, used, i == 0)
             .map_err(|why| StoreError::Sql(format!("{table} row {row}: {why}")))?
         {
             Collected::Keep => {}
-            Collected::Delete => {
-                freed += chunks::open(&data).map(|o| o.len()).unwrap_or(0);
+            Collected::Delete(n) => {
+                freed += n;
                 tx.execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&row])
                     .await?;
             }
@@ -773,19 +756,15 @@ async fn convert_row_tables(pool: &Pool) -> Result<(), StoreError> {
             )
             .await?
         {
-            let m = MemberRecord {
-                resource_id: r.try_get(1)?,
-                resource_type: r.try_get(2)?,
-                region: r.try_get(3)?,
-                account: r.try_get(4)?,
-                name: r.try_get(5)?,
-                tags: Vec::new(),
-                violations: Vec::new(),
-                failing: false,
-                in_scope: false,
-            };
-            chunks::resource_entry(&m, &mut buf);
-            entries.push((row_id(r.try_get(0)?)?, buf.clone()));
+            let fields: [String; 5] = [
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+            ];
+            chunks::resource_fields_entry(fields.each_ref().map(String::as_str), &mut buf);
+            entries.push((reference(r.try_get(0)?)?, buf.clone()));
         }
         store_converted(&tx, Dictionary::Resources, &entries).await?;
         tx.execute("DROP TABLE resources", &[]).await?;
@@ -801,7 +780,7 @@ async fn convert_row_tables(pool: &Pool) -> Result<(), StoreError> {
             let tags: Vec<(String, String)> = serde_json::from_str(&text)
                 .map_err(|e| StoreError::Sql(format!("tag_sets row {id} is unreadable: {e}")))?;
             chunks::tag_set_entry(&tags, &mut buf);
-            entries.push((row_id(id)?, buf.clone()));
+            entries.push((reference(id)?, buf.clone()));
         }
         store_converted(&tx, Dictionary::TagSets, &entries).await?;
         tx.execute("DROP TABLE tag_sets", &[]).await?;
@@ -815,28 +794,39 @@ async fn store_converted(
     dict: Dictionary,
     entries: &[(u32, Vec<u8>)],
 ) -> Result<(), StoreError> {
-    for run in entries.chunks(chunks::CHUNK_ENTRIES) {
-        let refs: Vec<(u32, &[u8])> = run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
-        let chunk = chunks::seal(&refs, None).map_err(StoreError::Sql)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (first_id, last_id, data) VALUES ($1, $2, $3)",
-                dict.table()
-            ),
-            &[
-                &i64::from(chunk.first_id),
-                &i64::from(chunk.last_id),
-                &chunk.data,
-            ],
-        )
-        .await?;
-    }
+    insert_chunks(
+        tx,
+        dict,
+        &chunks::seal_all(entries).map_err(StoreError::Sql)?,
+    )
+    .await?;
     Ok(())
 }
 
-fn row_id(id: i64) -> Result<u32, StoreError> {
-    u32::try_from(id)
-        .map_err(|_| StoreError::Sql(format!("interned row id {id} does not fit 32 bits")))
+/// Appends sealed chunks to a dictionary; returns the last chunk row added, if any.
+async fn insert_chunks(
+    tx: &Transaction<'_>,
+    dict: Dictionary,
+    sealed: &[chunks::Chunk],
+) -> Result<Option<i64>, StoreError> {
+    let mut last = None;
+    for chunk in sealed {
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO {} (first_id, last_id, data) VALUES ($1, $2, $3) RETURNING id",
+                    dict.table()
+                ),
+                &[
+                    &i64::from(chunk.first_id),
+                    &i64::from(chunk.last_id),
+                    &chunk.data,
+                ],
+            )
+            .await?;
+        last = Some(row.try_get(0)?);
+    }
+    Ok(last)
 }
 
 async fn intern_text(
@@ -879,9 +869,7 @@ async fn ids_of(
             .try_get::<_, Vec<u8>>(1)?
             .try_into()
             .map_err(|_| StoreError::Sql(format!("{table} row {id} has a damaged fingerprint")))?;
-        let id = u32::try_from(id)
-            .map_err(|_| StoreError::Sql(format!("interned row id {id} does not fit 32 bits")))?;
-        map.insert(fp, id);
+        map.insert(fp, reference(id)?);
     }
     Ok(map)
 }
