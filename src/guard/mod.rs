@@ -180,7 +180,7 @@ impl Guard {
     /// (a person reloading a page repeats the same call by design), but charged to the
     /// principal's and the server's budgets. Limits, the role check, sanitisation and the audit
     /// row are the same as `call`'s.
-    pub(crate) async fn call_unmetered(
+    pub(crate) async fn call_from_console(
         &self,
         registry: &Registry,
         app: &App,
@@ -332,7 +332,7 @@ impl Guard {
                 Outcome::Refused("audit"),
             );
         }
-        // The console (`call_unmetered`) skips loop detection and the per-minute budgets (a
+        // The console (`call_from_console`) skips loop detection and the per-minute budgets (a
         // person reloading a page repeats calls by design) but not the principal's hourly and
         // the server's: /ui must be no way around the budgets /mcp enforces.
         if !metered && let Err(why) = self.state.take(&caller.principal.id, CONSOLE_SESSION).await {

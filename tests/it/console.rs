@@ -482,6 +482,10 @@ async fn without_tokens_the_local_user_needs_no_login_but_still_a_csrf_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "a POST without the session's CSRF token");
+    assert!(
+        !r.headers().contains_key("set-cookie"),
+        "only a page read opens a session in open mode"
+    );
 }
 
 /// The console is no way around the budgets: its calls draw on the principal's hourly budget,

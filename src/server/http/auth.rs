@@ -180,6 +180,15 @@ pub(super) fn bearer(request: &Request) -> Option<&str> {
 /// every role, like the local user on stdio. Puts the verified [`Principal`] in the request's
 /// extensions. A valid access token without any Tagwarden scope gets 403 `insufficient_scope`
 /// (not a failed login); everything else refused gets 401 with `WWW-Authenticate`.
+/// The principal of a request when the server has no tokens and no OAuth (loopback only): the
+/// local user, with every role, named by address.
+pub(super) fn open_principal(ip: Option<IpAddr>) -> Principal {
+    Principal {
+        id: ip.map_or_else(|| "http:anonymous".to_string(), |ip| format!("ip:{ip}")),
+        role: Role::Admin,
+    }
+}
+
 pub(super) async fn require_bearer(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
@@ -187,11 +196,7 @@ pub(super) async fn require_bearer(
 ) -> Response {
     let ip = peer(&request);
     if auth.open() {
-        let id = ip.map_or_else(|| "http:anonymous".to_string(), |ip| format!("ip:{ip}"));
-        request.extensions_mut().insert(Principal {
-            id,
-            role: Role::Admin,
-        });
+        request.extensions_mut().insert(open_principal(ip));
         return next.run(request).await;
     }
     let key = ip.map(client_key);

@@ -122,8 +122,14 @@ impl HttpOptions {
     pub(crate) fn check(&self) -> Result<Credentials, HttpError> {
         let tokens = tokens::static_tokens(&self.api_tokens, &self.admin_tokens)?;
         let oauth = self.oauth.as_ref().map(oauth::OAuth::new).transpose()?;
-        if !self.addr.ip().is_loopback() && tokens.is_empty() && oauth.is_none() {
+        // Open mode (no tokens, no OAuth) trusts whoever reaches a loopback listener. A TLS
+        // proxy in front of it (what --console-secure-cookie is for) lets the world reach it.
+        let open = tokens.is_empty() && oauth.is_none();
+        if open && !self.addr.ip().is_loopback() {
             return Err(HttpError::TokensRequired(self.addr));
+        }
+        if open && self.console_secure_cookie {
+            return Err(HttpError::ProxiedWithoutTokens);
         }
         Ok(Credentials { tokens, oauth })
     }
@@ -172,6 +178,13 @@ pub enum HttpError {
          127.0.0.1"
     )]
     TokensRequired(SocketAddr),
+    /// A TLS proxy fronts a server that trusts everyone (no tokens, no OAuth).
+    #[error(
+        "--console-secure-cookie says a TLS proxy serves this server to others, but no tokens \
+         or OAuth are set: everyone reaching the proxy would be the local user with every role; \
+         set TAGWARDEN_API_TOKENS, --api-tokens-file or --oauth-issuer with --oauth-audience"
+    )]
+    ProxiedWithoutTokens,
     /// An API token entry or the tokens file is wrong (the message says which and the fix).
     #[error("{0}")]
     Tokens(String),
@@ -449,6 +462,27 @@ async fn healthz(State(server): State<TagwardenServer>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_mode_only_on_loopback_and_never_behind_a_declared_proxy() {
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(HttpOptions::loopback(loopback).check().is_ok());
+        let proxied = HttpOptions {
+            console_secure_cookie: true,
+            ..HttpOptions::loopback(loopback)
+        };
+        assert!(matches!(
+            proxied.check(),
+            Err(HttpError::ProxiedWithoutTokens)
+        ));
+        let with_tokens = HttpOptions {
+            api_tokens: vec!["t0ken".into()],
+            ..proxied
+        };
+        assert!(with_tokens.check().is_ok());
+        let public = HttpOptions::loopback("0.0.0.0:8080".parse().unwrap());
+        assert!(matches!(public.check(), Err(HttpError::TokensRequired(_))));
+    }
 
     #[test]
     fn tokens_are_trimmed_and_blank_ones_refused() {

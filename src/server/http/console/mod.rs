@@ -2,10 +2,11 @@
 //! from `templates/console/`, auto-escaped) over the same tool calls an assistant makes —
 //! overview, resources, the approval queue, rules, history and drift, the cost gap.
 //!
-//! Every page asks the tools through the guard (`Guard::call_unmetered`: limits, the role
-//! check, sanitisation and the audit row as on `/mcp`; no budgets or loop detection, since a
-//! person reloads pages by design), so a figure here is the tool's figure and a decision made
-//! here is audited exactly like one made through `review_virtual_tags`.
+//! Every page asks the tools through the guard (`Guard::call_from_console`: limits, the role
+//! check, sanitisation, the principal's hourly and the global budget, and the audit row as on
+//! `/mcp`; no loop detection or per-minute budgets, since a person reloads pages by design),
+//! so a figure here is the tool's figure and a decision made here is audited exactly like one
+//! made through `review_virtual_tags`.
 //!
 //! Who is asking (`gate`): a console session cookie (made by `/ui/login` from a token verified
 //! exactly as `/mcp` verifies bearer tokens: `session`), else an `Authorization: Bearer`
@@ -174,7 +175,7 @@ impl ConsoleState {
         let server = &self.server;
         let result = server
             .guard()
-            .call_unmetered(server.registry(), server.app(), &caller, name, arguments)
+            .call_from_console(server.registry(), server.app(), &caller, name, arguments)
             .await
             .map_err(|e| ConsoleError::Tool(e.message.to_string()))?;
         if result.is_error == Some(true) {
@@ -368,11 +369,7 @@ fn cross_site(headers: &axum::http::HeaderMap) -> Option<&'static str> {
     )
 }
 
-async fn gate(
-    State(state): State<Arc<ConsoleState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Next) -> Response {
     // A page of another site (or another port of this host) may make the browser fetch /ui
     // with its cookies or, in open mode, as the local user: only this console's own pages and
     // top-level navigations are served (Fetch Metadata; browsers that send none pass).
@@ -392,7 +389,7 @@ async fn gate(
     let ip = peer(&request);
     if let Some(token) = auth::bearer(&request).map(str::to_string) {
         if state.auth.open() {
-            return admit(request, next, local_principal(ip), None).await;
+            return admit(request, next, auth::open_principal(ip), None).await;
         }
         if let Some(refusal) = state.auth.blocked(ip) {
             return refusal;
@@ -418,15 +415,19 @@ async fn gate(
     }
     if state.auth.open() {
         // No tokens, no OAuth (loopback only, as /mcp): the local user, with a session so
-        // that writing forms carry a CSRF token like everyone else's.
-        let principal = local_principal(ip);
+        // that writing forms carry a CSRF token like everyone else's. Only a page read opens
+        // one; a write without a session has no CSRF token to match and is refused here
+        // (admitted without a session it would pass as a script's bearer request).
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return state.error(
+                None,
+                StatusCode::FORBIDDEN,
+                "refused: open a console page first; a write needs the CSRF token of its page",
+            );
+        }
+        let principal = auth::open_principal(ip);
         let (id, view) = state.sessions.create(principal.clone());
-        request.extensions_mut().insert(Viewer {
-            principal: principal.clone(),
-            session: Some(view),
-        });
-        request.extensions_mut().insert(principal);
-        let mut response = next.run(request).await;
+        let mut response = admit(request, next, principal, Some(view)).await;
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, state.secure_cookie)) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -452,13 +453,6 @@ async fn gate(
 
 /// The principal of the open (no-authentication) mode: as on `/mcp`, the client address with
 /// every role.
-fn local_principal(ip: Option<IpAddr>) -> Principal {
-    Principal {
-        id: ip.map_or_else(|| "http:anonymous".to_string(), |ip| format!("ip:{ip}")),
-        role: Role::Admin,
-    }
-}
-
 async fn admit(
     mut request: Request,
     next: Next,
@@ -558,7 +552,7 @@ async fn login(
     let next = safe_next(field(&form, "next"));
     let ip = Some(addr.ip().to_canonical());
     let principal = if state.auth.open() {
-        local_principal(ip)
+        auth::open_principal(ip)
     } else {
         if let Some(refusal) = state.auth.blocked(ip) {
             return refusal;
