@@ -507,7 +507,9 @@ fn read_into(path: &Path, name: &str) -> Result<FileRead, InventoryError> {
 /// Reads a Tagging API file the fast way: each mapping framed and parsed from its own slice
 /// (`framed`), then the document around them checked by the streaming reader's visitors, so
 /// what is accepted is exactly what `read_tagging` accepts. `None` when the file is not one the
-/// framing handles or is not valid: the caller reads it with `read_tagging`.
+/// framing handles or is not valid: the caller reads it with `read_tagging`. The framing gives
+/// up at the first mapping it cannot parse or key it does not handle; only a file whose
+/// mappings all parse but whose surrounding document is wrong is read twice (an error case).
 fn read_tagging_framed<R: std::io::BufRead>(reader: R, many: bool) -> Option<ParsedFile> {
     let mut sink = Sink::default();
     let skeleton = super::framed::scan(reader, many, |bytes| {
