@@ -8,7 +8,6 @@ use crate::util::thousands;
 use crate::app::quality::DataStatus;
 use crate::compliance::GroupCount;
 use crate::cost::money::format_amount;
-use crate::service::allocation::RulesSource;
 use crate::service::compliance::ComplianceReport as Output;
 use crate::service::costs::GapReport;
 
@@ -323,7 +322,7 @@ pub(super) fn render_gap_text(g: &GapReport) -> String {
         let _ = writeln!(
             s,
             "  shared-cost allocation ({} rules: {})",
-            source_name(a.source),
+            a.source.as_str(),
             a.applied.join(", ")
         );
         for k in &a.by_key {
@@ -349,10 +348,7 @@ pub(super) fn render_gap_text(g: &GapReport) -> String {
                 "    rule {} onto {} ({}): {c} {} = {}",
                 rule.name,
                 rule.key,
-                serde_json::to_value(rule.method)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                rule.method.as_str(),
                 format_amount(rule.charges_micros),
                 if parts.is_empty() {
                     "nothing to split".to_string()
@@ -431,7 +427,7 @@ pub(super) fn render_gap_markdown(g: &GapReport) -> String {
         let _ = writeln!(
             s,
             "\nShared-cost allocation ({} rules: {}):\n",
-            source_name(a.source),
+            a.source.as_str(),
             a.applied.join(", ")
         );
         let _ = writeln!(
@@ -456,14 +452,6 @@ pub(super) fn render_gap_markdown(g: &GapReport) -> String {
         }
     }
     s
-}
-
-fn source_name(source: RulesSource) -> &'static str {
-    match source {
-        RulesSource::Argument => "given",
-        RulesSource::File => "file",
-        RulesSource::Stored => "stored",
-    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,17 @@ pub(crate) enum MethodName {
     Fixed,
 }
 
+impl MethodName {
+    /// Its name as rules write it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MethodName::Proportional => "proportional",
+            MethodName::Even => "even",
+            MethodName::Fixed => "fixed",
+        }
+    }
+}
+
 /// One value's fixed share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -109,11 +109,7 @@ pub(super) fn render(r: &ReportData) -> Result<String, String> {
         );
     }
     if let Some(a) = &r.allocation {
-        let source = serde_json::to_value(a.source)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        out.row("allocation", "", "source", &source);
+        out.row("allocation", "", "source", a.source.as_str());
         for k in &a.by_key {
             let key = &k.key;
             for (metric, value) in [

@@ -93,6 +93,26 @@ pub(crate) enum RulesSource {
     Stored,
 }
 
+impl RulesSource {
+    /// Its name as answers write it (`argument`, `file`, `stored`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RulesSource::Argument => "argument",
+            RulesSource::File => "file",
+            RulesSource::Stored => "stored",
+        }
+    }
+
+    /// Where the rules came from, as error messages name it.
+    pub(crate) fn origin(self) -> &'static str {
+        match self {
+            RulesSource::Argument => "argument `allocation_rules`",
+            RulesSource::File => "--allocation-rules FILE",
+            RulesSource::Stored => "stored allocation rules",
+        }
+    }
+}
+
 /// Which allocation rules a gap question applies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum RulesChoice {
@@ -163,11 +183,7 @@ pub(crate) async fn resolve(
         RulesChoice::NoRules => Ok(None),
         RulesChoice::Given { rules, .. } if rules.is_empty() => Ok(None),
         RulesChoice::Given { rules, source } => {
-            let what = match source {
-                RulesSource::Argument => "argument `allocation_rules`",
-                RulesSource::File => "--allocation-rules FILE",
-                RulesSource::Stored => "stored allocation rules",
-            };
+            let what = source.origin();
             if *source != RulesSource::Argument {
                 allocation::validate_complete(rules)
                     .map_err(|e| ToolError::invalid(format!("{what}: {e}")))?;

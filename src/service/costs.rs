@@ -238,11 +238,7 @@ pub(crate) async fn gap(call: &Call<'_>, q: GapQuestion) -> Result<GapReport, To
                     ));
                 }
                 Some(r) => {
-                    let what = if r.source == super::allocation::RulesSource::File {
-                        "--allocation-rules FILE"
-                    } else {
-                        "argument `allocation_rules`"
-                    };
+                    let what = r.source.origin();
                     return Err(ToolError::invalid(format!(
                         "{what}: allocation needs line-level costs, which Cost Explorer does \
                          not give here; give FOCUS cost files with --cost"
