@@ -55,20 +55,27 @@ async fn host_gate(
     request: Request,
     next: Next,
 ) -> Response {
+    match host_refusal(&hosts, &request, "scrape /metrics") {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+/// `403` when the request's `Host` is not one of `hosts` (DNS rebinding), saying what to do
+/// (`to`: "scrape /metrics", "open the console") through an accepted name.
+pub(super) fn host_refusal(hosts: &[String], request: &Request, to: &str) -> Option<Response> {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if host_allowed(&hosts, host) {
-        next.run(request).await
-    } else {
+    (!host_allowed(hosts, host)).then(|| {
         (
             StatusCode::FORBIDDEN,
-            "Host not allowed: scrape /metrics through a name the server accepts (--allowed-hosts)",
+            format!("Host not allowed: {to} through a name the server accepts (--allowed-hosts)"),
         )
             .into_response()
-    }
+    })
 }
 
 pub(super) fn host_allowed(hosts: &[String], host: &str) -> bool {

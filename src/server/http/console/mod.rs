@@ -335,19 +335,9 @@ async fn host_gate(
     request: Request,
     next: Next,
 ) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if super::metrics::host_allowed(&state.hosts, host) {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::FORBIDDEN,
-            "Host not allowed: open the console through a name the server accepts (--allowed-hosts)",
-        )
-            .into_response()
+    match super::metrics::host_refusal(&state.hosts, &request, "open the console") {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
     }
 }
 
