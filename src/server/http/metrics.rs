@@ -78,7 +78,7 @@ pub(super) fn host_refusal(hosts: &[String], request: &Request, to: &str) -> Opt
     })
 }
 
-pub(super) fn host_allowed(hosts: &[String], host: &str) -> bool {
+fn host_allowed(hosts: &[String], host: &str) -> bool {
     let host = host.trim().to_ascii_lowercase();
     if host.is_empty() {
         return false;
