@@ -75,6 +75,16 @@ impl Estate {
 }
 
 impl App {
+    /// For a command about to exit: hands the scan this process holds to the operating system
+    /// instead of freeing it. Freeing a million resources one allocation at a time took 0.8 s
+    /// of a 4.5 s `check`; the estate owns only memory (no files, sockets or locks), so
+    /// nothing is lost by not running its destructors.
+    pub async fn release_estate_at_exit(&self) {
+        if let Some(loaded) = self.loaded.write().await.take() {
+            std::mem::forget(loaded);
+        }
+    }
+
     /// Resources currently cached (0 before the first scan).
     pub async fn cached_resources(&self) -> usize {
         self.loaded

@@ -167,6 +167,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
+    app.release_estate_at_exit().await;
     if let (Some(threshold), Some(score)) = (args.fail_under, output.score_pct)
         && score < threshold
     {

@@ -135,7 +135,7 @@ pub(crate) fn combine(
         }
         // Drop every native spelling of the key (canonical, case variant, alias).
         combined.retain(|(k, _)| policy.canonical_key(k) != v.key.as_str());
-        combined.push((v.key.clone(), v.value.clone()));
+        combined.push((v.key.as_str().into(), v.value.as_str().into()));
         changed = true;
     }
     changed.then(|| normalise_tags(combined))
@@ -149,10 +149,34 @@ pub(crate) fn evaluate_with_overlay(
     resources: &[Resource],
     overlay: &VirtualOverlay,
 ) -> (Evaluations, FxHashMap<u32, Tags>) {
+    if resources.len() < EVALUATE_ON_TWO_THREADS_FROM {
+        return evaluate_range(policy, resources, 0, overlay);
+    }
+    let ((mut out, mut combined), (second, second_combined)) =
+        crate::util::on_two_halves(resources.len(), |range| {
+            let first = range.start;
+            evaluate_range(policy, &resources[range], first, overlay)
+        });
+    out.append(second);
+    combined.extend(second_combined);
+    (out, combined)
+}
+
+/// Below this many resources one thread evaluates (a thread costs more than it saves).
+const EVALUATE_ON_TWO_THREADS_FROM: usize = 1 << 15;
+
+/// `evaluate_with_overlay` for `resources`, the first of which is resource `first` of the
+/// inventory (the combined tags are keyed by inventory index).
+fn evaluate_range(
+    policy: &Policy,
+    resources: &[Resource],
+    first: usize,
+    overlay: &VirtualOverlay,
+) -> (Evaluations, FxHashMap<u32, Tags>) {
     let mut evaluator = policy.evaluator();
     let mut out = Evaluations::with_capacity(resources.len());
     let mut combined_tags = FxHashMap::default();
-    for (index, r) in resources.iter().enumerate() {
+    for (index, r) in (first..).zip(resources) {
         let Some(virtuals) = overlay.of(&r.id) else {
             evaluator.evaluate_into(&r.resource_type, &r.tags, &mut out);
             continue;
@@ -262,6 +286,36 @@ mod tests {
             ])
         );
         assert!(evals.get(0).effective.is_empty());
+    }
+
+    #[test]
+    fn two_threads_evaluate_as_one() {
+        let p = policy();
+        let n = EVALUATE_ON_TWO_THREADS_FROM + 1_001;
+        let resources: Vec<Resource> = (0..n)
+            .map(|i| {
+                let id = format!("r-{i:06}");
+                match i % 4 {
+                    0 => resource(&id, &[("Environment", "production"), ("Team", "x")]),
+                    1 => resource(&id, &[("env", "prd")]),
+                    2 => resource(&id, &[("Team", "y")]),
+                    _ => resource(&id, &[]),
+                }
+            })
+            .collect();
+        // Virtual tags on resources in both halves, one right at the split.
+        let overlay = VirtualOverlay::new(
+            1,
+            [3, n / 2, n / 2 + 1, n - 2]
+                .map(|i| (format!("r-{i:06}").into(), v("Environment", "dev", true))),
+        );
+        let (together, combined) = evaluate_with_overlay(&p, &resources, &overlay);
+        let (alone, alone_combined) = evaluate_range(&p, &resources, 0, &overlay);
+        assert_eq!(together.len(), n);
+        assert!(together.iter().eq(alone.iter()));
+        assert_eq!(combined, alone_combined);
+        assert_eq!(combined.len(), 4);
+        assert!(combined.contains_key(&((n / 2 + 1) as u32)));
     }
 
     #[test]

@@ -268,10 +268,10 @@ pub struct Unattributed {
     /// Empty for charges tied to no resource.
     pub resource_id: CompactString,
     pub provider: Provider,
-    pub resource_type: CompactString,
-    pub name: CompactString,
-    pub account: CompactString,
-    pub region: CompactString,
+    pub resource_type: arcstr::ArcStr,
+    pub name: arcstr::ArcStr,
+    pub account: arcstr::ArcStr,
+    pub region: arcstr::ArcStr,
     pub services: Vec<CompactString>,
     pub cost: Micros,
     /// (key, problem) for each required key that does not attribute it.

@@ -290,8 +290,8 @@ fn account_line(account: &str, service: &str, amount: Micros) -> CostLine {
         account: account.into(),
         region: "global".into(),
         service: service.into(),
-        resource_type: CompactString::default(),
-        name: CompactString::default(),
+        resource_type: arcstr::ArcStr::new(),
+        name: arcstr::ArcStr::new(),
         tags: Tags::new(),
         amount,
     }

@@ -327,7 +327,7 @@ fn resource_lines(costs: Vec<(String, Micros)>, resources: &[Resource]) -> Vec<C
             let resource = index.find(&id).filter(|_| !id.is_empty());
             let resource_type = match resource {
                 Some(r) => r.resource_type.clone(),
-                None if id.is_empty() => CompactString::default(),
+                None if id.is_empty() => arcstr::ArcStr::new(),
                 None => "ec2:instance".into(),
             };
             CostLine {

@@ -9,6 +9,7 @@
 //! `Micros` holds): the read stops at the row that crosses the bound, naming file and line,
 //! rather than give a wrapped total. A single amount beyond the bound is a malformed row.
 
+use arcstr::ArcStr;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -565,8 +566,8 @@ impl FocusAggregate {
             account: text_or_empty(account),
             region: text_or_empty(region),
             service: service.into(),
-            resource_type: CompactString::default(),
-            name: CompactString::default(),
+            resource_type: arcstr::ArcStr::new(),
+            name: arcstr::ArcStr::new(),
             tags,
             amount,
         });
@@ -599,9 +600,9 @@ fn resource_template(row: &ByteRecord, c: &Columns, id: &str) -> Result<CostLine
     let tags = parse_tags(optional_field(row, c.tags))?;
     let facts = id::facts(id);
     let column = |i: Option<usize>| text_or_empty(optional_field(row, i).trim_ascii());
-    let pick = |column: CompactString, from_id: &str| {
+    let pick = |column: ArcStr, from_id: &str| {
         if column.is_empty() {
-            CompactString::from(from_id)
+            ArcStr::from(from_id)
         } else {
             column
         }
@@ -614,7 +615,7 @@ fn resource_template(row: &ByteRecord, c: &Columns, id: &str) -> Result<CostLine
         account: pick(column(c.account), facts.account),
         region: pick(column(c.region), facts.region),
         service: CompactString::default(),
-        resource_type: facts.resource_type,
+        resource_type: facts.resource_type.as_str().into(),
         name: pick(column(c.resource_name), facts.name),
         tags,
         amount: 0,
@@ -667,13 +668,13 @@ fn parse_tags(raw: &[u8]) -> Result<Tags, String> {
         .into_iter()
         .map(|(key, value)| {
             let key = match key.strip_prefix("user:") {
-                Some(bare) if !bare.is_empty() => CompactString::from(bare),
-                _ => CompactString::from(key),
+                Some(bare) if !bare.is_empty() => ArcStr::from(bare),
+                _ => ArcStr::from(key),
             };
             let value = match value {
-                serde_json::Value::String(s) => CompactString::from(s),
-                serde_json::Value::Null => CompactString::default(),
-                other => CompactString::from(other.to_string()),
+                serde_json::Value::String(s) => ArcStr::from(s),
+                serde_json::Value::Null => ArcStr::new(),
+                other => ArcStr::from(other.to_string()),
             };
             (key, value)
         })
@@ -758,8 +759,8 @@ fn text_field<'r>(row: &'r ByteRecord, i: usize, column: &str) -> Result<&'r str
         .map_err(|_| format!("{column} is not UTF-8 text; save the export as UTF-8 CSV"))
 }
 
-fn text_or_empty(bytes: &[u8]) -> CompactString {
-    CompactString::from_utf8_lossy(bytes)
+fn text_or_empty(bytes: &[u8]) -> ArcStr {
+    ArcStr::from(&*String::from_utf8_lossy(bytes))
 }
 
 /// A cell's text for a message: trimmed, cut short, control characters escaped.

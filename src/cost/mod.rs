@@ -90,14 +90,14 @@ pub struct CostLine {
     /// tied to no resource.
     pub resource_id: CompactString,
     pub provider: Provider,
-    pub account: CompactString,
-    pub region: CompactString,
+    pub account: arcstr::ArcStr,
+    pub region: arcstr::ArcStr,
     /// The service the spend is billed under (`Amazon Elastic Compute Cloud`, ...).
     pub service: CompactString,
     /// Canonical `service:kind` when the source tells (from the id), else empty.
-    pub resource_type: CompactString,
+    pub resource_type: arcstr::ArcStr,
     /// Display name when the source gives one, else empty.
-    pub name: CompactString,
+    pub name: arcstr::ArcStr,
     /// Tags the cost source carries for the line (FOCUS `Tags`), normalised: used when the
     /// resource is not in the inventory (another cloud's resources come only from cost files).
     pub tags: Tags,
@@ -388,11 +388,11 @@ mod tests {
         CostLine {
             resource_id: id.into(),
             provider: Provider::File,
-            account: CompactString::default(),
-            region: CompactString::default(),
+            account: arcstr::ArcStr::new(),
+            region: arcstr::ArcStr::new(),
             service: "s".into(),
-            resource_type: CompactString::default(),
-            name: CompactString::default(),
+            resource_type: arcstr::ArcStr::new(),
+            name: arcstr::ArcStr::new(),
             tags: Tags::new(),
             amount: 1,
         }

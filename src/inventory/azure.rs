@@ -15,6 +15,7 @@
 
 use std::io::Read;
 
+use arcstr::ArcStr;
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -31,13 +32,13 @@ pub(crate) struct Row {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
-    pub name: Option<CompactString>,
+    pub name: Option<ArcStr>,
     #[serde(default, rename = "type")]
     pub resource_type: Option<String>,
     #[serde(default)]
-    pub location: Option<CompactString>,
+    pub location: Option<ArcStr>,
     #[serde(default, rename = "subscriptionId")]
-    pub subscription_id: Option<CompactString>,
+    pub subscription_id: Option<ArcStr>,
     #[serde(default, deserialize_with = "tag_object")]
     pub tags: Tags,
 }
@@ -55,11 +56,11 @@ pub(crate) fn json_tags(map: serde_json::Map<String, serde_json::Value>) -> Tags
     map.into_iter()
         .map(|(k, v)| {
             let value = match v {
-                serde_json::Value::String(s) => CompactString::from(s),
-                serde_json::Value::Null => CompactString::default(),
-                other => CompactString::from(other.to_string()),
+                serde_json::Value::String(s) => ArcStr::from(s),
+                serde_json::Value::Null => ArcStr::default(),
+                other => ArcStr::from(other.to_string()),
             };
-            (CompactString::from(k), value)
+            (ArcStr::from(k), value)
         })
         .collect()
 }
@@ -80,17 +81,17 @@ pub(crate) fn resource_from_row(row: Row) -> Result<Resource, String> {
         Some(t) if !t.is_empty() => t,
         _ => parsed.resource_type.clone(),
     };
-    let non_empty = |v: Option<CompactString>| v.filter(|s| !s.trim().is_empty());
+    let non_empty = |v: Option<ArcStr>| v.filter(|s| !s.trim().is_empty());
     let account = non_empty(row.subscription_id).unwrap_or_else(|| parsed.subscription.into());
-    let region =
-        non_empty(row.location).map_or_else(|| GLOBAL_REGION.into(), |l| l.to_ascii_lowercase());
+    let region = non_empty(row.location)
+        .map_or_else(|| GLOBAL_REGION.into(), |l| l.to_ascii_lowercase().into());
     let name = non_empty(row.name).unwrap_or_else(|| parsed.name.into());
     Ok(Resource {
         id: CompactString::from(id.as_str()),
         provider: Provider::Azure,
         account,
         region,
-        resource_type,
+        resource_type: resource_type.as_str().into(),
         name,
         tags: normalise_tags(row.tags),
         attributes: Attrs::default(),

@@ -14,6 +14,7 @@
 //! modification time): an unchanged file fails at once, saying so; a changed one is read again.
 //! Read errors (missing file, permissions) are cheap to hit and often fixed quickly: not kept.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -21,45 +22,47 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use arcstr::ArcStr;
 use async_trait::async_trait;
-use compact_str::CompactString;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::format::{ACCEPTED, FileFormat, ParsedFile, SNIFF_BYTES, sniff};
-use super::id::arn::resource_from_arn;
+use super::id::arn::resource_from_arn_in;
 use super::{
-    Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Provider, Resource,
-    ScanOptions, ScanPart, ScanReport, SourceCoverage, SourceKind, azure, gcp,
+    Coverage, CoverageFailure, Interner, Inventory, InventoryError, InventoryProvider, Provider,
+    Resource, ScanOptions, ScanPart, ScanReport, SourceCoverage, SourceKind, azure, gcp,
 };
 
 /// Region given to resources whose ARN has none (S3 buckets and other global resources).
 pub(crate) const GLOBAL_REGION: &str = "global";
 
+/// A get-resources page. Texts borrow from the document where they can (a slice without
+/// escapes): a reader interns them straight from the input, with no copy per tag.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct Page {
-    #[serde(default)]
-    pub resource_tag_mapping_list: Vec<Mapping>,
+pub(crate) struct Page<'a> {
+    #[serde(default, borrow)]
+    pub resource_tag_mapping_list: Vec<Mapping<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-pub(crate) struct Mapping {
-    #[serde(rename = "ResourceARN")]
-    pub resource_arn: CompactString,
-    #[serde(rename = "Tags", default)]
-    pub tags: Vec<TagPair>,
+pub(crate) struct Mapping<'a> {
+    #[serde(rename = "ResourceARN", borrow)]
+    pub resource_arn: Cow<'a, str>,
+    #[serde(rename = "Tags", default, borrow)]
+    pub tags: Vec<TagPair<'a>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-pub(crate) struct TagPair {
-    #[serde(rename = "Key")]
-    pub key: CompactString,
+pub(crate) struct TagPair<'a> {
+    #[serde(rename = "Key", borrow)]
+    pub key: Cow<'a, str>,
     /// The API omits `Value` for an empty value; read it as "".
-    #[serde(rename = "Value", default)]
-    pub value: CompactString,
+    #[serde(rename = "Value", default, borrow)]
+    pub value: Cow<'a, str>,
 }
 
 pub(crate) struct FileProvider {
@@ -315,10 +318,9 @@ fn file_coverage(report: &ScanReport, resources: &[Resource], files: &[ReadFile]
             .collect();
         let mut source = SourceCoverage::new(kind, listed.len());
         source.accounts = covered_accounts(&listed);
-        let mut regions: Vec<String> = listed.iter().map(|r| r.region.to_string()).collect();
-        regions.sort();
-        regions.dedup();
-        source.regions = regions;
+        let regions: std::collections::BTreeSet<&str> =
+            listed.iter().map(|r| r.region.as_str()).collect();
+        source.regions = regions.into_iter().map(str::to_string).collect();
         source.failed = of_kind
             .iter()
             .filter_map(|(i, _)| {
@@ -406,6 +408,7 @@ fn covered_accounts(resources: &[&Resource]) -> Vec<String> {
 #[derive(Default)]
 struct Sink {
     parsed: ParsedFile,
+    texts: Interner,
     /// Checking a framed file's skeleton (`framed`): its placeholders are not resources.
     ignore: bool,
 }
@@ -415,8 +418,13 @@ impl Sink {
         if self.ignore {
             return;
         }
-        let tags = mapping.tags.into_iter().map(|t| (t.key, t.value)).collect();
-        match resource_from_arn(&mapping.resource_arn, tags, GLOBAL_REGION, "") {
+        let texts = &mut self.texts;
+        let tags = mapping
+            .tags
+            .iter()
+            .map(|t| (texts.intern(&t.key), texts.intern(&t.value)))
+            .collect();
+        match resource_from_arn_in(texts, &mapping.resource_arn, tags, GLOBAL_REGION, "") {
             Some(r) => self.parsed.resources.push(r),
             None => self.parsed.skip(&mapping.resource_arn),
         }
@@ -659,7 +667,7 @@ fn fill_missing_accounts(resources: &mut [Resource]) {
     for r in resources.iter().filter(|r| aws(r) && !r.account.is_empty()) {
         *counts.entry(r.account.as_str()).or_default() += 1;
     }
-    let account: CompactString = counts
+    let account: ArcStr = counts
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
         .map(|(a, _)| a.into())
@@ -673,18 +681,18 @@ fn fill_missing_accounts(resources: &mut [Resource]) {
 }
 
 /// Writes resources as a get-resources page (used by `tagwarden demo export`).
-pub(crate) fn to_page(resources: &[Resource]) -> Page {
+pub(crate) fn to_page(resources: &[Resource]) -> Page<'_> {
     Page {
         resource_tag_mapping_list: resources
             .iter()
             .map(|r| Mapping {
-                resource_arn: r.id.clone(),
+                resource_arn: Cow::Borrowed(r.id.as_str()),
                 tags: r
                     .tags
                     .iter()
                     .map(|(k, v)| TagPair {
-                        key: k.clone(),
-                        value: v.clone(),
+                        key: Cow::Borrowed(k.as_str()),
+                        value: Cow::Borrowed(v.as_str()),
                     })
                     .collect(),
             })

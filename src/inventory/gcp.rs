@@ -21,6 +21,7 @@
 
 use std::io::Read;
 
+use arcstr::ArcStr;
 use compact_str::CompactString;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -44,9 +45,9 @@ pub(crate) struct Asset {
     #[serde(default)]
     pub project: Option<String>,
     #[serde(default)]
-    pub location: Option<CompactString>,
+    pub location: Option<ArcStr>,
     #[serde(default, alias = "display_name")]
-    pub display_name: Option<CompactString>,
+    pub display_name: Option<ArcStr>,
     #[serde(default, deserialize_with = "label_object")]
     pub labels: Option<Tags>,
     #[serde(default)]
@@ -54,7 +55,7 @@ pub(crate) struct Asset {
     #[serde(default, alias = "additional_attributes")]
     pub additional_attributes: Option<Extra>,
     #[serde(default, alias = "create_time")]
-    pub create_time: Option<CompactString>,
+    pub create_time: Option<ArcStr>,
     /// The resource itself (export and list outputs).
     #[serde(default)]
     pub resource: Option<AssetResource>,
@@ -87,7 +88,7 @@ pub(crate) struct AssetResource {
     #[serde(default)]
     pub data: Option<ResourceData>,
     #[serde(default)]
-    pub location: Option<CompactString>,
+    pub location: Option<ArcStr>,
 }
 
 /// The resource's own representation (its API's fields, camelCase).
@@ -104,13 +105,13 @@ pub(crate) struct ResourceData {
     #[serde(default)]
     pub name: Option<serde_json::Value>,
     #[serde(default)]
-    pub display_name: Option<CompactString>,
+    pub display_name: Option<ArcStr>,
     #[serde(default)]
-    pub creation_timestamp: Option<CompactString>,
+    pub creation_timestamp: Option<ArcStr>,
     #[serde(default)]
-    pub time_created: Option<CompactString>,
+    pub time_created: Option<ArcStr>,
     #[serde(default)]
-    pub create_time: Option<CompactString>,
+    pub create_time: Option<ArcStr>,
 }
 
 fn label_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tags>, D::Error> {
@@ -156,7 +157,7 @@ pub(crate) fn resource_from_asset(asset: Asset) -> Result<Resource, String> {
                 .iter()
                 .find_map(|a| reference(a, "projects"))
         });
-    let account: CompactString = match project_number {
+    let account: ArcStr = match project_number {
         Some(n) => n.into(),
         None if !parsed.project.is_empty() => parsed.project.into(),
         None => asset
@@ -171,18 +172,16 @@ pub(crate) fn resource_from_asset(asset: Asset) -> Result<Resource, String> {
         Some(r) => (r.data.unwrap_or_default(), r.location),
         None => (ResourceData::default(), None),
     };
-    let non_empty = |v: Option<CompactString>| v.filter(|s| !s.trim().is_empty());
+    let non_empty = |v: Option<ArcStr>| v.filter(|s| !s.trim().is_empty());
     let region = non_empty(asset.location)
         .or_else(|| non_empty(resource_location))
         .or_else(|| non_empty(Some(parsed.region.into())))
-        .map_or_else(|| GLOBAL_REGION.into(), |r| r.to_ascii_lowercase());
+        .map_or_else(|| GLOBAL_REGION.into(), |r| r.to_ascii_lowercase().into());
     let display = non_empty(asset.display_name)
         .or_else(|| non_empty(data.display_name))
         .or_else(|| match &data.name {
             // Some APIs write their relative name here (`projects/p/serviceAccounts/x`).
-            Some(serde_json::Value::String(s)) => {
-                non_empty(s.rsplit('/').next().map(CompactString::from))
-            }
+            Some(serde_json::Value::String(s)) => non_empty(s.rsplit('/').next().map(ArcStr::from)),
             _ => None,
         })
         .unwrap_or_else(|| parsed.name.into());
@@ -194,7 +193,7 @@ pub(crate) fn resource_from_asset(asset: Asset) -> Result<Resource, String> {
         .unwrap_or_default();
     for binding in asset.tags.unwrap_or_default() {
         let short = |t: Option<String>| {
-            t.and_then(|t| t.rsplit('/').next().map(CompactString::from))
+            t.and_then(|t| t.rsplit('/').next().map(ArcStr::from))
                 .filter(|s| !s.is_empty())
         };
         if let (Some(k), Some(v)) = (short(binding.tag_key), short(binding.tag_value)) {
@@ -221,7 +220,7 @@ pub(crate) fn resource_from_asset(asset: Asset) -> Result<Resource, String> {
         provider: Provider::Gcp,
         account,
         region,
-        resource_type,
+        resource_type: resource_type.as_str().into(),
         name: display,
         tags: normalise_tags(tags),
         attributes: Attrs::from(Attributes {

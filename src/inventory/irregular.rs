@@ -14,7 +14,7 @@
 //!
 //! Deterministic: the demo's SplitMix generator, one stream for tags and one for ids.
 
-use compact_str::CompactString;
+use arcstr::ArcStr;
 
 use super::demo::{DemoEstate, Rng};
 use super::id::arn;
@@ -522,7 +522,7 @@ impl Generator {
                 format!("OPS-{}", 100 + rng.below(900)).into(),
             ));
         }
-        let set = |tags: &mut Tags, key: &str, value: CompactString| {
+        let set = |tags: &mut Tags, key: &str, value: ArcStr| {
             if let Some(t) = tags.iter_mut().find(|(k, _)| k == key) {
                 t.1 = value;
             }
@@ -583,7 +583,7 @@ impl Generator {
             },
             r if r < untagged + 44 => {
                 let key = *rng.pick(&["Environment", "CostCenter", "Owner", "Application"]);
-                set(&mut tags, key, CompactString::default());
+                set(&mut tags, key, ArcStr::new());
             }
             // Tags copied from another resource: valid, and wrong where the two differ.
             r if r < untagged + 47 => {
@@ -653,11 +653,7 @@ mod tests {
         let e = generate(42, 4000);
         let accounts: BTreeSet<&str> = e.resources.iter().map(|r| r.account.as_str()).collect();
         assert_eq!(accounts.len(), 5, "{accounts:?}");
-        let unstacked = e
-            .resources
-            .iter()
-            .filter(|r| r.attributes.stack.is_none())
-            .count();
+        let unstacked = e.resources.iter().filter(|r| r.stack().is_none()).count();
         assert!(unstacked > 400, "{unstacked}");
         let no_network = e
             .resources
@@ -668,14 +664,10 @@ mod tests {
         // Stacks whose truth holds several Environments, and several sandbox values.
         let mut per_stack: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (r, t) in e.resources.iter().zip(&e.truth) {
-            if let (Some(s), Some((_, env))) = (
-                &r.attributes.stack,
-                t.iter().find(|(k, _)| k == "Environment"),
-            ) {
-                per_stack
-                    .entry(s.as_str())
-                    .or_default()
-                    .insert(env.as_str());
+            if let (Some(s), Some((_, env))) =
+                (r.stack(), t.iter().find(|(k, _)| k == "Environment"))
+            {
+                per_stack.entry(s).or_default().insert(env.as_str());
             }
         }
         let mixed = per_stack.values().filter(|v| v.len() > 1).count();
@@ -687,8 +679,8 @@ mod tests {
         assert!(shared_sandboxes >= 5, "{shared_sandboxes}");
         let mut members: BTreeMap<&str, usize> = BTreeMap::new();
         for r in &e.resources {
-            if let Some(s) = &r.attributes.stack {
-                *members.entry(s.as_str()).or_default() += 1;
+            if let Some(s) = r.stack() {
+                *members.entry(s).or_default() += 1;
             }
         }
         let sizes: BTreeSet<usize> = members.values().copied().collect();
@@ -699,7 +691,7 @@ mod tests {
         for r in &e.resources {
             assert_eq!(
                 arn::parse(&r.id).map(|a| a.canonical_type()),
-                Some(r.resource_type.clone())
+                Some(r.resource_type.as_str().into())
             );
         }
     }

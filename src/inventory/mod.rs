@@ -14,9 +14,11 @@ pub(crate) mod format;
 mod framed;
 pub(crate) mod gcp;
 pub(crate) mod id;
+pub(crate) mod intern;
 pub(crate) mod irregular;
 pub(crate) mod listing_cache;
 
+use arcstr::ArcStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
@@ -25,9 +27,12 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use accounts::{AccountDirectory, AccountInfo};
 pub(crate) use coverage::{Coverage, CoverageFailure, SourceCoverage, SourceKind};
+pub(crate) use intern::Interner;
 
-/// The tags of a resource: unique keys, sorted, compact (most keys and values are stored inline).
-pub(crate) type Tags = Vec<(CompactString, CompactString)>;
+/// The tags of a resource: unique keys, sorted. Keys and values are shared strings (8 bytes
+/// each): readers intern them (`Interner`), so a million resources repeating the same few
+/// hundred keys and values hold each text once.
+pub(crate) type Tags = Vec<(ArcStr, ArcStr)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -63,15 +68,15 @@ impl Provider {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attributes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vpc: Option<CompactString>,
+    pub vpc: Option<ArcStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<CompactString>,
+    pub subnet: Option<ArcStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack: Option<CompactString>,
+    pub stack: Option<ArcStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creator: Option<CompactString>,
+    pub creator: Option<ArcStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<CompactString>,
+    pub created_at: Option<ArcStr>,
     /// Other ids billing data names the resource by, for joining costs (GCP: the full name
     /// with the numeric id, as Cloud Billing's `resource.global_name` writes Compute Engine
     /// resources).
@@ -126,20 +131,49 @@ pub struct Resource {
     /// The cloud it lives in.
     pub provider: Provider,
     /// Account (subscription, project) id.
-    pub account: CompactString,
+    pub account: ArcStr,
     /// Region (location), or `global`.
-    pub region: CompactString,
+    pub region: ArcStr,
     /// Canonical `service:kind`, e.g. `ec2:instance`.
-    pub resource_type: CompactString,
+    pub resource_type: ArcStr,
     /// Display name (the last part of the id when the source has none).
-    pub name: CompactString,
+    pub name: ArcStr,
     /// Native tags, sorted by key (`normalise_tags`).
     pub tags: Tags,
     /// Facts used for suggestions and grouping.
     pub attributes: Attrs,
 }
 
+/// The tags AWS itself puts on resources that name a resource's CloudFormation stack and its
+/// creator: `stack()` and `creator()` read them rather than each resource holding a copy.
+const AWS_STACK_TAG: &str = "aws:cloudformation:stack-name";
+const AWS_CREATOR_TAG: &str = "aws:createdBy";
+
 impl Resource {
+    /// The stack (deployment) the resource belongs to: its attribute, else (AWS) the
+    /// `aws:cloudformation:stack-name` tag.
+    pub fn stack(&self) -> Option<&str> {
+        self.attributes
+            .stack
+            .as_deref()
+            .or_else(|| self.aws_tag(AWS_STACK_TAG))
+    }
+
+    /// Who created the resource: its attribute, else (AWS) the `aws:createdBy` tag.
+    pub fn creator(&self) -> Option<&str> {
+        self.attributes
+            .creator
+            .as_deref()
+            .or_else(|| self.aws_tag(AWS_CREATOR_TAG))
+    }
+
+    fn aws_tag(&self, key: &str) -> Option<&str> {
+        if self.provider != Provider::Aws {
+            return None;
+        }
+        self.tag(key).filter(|v| !v.is_empty())
+    }
+
     /// The value of a native tag (exact key).
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags
@@ -168,9 +202,13 @@ pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
             // A resource is a few hundred bytes: a merge sort would move each one ~log n times
             // (gigabytes for a million). Sort their positions (stable: the first listed of
             // equal ids stays first) and move each resource once.
-            Ok(n) => {
-                let mut order: Vec<u32> = (0..n).collect();
-                order.sort_by(|&a, &b| resources[a as usize].id.cmp(&resources[b as usize].id));
+            Ok(_) => {
+                let keys = resources
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.id.as_str(), i as u32))
+                    .collect();
+                let order = sorted_positions(keys);
                 permute(resources, order);
             }
             Err(_) => resources.sort_by(|a, b| a.id.cmp(&b.id)),
@@ -179,6 +217,43 @@ pub fn sort_and_dedupe(resources: &mut Vec<Resource>) -> usize {
     let before = resources.len();
     resources.dedup_by(|later, earlier| later.id == earlier.id);
     before - resources.len()
+}
+
+/// Below this many keys one thread sorts (a thread costs more than it saves).
+const SORT_ON_TWO_THREADS_FROM: usize = 1 << 16;
+
+/// The positions of `keys` in ascending (text, position) order — equal texts keep their
+/// listing order. Each key carries its text so comparisons read one array, not the resources
+/// (a million ARNs share long prefixes: the sort was ~15% of a check). Large inputs are
+/// sorted in two halves on two threads and merged.
+fn sorted_positions(mut keys: Vec<(&str, u32)>) -> Vec<u32> {
+    if keys.len() < SORT_ON_TWO_THREADS_FROM {
+        keys.sort_unstable();
+        return keys.into_iter().map(|(_, at)| at).collect();
+    }
+    let mid = keys.len() / 2;
+    let (first, second) = keys.split_at_mut(mid);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| second.sort_unstable());
+        first.sort_unstable();
+        other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
+    let (first, second) = keys.split_at(mid);
+    let mut order = Vec::with_capacity(keys.len());
+    let (mut i, mut j) = (0, 0);
+    while i < first.len() && j < second.len() {
+        if first[i] <= second[j] {
+            order.push(first[i].1);
+            i += 1;
+        } else {
+            order.push(second[j].1);
+            j += 1;
+        }
+    }
+    order.extend(first[i..].iter().chain(&second[j..]).map(|(_, at)| *at));
+    order
 }
 
 /// Reorders `items` so that `items[i]` becomes the old `items[order[i]]`, following each cycle
@@ -264,20 +339,35 @@ impl Inventory {
     /// inventories give equal fingerprints in any process, so cached answers can be shared.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        // The bytes are gathered and hashed 64 KiB at a time: a few bytes per `update` cost
+        // more in bookkeeping than in hashing. (The same bytes, so the same fingerprints.)
+        const BATCH: usize = 1 << 16;
         let mut h = Sha256::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(BATCH + 4096);
         for r in &self.resources {
-            for field in [&r.id, &r.account, &r.region, &r.resource_type, &r.name] {
-                h.update(field.as_bytes());
-                h.update([0]);
+            for field in [
+                r.id.as_str(),
+                &r.account,
+                &r.region,
+                &r.resource_type,
+                &r.name,
+            ] {
+                buf.extend_from_slice(field.as_bytes());
+                buf.push(0);
             }
             for (k, v) in &r.tags {
-                h.update(k.as_bytes());
-                h.update([1]);
-                h.update(v.as_bytes());
-                h.update([2]);
+                buf.extend_from_slice(k.as_bytes());
+                buf.push(1);
+                buf.extend_from_slice(v.as_bytes());
+                buf.push(2);
             }
-            h.update([3]);
+            buf.push(3);
+            if buf.len() >= BATCH {
+                h.update(&buf);
+                buf.clear();
+            }
         }
+        h.update(&buf);
         // Account names show in answers: a renamed account is different data. (Nothing is
         // added when there are none, so such inventories keep their fingerprints.)
         for (id, info) in self.accounts.iter() {
@@ -393,6 +483,17 @@ mod tests {
             assert_eq!(dropped, n - expected.len());
             assert_eq!(v, expected, "n = {n}");
         }
+        // The two-thread path: halves sorted apart and merged, repeats across the halves.
+        let n = SORT_ON_TWO_THREADS_FROM + 12_345;
+        let texts: Vec<String> = (0..n).map(|_| format!("arn:{}", next() % 5_000)).collect();
+        let keys = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i as u32))
+            .collect();
+        let mut expected: Vec<u32> = (0..n as u32).collect();
+        expected.sort_by(|&a, &b| texts[a as usize].cmp(&texts[b as usize]));
+        assert_eq!(sorted_positions(keys), expected);
         let mut letters = vec!['d', 'a', 'c', 'b', 'e'];
         permute(&mut letters, vec![1, 3, 2, 0, 4]);
         assert_eq!(letters, vec!['a', 'b', 'c', 'd', 'e']);

@@ -204,6 +204,17 @@ impl Evaluations {
         });
     }
 
+    /// Appends the evaluations of `later` (of the resources after this list's).
+    pub fn append(&mut self, later: Evaluations) {
+        let offset = self.violations.len() as u32;
+        self.violations.extend_from_slice(&later.violations);
+        self.spans.extend(later.spans.into_iter().map(|s| Span {
+            effective_start: s.effective_start + offset,
+            native_start: s.native_start + offset,
+            ..s
+        }));
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = EvaluationRef<'_>> {
         (0..self.spans.len()).map(|i| self.get(i))
     }

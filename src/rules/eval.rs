@@ -68,8 +68,8 @@ impl<'a> Fields<'a> {
             FieldRef::Provider => Some(r.provider.as_str()),
             FieldRef::Vpc => r.attributes.vpc.as_deref(),
             FieldRef::Subnet => r.attributes.subnet.as_deref(),
-            FieldRef::Stack => r.attributes.stack.as_deref(),
-            FieldRef::Creator => r.attributes.creator.as_deref(),
+            FieldRef::Stack => r.stack(),
+            FieldRef::Creator => r.creator(),
             FieldRef::Tag(i) => {
                 let slot = self.cache.get(*i)?;
                 if let Some(known) = slot.get() {

@@ -263,7 +263,7 @@ impl<'a> Suggester<'a> {
             lower.extend(r.name.chars().flat_map(char::to_lowercase));
             let network = r.attributes.vpc.as_ref().or(r.attributes.subnet.as_ref());
             let mut g = [NONE; ATTRS];
-            if let Some(stack) = &r.attributes.stack {
+            if let Some(stack) = r.stack() {
                 g[0] = group_names[0].intern(stack);
             }
             if let Some(network) = network {

@@ -1,10 +1,10 @@
 //! `validate_resource_tags`: the exact violations of given resources (or of a proposed tag set,
 //! before it is applied), with the fix for each.
 
+use arcstr::ArcStr;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use compact_str::CompactString;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,7 @@ applying it (nothing is written). Ids not in the inventory are listed in not_fou
         if let (Some(tags), Some(ty)) = (&args.tags, &args.resource_type) {
             let tags: Tags = normalise_tags(
                 tags.iter()
-                    .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
+                    .map(|(k, v)| (ArcStr::from(k.as_str()), ArcStr::from(v.as_str())))
                     .collect(),
             );
             results.push(validate(&policy, "proposed", ty, &tags, None));

@@ -36,8 +36,8 @@ fn line(id: &str, service: &str, amount: Micros) -> CostLine {
         account: "111".into(),
         region: "us-east-1".into(),
         service: service.into(),
-        resource_type: CompactString::default(),
-        name: CompactString::default(),
+        resource_type: arcstr::ArcStr::new(),
+        name: arcstr::ArcStr::new(),
         tags: Tags::new(),
         amount,
     }

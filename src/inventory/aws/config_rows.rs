@@ -8,7 +8,6 @@
 //! from its ARN exactly as from a Tagging API listing, so its id, type and account are the same
 //! whichever source listed it; Config's account fills in ARNs without one (S3).
 
-use compact_str::CompactString;
 use serde::Deserialize;
 
 use super::config_types::{
@@ -183,7 +182,7 @@ fn tags_of(value: &serde_json::Value) -> Tags {
                     },
                 };
                 if !key.is_empty() {
-                    tags.push((CompactString::from(key), CompactString::from(value)));
+                    tags.push((key.into(), value.into()));
                 }
             }
         }
@@ -191,7 +190,7 @@ fn tags_of(value: &serde_json::Value) -> Tags {
             for (k, v) in map {
                 if !k.is_empty() {
                     let v = text(Some(v)).unwrap_or_default();
-                    tags.push((CompactString::from(k.as_str()), CompactString::from(v)));
+                    tags.push((k.as_str().into(), v.into()));
                 }
             }
         }

@@ -24,9 +24,10 @@ use super::assume::RoleChain;
 use super::tagging::{ScanTally, TaggingScan};
 use super::{AwsProvider, Mapping};
 use crate::aws::{CallCounter, load_sdk_config};
+use crate::inventory::Interner;
 use crate::inventory::coverage::TAGGING_API_NOTE;
 use crate::inventory::file::{GLOBAL_REGION, display_name};
-use crate::inventory::id::arn::resource_from_arn;
+use crate::inventory::id::arn::resource_from_arn_in;
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{
     AccountDirectory, Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider,
@@ -219,6 +220,7 @@ fn account_result(
     let mut resources = Vec::new();
     let mut parts = Vec::with_capacity(results.len());
     let mut fetched_at: Option<DateTime<Utc>> = None;
+    let mut texts = Interner::default();
     for result in results {
         let mut part = result.part;
         if !part.ok
@@ -228,7 +230,8 @@ fn account_result(
         }
         let mut kept = 0;
         for (arn, tags) in result.mappings {
-            match resource_from_arn(&arn, tags, GLOBAL_REGION, &target.id) {
+            let tags = texts.share_tags(tags);
+            match resource_from_arn_in(&mut texts, &arn, tags, GLOBAL_REGION, &target.id) {
                 Some(r) => {
                     resources.push(r);
                     kept += 1;

@@ -38,13 +38,14 @@ use compact_str::CompactString;
 use tokio::sync::Semaphore;
 
 use super::file::GLOBAL_REGION;
-use super::id::arn::resource_from_arn;
+use super::id::arn::resource_from_arn_in;
 use super::listing_cache::SharedListings;
 use super::{
     Coverage, CoverageFailure, Inventory, InventoryError, InventoryProvider, Provider, Resource,
     ScanOptions, ScanReport, SourceCoverage, SourceKind,
 };
 use crate::aws::{AwsTuning, load_sdk_config};
+use crate::inventory::Interner;
 use accounts::{AccountSource, RoleSettings};
 use explorer::ExplorerScan;
 use tagging::{ScanTally, TaggingScan};
@@ -328,11 +329,13 @@ impl InventoryProvider for AwsProvider {
         coverage.accounts = vec![account.clone()];
         coverage.regions = regions.clone();
         coverage.resource_types = self.settings.resource_types.clone();
+        let mut texts = Interner::default();
         for result in results {
             let mut part = result.part;
             let mut kept = 0;
             for (arn, tags) in result.mappings {
-                match resource_from_arn(&arn, tags, GLOBAL_REGION, &account) {
+                let tags = texts.share_tags(tags);
+                match resource_from_arn_in(&mut texts, &arn, tags, GLOBAL_REGION, &account) {
                     Some(r) => {
                         resources.push(r);
                         kept += 1;

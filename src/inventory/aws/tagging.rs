@@ -7,6 +7,7 @@
 //! On real AWS this API never lists a resource that was never tagged; the caller states that in
 //! the scan's coverage and, where it can, completes the listing from Resource Explorer or Config.
 
+use crate::inventory::Interner;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -193,6 +194,7 @@ async fn scan_partition(
     let mut mappings = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0u64;
+    let mut texts = Interner::default();
     let error = loop {
         let response = client
             .get_resources()
@@ -215,7 +217,7 @@ async fn scan_partition(
             let tags = m
                 .tags()
                 .iter()
-                .map(|t| (CompactString::from(t.key()), CompactString::from(t.value())))
+                .map(|t| (texts.intern(t.key()), texts.intern(t.value())))
                 .collect();
             mappings.push((CompactString::from(arn), tags));
         }

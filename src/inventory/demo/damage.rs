@@ -1,7 +1,7 @@
 //! How the demo estate's tags go wrong, and how often: keys dropped, misspelled or case-mangled,
 //! values aliased or wrong, resources left untagged. Production is better kept than the rest.
 
-use compact_str::{CompactString, format_compact};
+use arcstr::ArcStr;
 
 use super::Rng;
 use super::catalog::{DEVELOPERS, Deployment};
@@ -63,7 +63,7 @@ const STAGING_ALIASES: &[&str] = &["stg", "stage"];
 pub(super) fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) -> Tags {
     let production = d.env.short == "prod";
     let mut tags = clean.clone();
-    let set = |tags: &mut Tags, key: &str, value: CompactString| {
+    let set = |tags: &mut Tags, key: &str, value: ArcStr| {
         if let Some(t) = tags.iter_mut().find(|(k, _)| k == key) {
             t.1 = value;
         }
@@ -132,7 +132,7 @@ pub(super) fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) 
                 set(
                     &mut tags,
                     "Owner",
-                    format_compact!("{}-Team@acme.example", d.team.name),
+                    arcstr::format!("{}-Team@acme.example", d.team.name),
                 );
             } else {
                 set(&mut tags, "Environment", alias.into());
@@ -146,15 +146,15 @@ pub(super) fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) 
             1 => {
                 let digits = &d.team.cost_center[3..];
                 let bad = match rng.below(3) {
-                    0 => format_compact!("cc-{digits}"),
-                    1 => format_compact!("{digits}"),
-                    _ => format_compact!("CC{digits}"),
+                    0 => arcstr::format!("cc-{digits}"),
+                    1 => arcstr::format!("{digits}"),
+                    _ => arcstr::format!("CC{digits}"),
                 };
                 set(&mut tags, "CostCenter", bad);
             }
             2 => {
                 let bad = if rng.chance(0.5) {
-                    format_compact!("{} team", d.team.name)
+                    arcstr::format!("{} team", d.team.name)
                 } else {
                     (*rng.pick(DEVELOPERS)).into()
                 };
@@ -167,7 +167,7 @@ pub(super) fn damage(rng: &mut Rng, d: &Deployment, r: &Resource, clean: &Tags) 
         },
         Damage::EmptyValue => {
             let key = *rng.pick(GOVERNED);
-            set(&mut tags, key, CompactString::default());
+            set(&mut tags, key, ArcStr::new());
         }
         Damage::DropClassification => tags.retain(|(k, _)| k != "DataClassification"),
     }

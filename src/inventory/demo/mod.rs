@@ -198,7 +198,7 @@ mod tests {
                     .canonical_type(),
                 r.resource_type
             );
-            assert!(r.attributes.stack.is_some());
+            assert!(r.stack().is_some());
         }
     }
 

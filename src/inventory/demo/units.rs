@@ -1,8 +1,6 @@
 //! What a deployment is made of: one unit (a server and its disk, a function and its logs, a
 //! bucket, ...) at a time, each with the tags it should carry.
 
-use compact_str::format_compact;
-
 use super::Rng;
 use super::catalog::{Archetype::*, Deployment, FUNCTIONS};
 use crate::inventory::{Attributes, Attrs, Provider, Resource, Tags, normalise_tags};
@@ -51,7 +49,7 @@ pub(super) fn make_unit(
                 .then(|| d.subnet.as_str().into()),
                 stack: Some(d.stack.as_str().into()),
                 creator: Some(d.creator.into()),
-                created_at: Some(format_compact!(
+                created_at: Some(arcstr::format!(
                     "2026-{:02}-{:02}",
                     1 + rng.below(10),
                     1 + rng.below(28)
@@ -317,7 +315,7 @@ fn clean_tags(rng: &mut Rng, d: &Deployment, ty: &str, name: &str, ec2_name: boo
         ("CostCenter".into(), d.team.cost_center.into()),
         (
             "Owner".into(),
-            format_compact!("{}-team@acme.example", d.team.name),
+            arcstr::format!("{}-team@acme.example", d.team.name),
         ),
         ("Application".into(), d.app.into()),
         ("Team".into(), d.team.name.into()),

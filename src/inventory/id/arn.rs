@@ -6,7 +6,7 @@
 
 use compact_str::{CompactString, format_compact};
 
-use crate::inventory::{Attributes, Provider, Resource, Tags, normalise_tags};
+use crate::inventory::{Attrs, Interner, Provider, Resource, Tags, normalise_tags};
 
 /// The parts of `arn:partition:service:region:account:resource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +89,27 @@ impl<'a> Arn<'a> {
 /// Builds a resource from an ARN and its tags, as the Tagging API returns them.
 ///
 /// `scan_region` is used for ARNs without a region (S3); `fallback_account` for ARNs without an
-/// account. Returns `None` for a string that is not an ARN.
+/// account. Returns `None` for a string that is not an ARN. For one resource; readers of many
+/// use `resource_from_arn_in` with one interner.
 pub(crate) fn resource_from_arn(
+    id: &str,
+    tags: Tags,
+    scan_region: &str,
+    fallback_account: &str,
+) -> Option<Resource> {
+    resource_from_arn_in(
+        &mut Interner::default(),
+        id,
+        tags,
+        scan_region,
+        fallback_account,
+    )
+}
+
+/// `resource_from_arn`, with the account, region and type taken from `texts` (readers pass
+/// their tags through the same interner).
+pub(crate) fn resource_from_arn_in(
+    texts: &mut Interner,
     id: &str,
     tags: Tags,
     scan_region: &str,
@@ -98,18 +117,10 @@ pub(crate) fn resource_from_arn(
 ) -> Option<Resource> {
     let arn = parse(id)?;
     let tags = normalise_tags(tags);
-    let find = |key: &str| {
-        tags.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let name = find("Name").unwrap_or_else(|| arn.name().into());
-    let attributes = Attributes {
-        stack: find("aws:cloudformation:stack-name"),
-        creator: find("aws:createdBy"),
-        ..Attributes::default()
-    };
+    let name = tags
+        .iter()
+        .find(|(k, v)| k == "Name" && !v.is_empty())
+        .map_or_else(|| arn.name().into(), |(_, v)| v.clone());
     let region = if arn.region.is_empty() {
         scan_region
     } else {
@@ -123,12 +134,13 @@ pub(crate) fn resource_from_arn(
     Some(Resource {
         id: id.into(),
         provider: Provider::Aws,
-        account: account.into(),
-        region: region.into(),
-        resource_type: arn.canonical_type(),
+        account: texts.intern(account),
+        region: texts.intern(region),
+        resource_type: texts.intern(&arn.canonical_type()),
         name,
         tags,
-        attributes: attributes.into(),
+        // The stack and creator are AWS's own tags: `Resource::stack()`/`creator()` read them.
+        attributes: Attrs::default(),
     })
 }
 
@@ -245,7 +257,7 @@ mod tests {
         assert_eq!(r.name, "pretty");
         assert_eq!(r.region, "eu-west-1");
         assert_eq!(r.account, "123456789012");
-        assert_eq!(r.attributes.stack.as_deref(), Some("stack-a"));
+        assert_eq!(r.stack(), Some("stack-a"));
         assert_eq!(r.resource_type, "s3:bucket");
     }
 }

@@ -192,7 +192,7 @@ fn compliant_sets(policy: &Policy) -> (BTreeSet<String>, BTreeSet<String>) {
         let tags = m
             .tags
             .into_iter()
-            .map(|t| (t.key, t.value))
+            .map(|t| (t.key.as_ref().into(), t.value.as_ref().into()))
             .collect::<Vec<_>>();
         let r =
             crate::inventory::id::arn::resource_from_arn(&m.resource_arn, tags, "eu-west-1", "")
