@@ -127,15 +127,11 @@ fn members_of(
         labels.sort_unstable();
         members.push(MemberRecord {
             resource_id: r.id.as_str().to_owned(),
-            resource_type: r.resource_type.as_str().to_owned(),
-            region: r.region.as_str().to_owned(),
-            account: r.account.as_str().to_owned(),
-            name: r.name.as_str().to_owned(),
-            tags: r
-                .tags
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
-                .collect(),
+            resource_type: r.resource_type.clone(),
+            region: r.region.clone(),
+            account: r.account.clone(),
+            name: r.name.clone(),
+            tags: r.tags.clone(),
             violations: labels,
             failing: e.in_scope && violation_filter.fails(e.effective, fail_at),
             in_scope: e.in_scope,

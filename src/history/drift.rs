@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use arcstr::ArcStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -230,8 +231,8 @@ fn tag_drift(old: &MemberRecord, new: &MemberRecord, keys: &KeySelection) -> Res
     let all_keys: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
     let mut drift = ResourceTagDrift {
         resource_id: new.resource_id.clone(),
-        resource_type: new.resource_type.clone(),
-        name: new.name.clone(),
+        resource_type: new.resource_type.to_string(),
+        name: new.name.to_string(),
         added: Vec::new(),
         removed: Vec::new(),
         changed: Vec::new(),
@@ -251,7 +252,7 @@ fn tag_drift(old: &MemberRecord, new: &MemberRecord, keys: &KeySelection) -> Res
     drift
 }
 
-fn tag_map(tags: &[(String, String)]) -> BTreeMap<&str, &str> {
+fn tag_map(tags: &[(ArcStr, ArcStr)]) -> BTreeMap<&str, &str> {
     tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
@@ -265,10 +266,10 @@ fn tag_value(key: &str, value: &str) -> TagValue {
 fn brief(m: &MemberRecord) -> ResourceBrief {
     ResourceBrief {
         resource_id: m.resource_id.clone(),
-        resource_type: m.resource_type.clone(),
-        name: m.name.clone(),
-        region: m.region.clone(),
-        account: m.account.clone(),
+        resource_type: m.resource_type.to_string(),
+        name: m.name.to_string(),
+        region: m.region.to_string(),
+        account: m.account.to_string(),
         violations: m.violations.clone(),
     }
 }
@@ -283,10 +284,10 @@ mod tests {
             resource_type: ty.into(),
             region: "eu-west-1".into(),
             account: "111122223333".into(),
-            name: format!("name-{id}"),
+            name: arcstr::format!("name-{id}"),
             tags: tags
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
             violations: vec![],
             failing: false,

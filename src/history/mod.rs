@@ -7,6 +7,7 @@ pub(crate) mod drift;
 pub(crate) mod filters;
 pub(crate) mod series;
 
+use arcstr::ArcStr;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -28,15 +29,16 @@ pub struct MemberRecord {
     /// The resource's id (ARN for AWS).
     pub resource_id: String,
     /// Canonical `service:kind`.
-    pub resource_type: String,
+    pub resource_type: ArcStr,
     /// Region, or `global`.
-    pub region: String,
+    pub region: ArcStr,
     /// Account (subscription, project) id.
-    pub account: String,
+    pub account: ArcStr,
     /// Display name.
-    pub name: String,
-    /// Native tags, sorted by key.
-    pub tags: Vec<(String, String)>,
+    pub name: ArcStr,
+    /// Native tags, sorted by key. (Shared strings: a snapshot of a million resources shares
+    /// the inventory's texts instead of copying them.)
+    pub tags: Vec<(ArcStr, ArcStr)>,
     /// Effective-view violations counted by the check, as sorted labels `kind:key` (e.g.
     /// `missing_tag:CostCenter`, `too_many_tags` when no key).
     pub violations: Vec<String>,

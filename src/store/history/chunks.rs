@@ -18,6 +18,7 @@
 
 use std::io::Read;
 
+use arcstr::ArcStr;
 use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 
@@ -78,13 +79,13 @@ pub(crate) fn resource_fields_entry(fields: [&str; 5], out: &mut Vec<u8>) {
 }
 
 /// The canonical bytes of a tag set: pairs sorted (equal sets share one entry).
-pub(crate) fn tag_set_entry(tags: &[(String, String)], out: &mut Vec<u8>) {
+pub(crate) fn tag_set_entry<S: AsRef<str> + Ord + Clone>(tags: &[(S, S)], out: &mut Vec<u8>) {
     out.clear();
     let sorted = super::sorted(tags);
     put_varint(out, sorted.len() as u64);
     for (k, v) in sorted.iter() {
-        put_str(out, k);
-        put_str(out, v);
+        put_str(out, k.as_ref());
+        put_str(out, v.as_ref());
     }
 }
 
@@ -99,31 +100,31 @@ pub(crate) fn fingerprint(entry: &[u8]) -> Fingerprint {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ResourceRow {
     pub rid: String,
-    pub resource_type: String,
-    pub region: String,
-    pub account: String,
-    pub name: String,
+    pub resource_type: ArcStr,
+    pub region: ArcStr,
+    pub account: ArcStr,
+    pub name: ArcStr,
 }
 
 pub(crate) fn decode_resource(entry: &[u8]) -> Result<ResourceRow, String> {
     let mut r = Reader { bytes: entry };
     let row = ResourceRow {
         rid: r.string()?,
-        resource_type: r.string()?,
-        region: r.string()?,
-        account: r.string()?,
-        name: r.string()?,
+        resource_type: r.shared()?,
+        region: r.shared()?,
+        account: r.shared()?,
+        name: r.shared()?,
     };
     r.end()?;
     Ok(row)
 }
 
-pub(crate) fn decode_tag_set(entry: &[u8]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn decode_tag_set(entry: &[u8]) -> Result<Vec<(ArcStr, ArcStr)>, String> {
     let mut r = Reader { bytes: entry };
     let n = r.varint()?;
     let mut tags = Vec::with_capacity(n.min(64) as usize);
     for _ in 0..n {
-        tags.push((r.string()?, r.string()?));
+        tags.push((r.shared()?, r.shared()?));
     }
     r.end()?;
     Ok(tags)
@@ -167,13 +168,12 @@ pub(crate) fn seal(entries: &[(u32, &[u8])], last_id: Option<u32>) -> Result<Chu
 
 /// Entries with ascending ids compressed into chunks of `CHUNK_ENTRIES`, on two threads when
 /// there are several (compression is most of the cost of a first snapshot).
-pub(crate) fn seal_all(entries: &[(u32, Vec<u8>)]) -> Result<Vec<Chunk>, String> {
-    let runs: Vec<&[(u32, Vec<u8>)]> = entries.chunks(CHUNK_ENTRIES).collect();
-    let seal_runs = |runs: &[&[(u32, Vec<u8>)]]| -> Result<Vec<Chunk>, String> {
+pub(crate) fn seal_all<E: AsRef<[u8]> + Sync>(entries: &[(u32, E)]) -> Result<Vec<Chunk>, String> {
+    let runs: Vec<&[(u32, E)]> = entries.chunks(CHUNK_ENTRIES).collect();
+    let seal_runs = |runs: &[&[(u32, E)]]| -> Result<Vec<Chunk>, String> {
         runs.iter()
             .map(|run| {
-                let refs: Vec<(u32, &[u8])> =
-                    run.iter().map(|(id, e)| (*id, e.as_slice())).collect();
+                let refs: Vec<(u32, &[u8])> = run.iter().map(|(id, e)| (*id, e.as_ref())).collect();
                 seal(&refs, None)
             })
             .collect()
@@ -298,7 +298,10 @@ pub(crate) struct Pending {
     next_id: u32,
     /// Fingerprints of entries added by this snapshot (deduplicated within it).
     added: FxHashMap<Fingerprint, u32>,
-    entries: Vec<(u32, Vec<u8>)>,
+    /// The new entries' ids and where their bytes are in `bytes` (one buffer, not an
+    /// allocation per entry: a first snapshot of a million resources adds ~1.6 million).
+    entries: Vec<(u32, std::ops::Range<usize>)>,
+    bytes: Vec<u8>,
 }
 
 impl Pending {
@@ -307,6 +310,7 @@ impl Pending {
             next_id: map.next_id.max(1),
             added: FxHashMap::default(),
             entries: Vec::new(),
+            bytes: Vec::new(),
         }
     }
 
@@ -325,13 +329,20 @@ impl Pending {
             .checked_add(1)
             .ok_or("interned ids are exhausted (4 billion entries)")?;
         self.added.insert(fp, id);
-        self.entries.push((id, entry.to_vec()));
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(entry);
+        self.entries.push((id, start..self.bytes.len()));
         Ok(id)
     }
 
     /// The new entries compressed into chunks.
     pub(crate) fn seal(&self) -> Result<Vec<Chunk>, String> {
-        seal_all(&self.entries)
+        let entries: Vec<(u32, &[u8])> = self
+            .entries
+            .iter()
+            .map(|(id, span)| (*id, &self.bytes[span.clone()]))
+            .collect();
+        seal_all(&entries)
     }
 
     /// Puts the added entries into `map` once their chunks are committed; `last_chunk_row` is
@@ -495,9 +506,17 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, String> {
+        Ok(self.str()?.to_owned())
+    }
+
+    fn shared(&mut self) -> Result<ArcStr, String> {
+        Ok(ArcStr::from(self.str()?))
+    }
+
+    fn str(&mut self) -> Result<&'a str, String> {
         let len = usize::try_from(self.varint()?).map_err(|_| "a string is too long")?;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "a string is not UTF-8".to_string())
+        std::str::from_utf8(bytes).map_err(|_| "a string is not UTF-8".to_string())
     }
 
     fn end(&self) -> Result<(), String> {
@@ -519,9 +538,9 @@ mod tests {
             resource_type: "ec2:instance".into(),
             region: "eu-west-1".into(),
             account: "111122223333".into(),
-            name: format!("web-{i}"),
+            name: arcstr::format!("web-{i}"),
             tags: vec![
-                ("Name".into(), format!("web-{i}")),
+                ("Name".into(), arcstr::format!("web-{i}")),
                 ("Environment".into(), "prod".into()),
             ],
             violations: vec![],

@@ -16,6 +16,8 @@ pub(super) mod schema;
 pub(crate) mod summaries;
 
 use std::borrow::Cow;
+
+use arcstr::ArcStr;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -833,7 +835,7 @@ pub(crate) fn unpack(blob: &[u8]) -> Result<Vec<Packed>, String> {
 /// The intern rows one snapshot refers to.
 struct Interned {
     resources: Shared<ResourceRow>,
-    tag_sets: Shared<Vec<(String, String)>>,
+    tag_sets: Shared<Vec<(ArcStr, ArcStr)>>,
     violation_sets: Shared<Vec<String>>,
 }
 

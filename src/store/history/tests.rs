@@ -16,9 +16,9 @@ fn member(i: usize) -> MemberRecord {
         resource_type: "ec2:instance".into(),
         region: "eu-west-1".into(),
         account: "111122223333".into(),
-        name: format!("web-{i}"),
+        name: arcstr::format!("web-{i}"),
         tags: vec![
-            ("CostCenter".into(), format!("CC-{}", i % 7)),
+            ("CostCenter".into(), arcstr::format!("CC-{}", i % 7)),
             ("Environment".into(), "prod".into()),
         ],
         violations: if i.is_multiple_of(3) {
@@ -533,9 +533,9 @@ fn scale() {
         (0..n)
             .map(|i| {
                 let mut m = member(i);
-                m.tags.push(("Name".into(), format!("web-{i}")));
+                m.tags.push(("Name".into(), arcstr::format!("web-{i}")));
                 if i % 50 == seed % 50 {
-                    m.tags[0].1 = format!("CC-changed-{seed}");
+                    m.tags[0].1 = arcstr::format!("CC-changed-{seed}");
                 }
                 m
             })
@@ -650,7 +650,10 @@ fn a_store_with_row_intern_tables_is_upgraded_to_chunks_with_ids_kept() {
     assert_eq!(members[0].resource_id, "arn:aws:s3:::data");
     assert_eq!(
         members[0].tags,
-        vec![("Team".to_string(), "payments".to_string())]
+        vec![(
+            arcstr::ArcStr::from("Team"),
+            arcstr::ArcStr::from("payments")
+        )]
     );
     assert_eq!(members[0].violations, vec!["missing_tag:Owner".to_string()]);
     assert!(members[0].failing && members[0].in_scope);

@@ -18,9 +18,9 @@ fn member(i: usize) -> MemberRecord {
         resource_type: "ec2:instance".into(),
         region: "eu-west-1".into(),
         account: "111122223333".into(),
-        name: format!("web-{i}"),
+        name: arcstr::format!("web-{i}"),
         tags: vec![
-            ("CostCenter".into(), format!("CC-{}", i % 7)),
+            ("CostCenter".into(), arcstr::format!("CC-{}", i % 7)),
             ("Environment".into(), "prod".into()),
         ],
         violations: if i.is_multiple_of(3) {
@@ -345,7 +345,10 @@ async fn row_intern_tables_of_version_2_are_moved_into_chunks_with_ids_kept() {
     assert_eq!(members[0].resource_id, "arn:aws:s3:::data");
     assert_eq!(
         members[0].tags,
-        vec![("Team".to_string(), "payments".to_string())]
+        vec![(
+            arcstr::ArcStr::from("Team"),
+            arcstr::ArcStr::from("payments")
+        )]
     );
     assert_eq!(members[0].violations, vec!["missing_tag:Owner".to_string()]);
     assert_eq!(members[1].resource_id, "arn:aws:s3:::logs");
