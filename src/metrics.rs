@@ -1,6 +1,7 @@
 //! The numbers an operator watches, served as OpenMetrics text at `/metrics`: tool calls and
 //! their durations, guard refusals, cloud requests and the Cost Explorer charge, scan
-//! durations, cache lookups, the last compliance score and cost gap, the audit queue.
+//! durations, cache lookups, the last compliance score and cost gap, the audit queue, and the
+//! HTTP side (requests by route, method and status, open connections, MCP sessions).
 //!
 //! One `Metrics` per server, no global recorder: tests run several servers in one process.
 //! Recording is a lock-free atomic add once a series exists (a read lock to find it). Every
@@ -135,6 +136,72 @@ impl CloudOutcome {
 }
 
 closed_label!(
+    /// Which part of the HTTP listener a request was for (by path prefix; never the path).
+    pub(crate) HttpRoute {
+        Mcp => "mcp",
+        Console => "console",
+        Metrics => "metrics",
+        Health => "healthz",
+        OAuthMetadata => "oauth_metadata",
+        Other => "other"
+    }
+);
+
+impl HttpRoute {
+    pub(crate) fn of_path(path: &str) -> HttpRoute {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/mcp") {
+            HttpRoute::Mcp
+        } else if under("/ui") {
+            HttpRoute::Console
+        } else if under("/metrics") {
+            HttpRoute::Metrics
+        } else if under("/healthz") {
+            HttpRoute::Health
+        } else if path.starts_with("/.well-known/") {
+            HttpRoute::OAuthMetadata
+        } else {
+            HttpRoute::Other
+        }
+    }
+}
+
+closed_label!(
+    /// An HTTP request's method, the ones the listener serves named.
+    pub(crate) HttpMethod { Get => "GET", Post => "POST", Delete => "DELETE", Other => "other" }
+);
+
+impl HttpMethod {
+    pub(crate) fn of(method: &str) -> HttpMethod {
+        match method {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "DELETE" => HttpMethod::Delete,
+            _ => HttpMethod::Other,
+        }
+    }
+}
+
+/// An HTTP status code (100-599: a closed set by the protocol; anything else is `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct HttpStatus(u16);
+
+impl HttpStatus {
+    pub(crate) fn of(code: u16) -> HttpStatus {
+        HttpStatus(if (100..=599).contains(&code) { code } else { 0 })
+    }
+}
+
+impl EncodeLabelValue for HttpStatus {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{}", self.0)
+    }
+}
+
+closed_label!(
     /// Where an inventory scan read from (public: inventory providers name theirs).
     pub InventorySource { Aws => "aws", File => "file", Demo => "demo", Other => "other" }
 );
@@ -184,6 +251,18 @@ impl EncodeLabelValue for ToolName {
 struct ToolLabels {
     tool: ToolName,
     outcome: ToolOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    route: HttpRoute,
+    method: HttpMethod,
+    status: HttpStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: HttpRoute,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -259,6 +338,10 @@ pub(crate) struct Metrics {
     compliance_score: Family<ViewLabels, Ratio>,
     unattributed_cost: Family<Unlabelled, Ratio>,
     audit_queue_depth: Family<Unlabelled, Gauge<i64, AtomicI64>>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_durations: HistogramFamily<RouteLabels>,
+    http_connections: Gauge<i64, AtomicI64>,
+    mcp_sessions: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -338,6 +421,33 @@ impl Metrics {
             "Audit rows queued for the writer, not yet on disk",
             audit_queue_depth.clone(),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route (mcp, console, metrics, healthz, oauth_metadata, \
+             other), method and status (401: no or a bad token, 429: over the request rate)",
+            http_requests.clone(),
+        );
+        let http_durations =
+            HistogramFamily::<RouteLabels>::new_with_constructor(call_histogram as fn() -> _);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from a request's head to its answer's head (a stream's body excluded), by route",
+            Unit::Seconds,
+            http_durations.clone(),
+        );
+        let http_connections = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "http_connections_open",
+            "Client connections open on the HTTP listener",
+            http_connections.clone(),
+        );
+        let mcp_sessions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "mcp_sessions_open",
+            "MCP sessions open on this replica (and ones being opened)",
+            mcp_sessions.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -355,7 +465,43 @@ impl Metrics {
             compliance_score,
             unattributed_cost,
             audit_queue_depth,
+            http_requests,
+            http_durations,
+            http_connections,
+            mcp_sessions,
         }
+    }
+
+    /// One HTTP request answered, and how long until its answer's head.
+    pub(crate) fn http_request(
+        &self,
+        route: HttpRoute,
+        method: HttpMethod,
+        status: HttpStatus,
+        took: Duration,
+    ) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.http_durations
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Client connections open now.
+    pub(crate) fn http_connections_open(&self, open: usize) {
+        self.http_connections
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// MCP sessions open (or being opened) now.
+    pub(crate) fn mcp_sessions_open(&self, open: usize) {
+        self.mcp_sessions
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// One tool call and how long it took.

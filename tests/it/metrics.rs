@@ -206,7 +206,34 @@ async fn known_calls_become_exact_series_behind_the_token() {
         ),
         Some(1.0)
     );
+    // The HTTP side: every request the router answered, by route, method and status (this
+    // scrape is counted after its own answer is rendered, so it is not in it).
+    let http = |route: &str, method: &str, status: &str| {
+        sample(
+            &m,
+            "tagwarden_http_requests_total",
+            &[("route", route), ("method", method), ("status", status)],
+        )
+    };
+    assert_eq!(http("mcp", "POST", "200"), Some(6.0), "{text}");
+    assert_eq!(http("mcp", "POST", "202"), Some(1.0), "{text}");
+    assert_eq!(http("metrics", "GET", "401"), Some(2.0), "{text}");
+    assert_eq!(http("metrics", "GET", "200"), None);
+    assert_eq!(
+        sample(
+            &m,
+            "tagwarden_http_request_duration_seconds_count",
+            &[("route", "mcp")]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(sample(&m, "tagwarden_mcp_sessions_open", &[]), Some(1.0));
+    assert!(
+        sample(&m, "tagwarden_http_connections_open", &[]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     let families = &m["families"];
+    assert_eq!(families["tagwarden_http_requests"], "counter");
     assert_eq!(families["tagwarden_tool_calls"], "counter");
     assert_eq!(
         families["tagwarden_tool_call_duration_seconds"],

@@ -121,16 +121,20 @@ impl Auth {
     /// The principal of the token a person pasted into the console's login form, checked
     /// exactly as a bearer token on `/mcp`: a static token (constant time), else an OAuth
     /// access token (when OAuth is on).
-    pub(super) async fn authenticate(&self, token: &str) -> Result<Principal, Refused> {
+    /// Also returns when an OAuth token expires (`None` for a static token).
+    pub(super) async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Option<std::time::SystemTime>), Refused> {
         let token = token.trim();
         if let Some(principal) = self.verify(token) {
-            return Ok(principal.clone());
+            return Ok((principal.clone(), None));
         }
         if let Some(oauth) = &self.oauth
             && OAuth::looks_like_jwt(token)
         {
-            return match oauth.verify(token).await {
-                Ok(principal) => Ok(principal),
+            return match oauth.verify_with_expiry(token).await {
+                Ok((principal, expires)) => Ok((principal, Some(expires))),
                 Err(Rejection::NoScope) => Err(Refused::NoScope),
                 Err(Rejection::Invalid(_)) => Err(Refused::Invalid),
             };

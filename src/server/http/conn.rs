@@ -43,6 +43,7 @@ use tower::ServiceExt;
 
 use super::auth::client_key;
 use super::jsonrpc::Envelope;
+use crate::metrics::Metrics;
 
 /// Limits on connections and on the time each step may take.
 #[derive(Debug, Clone)]
@@ -74,8 +75,9 @@ pub(super) async fn serve(
     limits: ConnLimits,
     shutdown: CancellationToken,
     after_drain: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
-    let registry = Arc::new(Registry::new(&limits));
+    let registry = Arc::new(Registry::new(&limits, metrics));
     let tasks = TaskTracker::new();
     let (inflight, _) = watch::channel(0usize);
     let inflight = Arc::new(inflight);
@@ -185,6 +187,8 @@ struct Registry {
     max_per_address: usize,
     /// Parent of every connection's `close` token.
     all: CancellationToken,
+    /// Where the number of open connections is published.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -229,13 +233,18 @@ impl Conns {
 }
 
 impl Registry {
-    fn new(limits: &ConnLimits) -> Registry {
+    fn new(limits: &ConnLimits, metrics: Arc<Metrics>) -> Registry {
         Registry {
             inner: Mutex::new(Conns::default()),
             max_total: limits.max_total.max(1),
             max_per_address: limits.max_per_address.max(1),
             all: CancellationToken::new(),
+            metrics,
         }
+    }
+
+    fn published(&self, conns: &Conns) {
+        self.metrics.http_connections_open(conns.open.len());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
@@ -265,6 +274,7 @@ impl Registry {
         });
         conns.open.insert(state.id, state.clone());
         *conns.per_address.entry(key).or_insert(0) += 1;
+        self.published(&conns);
         Some(state)
     }
 
@@ -272,11 +282,14 @@ impl Registry {
         let mut conns = self.lock();
         if let Some(victim) = conns.idle_victim(None) {
             conns.evict(victim);
+            self.published(&conns);
         }
     }
 
     fn release(&self, id: u64) {
-        self.lock().remove(id);
+        let mut conns = self.lock();
+        conns.remove(id);
+        self.published(&conns);
     }
 
     fn close_all(&self) {
@@ -587,7 +600,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_connections_of_the_busiest_address_make_room() {
-        let r = Registry::new(&limits(4, 3));
+        let r = Registry::new(&limits(4, 3), Arc::default());
         let a: Vec<_> = (0..3).map(|_| r.admit(ip("10.0.0.1")).unwrap()).collect();
         let b = r.admit(ip("10.0.0.2")).unwrap();
         // Busy connections are never closed for room.

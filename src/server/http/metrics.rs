@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::HttpError;
 use super::conn;
 use crate::app::App;
+use crate::metrics::{HttpMethod, HttpRoute, HttpStatus, Metrics};
 
 /// The route, for the `--http` listener (its caller puts it behind authentication).
 pub(super) fn route(app: Arc<App>, hosts: Vec<String>) -> Router {
@@ -46,6 +47,26 @@ fn render(app: &App) -> Response {
         app.metrics().render(),
     )
         .into_response()
+}
+
+/// Counts every request the router answers (refusals included: `401`, `403`, `408`, `429`)
+/// by route, method and status, and times it to its answer's head.
+pub(super) async fn count_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = HttpRoute::of_path(request.uri().path());
+    let method = HttpMethod::of(request.method().as_str());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(
+        route,
+        method,
+        HttpStatus::of(response.status().as_u16()),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Refuses a `Host` the server does not answer to (a page rebinding its domain to this
@@ -133,7 +154,16 @@ pub(crate) async fn serve(
         max_per_address: 16,
         shutdown_timeout: Duration::from_secs(5),
     };
-    conn::serve(listener, router, limits, shutdown, CancellationToken::new()).await;
+    // Its connections are not counted in `http_connections_open` (the --http listener's).
+    conn::serve(
+        listener,
+        router,
+        limits,
+        shutdown,
+        CancellationToken::new(),
+        Arc::default(),
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub(crate) use sessions::ValidatedSession;
 pub(crate) use tokens::read_tokens_file;
 
 use super::TagwardenServer;
+use crate::metrics::Metrics;
 
 /// How the HTTP server listens and what it accepts; `loopback` gives the defaults.
 #[derive(Debug, Clone)]
@@ -233,7 +234,17 @@ pub(crate) async fn serve_http(
         options.console_session_idle,
         options.console_secure_cookie,
     );
-    serve_with(server, health, protected, Some(console), options, shutdown).await
+    let series = server.app().metrics().clone();
+    serve_with(
+        server,
+        health,
+        protected,
+        Some(console),
+        series,
+        options,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves any MCP handler through the same plumbing (gates, auth, limits), with `extra`
@@ -248,7 +259,18 @@ pub async fn serve_handler<H>(
 where
     H: ServerHandler + Clone + Send + Sync + 'static,
 {
-    serve_with(handler, extra, Router::new(), None, options, shutdown).await
+    // Its series are kept but served nowhere (no `/metrics` route here).
+    let series = Arc::default();
+    serve_with(
+        handler,
+        extra,
+        Router::new(),
+        None,
+        series,
+        options,
+        shutdown,
+    )
+    .await
 }
 
 /// As `serve_handler`, with `protected` routes behind the same authentication and rate limit
@@ -258,6 +280,7 @@ async fn serve_with<H>(
     extra: Router,
     protected: Router,
     console: Option<console::Console>,
+    series: Arc<Metrics>,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError>
@@ -288,6 +311,7 @@ where
         credentials,
         local,
         rmcp_stop.clone(),
+        series.clone(),
     );
     let limits = conn::ConnLimits {
         header_timeout: options.header_timeout,
@@ -309,7 +333,7 @@ where
     if has_console {
         tracing::info!("web console on http://{local}/ui");
     }
-    conn::serve(listener, router, limits, shutdown, rmcp_stop).await;
+    conn::serve(listener, router, limits, shutdown, rmcp_stop, series).await;
     Ok(())
 }
 
@@ -325,6 +349,7 @@ fn app_router<H>(
     credentials: Credentials,
     local: SocketAddr,
     rmcp_stop: CancellationToken,
+    metrics: Arc<Metrics>,
 ) -> Router
 where
     H: ServerHandler + Clone + Send + Sync + 'static,
@@ -345,6 +370,7 @@ where
         options.max_sessions_per_principal,
         options.max_sessions,
         options.session_idle_timeout,
+        metrics.clone(),
     ));
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),
@@ -399,6 +425,10 @@ where
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::count_request,
         ))
 }
 

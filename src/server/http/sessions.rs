@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::jsonrpc::{Envelope, jsonrpc_error};
 use crate::guard::Principal;
+use crate::metrics::Metrics;
 
 /// The session a request belongs to, as validated by the transport (it exists and is the
 /// caller's). Absent for stateless requests, whatever `Mcp-Session-Id` they carry.
@@ -43,6 +44,8 @@ pub(super) struct SessionTable {
     per_principal: usize,
     total: usize,
     idle: Duration,
+    /// Where the number of sessions is published.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -80,7 +83,9 @@ pub(super) struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.used {
-            lock(&self.table.inner).release(&self.principal);
+            let mut t = lock(&self.table.inner);
+            t.release(&self.principal);
+            self.table.publish(&t);
         }
     }
 }
@@ -95,8 +100,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl SessionTable {
     /// `0` means unlimited for either cap.
-    pub(super) fn new(per_principal: usize, total: usize, idle: Duration) -> SessionTable {
+    pub(super) fn new(
+        per_principal: usize,
+        total: usize,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+    ) -> SessionTable {
         SessionTable {
+            metrics,
             inner: Mutex::new(Table::default()),
             per_principal: if per_principal == 0 {
                 usize::MAX
@@ -106,6 +117,10 @@ impl SessionTable {
             total: if total == 0 { usize::MAX } else { total },
             idle,
         }
+    }
+
+    fn publish(&self, t: &Table) {
+        self.metrics.mcp_sessions_open(t.total);
     }
 
     fn owner(&self, session: &str) -> Option<Arc<str>> {
@@ -124,6 +139,7 @@ impl SessionTable {
         }
         *count += 1;
         t.total += 1;
+        self.publish(&t);
         Ok(Reservation {
             table: self.clone(),
             principal,
@@ -144,6 +160,7 @@ impl SessionTable {
                 let mut t = lock(&self.inner);
                 *t.counts.entry(nobody.clone()).or_insert(0) += 1;
                 t.total += 1;
+                self.publish(&t);
                 nobody
             }
         };
@@ -154,6 +171,7 @@ impl SessionTable {
         let mut t = lock(&self.inner);
         if let Some(principal) = t.owners.remove(&**session) {
             t.release(&principal);
+            self.publish(&t);
         }
     }
 
@@ -323,7 +341,12 @@ mod tests {
 
     #[test]
     fn reservations_count_until_released_or_bound() {
-        let table = Arc::new(SessionTable::new(2, 3, Duration::from_secs(60)));
+        let table = Arc::new(SessionTable::new(
+            2,
+            3,
+            Duration::from_secs(60),
+            Arc::default(),
+        ));
         let a1 = table.reserve("a").ok().unwrap();
         let a2 = table.reserve("a").ok().unwrap();
         assert!(matches!(table.reserve("a"), Err(Full::Principal)));

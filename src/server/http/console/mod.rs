@@ -385,7 +385,7 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
             return refusal;
         }
         return match state.auth.authenticate(&token).await {
-            Ok(principal) => admit(request, next, principal, None).await,
+            Ok((principal, _)) => admit(request, next, principal, None).await,
             Err(why) => {
                 if let Some(refusal) = state.auth.failed(ip) {
                     return refusal;
@@ -416,7 +416,7 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
             );
         }
         let principal = auth::open_principal(ip);
-        let (id, view) = state.sessions.create(principal.clone());
+        let (id, view) = state.sessions.create(principal.clone(), None);
         let mut response = admit(request, next, principal, Some(view)).await;
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, state.secure_cookie)) {
             response.headers_mut().append(header::SET_COOKIE, v);
@@ -541,8 +541,8 @@ async fn login(
     let form = fields(&body);
     let next = safe_next(field(&form, "next"));
     let ip = Some(addr.ip().to_canonical());
-    let principal = if state.auth.open() {
-        auth::open_principal(ip)
+    let (principal, expires) = if state.auth.open() {
+        (auth::open_principal(ip), None)
     } else {
         if let Some(refusal) = state.auth.blocked(ip) {
             return refusal;
@@ -570,7 +570,7 @@ async fn login(
         }
     };
     tracing::info!(principal = %principal.id, "console login");
-    let (id, _) = state.sessions.create(principal);
+    let (id, _) = state.sessions.create(principal, expires);
     let mut response = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, state.secure_cookie)) {
         response.headers_mut().insert(header::SET_COOKIE, v);

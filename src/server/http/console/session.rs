@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::Digest;
 use subtle::ConstantTimeEq;
@@ -31,9 +31,10 @@ struct Session {
     principal: Principal,
     view: SessionView,
     last_seen: Instant,
-    /// Ends after `MAX_LIFETIME` however busy: the token that opened it may have expired or
-    /// been revoked since (a session must not outlive it by more than this).
-    created: Instant,
+    /// When it ends however busy: when the OAuth token that opened it expires, and at most
+    /// `MAX_LIFETIME` after login (a static token may have been revoked since; a session must
+    /// not outlive it by more than this).
+    ends: Instant,
 }
 
 /// Sessions one principal may hold: logging in again and again evicts that principal's own
@@ -69,14 +70,24 @@ impl Sessions {
         }
     }
 
-    /// A new session for `principal`: its cookie value and its view.
-    pub(super) fn create(&self, principal: Principal) -> (String, SessionView) {
+    /// A new session for `principal`, ending when `token_expires` (an OAuth token's `exp`)
+    /// if that is sooner than `MAX_LIFETIME`: its cookie value and its view.
+    pub(super) fn create(
+        &self,
+        principal: Principal,
+        token_expires: Option<SystemTime>,
+    ) -> (String, SessionView) {
         let id = random_token();
         let view = SessionView {
             public_id: format!("console:{}", &random_token()[..12]),
             csrf: random_token(),
         };
         let now = Instant::now();
+        let token_left = token_expires.map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        let ends = now + token_left.map_or(MAX_LIFETIME, |left| left.min(MAX_LIFETIME));
         let mut table = self.lock();
         table.retain(|_, s| self.live(s, now));
         loop {
@@ -113,7 +124,7 @@ impl Sessions {
                 principal,
                 view: view.clone(),
                 last_seen: now,
-                created: now,
+                ends,
             },
         );
         (id, view)
@@ -135,7 +146,7 @@ impl Sessions {
     }
 
     fn live(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.last_seen) < self.idle && now.duration_since(s.created) < MAX_LIFETIME
+        now.duration_since(s.last_seen) < self.idle && now < s.ends
     }
 
     /// Ends a session (logout).
@@ -194,9 +205,30 @@ mod tests {
     }
 
     #[test]
+    fn a_session_ends_when_the_oauth_token_that_opened_it_expires() {
+        let s = Sessions::new(10, Duration::from_secs(3600));
+        let expired = SystemTime::now() - Duration::from_secs(1);
+        let (id, _) = s.create(alice(), Some(expired));
+        assert!(s.touch(&id).is_none(), "the token had expired: no session");
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let (id, _) = s.create(alice(), Some(in_an_hour));
+        assert!(s.touch(&id).is_some());
+        let table = s.lock();
+        let session = table.get(&key(&id)).unwrap();
+        let left = session.ends.duration_since(Instant::now());
+        assert!(left <= Duration::from_secs(3600) && left > Duration::from_secs(3500));
+        drop(table);
+        // A static token: the 8-hour cap.
+        let (id, _) = s.create(alice(), None);
+        let table = s.lock();
+        let left = table[&key(&id)].ends.duration_since(Instant::now());
+        assert!(left > Duration::from_secs(7 * 3600) && left <= MAX_LIFETIME);
+    }
+
+    #[test]
     fn a_session_is_found_by_its_id_only_and_ends_at_logout() {
         let s = Sessions::new(10, Duration::from_secs(60));
-        let (id, view) = s.create(alice());
+        let (id, view) = s.create(alice(), None);
         assert_eq!(id.len(), 64);
         let (p, v) = s.touch(&id).unwrap();
         assert_eq!(p, alice());
@@ -210,12 +242,12 @@ mod tests {
     #[test]
     fn idle_sessions_are_forgotten_and_the_table_is_bounded() {
         let s = Sessions::new(10, Duration::ZERO);
-        let (id, _) = s.create(alice());
+        let (id, _) = s.create(alice(), None);
         assert!(s.touch(&id).is_none());
         let s = Sessions::new(3, Duration::from_secs(60));
-        let first = s.create(alice()).0;
+        let first = s.create(alice(), None).0;
         for _ in 0..5 {
-            s.create(alice());
+            s.create(alice(), None);
         }
         assert_eq!(s.len(), 3);
         assert!(
@@ -231,10 +263,10 @@ mod tests {
             id: "token:bob".into(),
             role: Role::Approver,
         };
-        let (bobs, _) = s.create(bob);
-        let first = s.create(alice()).0;
+        let (bobs, _) = s.create(bob, None);
+        let first = s.create(alice(), None).0;
         for _ in 0..(PER_PRINCIPAL * 50) {
-            s.create(alice());
+            s.create(alice(), None);
         }
         assert_eq!(s.len(), PER_PRINCIPAL + 1);
         assert!(s.touch(&first).is_none());
@@ -247,7 +279,7 @@ mod tests {
     #[test]
     fn csrf_and_cookies() {
         let s = Sessions::new(10, Duration::from_secs(60));
-        let (_, view) = s.create(alice());
+        let (_, view) = s.create(alice(), None);
         assert!(csrf_matches(&view, &view.csrf.clone()));
         assert!(!csrf_matches(&view, ""));
         assert!(!csrf_matches(&view, "x"));

@@ -106,6 +106,9 @@ struct Claims {
     /// Microsoft Entra ID, Okta: a list (or space-separated).
     #[serde(default)]
     scp: Option<Scopes>,
+    /// Seconds since the epoch (required and checked by `Validation`).
+    #[serde(default)]
+    exp: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +197,15 @@ impl OAuth {
 
     /// The principal of a valid access token.
     pub(super) async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
+        self.verify_with_expiry(token).await.map(|(p, _)| p)
+    }
+
+    /// The principal of a valid access token and when the token expires (its `exp`), for
+    /// what must not outlive it (a console session).
+    pub(super) async fn verify_with_expiry(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, std::time::SystemTime), Rejection> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Rejection::Invalid("malformed token"))?;
         let Some((alg, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg)
@@ -217,10 +229,15 @@ impl OAuth {
             .chain(claims.scp.iter())
             .flat_map(Scopes::iter);
         let role = Role::from_scopes(scopes).ok_or(Rejection::NoScope)?;
-        Ok(Principal {
-            id: principal_id(&self.host, sub),
-            role,
-        })
+        let expires = std::time::UNIX_EPOCH
+            + Duration::from_secs(claims.exp.unwrap_or_default().saturating_add(LEEWAY_SECS));
+        Ok((
+            Principal {
+                id: principal_id(&self.host, sub),
+                role,
+            },
+            expires,
+        ))
     }
 
     /// `WWW-Authenticate` of a 401.
