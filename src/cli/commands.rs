@@ -204,6 +204,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 session_idle_timeout: limits.http_session_idle_timeout,
                 console_session_idle: limits.console_session_idle,
                 console_secure_cookie: limits.console_secure_cookie,
+                trusted_proxies: limits.trusted_proxies.clone(),
                 shutdown_timeout: limits.shutdown_timeout,
                 ..HttpOptions::loopback(addr)
             };

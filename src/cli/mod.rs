@@ -430,6 +430,17 @@ pub struct HttpLimitArgs {
     /// HTTPS (without it, the cookie of an HTTPS console could be sent over plain HTTP).
     #[arg(long, env = "TAGWARDEN_CONSOLE_SECURE_COOKIE")]
     pub console_secure_cookie: bool,
+    /// Reverse proxies or load balancers in front of the server (addresses or CIDR blocks,
+    /// comma-separated): a request from one of them has its failed logins counted under the
+    /// client its `X-Forwarded-For` names (the rightmost entry that is not such a proxy), not
+    /// under the proxy. Without it, the TCP peer is the client.
+    #[arg(
+        long,
+        env = "TAGWARDEN_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = crate::server::http::parse_trusted_proxy
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the server
     /// exits anyway.
     #[arg(long, env = "TAGWARDEN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -578,6 +578,78 @@ async fn failed_logins_are_limited_per_address() {
     );
 }
 
+/// `initialize` from `http` with a token and an `X-Forwarded-For` header: the status.
+async fn initialize_forwarded(http: &reqwest::Client, url: &str, token: &str, xff: &str) -> u16 {
+    http.post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("MCP-Protocol-Version", PROTOCOL)
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-Forwarded-For", xff)
+        .body(initialize_body().to_string())
+        .send()
+        .await
+        .expect("POST /mcp")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client() {
+    // 127.0.0.3 plays the load balancer; 127.0.0.4 is a client that reaches the server
+    // directly and lies in X-Forwarded-For.
+    let s = Server::start(
+        DEMO,
+        &[
+            ("TAGWARDEN_API_TOKENS", "right-token"),
+            ("TAGWARDEN_TRUSTED_PROXIES", "127.0.0.3, 10.0.0.0/8"),
+        ],
+    );
+    let proxy = client_from(Some("127.0.0.3"));
+    let mut limited = 0;
+    for i in 0..40 {
+        // The guesser wrote a fake first hop; the proxies appended its real address.
+        let xff = "192.0.2.1, 198.51.100.7, 10.1.2.3";
+        if initialize_forwarded(&proxy, &s.mcp(), &format!("wrong-{i}"), xff).await == 429 {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 15,
+        "the guesser behind the proxy was limited: {limited}"
+    );
+    // The guesser stays refused, right token or not...
+    let xff = "198.51.100.7, 10.1.2.3";
+    assert_eq!(
+        initialize_forwarded(&proxy, &s.mcp(), "right-token", xff).await,
+        429
+    );
+    // ...and everyone else behind the same proxy is not (before, the proxy's address was
+    // blocked and with it every client).
+    let xff = "198.51.100.8, 10.1.2.3";
+    assert_eq!(
+        initialize_forwarded(&proxy, &s.mcp(), "right-token", xff).await,
+        200
+    );
+    // A direct client is counted under its own address whatever it claims to be forwarding.
+    let liar = client_from(Some("127.0.0.4"));
+    let mut limited = 0;
+    for i in 0..40 {
+        let xff = format!("203.0.113.{i}");
+        if initialize_forwarded(&liar, &s.mcp(), &format!("wrong-{i}"), &xff).await == 429 {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 15,
+        "a made-up X-Forwarded-For gave fresh allowances: {limited}"
+    );
+    assert_eq!(
+        initialize_forwarded(&liar, &s.mcp(), "right-token", "203.0.113.200").await,
+        429
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Sessions belong to their principal; 6. sessions are capped and expire
 

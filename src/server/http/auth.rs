@@ -24,6 +24,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use super::forwarded::ClientAddr;
 use super::jsonrpc::jsonrpc_error;
 use super::oauth::{OAuth, Rejection};
 use super::tokens::StaticToken;
@@ -41,7 +42,12 @@ pub(super) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address a request is counted under: the client a trusted proxy forwarded for, else the
+/// TCP peer (see `forwarded`).
 pub(super) fn peer(request: &Request) -> Option<IpAddr> {
+    if let Some(ClientAddr(ip)) = request.extensions().get::<ClientAddr>() {
+        return Some(*ip);
+    }
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -13,6 +13,7 @@
 mod auth;
 mod conn;
 mod console;
+mod forwarded;
 mod jsonrpc;
 mod metrics;
 mod oauth;
@@ -33,6 +34,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use forwarded::parse_trusted_proxy;
 pub(crate) use metrics::{bind as bind_metrics, serve as serve_metrics};
 pub use oauth::OAuthOptions;
 pub(crate) use sessions::ValidatedSession;
@@ -89,6 +91,9 @@ pub struct HttpOptions {
     /// The console's session cookie is `Secure` even on a loopback listener (behind a TLS
     /// proxy).
     pub console_secure_cookie: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client failed logins are counted
+    /// under (see `forwarded`); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HttpOptions {
@@ -115,6 +120,7 @@ impl HttpOptions {
             shutdown_timeout: Duration::from_secs(30),
             console_session_idle: Duration::from_secs(30 * 60),
             console_secure_cookie: false,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -429,6 +435,10 @@ where
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::count_request,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(options.trusted_proxies.clone()),
+            forwarded::client_address,
         ))
 }
 

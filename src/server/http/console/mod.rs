@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -35,6 +35,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use super::auth::{self, Auth, Refused, RequestRate};
+use super::forwarded::ClientAddr;
 use crate::app::Role;
 use crate::guard::{Caller, Principal};
 use crate::server::TagwardenServer;
@@ -524,6 +525,7 @@ fn safe_next(next: Option<&str>) -> String {
 async fn login(
     State(state): State<Arc<ConsoleState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -540,7 +542,8 @@ async fn login(
     }
     let form = fields(&body);
     let next = safe_next(field(&form, "next"));
-    let ip = Some(addr.ip().to_canonical());
+    // Behind a trusted proxy, the address it forwarded for (see `forwarded`).
+    let ip = Some(client.map_or_else(|| addr.ip().to_canonical(), |Extension(c)| c.0));
     let (principal, expires) = if state.auth.open() {
         (auth::open_principal(ip), None)
     } else {
