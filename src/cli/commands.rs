@@ -35,9 +35,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => super::report::report(args).await,
         Command::Serve(args) => serve(args).await.map(|()| 0),
         Command::Tools(cmd) => tools(cmd),
-        Command::Demo(DemoCommand::Export { seed, size, out }) => {
-            demo_export(seed, size, out.as_deref()).map(|()| 0)
-        }
+        Command::Demo(DemoCommand::Export {
+            seed,
+            size,
+            estate,
+            out,
+        }) => demo_export(seed, size, estate, out.as_deref()).map(|()| 0),
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Policy(PolicyCommand::Import(args)) => super::policy::import(&args).await,
         Command::Policy(PolicyCommand::Export(args)) => super::policy::export(&args),
@@ -445,8 +448,16 @@ fn tools(cmd: ToolsCommand) -> anyhow::Result<u8> {
     }
 }
 
-fn demo_export(seed: u64, size: usize, out: Option<&Path>) -> anyhow::Result<()> {
-    let estate = crate::inventory::demo::generate(seed, size);
+fn demo_export(
+    seed: u64,
+    size: usize,
+    which: super::Estate,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let estate = match which {
+        super::Estate::Demo => crate::inventory::demo::generate(seed, size),
+        super::Estate::Irregular => crate::inventory::irregular::generate(seed, size),
+    };
     let page = crate::inventory::file::to_page(&estate.resources);
     match out {
         Some(path) => {

@@ -575,6 +575,12 @@ pub enum DemoCommand {
         /// Number of resources.
         #[arg(long, default_value_t = crate::inventory::demo::DEFAULT_SIZE)]
         size: usize,
+        /// Which generator: `demo` (the built-in estate) or `irregular` (a second, uneven
+        /// one: five accounts, stacks that mix environments, resources without stack or
+        /// network, tags copied between resources) — for figures on data not shaped like the
+        /// demo.
+        #[arg(long, value_enum, default_value = "demo")]
+        estate: Estate,
         /// Output file (default: stdout).
         #[arg(long, short)]
         out: Option<PathBuf>,

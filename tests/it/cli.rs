@@ -143,6 +143,43 @@ fn demo_export_round_trips_through_an_inventory_file() {
 }
 
 #[test]
+fn demo_export_writes_the_irregular_estate_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("irregular.json");
+    let (code, _, stderr) = run(
+        &[
+            "demo",
+            "export",
+            "--estate",
+            "irregular",
+            "--size",
+            "2000",
+            "--out",
+            &path_str(&file),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let page: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mappings = page["ResourceTagMappingList"].as_array().unwrap();
+    assert_eq!(mappings.len(), 2000);
+    let checked = check_json(&["--inventory", &path_str(&file)], &[]);
+    // Not the demo: five accounts instead of three (and ids listed more than once, which the
+    // check counts once).
+    assert_eq!(
+        checked["by_account"].as_array().unwrap().len(),
+        5,
+        "{checked}"
+    );
+    let resources = checked["resources"].as_u64().unwrap();
+    assert!(resources > 1000 && resources <= 2000, "{resources}");
+    let (code, _, stderr) = run(&["demo", "export", "--estate", "nonsense"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("irregular"), "{stderr}");
+}
+
+#[test]
 fn policy_check_command() {
     let (code, stdout, _) = run(&["policy", "check", "policies/tagging_policy.json"], &[]);
     assert_eq!(code, 0);
