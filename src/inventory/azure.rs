@@ -23,7 +23,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use super::format::ParsedFile;
 use super::id::azure::{AzureId, canonical_type, join_key};
-use super::{Attrs, CoverageFailure, InventoryError, Provider, Resource, Tags, normalise_tags};
+use super::{
+    Attrs, CoverageFailure, Interner, InventoryError, Provider, Resource, Tags, normalise_tags,
+};
 use crate::inventory::file::GLOBAL_REGION;
 
 /// One row of a Resource Graph `Resources` query. Columns beyond these are ignored.
@@ -152,12 +154,14 @@ struct RowSink {
     total_records: Option<u64>,
     truncated: bool,
     id_hashes: FxHashSet<u64>,
+    texts: Interner,
 }
 
 impl RowSink {
     fn push(&mut self, row: Row) {
         match resource_from_row(row) {
             Ok(r) => {
+                let r = self.texts.share(r);
                 if let Some(key) = join_key(&r.id) {
                     self.id_hashes.insert(hash_of(&key));
                 }

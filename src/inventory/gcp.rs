@@ -29,7 +29,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use super::azure::json_tags;
 use super::format::ParsedFile;
 use super::id::gcp::{GcpName, canonical_type, with_numeric_id};
-use super::{Attributes, Attrs, InventoryError, Provider, Resource, Tags, normalise_tags};
+use super::{
+    Attributes, Attrs, Interner, InventoryError, Provider, Resource, Tags, normalise_tags,
+};
 use crate::inventory::file::GLOBAL_REGION;
 
 /// One asset, in any of the outputs (camelCase fields with their snake_case aliases). Fields
@@ -287,13 +289,17 @@ pub(crate) fn read_export<R: Read>(reader: R, name: &str) -> Result<ParsedFile, 
 struct AssetSink {
     parsed: ParsedFile,
     next_page_token: Option<String>,
+    texts: Interner,
 }
 
 impl AssetSink {
     fn push(&mut self, asset: Asset) {
         self.parsed.skip_reason = SKIP_REASON;
         match resource_from_asset(asset) {
-            Ok(r) => self.parsed.resources.push(r),
+            Ok(r) => {
+                let r = self.texts.share(r);
+                self.parsed.resources.push(r);
+            }
             Err(id) => self.parsed.skip(&id),
         }
     }

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use arcstr::ArcStr;
 use rustc_hash::FxBuildHasher;
 
-use super::Tags;
+use super::{Resource, Tags};
 
 /// The distinct texts seen so far in one read.
 #[derive(Default)]
@@ -41,6 +41,17 @@ impl Interner {
             .collect()
     }
 
+    /// `r` with its account, region, type and tags shared (for readers whose parser made each
+    /// text its own string: Azure and GCP exports, AWS Config, Resource Explorer). The id and
+    /// name are left: they are mostly unique.
+    pub(crate) fn share(&mut self, mut r: Resource) -> Resource {
+        r.account = self.intern(&r.account);
+        r.region = self.intern(&r.region);
+        r.resource_type = self.intern(&r.resource_type);
+        r.tags = self.share_tags(std::mem::take(&mut r.tags));
+        r
+    }
+
     /// Distinct texts held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -62,6 +73,28 @@ mod tests {
         let c = interner.intern("staging");
         assert!(!ArcStr::ptr_eq(&a, &c));
         assert_eq!(interner.len(), 2);
+    }
+
+    #[test]
+    fn resources_from_separate_strings_end_up_sharing_them() {
+        let made = |id: &str| crate::inventory::Resource {
+            id: id.into(),
+            provider: crate::inventory::Provider::Azure,
+            account: ArcStr::from("sub-1"),
+            region: ArcStr::from("westeurope"),
+            resource_type: ArcStr::from("compute:virtualmachines"),
+            name: ArcStr::from(id),
+            tags: vec![(ArcStr::from("env"), ArcStr::from("prod"))],
+            attributes: Default::default(),
+        };
+        let mut interner = Interner::default();
+        let a = interner.share(made("vm-1"));
+        let b = interner.share(made("vm-2"));
+        assert!(ArcStr::ptr_eq(&a.account, &b.account));
+        assert!(ArcStr::ptr_eq(&a.region, &b.region));
+        assert!(ArcStr::ptr_eq(&a.resource_type, &b.resource_type));
+        assert!(ArcStr::ptr_eq(&a.tags[0].1, &b.tags[0].1));
+        assert_eq!(b, made("vm-2"), "same texts");
     }
 
     #[test]

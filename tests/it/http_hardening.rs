@@ -443,7 +443,9 @@ async fn the_request_timeout_covers_a_slow_body_and_a_slow_answer() {
         &[
             "--demo",
             "--demo-size",
-            "50000",
+            // The first scan must take well over the 1 s timeout: 50,000 resources took ~1 s
+            // in a debug build once scans got faster, and the call sometimes finished in time.
+            "200000",
             "--no-prewarm",
             "--http-request-timeout",
             "1s",
@@ -474,7 +476,8 @@ async fn the_request_timeout_covers_a_slow_body_and_a_slow_answer() {
         "a slow body was not cut off: {answered:?}"
     );
 
-    // A call slower than the timeout (the first scan of a 50,000-resource estate) is answered
+    // A call slower than the timeout (the first scan of a 200,000-resource estate, ~4 s in a
+    // debug build) is answered
     // with a JSON-RPC error for its id, not a stream that just stops.
     let http = client_from(None);
     let session = initialize(&http, &s.mcp(), None).await.unwrap();

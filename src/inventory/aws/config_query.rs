@@ -25,6 +25,7 @@ use super::AwsScanSettings;
 use super::config_rows::{Filters, Row, expression, read_row};
 use super::tagging::ScanTally;
 use crate::aws::{next_token, summarise_sdk_error};
+use crate::inventory::Interner;
 use crate::inventory::listing_cache::{PartResult, SharedListings};
 use crate::inventory::{
     Coverage, CoverageFailure, Inventory, InventoryError, Provider, Resource, ScanOptions,
@@ -281,6 +282,7 @@ struct Assembled {
     without_arn: usize,
     without_arn_types: BTreeSet<String>,
     unreadable: usize,
+    texts: Interner,
 }
 
 impl Assembled {
@@ -297,7 +299,7 @@ impl Assembled {
                     self.built_arns += usize::from(built_arn);
                     self.accounts.insert(resource.account.to_string());
                     self.regions.insert(region);
-                    self.resources.push(*resource);
+                    self.resources.push(self.texts.share(*resource));
                 }
                 Row::Excluded => {}
                 Row::NoArn { config_type } => {

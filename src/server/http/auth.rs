@@ -42,16 +42,21 @@ pub(super) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The address a request is counted under: the client a trusted proxy forwarded for, else the
-/// TCP peer (see `forwarded`).
+/// The TCP peer of a request.
 pub(super) fn peer(request: &Request) -> Option<IpAddr> {
-    if let Some(ClientAddr(ip)) = request.extensions().get::<ClientAddr>() {
-        return Some(*ip);
-    }
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_canonical())
+}
+
+/// The address a request's failed logins are counted under: the client a trusted proxy
+/// forwarded for, else the TCP peer (see `forwarded`).
+pub(super) fn login_address(request: &Request) -> Option<IpAddr> {
+    match request.extensions().get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => Some(*ip),
+        None => peer(request),
+    }
 }
 
 /// The accepted tokens, and failed logins per client address.
@@ -140,7 +145,7 @@ impl Auth {
             && OAuth::looks_like_jwt(token)
         {
             return match oauth.verify_with_expiry(token).await {
-                Ok((principal, expires)) => Ok((principal, Some(expires))),
+                Ok((principal, expires)) => Ok((principal, expires)),
                 Err(Rejection::NoScope) => Err(Refused::NoScope),
                 Err(Rejection::Invalid(_)) => Err(Refused::Invalid),
             };
@@ -204,11 +209,12 @@ pub(super) async fn require_bearer(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let ip = peer(&request);
     if auth.open() {
-        request.extensions_mut().insert(open_principal(ip));
+        let principal = open_principal(peer(&request));
+        request.extensions_mut().insert(principal);
         return next.run(request).await;
     }
+    let ip = login_address(&request);
     let key = ip.map(client_key);
     if let Some(refusal) = auth.blocked(ip) {
         return refusal;

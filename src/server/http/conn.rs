@@ -260,7 +260,11 @@ impl Registry {
             conns.evict(victim);
         }
         if conns.open.len() >= self.max_total {
-            let victim = conns.idle_victim(None)?;
+            let Some(victim) = conns.idle_victim(None) else {
+                // The per-address step may have closed one already.
+                self.published(&conns);
+                return None;
+            };
             conns.evict(victim);
         }
         conns.next_id += 1;

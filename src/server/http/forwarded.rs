@@ -6,7 +6,9 @@
 //! address the proxies recorded in `X-Forwarded-For`: the rightmost entry that is not itself a
 //! trusted proxy (entries further left were written by the client and prove nothing). A request
 //! from anywhere else is counted under its TCP peer whatever headers it sends, so the header
-//! cannot be used to pick a fresh allowance. Connection caps stay per TCP peer.
+//! cannot be used to pick a fresh allowance. Connection caps stay per TCP peer, and so does
+//! the open-mode principal (no tokens, loopback). List only the proxies' own addresses: a
+//! client inside a trusted block could name any address it likes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -41,15 +43,16 @@ pub(super) fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) ->
         return peer;
     }
     let mut client = peer;
-    // Several headers are one list, in order; read it from the right (the nearest hop).
-    let entries: Vec<&str> = headers
+    // Several headers are one list, in order; read it from the right (the nearest hop). Split
+    // as bytes: a client's junk byte (not visible ASCII) must spoil only its own entry, not the
+    // whole value a proxy appended the real address to.
+    let entries: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .collect();
     for entry in entries.iter().rev() {
-        let Some(ip) = hop_address(entry) else {
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(hop_address) else {
             // Garbage: the hop that wrote it is the last one we can name.
             return client;
         };
@@ -136,6 +139,19 @@ mod tests {
         assert_eq!(client_of(ip("10.0.0.5"), &h, &p), ip("198.51.100.7"));
         let h = xff(&["[2001:db8::7]:443"]);
         assert_eq!(client_of(ip("fd00::1"), &h, &p), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn a_junk_byte_spoils_only_its_own_entry() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &h, &proxies()),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! of the scan, so `data_quality.failures` names it and the answer is `partial`.
 
 use super::ExplorerListing;
+use crate::inventory::Interner;
 use crate::inventory::aws::merge::{MergeStats, union};
 use crate::inventory::file::GLOBAL_REGION;
-use crate::inventory::id::arn::resource_from_arn;
+use crate::inventory::id::arn::resource_from_arn_in;
 use crate::inventory::{
     CoverageFailure, Resource, ScanPart, ScanReport, SourceCoverage, SourceKind,
 };
@@ -28,12 +29,13 @@ pub(crate) fn join(
     coverage.accounts = vec![account.to_string()];
     coverage.regions = listing.covered;
     coverage.resource_types = resource_types.to_vec();
+    let mut texts = Interner::default();
     let explorer: Vec<Resource> = listing
         .entries
         .into_iter()
         .filter_map(|e| {
-            let built =
-                resource_from_arn(&e.arn, e.tags.unwrap_or_default(), GLOBAL_REGION, account);
+            let tags = texts.share_tags(e.tags.unwrap_or_default());
+            let built = resource_from_arn_in(&mut texts, &e.arn, tags, GLOBAL_REGION, account);
             if built.is_none() {
                 tracing::warn!(arn = %e.arn, "ListResources returned a value that is not an ARN");
             }
@@ -127,7 +129,7 @@ mod tests {
     const ACCOUNT: &str = "123456789012";
 
     fn tagged(arn: &str) -> Resource {
-        resource_from_arn(
+        crate::inventory::id::arn::resource_from_arn(
             arn,
             vec![("Owner".into(), "a".into())],
             GLOBAL_REGION,

@@ -378,17 +378,18 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
         return admit(request, next, principal, Some(view)).await;
     }
     let ip = peer(&request);
+    let login_ip = auth::login_address(&request);
     if let Some(token) = auth::bearer(&request).map(str::to_string) {
         if state.auth.open() {
             return admit(request, next, auth::open_principal(ip), None).await;
         }
-        if let Some(refusal) = state.auth.blocked(ip) {
+        if let Some(refusal) = state.auth.blocked(login_ip) {
             return refusal;
         }
         return match state.auth.authenticate(&token).await {
             Ok((principal, _)) => admit(request, next, principal, None).await,
             Err(why) => {
-                if let Some(refusal) = state.auth.failed(ip) {
+                if let Some(refusal) = state.auth.failed(login_ip) {
                     return refusal;
                 }
                 let message = match why {
@@ -542,19 +543,20 @@ async fn login(
     }
     let form = fields(&body);
     let next = safe_next(field(&form, "next"));
-    // Behind a trusted proxy, the address it forwarded for (see `forwarded`).
-    let ip = Some(client.map_or_else(|| addr.ip().to_canonical(), |Extension(c)| c.0));
+    let ip = Some(addr.ip().to_canonical());
+    // Failed logins: behind a trusted proxy, under the address it forwarded for.
+    let login_ip = client.map_or(ip, |Extension(c)| Some(c.0));
     let (principal, expires) = if state.auth.open() {
         (auth::open_principal(ip), None)
     } else {
-        if let Some(refusal) = state.auth.blocked(ip) {
+        if let Some(refusal) = state.auth.blocked(login_ip) {
             return refusal;
         }
         let token = field(&form, "token").unwrap_or_default();
         match state.auth.authenticate(token).await {
             Ok(p) => p,
             Err(why) => {
-                if let Some(refusal) = state.auth.failed(ip) {
+                if let Some(refusal) = state.auth.failed(login_ip) {
                     return refusal;
                 }
                 let mut r = state.page(

@@ -205,7 +205,7 @@ impl OAuth {
     pub(super) async fn verify_with_expiry(
         &self,
         token: &str,
-    ) -> Result<(Principal, std::time::SystemTime), Rejection> {
+    ) -> Result<(Principal, Option<std::time::SystemTime>), Rejection> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Rejection::Invalid("malformed token"))?;
         let Some((alg, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg)
@@ -229,8 +229,11 @@ impl OAuth {
             .chain(claims.scp.iter())
             .flat_map(Scopes::iter);
         let role = Role::from_scopes(scopes).ok_or(Rejection::NoScope)?;
-        let expires = std::time::UNIX_EPOCH
-            + Duration::from_secs(claims.exp.unwrap_or_default().saturating_add(LEEWAY_SECS));
+        // The validation accepts a token until `exp` plus the leeway; an `exp` too far off to
+        // be a time (a signed token can carry any number) is no limit at all.
+        let expires = claims.exp.and_then(|exp| {
+            std::time::UNIX_EPOCH.checked_add(Duration::from_secs(exp.saturating_add(LEEWAY_SECS)))
+        });
         Ok((
             Principal {
                 id: principal_id(&self.host, sub),
