@@ -110,22 +110,23 @@ fn missing_aws_credentials_and_region_say_what_to_set() {
     assert!(stderr.contains("AWS_REGION"), "{stderr}");
 }
 
+/// `tagwarden demo export --size 2000 EXTRA... --out FILE`; fails the test when it fails.
+fn demo_export(extra: &[&str], file: &std::path::Path) {
+    let out = path_str(file);
+    let args: Vec<&str> = ["demo", "export", "--size", "2000"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .chain(["--out", out.as_str()])
+        .collect();
+    let (code, _, stderr) = run(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
 #[test]
 fn demo_export_round_trips_through_an_inventory_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("demo.json");
-    let (code, _, stderr) = run(
-        &[
-            "demo",
-            "export",
-            "--size",
-            "2000",
-            "--out",
-            &path_str(&file),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
+    demo_export(&[], &file);
     let from_file = check_json(&["--inventory", &path_str(&file)], &[]);
     let from_demo = check_json(&["--demo", "--demo-size", "2000"], &[]);
     for field in [
@@ -146,20 +147,7 @@ fn demo_export_round_trips_through_an_inventory_file() {
 fn demo_export_writes_the_irregular_estate_too() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("irregular.json");
-    let (code, _, stderr) = run(
-        &[
-            "demo",
-            "export",
-            "--estate",
-            "irregular",
-            "--size",
-            "2000",
-            "--out",
-            &path_str(&file),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
+    demo_export(&["--estate", "irregular"], &file);
     let page: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let mappings = page["ResourceTagMappingList"].as_array().unwrap();
