@@ -153,8 +153,8 @@ fn demo_export_writes_the_irregular_estate_too() {
     let mappings = page["ResourceTagMappingList"].as_array().unwrap();
     assert_eq!(mappings.len(), 2000);
     let checked = check_json(&["--inventory", &path_str(&file)], &[]);
-    // Not the demo: five accounts instead of three (and ids listed more than once, which the
-    // check counts once).
+    // Not the demo: five accounts instead of three (and name-based ARNs that may repeat, which
+    // the check counts once).
     assert_eq!(
         checked["by_account"].as_array().unwrap().len(),
         5,
