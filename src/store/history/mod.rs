@@ -613,7 +613,7 @@ fn pack_members(
     maps: &mut InternMaps,
     members: &[MemberRecord],
 ) -> Result<PackedMembers, StoreError> {
-    let interned = chunks::intern_members(&maps.resources, &maps.tag_sets, members)
+    let mut interned = chunks::intern_members(&maps.resources, &maps.tag_sets, members)
         .map_err(StoreError::Sql)?;
     let last_chunk_rows = [
         insert_chunks(

@@ -558,7 +558,8 @@ async fn pack_members(
     maps: &[ChunkMap; 2],
     members: &[MemberRecord],
 ) -> Result<(Vec<u8>, chunks::Interned, [Option<i64>; 2]), StoreError> {
-    let interned = chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
+    let mut interned =
+        chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
     let last_rows = [
         insert_chunks(
             tx,
