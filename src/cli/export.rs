@@ -199,6 +199,7 @@ pub(super) async fn violations(args: ExportViolationsArgs) -> anyhow::Result<u8>
             crate::inventory::file::display_name(path)
         );
     }
+    app.release_estate_at_exit().await;
     Ok(0)
 }
 
