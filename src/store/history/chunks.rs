@@ -305,6 +305,28 @@ pub(crate) struct Pending {
     entries: Vec<(u32, std::ops::Range<usize>)>,
     bytes: Vec<u8>,
     sealed: Vec<Chunk>,
+    /// Where full runs go to be sealed on another thread (`intern_members`), tagged with this
+    /// dictionary's index; without it they are sealed here.
+    sealer: Option<(usize, std::sync::mpsc::SyncSender<(usize, Run)>)>,
+}
+
+/// A full run of new entries on its way to be sealed.
+pub(crate) struct Run {
+    entries: Vec<(u32, std::ops::Range<usize>)>,
+    bytes: Vec<u8>,
+}
+
+impl Run {
+    fn refs(&self) -> Vec<(u32, &[u8])> {
+        self.entries
+            .iter()
+            .map(|(id, span)| (*id, &self.bytes[span.clone()]))
+            .collect()
+    }
+
+    fn seal(&self) -> Result<Chunk, String> {
+        seal(&self.refs(), None)
+    }
 }
 
 impl Pending {
@@ -315,6 +337,7 @@ impl Pending {
             entries: Vec::new(),
             bytes: Vec::new(),
             sealed: Vec::new(),
+            sealer: None,
         }
     }
 
@@ -337,27 +360,28 @@ impl Pending {
         self.bytes.extend_from_slice(entry);
         self.entries.push((id, start..self.bytes.len()));
         if self.entries.len() == CHUNK_ENTRIES {
-            let chunk = seal(&self.unsealed(), None)?;
-            self.sealed.push(chunk);
-            self.entries.clear();
-            self.bytes.clear();
+            let run = Run {
+                entries: std::mem::take(&mut self.entries),
+                bytes: std::mem::take(&mut self.bytes),
+            };
+            match &self.sealer {
+                Some((dictionary, sealer)) => sealer
+                    .send((*dictionary, run))
+                    .map_err(|_| "the chunk sealer stopped".to_string())?,
+                None => self.sealed.push(run.seal()?),
+            }
         }
         Ok(id)
     }
 
-    fn unsealed(&self) -> Vec<(u32, &[u8])> {
-        self.entries
-            .iter()
-            .map(|(id, span)| (*id, &self.bytes[span.clone()]))
-            .collect()
-    }
-
     /// The new entries compressed into chunks (in id order), taken out of this `Pending`.
     pub(crate) fn seal(&mut self) -> Result<Vec<Chunk>, String> {
+        let rest = Run {
+            entries: std::mem::take(&mut self.entries),
+            bytes: std::mem::take(&mut self.bytes),
+        };
         let mut chunks = std::mem::take(&mut self.sealed);
-        chunks.extend(seal_all(&self.unsealed())?);
-        self.entries.clear();
-        self.bytes.clear();
+        chunks.extend(seal_all(&rest.refs())?);
         Ok(chunks)
     }
 
@@ -408,6 +432,43 @@ pub(crate) fn intern_members(
         resources: Pending::new(resources),
         tag_sets: Pending::new(tag_sets),
     };
+    // Full runs of new entries are compressed on a second thread while this one interns (a
+    // first snapshot of a million resources seals ~200 runs); a few runs in flight at most.
+    std::thread::scope(|s| {
+        let (to_sealer, runs) = std::sync::mpsc::sync_channel::<(usize, Run)>(2);
+        let sealer = s.spawn(move || -> Result<[Vec<Chunk>; 2], String> {
+            // Each dictionary's runs arrive in id order (the two interleaved).
+            let mut sealed = [Vec::new(), Vec::new()];
+            for (dictionary, run) in runs {
+                sealed[dictionary].push(run.seal()?);
+            }
+            Ok(sealed)
+        });
+        out.resources.sealer = Some((0, to_sealer.clone()));
+        out.tag_sets.sealer = Some((1, to_sealer));
+        let interned = intern_all(&mut out, resources, tag_sets, members, fps);
+        // Closing both channels ends the sealer (also when interning failed half way).
+        out.resources.sealer = None;
+        out.tag_sets.sealer = None;
+        let sealed = sealer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // A sealing error first: interning then only saw the channel close.
+        let [resource_chunks, tag_set_chunks] = sealed?;
+        interned?;
+        out.resources.sealed = resource_chunks;
+        out.tag_sets.sealed = tag_set_chunks;
+        Ok(out)
+    })
+}
+
+fn intern_all(
+    out: &mut Interned,
+    resources: &ChunkMap,
+    tag_sets: &ChunkMap,
+    members: &[MemberRecord],
+    fps: Vec<[Fingerprint; 2]>,
+) -> Result<(), String> {
     let mut buf = Vec::with_capacity(256);
     for (m, [r, t]) in members.iter().zip(fps) {
         let resource = match resources.get(&r) {
@@ -426,7 +487,7 @@ pub(crate) fn intern_members(
         };
         out.refs.push([resource, tag_set]);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Ids used by some snapshot, per dictionary, and how a chunk changes under garbage collection.
@@ -562,6 +623,52 @@ mod tests {
             violations: vec![],
             failing: false,
             in_scope: true,
+        }
+    }
+
+    #[test]
+    fn members_interned_with_runs_sealed_on_a_second_thread_read_back_in_order() {
+        let n = CHUNK_ENTRIES * 2 + 17;
+        let mut members: Vec<MemberRecord> = (0..n).map(member).collect();
+        // Every fourth member repeats a tag set: fewer tag sets than resources.
+        for (i, m) in members.iter_mut().enumerate() {
+            if i % 4 == 0 {
+                m.tags = vec![("Environment".into(), "prod".into())];
+            }
+        }
+        let (rmap, tmap) = (ChunkMap::default(), ChunkMap::default());
+        let mut interned = intern_members(&rmap, &tmap, &members).unwrap();
+        let resource_chunks = interned.resources.seal().unwrap();
+        let tag_set_chunks = interned.tag_sets.seal().unwrap();
+        assert_eq!(resource_chunks.len(), 3);
+        let opened = |chunks: &[Chunk]| -> Vec<(u32, Vec<u8>)> {
+            chunks
+                .iter()
+                .flat_map(|c| {
+                    let o = open(&c.data).unwrap();
+                    o.entries()
+                        .map(|(id, e)| (id, e.to_vec()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let resources = opened(&resource_chunks);
+        let tag_sets = opened(&tag_set_chunks);
+        assert_eq!(resources.len(), n);
+        assert_eq!(tag_sets.len(), n - n.div_ceil(4) + 1);
+        for (i, (m, [r, t])) in members.iter().zip(&interned.refs).enumerate() {
+            let (id, entry) = &resources[*r as usize - 1];
+            assert_eq!(id, r);
+            assert_eq!(
+                decode_resource(entry).unwrap().rid,
+                m.resource_id,
+                "member {i}"
+            );
+            let (id, entry) = &tag_sets[*t as usize - 1];
+            assert_eq!(id, t);
+            let mut stored_order = m.tags.clone();
+            stored_order.sort();
+            assert_eq!(decode_tag_set(entry).unwrap(), stored_order, "member {i}");
         }
     }
 
