@@ -427,14 +427,16 @@ pub(crate) fn intern_members(
     let (mut fps, second) =
         crate::util::on_two_halves(members.len(), |range| fingerprints(&members[range]));
     fps.extend(second);
-    let mut out = Interned {
-        refs: Vec::with_capacity(members.len()),
-        resources: Pending::new(resources),
-        tag_sets: Pending::new(tag_sets),
-    };
     // Full runs of new entries are compressed on a second thread while this one interns (a
     // first snapshot of a million resources seals ~200 runs); a few runs in flight at most.
+    // `out` lives inside the scope, so that even a panic drops the senders and lets the
+    // sealer finish (the scope waits for it).
     std::thread::scope(|s| {
+        let mut out = Interned {
+            refs: Vec::with_capacity(members.len()),
+            resources: Pending::new(resources),
+            tag_sets: Pending::new(tag_sets),
+        };
         let (to_sealer, runs) = std::sync::mpsc::sync_channel::<(usize, Run)>(2);
         let sealer = s.spawn(move || -> Result<[Vec<Chunk>; 2], String> {
             // Each dictionary's runs arrive in id order (the two interleaved).
