@@ -6,62 +6,20 @@
 //! disabled; a hostile tag value renders as text and runs nothing. Screenshots are kept under
 //! target/report-artifacts/ (console-overview.png, console-queue.png, console-xss.png).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{HttpClient, HttpServer, path_str, repo};
+use crate::common::{HttpClient, HttpServer, artifacts, path_str, repo};
 
 const TOKENS: (&str, &str) = (
     "TAGWARDEN_API_TOKENS",
     "vera:viewer:tok-viewer,abe:approver:tok-approver,ada:admin:tok-admin",
 );
 
-fn artifacts() -> PathBuf {
-    let dir = repo().join("target/report-artifacts");
-    std::fs::create_dir_all(&dir).expect("create target/report-artifacts");
-    dir
-}
-
-async fn session(base: &str, token: &str) -> HttpClient {
-    let mut c = HttpClient::new(base);
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    c.initialize().await;
-    c
-}
-
-async fn ok(c: &mut HttpClient, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_ne!(r["isError"], true, "{tool} {args}: {r}");
-    r["structuredContent"].clone()
-}
-
 /// Runs tests/js/console.mjs with `plan`; its JSON answer.
 fn drive(plan: Value) -> Value {
-    let node = repo().join("tests/js/node_modules/.bin/node");
-    assert!(
-        repo()
-            .join("tests/js/node_modules/playwright-core")
-            .exists()
-            && node.exists(),
-        "playwright-core is not installed: run ./scripts/test.sh (npm ci in tests/js)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Chromium is not installed at {chromium}"
-    );
+    let (node, chromium) = crate::common::browser();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plan.json");
     let mut plan = plan;
@@ -93,7 +51,7 @@ fn drive(plan: Value) -> Value {
 /// Three resources whose one violation is a missing `Environment` with a suggestion of
 /// confidence 1.0, proposed as pending virtual tags: their ids.
 async fn propose_three(c: &mut HttpClient) -> Vec<i64> {
-    let check = ok(c, "check_tag_compliance", json!({"limit": 100})).await;
+    let check = c.ok("check_tag_compliance", json!({"limit": 100})).await;
     let mut candidates: Vec<String> = Vec::new();
     for v in check["violations"].as_array().unwrap() {
         let id = v["resource_id"].as_str().unwrap().to_string();
@@ -105,12 +63,12 @@ async fn propose_three(c: &mut HttpClient) -> Vec<i64> {
         }
     }
     // Exactly one violation (the missing key) on effective tags.
-    let validated = ok(
-        c,
-        "validate_resource_tags",
-        json!({"resource_ids": candidates.clone()}),
-    )
-    .await;
+    let validated = c
+        .ok(
+            "validate_resource_tags",
+            json!({"resource_ids": candidates.clone()}),
+        )
+        .await;
     let single: Vec<String> = validated["results"]
         .as_array()
         .unwrap()
@@ -124,12 +82,12 @@ async fn propose_three(c: &mut HttpClient) -> Vec<i64> {
         3,
         "the demo has resources missing only Environment"
     );
-    let proposed = ok(
-        c,
-        "suggest_tags",
-        json!({"resource_ids": single, "keys": ["Environment"], "propose": true}),
-    )
-    .await;
+    let proposed = c
+        .ok(
+            "suggest_tags",
+            json!({"resource_ids": single, "keys": ["Environment"], "propose": true}),
+        )
+        .await;
     let ids: Vec<i64> = serde_json::from_value(proposed["proposed_ids"].clone()).unwrap();
     assert_eq!(ids.len(), 3, "{proposed}");
     ids
@@ -139,9 +97,11 @@ async fn propose_three(c: &mut HttpClient) -> Vec<i64> {
 async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     let server = HttpServer::start(&["--demo", "--no-prewarm"], &[TOKENS]);
     let base = server.base.clone();
-    let mut approver = session(&base, "tok-approver").await;
+    let mut approver = HttpClient::authenticated(&base, "tok-approver").await;
     let ids = propose_three(&mut approver).await;
-    let before = ok(&mut approver, "check_tag_compliance", json!({"limit": 0})).await;
+    let before = approver
+        .ok("check_tag_compliance", json!({"limit": 0}))
+        .await;
 
     let seen = drive(json!({
         "mode": "main", "base": base,
@@ -191,7 +151,9 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     assert_eq!(seen["queue_total_after"], "1");
 
     // The score shown moved, and it is the tool's new score.
-    let after = ok(&mut approver, "check_tag_compliance", json!({"limit": 0})).await;
+    let after = approver
+        .ok("check_tag_compliance", json!({"limit": 0}))
+        .await;
     let shown_after: f64 = seen["score_after"].as_str().unwrap().parse().unwrap();
     assert_eq!(
         shown_after,
@@ -206,12 +168,9 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     assert!(shown_after > shown, "{shown} -> {shown_after}");
 
     // The store: the two approved by the approver with the reason; the third still pending.
-    let listed = ok(
-        &mut approver,
-        "review_virtual_tags",
-        json!({"ids": ids, "limit": 10}),
-    )
-    .await;
+    let listed = approver
+        .ok("review_virtual_tags", json!({"ids": ids, "limit": 10}))
+        .await;
     for t in listed["tags"].as_array().unwrap() {
         if t["id"] == ids[2] {
             assert_eq!(t["status"], "pending", "forged posts changed nothing: {t}");
@@ -257,13 +216,13 @@ async fn queue_scores_roles_csrf_and_reading_without_javascript_in_chromium() {
     assert_eq!(seen["dialogs"], json!([]));
 
     // Audit: the decision's row names the approver, like a review_virtual_tags call over MCP.
-    let mut admin = session(&base, "tok-admin").await;
-    let trail = ok(
-        &mut admin,
-        "get_audit_trail",
-        json!({"tool": "review_virtual_tags", "principal": "token:abe", "limit": 50}),
-    )
-    .await;
+    let mut admin = HttpClient::authenticated(&base, "tok-admin").await;
+    let trail = admin
+        .ok(
+            "get_audit_trail",
+            json!({"tool": "review_virtual_tags", "principal": "token:abe", "limit": 50}),
+        )
+        .await;
     let decisions: Vec<&Value> = trail["rows"]
         .as_array()
         .unwrap()

@@ -66,24 +66,6 @@ fn outcome(result: &Value) -> String {
     }
 }
 
-/// A session (2025-11-25) authenticated with `token`.
-async fn session(base: &str, token: &str) -> HttpClient {
-    let mut c = HttpClient::new(base);
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    c.initialize().await;
-    c
-}
-
 #[tokio::test]
 async fn made_up_session_ids_do_not_escape_the_burst() {
     let server = HttpServer::start(
@@ -239,7 +221,7 @@ async fn each_principal_reads_only_its_own_audit_rows_and_an_administrator_reads
         principal_of("token-b"),
         principal_of("token-admin"),
     );
-    let mut a = session(&server.base, "token-a").await;
+    let mut a = HttpClient::authenticated(&server.base, "token-a").await;
     let a_session = a.session.clone().unwrap();
     a.call(
         "validate_resource_tags",
@@ -247,7 +229,7 @@ async fn each_principal_reads_only_its_own_audit_rows_and_an_administrator_reads
     )
     .await;
     a.call("get_tagging_policy", json!({})).await;
-    let mut b = session(&server.base, "token-b").await;
+    let mut b = HttpClient::authenticated(&server.base, "token-b").await;
     b.call("get_tagging_policy", json!({})).await;
 
     let trail = b.call("get_audit_trail", json!({})).await;
@@ -281,7 +263,7 @@ async fn each_principal_reads_only_its_own_audit_rows_and_an_administrator_reads
     assert_eq!(by_session["structuredContent"]["total"], 0);
 
     // The administrator sees everyone's rows, and can pick one principal.
-    let mut admin = session(&server.base, "token-admin").await;
+    let mut admin = HttpClient::authenticated(&server.base, "token-admin").await;
     let all = admin.call("get_audit_trail", json!({})).await;
     let out = &all["structuredContent"];
     assert_eq!(
@@ -319,7 +301,7 @@ async fn the_verified_principal_is_recorded_beside_the_names_callers_give() {
     );
     let pa = principal_of("token-a");
     let pb = principal_of("token-b");
-    let mut a = session(&server.base, "token-a").await;
+    let mut a = HttpClient::authenticated(&server.base, "token-a").await;
     let suggested = a
         .call(
             "suggest_tags",
@@ -337,7 +319,7 @@ async fn the_verified_principal_is_recorded_beside_the_names_callers_give() {
     );
 
     // B decides, naming someone else: the name is kept as given, B's principal beside it.
-    let mut b = session(&server.base, "token-b").await;
+    let mut b = HttpClient::authenticated(&server.base, "token-b").await;
     let decided = b
         .call(
             "review_virtual_tags",

@@ -106,21 +106,8 @@ fn extension_tool_meta_and_self_contained_views_over_stdio() {
 
 /// Runs tests/js/app_host.mjs against the binary with a fresh data directory: its JSON answer.
 fn play_host(data_dir: &std::path::Path) -> Value {
-    let node = repo().join("tests/js/node_modules/.bin/node");
-    assert!(
-        repo()
-            .join("tests/js/node_modules/playwright-core")
-            .exists()
-            && node.exists(),
-        "playwright-core is not installed: run ./scripts/test.sh (npm ci in tests/js)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Chromium is not installed at {chromium}: apt-get install chromium"
-    );
-    let shots = repo().join("target/report-artifacts");
-    std::fs::create_dir_all(&shots).unwrap();
+    let (node, chromium) = crate::common::browser();
+    let shots = crate::common::artifacts();
     for name in ["compliance", "review", "cost-gap", "history"] {
         let _ = std::fs::remove_file(shots.join(format!("mcp-app-{name}.png")));
     }

@@ -159,17 +159,7 @@ async fn bearer_tokens_are_enforced_when_configured() {
             .unwrap()
             .starts_with("Bearer")
     );
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                "Bearer s3cret-token".parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
+    c.http = crate::common::bearer_client("s3cret-token");
     let init = c.initialize().await;
     assert_eq!(init["result"]["serverInfo"]["name"], "tagwarden");
 }

@@ -63,17 +63,7 @@ fn sample(parsed: &Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 fn authorised() -> reqwest::Client {
-    reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {TOKEN}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap()
+    crate::common::bearer_client(TOKEN)
 }
 
 #[tokio::test]

@@ -198,24 +198,6 @@ async fn initialize(base: &str, token: Option<&str>) -> (u16, String, String) {
     (status, challenge, resp.text().await.unwrap_or_default())
 }
 
-/// An MCP session authenticated with `token`.
-async fn session(base: &str, token: &str) -> HttpClient {
-    let mut c = HttpClient::new(base);
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    c.initialize().await;
-    c
-}
-
 fn keys() -> (TestKey, TestKey, TestKey) {
     (
         TestKey::load("es256-a.pem", "key-a", Algorithm::ES256),
@@ -358,7 +340,7 @@ async fn valid_tokens_are_accepted_and_every_bad_one_refused_with_a_challenge() 
     );
 
     // The principal is the issuer's host and the subject; the scope is its role.
-    let mut alice = session(&base, &valid).await;
+    let mut alice = HttpClient::authenticated(&base, &valid).await;
     let me = alice.call("get_audit_trail", json!({"limit": 1})).await;
     let me = &me["structuredContent"];
     assert_eq!(me["principal"], format!("oauth:{host}/alice"), "{me}");
@@ -377,7 +359,7 @@ async fn valid_tokens_are_accepted_and_every_bad_one_refused_with_a_challenge() 
         "{text}"
     );
     let approver = issuer.token(&a, "bob", "tagwarden:approve", json!({}));
-    let mut bob = session(&base, &approver).await;
+    let mut bob = HttpClient::authenticated(&base, &approver).await;
     let listed = bob
         .call("review_virtual_tags", json!({"action": "list"}))
         .await;

@@ -205,12 +205,6 @@ async fn two_replicas_share_one_history_and_one_audit_chain() {
     assert!(out.contains("BROKEN at row 8"), "{out}");
 }
 
-async fn ok(c: &mut HttpClient, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_ne!(r["isError"], json!(true), "{tool} {args}: {}", text(&r));
-    r["structuredContent"].clone()
-}
-
 fn compliant(check: &Value) -> u64 {
     check["effective"]["compliant"]
         .as_u64()
@@ -228,20 +222,20 @@ async fn two_replicas_share_virtual_tags_and_rules() {
     ca.initialize().await;
     cb.initialize().await;
     let check = json!({"limit": 0});
-    let before = compliant(&ok(&mut ca, "check_tag_compliance", check.clone()).await);
+    let before = compliant(&ca.ok("check_tag_compliance", check.clone()).await);
 
     // Proposed through A, listed and approved through B.
     let filter = json!({"resource_types": ["ec2:instance"], "regions": ["eu-west-1"],
                         "tags_missing": ["Owner"]});
-    let suggested = ok(
-        &mut ca,
-        "suggest_tags",
-        json!({"filter": filter, "keys": ["Owner"], "propose": true}),
-    )
-    .await;
+    let suggested = ca
+        .ok(
+            "suggest_tags",
+            json!({"filter": filter, "keys": ["Owner"], "propose": true}),
+        )
+        .await;
     let proposed = suggested["proposed"].as_u64().unwrap();
     assert!(proposed > 0, "{suggested}");
-    let pending = ok(&mut cb, "review_virtual_tags", json!({"limit": 500})).await;
+    let pending = cb.ok("review_virtual_tags", json!({"limit": 500})).await;
     assert_eq!(pending["total"].as_u64(), Some(proposed), "{pending}");
     assert!(
         pending["tags"]
@@ -250,47 +244,47 @@ async fn two_replicas_share_virtual_tags_and_rules() {
             .iter()
             .all(|t| t["status"] == "pending")
     );
-    let decided = ok(
-        &mut cb,
-        "review_virtual_tags",
-        json!({"action": "approve", "filter": {"sources": ["suggestion"]},
+    let decided = cb
+        .ok(
+            "review_virtual_tags",
+            json!({"action": "approve", "filter": {"sources": ["suggestion"]},
                "reason": "owners confirmed on replica B"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(decided["total"].as_u64(), Some(proposed), "{decided}");
 
     // A's effective view follows (its overlay reloads on the shared generation).
-    let after = compliant(&ok(&mut ca, "check_tag_compliance", check.clone()).await);
+    let after = compliant(&ca.ok("check_tag_compliance", check.clone()).await);
     assert!(
         after > before,
         "approved on B, not in effect on A: {before} -> {after}"
     );
     assert_eq!(
         after,
-        compliant(&ok(&mut cb, "check_tag_compliance", check).await)
+        compliant(&cb.ok("check_tag_compliance", check).await)
     );
 
     // A rule created on B applies on A.
     let rule = json!({"name": "web owners", "priority": 10,
         "when": {"field": "type", "eq": "ec2:instance"}, "set": {"CostCenter": "CC-9999"}});
-    let created = ok(
-        &mut cb,
-        "manage_tag_rules",
-        json!({"action": "create", "rule": rule}),
-    )
-    .await;
+    let created = cb
+        .ok(
+            "manage_tag_rules",
+            json!({"action": "create", "rule": rule}),
+        )
+        .await;
     let rule_id = created["rule"]["id"].as_i64().unwrap();
-    let listed = ok(&mut ca, "manage_tag_rules", json!({})).await;
+    let listed = ca.ok("manage_tag_rules", json!({})).await;
     assert_eq!(listed["rules"][0]["id"].as_i64(), Some(rule_id), "{listed}");
-    let ran = ok(&mut ca, "manage_tag_rules", json!({"action": "run"})).await;
+    let ran = ca.ok("manage_tag_rules", json!({"action": "run"})).await;
     let written = ran["written_pending"].as_u64().unwrap();
     assert!(written > 0, "{ran}");
-    let from_rule = ok(
-        &mut cb,
-        "review_virtual_tags",
-        json!({"filter": {"rule_id": rule_id}, "limit": 0}),
-    )
-    .await;
+    let from_rule = cb
+        .ok(
+            "review_virtual_tags",
+            json!({"filter": {"rule_id": rule_id}, "limit": 0}),
+        )
+        .await;
     assert_eq!(from_rule["total"].as_u64(), Some(written), "{from_rule}");
 
     // `check --database-url` reads the same tables.
@@ -381,41 +375,44 @@ async fn a_promotion_plan_made_on_one_replica_is_approved_on_the_other() {
     ca.initialize().await;
     cb.initialize().await;
 
-    let applied = ok(
-        &mut ca,
-        "apply_virtual_tag",
-        json!({"resource_ids": buckets, "key": "CostCenter", "value": "CC-2002",
+    let applied = ca
+        .ok(
+            "apply_virtual_tag",
+            json!({"resource_ids": buckets, "key": "CostCenter", "value": "CC-2002",
                "reason": "promotion across replicas"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(applied["written"].as_u64(), Some(buckets.len() as u64));
-    let plan = ok(&mut ca, "promote_virtual_tags", json!({"action": "plan"})).await["plan"].clone();
+    let plan = ca
+        .ok("promote_virtual_tags", json!({"action": "plan"}))
+        .await["plan"]
+        .clone();
     let plan_id = plan["plan_id"].as_i64().unwrap();
-    let shown = ok(
-        &mut cb,
-        "promote_virtual_tags",
-        json!({"action": "show", "plan_id": plan_id}),
-    )
-    .await["plan"]
+    let shown = cb
+        .ok(
+            "promote_virtual_tags",
+            json!({"action": "show", "plan_id": plan_id}),
+        )
+        .await["plan"]
         .clone();
     assert_eq!(shown["status"], "planned", "{shown}");
     assert_eq!(shown["resources"], plan["resources"], "{shown}");
     assert_eq!(shown["entries"], plan["entries"], "{shown}");
-    let approved = ok(
-        &mut cb,
-        "promote_virtual_tags",
-        json!({"action": "approve", "plan_id": plan_id, "reason": "owners confirmed",
+    let approved = cb
+        .ok(
+            "promote_virtual_tags",
+            json!({"action": "approve", "plan_id": plan_id, "reason": "owners confirmed",
                "approved_by": "bob@example.com"}),
-    )
-    .await["plan"]
+        )
+        .await["plan"]
         .clone();
     assert_eq!(approved["status"], "approved", "{approved}");
-    let on_a = ok(
-        &mut ca,
-        "promote_virtual_tags",
-        json!({"action": "show", "plan_id": plan_id}),
-    )
-    .await["plan"]
+    let on_a = ca
+        .ok(
+            "promote_virtual_tags",
+            json!({"action": "show", "plan_id": plan_id}),
+        )
+        .await["plan"]
         .clone();
     assert_eq!(on_a["status"], "approved", "{on_a}");
     assert_eq!(on_a["approved_by"], "bob@example.com", "{on_a}");

@@ -401,23 +401,6 @@ fn principal_of(token: &str) -> String {
     )
 }
 
-async fn http_session(base: &str, token: &str) -> crate::common::HttpClient {
-    let mut c = crate::common::HttpClient::new(base);
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    c.initialize().await;
-    c
-}
-
 #[test]
 fn over_http_the_plan_records_who_made_approved_and_applied_it() {
     // Its own moto: the stdio scenario counts TagResources calls on the other one.
@@ -444,8 +427,8 @@ fn over_http_the_plan_records_who_made_approved_and_applied_it() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut a = http_session(&server.base, "token-a").await;
-        let mut b = http_session(&server.base, "token-b").await;
+        let mut a = crate::common::HttpClient::authenticated(&server.base, "token-a").await;
+        let mut b = crate::common::HttpClient::authenticated(&server.base, "token-b").await;
         let missing: Vec<String> = m.expected["missing"]
             .as_array()
             .unwrap()
@@ -492,7 +475,7 @@ fn over_http_the_plan_records_who_made_approved_and_applied_it() {
                 "{refused}"
             );
         }
-        let mut c = http_session(&server.base, "token-c").await;
+        let mut c = crate::common::HttpClient::authenticated(&server.base, "token-c").await;
         let applied = c
             .call(
                 "promote_virtual_tags",

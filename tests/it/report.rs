@@ -9,13 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{StdioClient, check_json, path_str, repo, run};
-
-fn artifacts() -> PathBuf {
-    let dir = repo().join("target/report-artifacts");
-    std::fs::create_dir_all(&dir).expect("create target/report-artifacts");
-    dir
-}
+use crate::common::{StdioClient, artifacts, check_json, path_str, repo, run};
 
 fn structured(c: &mut StdioClient, tool: &str, args: Value) -> Value {
     let r = c.call(tool, args);
@@ -283,19 +277,7 @@ fn change_and_trend_come_from_the_snapshots_of_the_scope() {
 
 /// Runs tests/js/render_report.mjs: (its JSON answer, the screenshot's path).
 fn render_in_chromium(html: &std::path::Path, name: &str) -> (Value, PathBuf) {
-    let node = repo().join("tests/js/node_modules/.bin/node");
-    assert!(
-        repo()
-            .join("tests/js/node_modules/playwright-core")
-            .exists()
-            && node.exists(),
-        "playwright-core is not installed: run ./scripts/test.sh (npm ci in tests/js)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Chromium is not installed at {chromium}: apt-get install chromium (scripts/test.sh does it)"
-    );
+    let (node, chromium) = crate::common::browser();
     let png = artifacts().join(format!("{name}.png"));
     let _ = std::fs::remove_file(&png);
     let out = Command::new(node)

@@ -13,29 +13,6 @@ const TOKENS: (&str, &str) = (
     "vera:viewer:tok-viewer,abe:approver:tok-approver,ada:admin:tok-admin",
 );
 
-async fn session(base: &str, token: &str) -> HttpClient {
-    let mut c = HttpClient::new(base);
-    c.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    c.initialize().await;
-    c
-}
-
-async fn ok(c: &mut HttpClient, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_ne!(r["isError"], true, "{tool} {args}: {r}");
-    r["structuredContent"].clone()
-}
-
 /// The refusal's text; fails unless the call was refused for its role `needed`.
 async fn refused(c: &mut HttpClient, tool: &str, args: Value, needed: &str) -> String {
     let r = c.call(tool, args.clone()).await;
@@ -55,46 +32,42 @@ async fn a_viewer_cannot_decide_an_approver_cannot_promote_and_each_refusal_is_a
         &[TOKENS],
     );
     let base = server.base.clone();
-    let mut viewer = session(&base, "tok-viewer").await;
-    let mut approver = session(&base, "tok-approver").await;
-    let mut admin = session(&base, "tok-admin").await;
+    let mut viewer = HttpClient::authenticated(&base, "tok-viewer").await;
+    let mut approver = HttpClient::authenticated(&base, "tok-approver").await;
+    let mut admin = HttpClient::authenticated(&base, "tok-admin").await;
 
     // The viewer reads.
-    let me = ok(&mut viewer, "get_audit_trail", json!({"limit": 1})).await;
+    let me = viewer.ok("get_audit_trail", json!({"limit": 1})).await;
     assert_eq!(
         (&me["principal"], &me["role"], &me["admin"]),
         (&json!("token:vera"), &json!("viewer"), &json!(false))
     );
-    ok(&mut viewer, "check_tag_compliance", json!({"limit": 1})).await;
-    ok(
-        &mut viewer,
-        "review_virtual_tags",
-        json!({"action": "list"}),
-    )
-    .await;
-    ok(&mut viewer, "manage_tag_rules", json!({"action": "list"})).await;
-    ok(
-        &mut viewer,
-        "promote_virtual_tags",
-        json!({"action": "list"}),
-    )
-    .await;
-    ok(
-        &mut viewer,
-        "apply_virtual_tag",
-        json!({"filter": {"name_glob": "payments-*"}, "key": "CostCenter", "value": "CC-1234",
+    viewer.ok("check_tag_compliance", json!({"limit": 1})).await;
+    viewer
+        .ok("review_virtual_tags", json!({"action": "list"}))
+        .await;
+    viewer
+        .ok("manage_tag_rules", json!({"action": "list"}))
+        .await;
+    viewer
+        .ok("promote_virtual_tags", json!({"action": "list"}))
+        .await;
+    viewer
+        .ok(
+            "apply_virtual_tag",
+            json!({"filter": {"name_glob": "payments-*"}, "key": "CostCenter", "value": "CC-1234",
                "reason": "what if", "dry_run": true}),
-    )
-    .await;
+        )
+        .await;
 
     // The approver proposes and approves virtual tags.
-    let proposed = ok(
-        &mut approver,
-        "suggest_tags",
-        json!({"filter": {"resource_types": ["ec2:instance"], "regions": ["eu-west-1"],
+    let proposed = approver
+        .ok(
+            "suggest_tags",
+            json!({"filter": {"resource_types": ["ec2:instance"], "regions": ["eu-west-1"],
                "tags_missing": ["Owner"]}, "keys": ["Owner"], "propose": true}),
-    )
-    .await;
+        )
+        .await;
     let ids: Vec<i64> = proposed["proposed_ids"]
         .as_array()
         .unwrap()
@@ -172,20 +145,20 @@ async fn a_viewer_cannot_decide_an_approver_cannot_promote_and_each_refusal_is_a
 
     // The approver decides, but neither approves nor applies a promotion plan, nor reads
     // another principal's calls.
-    let decided = ok(
-        &mut approver,
-        "review_virtual_tags",
-        json!({"action": "approve", "ids": [ids[0]], "reason": "owners confirmed"}),
-    )
-    .await;
+    let decided = approver
+        .ok(
+            "review_virtual_tags",
+            json!({"action": "approve", "ids": [ids[0]], "reason": "owners confirmed"}),
+        )
+        .await;
     assert_eq!(decided["total"], 1, "{decided}");
     assert_eq!(decided["tags"][0]["decided_by_principal"], "token:abe");
-    ok(
-        &mut approver,
-        "review_virtual_tags",
-        json!({"action": "deny", "ids": [ids[1]], "reason": "not this one"}),
-    )
-    .await;
+    approver
+        .ok(
+            "review_virtual_tags",
+            json!({"action": "deny", "ids": [ids[1]], "reason": "not this one"}),
+        )
+        .await;
     let approver_refusals = [
         (
             "promote_virtual_tags",
@@ -208,12 +181,12 @@ async fn a_viewer_cannot_decide_an_approver_cannot_promote_and_each_refusal_is_a
     }
 
     // The administrator reads every refusal, each with the refused principal and tool.
-    let trail = ok(
-        &mut admin,
-        "get_audit_trail",
-        json!({"outcome": "refused:role", "limit": 100}),
-    )
-    .await;
+    let trail = admin
+        .ok(
+            "get_audit_trail",
+            json!({"outcome": "refused:role", "limit": 100}),
+        )
+        .await;
     let rows = trail["rows"].as_array().unwrap();
     let seen: Vec<(String, String)> = rows
         .iter()
@@ -239,12 +212,12 @@ async fn a_viewer_cannot_decide_an_approver_cannot_promote_and_each_refusal_is_a
     assert_eq!(count("token:abe", "promote_virtual_tags"), 2);
     assert_eq!(count("token:abe", "get_audit_trail"), 1);
     // The viewer's refused decision left no trace: the approver's stands.
-    let tag = ok(
-        &mut admin,
-        "review_virtual_tags",
-        json!({"action": "list", "ids": [ids[0]]}),
-    )
-    .await;
+    let tag = admin
+        .ok(
+            "review_virtual_tags",
+            json!({"action": "list", "ids": [ids[0]]}),
+        )
+        .await;
     assert_eq!(tag["tags"][0]["status"], "approved");
     assert_eq!(tag["tags"][0]["decided_by_principal"], "token:abe");
 }
@@ -282,13 +255,13 @@ fn a_tokens_file_open_to_everyone_is_refused_and_a_private_one_names_its_princip
     let server = HttpServer::start(&["--demo", "--no-prewarm", "--api-tokens-file", &path], &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut ops = session(&server.base, "tok-ops").await;
-        let me = ok(&mut ops, "get_audit_trail", json!({"limit": 1})).await;
+        let mut ops = HttpClient::authenticated(&server.base, "tok-ops").await;
+        let me = ops.ok("get_audit_trail", json!({"limit": 1})).await;
         assert_eq!(
             (&me["principal"], &me["role"]),
             (&json!("token:ops"), &json!("admin"))
         );
-        let mut finance = session(&server.base, "tok-finance").await;
+        let mut finance = HttpClient::authenticated(&server.base, "tok-finance").await;
         refused(
             &mut finance,
             "review_virtual_tags",

@@ -195,19 +195,7 @@ async fn a_sessions_budget_is_kept_in_redis_beside_its_principals() {
     let a = replica(&url, &prefix, &env);
     let b = replica(&url, &prefix, &env);
     // A 2025-11-25 session of token A on replica A.
-    let mut session = HttpClient::new(&a.base);
-    session.http = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::AUTHORIZATION,
-                "Bearer token-a".parse().expect("header"),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .expect("client");
-    session.initialize().await;
+    let mut session = HttpClient::authenticated(&a.base, "token-a").await;
     let outcome = |r: Value| {
         if r["isError"] == true {
             r["content"][0]["text"].as_str().unwrap_or("").to_string()

@@ -361,6 +361,19 @@ pub fn messages(content_type: &str, body: &str) -> Vec<Value> {
     }
 }
 
+/// An HTTP client that sends `Authorization: Bearer TOKEN` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let value = format!("Bearer {token}").parse().expect("a header value");
+    reqwest::Client::builder()
+        .default_headers(
+            [(reqwest::header::AUTHORIZATION, value)]
+                .into_iter()
+                .collect(),
+        )
+        .build()
+        .expect("an HTTP client")
+}
+
 impl HttpClient {
     pub fn new(base: &str) -> HttpClient {
         HttpClient {
@@ -369,6 +382,14 @@ impl HttpClient {
             session: None,
             next_id: 1,
         }
+    }
+
+    /// An initialized session whose requests carry the bearer `token`.
+    pub async fn authenticated(base: &str, token: &str) -> HttpClient {
+        let mut c = HttpClient::new(base);
+        c.http = bearer_client(token);
+        c.initialize().await;
+        c
     }
 
     pub async fn post(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Vec<Value>) {
@@ -434,6 +455,13 @@ impl HttpClient {
             .cloned()
             .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {r}"))
     }
+
+    /// A tool call that must succeed: its `structuredContent`.
+    pub async fn ok(&mut self, tool: &str, args: Value) -> Value {
+        let r = self.call(tool, args.clone()).await;
+        assert_ne!(r["isError"], json!(true), "{tool} {args}: {r}");
+        r["structuredContent"].clone()
+    }
 }
 
 /// Path to a tool in the test virtualenv (`.venv`, made by scripts/test.sh).
@@ -470,6 +498,32 @@ pub fn wait_for_port(port: u16, within: Duration) {
 
 pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests").join("fixtures").join(name)
+}
+
+/// Where browser tests leave their screenshots (kept for people to look at).
+pub fn artifacts() -> PathBuf {
+    let dir = repo().join("target/report-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/report-artifacts");
+    dir
+}
+
+/// Node (from `npm ci` in tests/js, with playwright-core) and Chromium for browser tests:
+/// (node, chromium); fails the test saying how to install what is missing.
+pub fn browser() -> (PathBuf, String) {
+    let node = repo().join("tests/js/node_modules/.bin/node");
+    assert!(
+        repo()
+            .join("tests/js/node_modules/playwright-core")
+            .exists()
+            && node.exists(),
+        "playwright-core is not installed: run ./scripts/test.sh (npm ci in tests/js)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not installed at {chromium}: apt-get install chromium (scripts/test.sh does it)"
+    );
+    (node, chromium)
 }
 
 pub fn path_str(p: &Path) -> String {
