@@ -140,6 +140,16 @@ impl Outcome {
     }
 }
 
+/// How a call is metered (see `Guard::call` and `Guard::call_from_console`).
+#[derive(Debug, Clone, Copy)]
+enum Metering {
+    /// An MCP call: its session's budgets (or the stateless ones) and loop detection.
+    Mcp,
+    /// A console page: the budgets of this key (`CONSOLE_SESSION`, `STATELESS_SESSION`), no
+    /// loop detection.
+    Page(&'static str),
+}
+
 impl Guard {
     pub(crate) fn new(config: GuardConfig, audit: Option<Arc<dyn AuditStore>>) -> Guard {
         Guard {
@@ -172,14 +182,23 @@ impl Guard {
         arguments: Option<JsonObject>,
         progress: Option<Arc<dyn ScanProgress>>,
     ) -> Result<CallToolResult, McpError> {
-        self.run(registry, app, caller, tool, arguments, progress, true)
-            .await
+        self.run(
+            registry,
+            app,
+            caller,
+            tool,
+            arguments,
+            progress,
+            Metering::Mcp,
+        )
+        .await
     }
 
-    /// The pipeline for the web console: without loop detection and the session's own budgets
-    /// (a person reloading a page repeats the same call by design), but charged to the
-    /// principal's and the server's budgets. Limits, the role check, sanitisation and the audit
-    /// row are the same as `call`'s.
+    /// The pipeline for the web console: without loop detection (reloading a page repeats the
+    /// same calls by design). A person's console session (`person`) skips the per-minute
+    /// budgets too but is charged to the principal's hourly and the server's; a script calling
+    /// `/ui` with a bearer header meets every budget a stateless `/mcp` call meets. Limits,
+    /// the role check, sanitisation and the audit row are the same as `call`'s.
     pub(crate) async fn call_from_console(
         &self,
         registry: &Registry,
@@ -187,9 +206,23 @@ impl Guard {
         caller: &Caller,
         tool: &str,
         arguments: Option<JsonObject>,
+        person: bool,
     ) -> Result<CallToolResult, McpError> {
-        self.run(registry, app, caller, tool, arguments, None, false)
-            .await
+        let budgets = if person {
+            CONSOLE_SESSION
+        } else {
+            STATELESS_SESSION
+        };
+        self.run(
+            registry,
+            app,
+            caller,
+            tool,
+            arguments,
+            None,
+            Metering::Page(budgets),
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -201,7 +234,7 @@ impl Guard {
         tool: &str,
         arguments: Option<JsonObject>,
         progress: Option<Arc<dyn ScanProgress>>,
-        metered: bool,
+        metering: Metering,
     ) -> Result<CallToolResult, McpError> {
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!(
@@ -230,7 +263,7 @@ impl Guard {
                     tool,
                     &args,
                     &canonical,
-                    metered,
+                    metering,
                 )
                 .await;
             let answer = answer
@@ -289,7 +322,7 @@ impl Guard {
         tool: &str,
         args: &Value,
         canonical: &str,
-        metered: bool,
+        metering: Metering,
     ) -> (Result<CallToolResult, McpError>, Outcome) {
         let Some(entry) = registry.get(tool) else {
             let error = McpError::invalid_params(
@@ -332,18 +365,19 @@ impl Guard {
                 Outcome::Refused("audit"),
             );
         }
-        // The console (`call_from_console`) skips loop detection and the per-minute budgets (a
-        // person reloading a page repeats calls by design) but not the principal's hourly and
-        // the server's: /ui must be no way around the budgets /mcp enforces.
-        if !metered && let Err(why) = self.state.take(&caller.principal.id, CONSOLE_SESSION).await {
+        // Budgets and loops are keyed on the verified principal: a made-up session id neither
+        // escapes them nor spends another principal's. Console pages (`call_from_console`)
+        // skip loop detection, and a person's session the per-minute budgets, but never the
+        // principal's hourly and the server's: /ui must be no way around the budgets /mcp
+        // enforces.
+        let budget_key = match metering {
+            Metering::Mcp => caller.session.as_str(),
+            Metering::Page(key) => key,
+        };
+        if let Err(why) = self.state.take(&caller.principal.id, budget_key).await {
             return (refusal(&why), Outcome::Refused("budget"));
         }
-        if metered {
-            // Budgets and loops are keyed on the verified principal: a made-up session id neither
-            // escapes them nor spends another principal's.
-            if let Err(why) = self.state.take(&caller.principal.id, &caller.session).await {
-                return (refusal(&why), Outcome::Refused("budget"));
-            }
+        if matches!(metering, Metering::Mcp) {
             // The same call with defaults spelled out (`force_refresh: false`, `accounts: []`) is
             // the same call: fingerprint the arguments as the tool reads them.
             let normalised = entry

@@ -503,6 +503,35 @@ async fn console_calls_use_up_the_principals_budget_and_other_sites_are_refused(
     assert_eq!(r.status(), 403);
 }
 
+/// A script calling the console's pages with a bearer header (no console session) is metered
+/// like a stateless `/mcp` call: the per-minute budgets a person's session skips apply to it.
+#[tokio::test]
+async fn bearer_requests_to_the_console_meet_the_per_minute_budgets() {
+    let server = HttpServer::start(
+        &["--demo", "--no-prewarm", "--budget-principal-burst", "3"],
+        &[TOKENS],
+    );
+    let http = reqwest::Client::new();
+    let mut refused = None;
+    for i in 0..8 {
+        let body = http
+            .get(format!("{}/ui/rules", server.base))
+            .bearer_auth("tok-viewer")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("TAGWARDEN_BUDGET_PRINCIPAL_BURST") {
+            refused = Some(i);
+            break;
+        }
+    }
+    let refused = refused.expect("bearer pages must meet the per-minute budget");
+    assert!(refused <= 3, "refused only after {refused} pages");
+}
+
 /// Behind a TLS proxy on the same machine the server listens on loopback, yet the browser
 /// speaks HTTPS: `--console-secure-cookie` marks the session cookie `Secure` all the same.
 #[tokio::test]
