@@ -532,6 +532,20 @@ async fn bearer_requests_to_the_console_meet_the_per_minute_budgets() {
     assert!(refused <= 3, "refused only after {refused} pages");
 }
 
+/// The login form needs no authentication: what a stranger may post to it is small.
+#[tokio::test]
+async fn a_large_console_form_is_refused_before_it_is_read() {
+    let server = HttpServer::start(&["--demo", "--no-prewarm"], &[TOKENS]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/ui/login", server.base))
+        .header("origin", server.base.as_str())
+        .form(&[("token", "x".repeat(200 * 1024))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
 /// Behind a TLS proxy on the same machine the server listens on loopback, yet the browser
 /// speaks HTTPS: `--console-secure-cookie` marks the session cookie `Secure` all the same.
 #[tokio::test]

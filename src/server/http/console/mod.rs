@@ -99,6 +99,9 @@ impl Console {
         Router::new()
             .route("/ui/login", get(login_form).post(login))
             .merge(pages)
+            // Forms are a token, a reason and at most a page of ids: no stranger may send more
+            // (the login form needs no authentication).
+            .layer(axum::extract::DefaultBodyLimit::max(CONSOLE_MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 host_gate,
@@ -106,6 +109,9 @@ impl Console {
             .with_state(state)
     }
 }
+
+/// The largest form body the console reads.
+const CONSOLE_MAX_BODY: usize = 64 * 1024;
 
 pub(super) struct ConsoleState {
     server: TagwardenServer,
@@ -399,7 +405,10 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
         return match state.auth.authenticate(&token).await {
             Ok((principal, _)) => admit(request, next, principal, None).await,
             Err(why) => {
-                if let Some(refusal) = state.auth.failed(login_ip) {
+                // A valid token without a Tagwarden scope is no guess (as on /mcp).
+                if matches!(why, Refused::Invalid)
+                    && let Some(refusal) = state.auth.failed(login_ip)
+                {
                     return refusal;
                 }
                 let message = match why {
@@ -566,7 +575,9 @@ async fn login(
         match state.auth.authenticate(token).await {
             Ok(p) => p,
             Err(why) => {
-                if let Some(refusal) = state.auth.failed(login_ip) {
+                if matches!(why, Refused::Invalid)
+                    && let Some(refusal) = state.auth.failed(login_ip)
+                {
                     return refusal;
                 }
                 let mut r = state.page(
