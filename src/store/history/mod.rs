@@ -273,8 +273,8 @@ impl HistoryDb {
 
     /// Deletes interned rows that no snapshot references; returns how many. Reads every
     /// remaining member list (13 bytes per member), in one write transaction. Each table's
-    /// highest id is always kept, so SQLite never hands out a deleted id again: the in-memory
-    /// indexes of other writers (`InternMap::catch_up`) rely on ids only growing.
+    /// highest id is always kept, so SQLite never hands out a deleted id again; freeing
+    /// anything moves `intern_epoch`, which makes every writer's in-memory maps reload.
     fn collect_garbage(&self) -> Result<usize, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -310,8 +310,11 @@ impl HistoryDb {
             tx.execute("UPDATE intern_epoch SET epoch = epoch + 1", [])?;
         }
         tx.commit()?;
-        // The index would only shrink on the next insert's catch-up; free it now.
-        *self.intern_cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if freed > 0 {
+            // The index would only be dropped at the next insert (the epoch moved); free it
+            // now. When nothing was freed it stays valid: the next insert need not reload it.
+            *self.intern_cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         Ok(freed)
     }
 

@@ -129,9 +129,10 @@ type Fingerprint = [u8; 32];
 /// Compliance snapshots and dead letters on PostgreSQL.
 pub(crate) struct PgHistory {
     pool: Pool,
-    /// The resource and tag-set fingerprint maps from earlier inserts (taken out during an
-    /// insert, put back on commit).
-    maps: std::sync::Mutex<Option<[ChunkMap; 2]>>,
+    /// The resource and tag-set fingerprint maps from earlier inserts, held for a whole
+    /// insert: this replica's inserts queue here (they queue on the advisory lock anyway), and
+    /// a failed insert leaves them as they were instead of dropping them.
+    maps: tokio::sync::Mutex<[ChunkMap; 2]>,
 }
 
 impl PgHistory {
@@ -141,23 +142,15 @@ impl PgHistory {
         in_store(STORE, convert_row_tables(&pool).await)?;
         Ok(PgHistory {
             pool,
-            maps: std::sync::Mutex::new(None),
+            maps: tokio::sync::Mutex::new(Default::default()),
         })
     }
 
-    fn take_maps(&self) -> [ChunkMap; 2] {
-        self.maps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default()
-    }
-
     async fn insert(&self, s: &NewSnapshot) -> Result<i64, StoreError> {
+        let mut maps = self.maps.lock().await;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         lock(&tx).await?;
-        let mut maps = self.take_maps();
         catch_up(&tx, &mut maps).await?;
         let (members, interned, last_rows) = pack_members(&tx, &maps, &s.members).await?;
         let row = tx
@@ -190,10 +183,9 @@ impl PgHistory {
             )
             .await?;
         tx.commit().await?;
-        let [resources, tag_sets] = &mut maps;
+        let [resources, tag_sets] = &mut *maps;
         interned.resources.commit_into(resources, last_rows[0]);
         interned.tag_sets.commit_into(tag_sets, last_rows[1]);
-        *self.maps.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps);
         Ok(row.try_get(0)?)
     }
 
@@ -327,8 +319,8 @@ impl PgHistory {
             tracing::debug!(snapshots = deleted, interned_rows = freed, "history pruned");
         }
         tx.commit().await?;
-        // The maps may name removed entries: reload on the next insert.
-        *self.maps.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // Maps that may name removed entries reload on the next insert: the epoch moved when
+        // anything was freed (`ChunkMap::follow_epoch`); otherwise they stay valid.
         Ok(count(i64::try_from(deleted).unwrap_or(i64::MAX)))
     }
 
