@@ -190,11 +190,6 @@ pub(super) fn bearer(request: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Bearer-token check: a static token, else (with OAuth) an access token. Without tokens
-/// and OAuth the server is loopback-only and open: the client address is the principal, with
-/// every role, like the local user on stdio. Puts the verified [`Principal`] in the request's
-/// extensions. A valid access token without any Tagwarden scope gets 403 `insufficient_scope`
-/// (not a failed login); everything else refused gets 401 with `WWW-Authenticate`.
 /// The principal of a request when the server has no tokens and no OAuth (loopback only): the
 /// local user, with every role, named by address.
 pub(super) fn open_principal(ip: Option<IpAddr>) -> Principal {
@@ -204,6 +199,11 @@ pub(super) fn open_principal(ip: Option<IpAddr>) -> Principal {
     }
 }
 
+/// Bearer-token check: a static token, else (with OAuth) an access token. Without tokens
+/// and OAuth the server is loopback-only and open: the client address is the principal, with
+/// every role, like the local user on stdio. Puts the verified [`Principal`] in the request's
+/// extensions. A valid access token without any Tagwarden scope gets 403 `insufficient_scope`
+/// (not a failed login); everything else refused gets 401 with `WWW-Authenticate`.
 pub(super) async fn require_bearer(
     State(auth): State<Arc<Auth>>,
     mut request: Request,

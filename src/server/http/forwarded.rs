@@ -10,11 +10,11 @@
 //! the open-mode principal (no tokens, loopback). List only the proxies' own addresses: a
 //! client inside a trusted block could name any address it likes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -83,11 +83,7 @@ pub(super) async fn client_address(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical());
-    if let Some(peer) = peer {
+    if let Some(peer) = super::auth::peer(&request) {
         let client = client_of(peer, request.headers(), &trusted);
         request.extensions_mut().insert(ClientAddr(client));
     }

@@ -266,6 +266,10 @@ impl ChunkMap {
     /// Records the entries of chunk rows `(row id, last_id, data)` read from the store, hashing
     /// them on two threads (a fresh process catching up with a million-entry store).
     pub(crate) fn load_all(&mut self, rows: &[(i64, u32, Vec<u8>)]) -> Result<(), String> {
+        if rows.is_empty() {
+            // Nothing new since the last insert (the common case): no thread to start.
+            return Ok(());
+        }
         let hash = |part: &[(i64, u32, Vec<u8>)]| -> Result<Vec<(Fingerprint, u32)>, String> {
             let mut out = Vec::new();
             for (row, _, data) in part {

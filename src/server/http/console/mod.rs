@@ -21,7 +21,7 @@ mod pages;
 mod render;
 mod session;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -342,10 +342,6 @@ fn with_headers(mut response: Response, nonce: &str) -> Response {
     response
 }
 
-fn peer(request: &Request) -> Option<IpAddr> {
-    auth::peer(request)
-}
-
 /// Refuses a `Host` the server does not answer to (DNS rebinding), as on `/mcp`.
 async fn host_gate(
     State(state): State<Arc<ConsoleState>>,
@@ -358,9 +354,6 @@ async fn host_gate(
     }
 }
 
-/// Authenticates a console request (see the module header) and puts the [`Viewer`] and its
-/// principal in the request's extensions. Without credentials a page read is sent to the
-/// login form; anything else is refused.
 /// Why a request made by another site is refused, if it is one: `Sec-Fetch-Site` says
 /// `cross-site` or `same-site` and the request is not a top-level navigation.
 fn cross_site(headers: &axum::http::HeaderMap) -> Option<&'static str> {
@@ -376,6 +369,9 @@ fn cross_site(headers: &axum::http::HeaderMap) -> Option<&'static str> {
     )
 }
 
+/// Authenticates a console request (see the module header) and puts the [`Viewer`] and its
+/// principal in the request's extensions. Without credentials a page read is sent to the
+/// login form; anything else is refused.
 async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Next) -> Response {
     // A page of another site (or another port of this host) may make the browser fetch /ui
     // with its cookies or, in open mode, as the local user: only this console's own pages and
@@ -393,7 +389,7 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
     if let Some((principal, view)) = live {
         return admit(request, next, principal, Some(view)).await;
     }
-    let ip = peer(&request);
+    let ip = auth::peer(&request);
     let login_ip = auth::login_address(&request);
     if let Some(token) = auth::bearer(&request).map(str::to_string) {
         if state.auth.open() {
@@ -462,8 +458,7 @@ async fn gate(State(state): State<Arc<ConsoleState>>, request: Request, next: Ne
     )
 }
 
-/// The principal of the open (no-authentication) mode: as on `/mcp`, the client address with
-/// every role.
+/// Lets the request through as `principal` (with its console session, if it has one).
 async fn admit(
     mut request: Request,
     next: Next,

@@ -90,21 +90,16 @@ impl Sessions {
         let ends = now + token_left.map_or(MAX_LIFETIME, |left| left.min(MAX_LIFETIME));
         let mut table = self.lock();
         table.retain(|_, s| self.live(s, now));
-        loop {
-            let own: Vec<([u8; 32], Instant)> = table
-                .iter()
-                .filter(|(_, s)| s.principal.id == principal.id)
-                .map(|(k, s)| (*k, s.last_seen))
-                .collect();
-            if own.len() < PER_PRINCIPAL {
-                break;
-            }
-            match own.iter().min_by_key(|(_, seen)| *seen) {
-                Some((k, _)) => {
-                    table.remove(k);
-                }
-                None => break,
-            }
+        // The cap holds at all times, so one eviction makes room.
+        let own: Vec<([u8; 32], Instant)> = table
+            .iter()
+            .filter(|(_, s)| s.principal.id == principal.id)
+            .map(|(k, s)| (*k, s.last_seen))
+            .collect();
+        if own.len() >= PER_PRINCIPAL
+            && let Some((k, _)) = own.iter().min_by_key(|(_, seen)| *seen)
+        {
+            table.remove(k);
         }
         while table.len() >= self.max {
             let oldest = table
