@@ -410,6 +410,21 @@ pub(crate) struct Interned {
     pub tag_sets: Pending,
 }
 
+impl Interned {
+    /// The new entries of both dictionaries compressed into chunks: [resources, tag sets].
+    pub(crate) fn seal(&mut self) -> Result<[Vec<Chunk>; 2], String> {
+        Ok([self.resources.seal()?, self.tag_sets.seal()?])
+    }
+
+    /// Puts the added entries into the writer's maps once the snapshot is committed;
+    /// `last_chunk_rows`: the highest chunk row inserted into each dictionary.
+    pub(crate) fn commit_into(self, maps: [&mut ChunkMap; 2], last_chunk_rows: [Option<i64>; 2]) {
+        let [resources, tag_sets] = maps;
+        self.resources.commit_into(resources, last_chunk_rows[0]);
+        self.tag_sets.commit_into(tag_sets, last_chunk_rows[1]);
+    }
+}
+
 /// Interns the members' resources and tag sets. Fingerprints are computed on two threads
 /// (hashing is most of the work); entries are encoded again only for the few that are new.
 pub(crate) fn intern_members(

@@ -135,15 +135,10 @@ impl HistoryDb {
         let packed = pack_members(&tx, &mut maps, &s.members)?;
         let id = insert_snapshot_row(&tx, s, &packed.blob)?;
         tx.commit()?;
-        let [resources, tag_sets] = packed.last_chunk_rows;
-        packed
-            .interned
-            .resources
-            .commit_into(&mut maps.resources, resources);
-        packed
-            .interned
-            .tag_sets
-            .commit_into(&mut maps.tag_sets, tag_sets);
+        packed.interned.commit_into(
+            [&mut maps.resources, &mut maps.tag_sets],
+            packed.last_chunk_rows,
+        );
         *cache = Some(maps);
         Ok(id)
     }
@@ -618,17 +613,10 @@ fn pack_members(
 ) -> Result<PackedMembers, StoreError> {
     let mut interned = chunks::intern_members(&maps.resources, &maps.tag_sets, members)
         .map_err(StoreError::Sql)?;
+    let [resources, tag_sets] = interned.seal().map_err(StoreError::Sql)?;
     let last_chunk_rows = [
-        insert_chunks(
-            tx,
-            Dictionary::Resources,
-            &interned.resources.seal().map_err(StoreError::Sql)?,
-        )?,
-        insert_chunks(
-            tx,
-            Dictionary::TagSets,
-            &interned.tag_sets.seal().map_err(StoreError::Sql)?,
-        )?,
+        insert_chunks(tx, Dictionary::Resources, &resources)?,
+        insert_chunks(tx, Dictionary::TagSets, &tag_sets)?,
     ];
     // Violation sets repeat across most members: each distinct one is hashed once.
     let mut violation_sets: FxHashMap<&[String], u32> = FxHashMap::default();

@@ -184,8 +184,7 @@ impl PgHistory {
             .await?;
         tx.commit().await?;
         let [resources, tag_sets] = &mut *maps;
-        interned.resources.commit_into(resources, last_rows[0]);
-        interned.tag_sets.commit_into(tag_sets, last_rows[1]);
+        interned.commit_into([resources, tag_sets], last_rows);
         Ok(row.try_get(0)?)
     }
 
@@ -552,19 +551,10 @@ async fn pack_members(
 ) -> Result<(Vec<u8>, chunks::Interned, [Option<i64>; 2]), StoreError> {
     let mut interned =
         chunks::intern_members(&maps[0], &maps[1], members).map_err(StoreError::Sql)?;
+    let [resources, tag_sets] = interned.seal().map_err(StoreError::Sql)?;
     let last_rows = [
-        insert_chunks(
-            tx,
-            Dictionary::Resources,
-            &interned.resources.seal().map_err(StoreError::Sql)?,
-        )
-        .await?,
-        insert_chunks(
-            tx,
-            Dictionary::TagSets,
-            &interned.tag_sets.seal().map_err(StoreError::Sql)?,
-        )
-        .await?,
+        insert_chunks(tx, Dictionary::Resources, &resources).await?,
+        insert_chunks(tx, Dictionary::TagSets, &tag_sets).await?,
     ];
     let mut violation_sets: FxHashMap<Fingerprint, String> = FxHashMap::default();
     let mut v_order = Vec::new();
