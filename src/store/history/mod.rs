@@ -1009,4 +1009,4 @@ fn json_column<T: serde::de::DeserializeOwned>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

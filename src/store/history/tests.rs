@@ -6,11 +6,12 @@ use serde_json::json;
 
 use super::*;
 
-fn at(day: u32, hour: u32) -> DateTime<Utc> {
+/// Fixtures shared with the PostgreSQL backend's tests.
+pub(crate) fn at(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
 }
 
-fn member(i: usize) -> MemberRecord {
+pub(crate) fn member(i: usize) -> MemberRecord {
     MemberRecord {
         resource_id: format!("arn:aws:ec2:eu-west-1:111122223333:instance/i-{i:06}"),
         resource_type: "ec2:instance".into(),

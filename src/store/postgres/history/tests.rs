@@ -1,37 +1,13 @@
 //! History store on PostgreSQL: round trips, listing order, the previous snapshot, filter
 //! sets, pruning with garbage collection, dead letters, and replicas inserting at once.
 
-use chrono::{Duration, TimeZone};
+use chrono::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::store::history::tests::{at, member};
 use crate::store::postgres::connect;
 use crate::store::postgres::testing::TestSchema;
-
-fn at(day: u32, hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
-}
-
-fn member(i: usize) -> MemberRecord {
-    MemberRecord {
-        resource_id: format!("arn:aws:ec2:eu-west-1:111122223333:instance/i-{i:06}"),
-        resource_type: "ec2:instance".into(),
-        region: "eu-west-1".into(),
-        account: "111122223333".into(),
-        name: arcstr::format!("web-{i}"),
-        tags: vec![
-            ("CostCenter".into(), arcstr::format!("CC-{}", i % 7)),
-            ("Environment".into(), "prod".into()),
-        ],
-        violations: if i.is_multiple_of(3) {
-            vec!["missing_tag:Owner".into()]
-        } else {
-            vec![]
-        },
-        failing: i.is_multiple_of(3),
-        in_scope: !i.is_multiple_of(5),
-    }
-}
 
 fn snapshot(taken_at: DateTime<Utc>, filters: Value, members: Vec<MemberRecord>) -> NewSnapshot {
     NewSnapshot {
